@@ -1,0 +1,171 @@
+"""IOI claims: a few attention heads carry indirect-object identification.
+
+Source: seed 004 (Project 41, "Patching heads in IOI", M. X. Cohen), Parts 1-5;
+Wang et al. 2022 ("Interpretability in the Wild") for gpt2 expectations.
+Stimulus: fixtures/stimuli/ioi_v1.json (the seed's Mike/Emma pair + templated
+pairs, both S2 orders). Score: logit(A) - logit(B) at the last position.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from fixtures.loaders import ioi_pairs
+from probes import figures, ioi, stats
+from probes.loading import random_init_like
+
+FAMILY = "ioi"
+_SETS: dict[str, tuple] = {}
+
+
+@pytest.fixture
+def prompts(lm):
+    """The IOI prompt set tokenised for this model (cached per model)."""
+    if lm.spec.id not in _SETS:
+        _SETS[lm.spec.id] = ioi.prompt_sets(lm, ioi_pairs(version=1))
+    sets, info = _SETS[lm.spec.id]
+    assert info["n_pairs"] >= 20, f"only {info['n_pairs']} IOI pairs are single-token names for this tokenizer"
+    return sets, info
+
+
+def min_gap(lm) -> float:
+    return lm.spec.expectation(FAMILY).get("min_gap", 1.0)
+
+
+def top_heads(delta: np.ndarray, k: int, sign: int = -1) -> list[dict]:
+    """The k heads with the most negative (sign=-1) or largest |.| (sign=0) effect, as L.H ids with values."""
+    L, H = delta.shape
+    key = delta.ravel() if sign == -1 else -np.abs(delta.ravel())
+    order = np.argsort(key, kind="stable")[:k]
+    return [{"head": f"{i // H}.{i % H}", "delta": float(delta.ravel()[i])} for i in order]
+
+
+@pytest.mark.claim(id="ioi.behaviour", family=FAMILY, source="seed 004 Part 1; Wang et al. 2022")
+def test_behaviour_prefers_indirect_object(lm, prompts, claim_snapshot, figure_path):
+    """The model predicts the indirect object over the subject, on the seed pair and the templated set."""
+    sets, info = prompts
+    # measurement
+    res = ioi.behaviour(lm, sets)
+    # null control: IO/S labels exchangeable -> logit differences symmetric about 0 (sign-flip test)
+    # criterion (threshold from the registry)
+    min_acc = lm.spec.expectation(FAMILY).get("min_accuracy", 0.9)
+    assert res["accuracy"] >= min_acc, f"IO>S on {res['accuracy']:.1%} of prompts, expected >= {min_acc:.0%}"
+    assert res["null_p_sign_flip"] < 0.01, f"mean logit diff {res['mean_logit_diff']:.3f} not above sign-flip null"
+    # snapshot
+    claim_snapshot({"n_prompts": res["n_prompts"], "accuracy": res["accuracy"],
+                    "mean_logit_diff": res["mean_logit_diff"], "median_logit_diff": res["median_logit_diff"],
+                    "dropped_multi_token": info["dropped_multi_token"]}, rel=1e-3, abs_=1e-4)
+    # figure: the seed pair's log-softmax panels + the distribution over the set
+    seed = next(s for s in sets if ("Mike", "Emma") in s.names) if any(("Mike", "Emma") in s.names for s in sets) \
+        else sets[0]
+    i = seed.names.index(("Mike", "Emma")) if ("Mike", "Emma") in seed.names else 0
+    with torch.no_grad():
+        lb = torch.log_softmax(lm.model(input_ids=seed.base[i:i + 1]).logits[0, -1].float(), -1).cpu().numpy()
+        ls = torch.log_softmax(lm.model(input_ids=seed.source[i:i + 1]).logits[0, -1].float(), -1).cpu().numpy()
+    a, b = seed.names[i]
+    figures.save(figures.ioi_behaviour(
+        f"ioi.behaviour - {lm.spec.id}", lb, ls, int(seed.a_ids[i]), int(seed.b_ids[i]), a, b, seed.texts[i],
+        lm.tokenizer.decode(seed.source[i]), res["logit_diffs"], res["null_p_sign_flip"]),
+        figure_path("ioi.behaviour"))
+
+
+@pytest.mark.claim(id="ioi.head_silencing", family=FAMILY, source="seed 004 Part 2")
+def test_silencing_some_heads_lowers_ioi(lm, prompts, claim_snapshot, figure_path):
+    """Silencing one head (permuting its output) lowers the IOI score: for the top head by >= 20% of the clean
+    score, consistently across prompts."""
+    sets, _ = prompts
+    res = ioi.silencing(lm, sets, n_perm=3, seed=0)
+    d, per = res["delta"], res["delta_per_prompt"]  # (L, H), (L, H, P)
+    L, H = d.shape
+    # null control: a head that does not carry IOI has per-prompt deltas centred on 0 (one-sample t-test,
+    # Bonferroni over all heads); and there must be an IOI score to lower
+    _, p = stats.ttest_1samp(per)
+    sig_neg = stats.bonferroni(p) & (d < 0)
+    worst = np.unravel_index(np.argmin(d), d.shape)
+    assert res["clean_mean"] >= min_gap(lm), f"clean IOI score {res['clean_mean']:.3f}: no IOI to silence"
+    assert sig_neg[worst], f"the most damaging head {worst} is not significant (p={p[worst]:.2g})"
+    assert d[worst] <= -0.2 * res["clean_mean"], \
+        f"top head lowers IOI by {-d[worst]:.3f}, < 20% of the clean score {res['clean_mean']:.3f}"
+    r = float(np.corrcoef(res["head_norm"].ravel(), d.ravel())[0, 1])
+    claim_snapshot({"clean_mean": res["clean_mean"], "n_significant_negative": int(sig_neg.sum()),
+                    "top_heads": top_heads(d, 5), "norm_effect_r": r}, rel=1e-3, abs_=1e-4)
+    figures.save(figures.ioi_head_effects(f"ioi.head_silencing - {lm.spec.id}", d, third="norm",
+                                          head_norm=res["head_norm"], kind="silenced"),
+                 figure_path("ioi.head_silencing"))
+
+
+@pytest.mark.claim(id="ioi.head_norms", family=FAMILY, source="seed 004 Part 3")
+def test_head_norms_are_structured_by_training(lm, prompts, claim_snapshot, figure_path):
+    """Average attention-head norms per layer x token (position 0 excluded) vary more than in randomly
+    initialised models of the same config: training, not architecture, shapes them."""
+    sets, _ = prompts
+    layer = lm.spec.param("head_activation_layer", lm.adapter.n_layers // 2)
+
+    def cv(model) -> float:
+        vals = []
+        for s in sets:
+            acts = ioi.head_acts(model, s.source)  # (L, P, T, H, dh)
+            nm = acts.float().norm(dim=-1).mean(-1)[:, :, 1:]  # (L, P, T-1), position 0 excluded
+            vals.append((nm.std(dim=(0, 2)) / nm.mean(dim=(0, 2))).cpu())
+        return float(torch.cat(vals).mean())
+    observed = cv(lm)
+    # null control: the same statistic on randomly initialised models of the same config
+    null = [cv(random_init_like(lm, seed)) for seed in range(3)]
+    assert observed > 1.5 * max(null), f"norm CV {observed:.3f} not above 1.5x random-init CVs {null}"
+    s0 = sets[0]
+    acts = ioi.head_acts(lm, s0.source[:1])
+    nmap = ioi.head_norm_map(acts)
+    claim_snapshot({"cv": observed, "random_init_cv": null, "layer": layer,
+                    "norm_by_layer": nmap[:, 1:].mean(1).tolist()}, rel=1e-3, abs_=1e-4)
+    labels = [lm.tokenizer.decode([t]) for t in s0.source[0].tolist()]
+    figures.save(figures.ioi_head_activations(f"ioi.head_norms - {lm.spec.id}", acts[layer, 0].float().cpu().numpy(),
+                                              labels, layer, nmap, null, observed), figure_path("ioi.head_norms"))
+
+
+@pytest.mark.claim(id="ioi.mention_selectivity", family=FAMILY, source="seed 004 Part 4")
+def test_heads_tell_first_from_second_mention(lm, prompts, claim_snapshot, figure_path):
+    """In some layer, a few heads separate the first from the second mention of the repeated name: the
+    head selectivity ratio exceeds a null in which dimensions are shuffled across heads."""
+    sets, _ = prompts
+    res = ioi.mention_selectivity(lm, sets, n_null=1000, seed=0)
+    L = len(res["ratio"])
+    sig = res["p"] < 0.05 / L  # Bonferroni over layers
+    assert sig.any(), f"no layer's selectivity ratio beats the head-shuffled null (min p={res['p'].min():.3g})"
+    claim_snapshot({"ratio": res["ratio"], "null_q95": res["null_q95"], "significant_layers": np.flatnonzero(sig)},
+                   rel=1e-3, abs_=1e-4)
+    s0 = sets[0]
+    acts = ioi.head_acts(lm, s0.source[:1])[:, 0].float()  # (L, T, H, dh)
+    pos = ioi.repeat_positions(s0.source[:1], s0.a_ids[:1])[0]
+    skip = max(1, L // 8)
+    layers = list(range(0, L, skip))
+    maps = [(acts[l, pos[0]] - acts[l, pos[1]]).cpu().numpy() for l in layers]
+    figures.save(figures.ioi_mention_selectivity(f"ioi.mention_selectivity - {lm.spec.id}", maps, layers,
+                                                 res["ratio"], res["null_mean"], res["null_q95"], s0.names[0][0]),
+                 figure_path("ioi.mention_selectivity"))
+
+
+@pytest.mark.claim(id="ioi.head_patching", family=FAMILY, source="seed 004 Part 5; Wang et al. 2022")
+def test_few_heads_carry_the_patching_effect(lm, prompts, claim_snapshot, figure_path):
+    """Patching single heads from the source run (S2 = A) into the base run (S2 = B) moves the IOI score toward
+    the source; a few heads (5% of all) carry at least half of the summed effect."""
+    sets, _ = prompts
+    res = ioi.patching(lm, sets)
+    d, per, gap = res["delta"], res["delta_per_prompt"], res["gap"]
+    n = d.size
+    k = max(1, math.ceil(0.05 * n))
+    share = float(np.sort(np.abs(d).ravel())[::-1][:k].sum() / np.abs(d).sum())
+    # null control: if no heads were special, the top k of n heads would carry about k/n of the effect
+    # (uniform spread), and a head's per-prompt deltas would centre on 0 (t-test, Bonferroni over heads)
+    _, p = stats.ttest_1samp(per)
+    top = np.unravel_index(np.argmax(np.abs(d)), d.shape)
+    assert gap <= -min_gap(lm), f"source - base score gap {gap:.3f}: the prompts do not differ in IOI"
+    assert stats.bonferroni(p)[top], f"top head {top} not significant across prompts (p={p[top]:.2g})"
+    assert share >= 0.5, f"top {k}/{n} heads carry {share:.0%} of |delta IOI| (uniform: {k / n:.0%}), need >= 50%"
+    assert abs(d[top]) >= 0.1 * abs(gap), f"top head moves {d[top]:.3f}, < 10% of the gap {gap:.3f}"
+    claim_snapshot({"gap": gap, "k": k, "top_k_share": share, "top_heads": top_heads(d, 8, sign=0)},
+                   rel=1e-3, abs_=1e-4)
+    figures.save(figures.ioi_head_effects(f"ioi.head_patching - {lm.spec.id}", d, third="std", kind="patched"),
+                 figure_path("ioi.head_patching"))

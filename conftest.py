@@ -1,0 +1,167 @@
+"""pytest wiring: options, model selection and parametrisation, model fixtures (loaded once per worker),
+snapshot and figure fixtures."""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from probes import loading
+from probes.errors import ProbeError
+from probes.registry import ModelSpec, load_registry, resolve
+from probes.snapshot import ToleranceJSONSnapshot, with_tolerance
+
+ROOT = Path(__file__).parent
+
+
+def pytest_addoption(parser):
+    g = parser.getgroup("claims", "interpretability claims")
+    g.addoption("--models", default=None,
+                help="comma-separated registry ids, hub ids (owner/name[@revision]) or local folders; "
+                     "default: every registry model available offline")
+    g.addoption("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
+    g.addoption("--dtype", default="float32", help="float32 | bfloat16 | float16 (default float32)")
+    g.addoption("--artifacts", default="artifacts", help="folder for figures (default artifacts/)")
+    g.addoption("--allow-pickle", action="store_true", help="allow loading pickle (.bin) checkpoints")
+    g.addoption("--trust-remote-code", action="store_true", help="allow models that run code from the hub")
+
+
+def _hub_available(spec: ModelSpec) -> tuple[bool, str]:
+    try:
+        from huggingface_hub import try_to_load_from_cache
+        hit = try_to_load_from_cache(spec.hub_id, "config.json", revision=spec.revision)
+    except Exception as e:  # noqa: BLE001
+        return False, f"hub cache lookup failed ({type(e).__name__})"
+    if isinstance(hit, str):
+        return True, ""
+    return False, (f"not in the local hub cache at revision {spec.revision[:10]} (offline default run; "
+                   f"download it and pass --models {spec.id})")
+
+
+def _select(config) -> tuple[list[ModelSpec], list[tuple[str, str]], bool]:
+    registry = load_registry()
+    opt = config.getoption("--models")
+    if opt:
+        try:
+            return [resolve(m.strip(), registry) for m in opt.split(",") if m.strip()], [], True
+        except ProbeError as e:
+            raise pytest.UsageError(str(e)) from None
+    chosen, left = [], []
+    for spec in registry.values():
+        if spec.source == "hub":
+            ok, why = _hub_available(spec)
+        else:
+            try:
+                spec.location()
+                ok, why = True, ""
+            except ProbeError as e:
+                ok, why = False, str(e)
+        (chosen.append(spec) if ok else left.append((spec.id, why)))
+    return chosen, left, False
+
+
+def pytest_configure(config):
+    config.addinivalue_line("markers", "claim(id, family, source, kinds): an interpretability claim")
+    config.addinivalue_line("markers", "xdist_group(name): run on one xdist worker (set per model)")
+    config._claims_models, config._claims_left_out, config._claims_explicit = _select(config)
+    loading.pick_dtype(config.getoption("--dtype"))
+
+
+def _param_id(spec: ModelSpec, dtype: str) -> str:
+    dt = loading.pick_dtype(dtype)
+    return spec.id if str(dt) == "torch.float32" else f"{spec.id}-{str(dt).replace('torch.', '')}"
+
+
+def pytest_generate_tests(metafunc):
+    if "model_id" not in metafunc.fixturenames:
+        return
+    mark = metafunc.definition.get_closest_marker("claim")
+    family = mark.kwargs["family"] if mark else None
+    kinds = mark.kwargs.get("kinds") if mark else None
+    cfg = metafunc.config
+    params = []
+    for spec in cfg._claims_models:
+        if family and family not in spec.families:
+            continue
+        if kinds and spec.kind not in kinds:
+            continue
+        params.append(pytest.param(spec.id, id=_param_id(spec, cfg.getoption("--dtype"))))
+    if not params:
+        params = [pytest.param(None, marks=pytest.mark.skip(
+            reason=f"no selected model supports claim family {family!r} (kinds {kinds}); see --models"))]
+    metafunc.parametrize("model_id", params)
+
+
+def pytest_collection_modifyitems(config, items):
+    """Group tests by model so that under -n auto (with --dist loadgroup) each model loads on one worker."""
+    for item in items:
+        cs = getattr(item, "callspec", None)
+        if cs and cs.params.get("model_id"):
+            config._claims_collected = True
+            item.add_marker(pytest.mark.xdist_group(cs.params["model_id"]))
+
+
+_MODELS: dict[str, loading.LoadedModel] = {}
+_RANDOM: dict[tuple[str, int], loading.LoadedModel] = {}
+
+
+@pytest.fixture
+def lm(model_id, request) -> loading.LoadedModel:
+    """The loaded model; cached for the whole worker process (one load per model per worker)."""
+    if model_id not in _MODELS:
+        cfg = request.config
+        spec = next(s for s in cfg._claims_models if s.id == model_id)
+        loading.log(f"loading {spec.id} ({spec.source}: {spec.hub_id or spec.path or spec.package}) "
+                    f"on {cfg.getoption('--device')} / {cfg.getoption('--dtype')}")
+        _MODELS[model_id] = loading.load(spec, cfg.getoption("--device"), cfg.getoption("--dtype"),
+                                         allow_pickle=cfg.getoption("--allow-pickle"),
+                                         trust_remote_code=cfg.getoption("--trust-remote-code"))
+    return _MODELS[model_id]
+
+
+@pytest.fixture
+def random_lm(lm):
+    """``random_lm(seed)``: a randomly initialised model of the same config (cached)."""
+    def get(seed: int = 0) -> loading.LoadedModel:
+        key = (lm.spec.id, seed)
+        if key not in _RANDOM:
+            _RANDOM[key] = loading.random_init_like(lm, seed)
+        return _RANDOM[key]
+    return get
+
+
+@pytest.fixture
+def claim_snapshot(snapshot, lm):
+    """``claim_snapshot(data, rel=..., abs_=...)``: compare ``data`` with this claim x model's JSON snapshot."""
+    def check(data: dict, rel: float | None = None, abs_: float | None = None):
+        ext = ToleranceJSONSnapshot if rel is None and abs_ is None else with_tolerance(
+            rel if rel is not None else ToleranceJSONSnapshot.rel_tol,
+            abs_ if abs_ is not None else ToleranceJSONSnapshot.abs_tol)
+        assert snapshot.use_extension(ext) == {**data, "_recorded_with": lm.meta()}
+    return check
+
+
+@pytest.fixture
+def figure_path(request, model_id):
+    """``figure_path(claim_id)`` -> artifacts/<model>/<claim_id>.png"""
+    folder = Path(request.config.getoption("--artifacts"))
+    folder = folder if folder.is_absolute() else ROOT / folder
+    param = request.node.callspec.id if hasattr(request.node, "callspec") else str(model_id)
+
+    def path(claim_id: str) -> Path:
+        return folder / param / f"{claim_id}.png"
+    return path
+
+
+def pytest_terminal_summary(terminalreporter, config):
+    models = [s.id for s in getattr(config, "_claims_models", [])]
+    if not getattr(config, "_claims_collected", False) and not config.getoption("--models"):
+        return
+    tr = terminalreporter
+    tr.section("interpretability claims")
+    tr.write_line(f"models: {', '.join(models) or '(none)'}; device {config.getoption('--device')}, "
+                  f"dtype {config.getoption('--dtype')}")
+    for mid, why in getattr(config, "_claims_left_out", []):
+        tr.write_line(f"left out {mid}: {why}")
+    tr.write_line(f"figures: {config.getoption('--artifacts')}/<model>/<claim>.png")

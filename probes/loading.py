@@ -1,0 +1,106 @@
+"""Load a model + tokenizer + adapter from a ModelSpec (safetensors only unless opted in)."""
+from __future__ import annotations
+
+import dataclasses
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from .adapters import Adapter, adapter_for
+from .errors import ModelLoadError
+from .registry import ModelSpec
+
+DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
+          "float16": torch.float16, "fp16": torch.float16}
+
+
+@dataclass
+class LoadedModel:
+    spec: ModelSpec
+    model: torch.nn.Module
+    tokenizer: object
+    adapter: Adapter
+    device: torch.device
+    dtype: torch.dtype
+
+    @property
+    def kind(self) -> str:
+        return self.spec.kind
+
+    def meta(self) -> dict:
+        """Recorded with every snapshot: numbers depend on these."""
+        return {"model": self.spec.id, "revision": self.spec.revision, "dtype": str(self.dtype).replace("torch.", ""),
+                "device": self.device.type}
+
+
+def pick_device(name: str = "auto") -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        raise ModelLoadError(f"--device {name} requested but torch.cuda.is_available() is False "
+                             f"(torch {torch.__version__}); use --device cpu or install a CUDA build of torch")
+    return torch.device(name)
+
+
+def pick_dtype(name: str) -> torch.dtype:
+    if name not in DTYPES:
+        raise ModelLoadError(f"--dtype {name!r} unknown; use one of {sorted(DTYPES)}")
+    return DTYPES[name]
+
+
+def _model_class(kind: str, arch: str | None):
+    from transformers import AutoModel, AutoModelForCausalLM, AutoModelForMaskedLM
+    return {"causal": AutoModelForCausalLM, "masked": AutoModelForMaskedLM}.get(kind, AutoModel)
+
+
+def load(spec: ModelSpec, device: str = "auto", dtype: str = "float32", *, allow_pickle: bool = False,
+         trust_remote_code: bool = False, offline: bool | None = None) -> LoadedModel:
+    """Load weights (safetensors only unless ``allow_pickle``), tokenizer and adapter.
+
+    Hub models are loaded at the pinned revision; ``offline`` (default: the
+    HF_HUB_OFFLINE environment variable) forbids network access.
+    """
+    from transformers import AutoTokenizer
+
+    dev, dt = pick_device(device), pick_dtype(dtype)
+    where = spec.location()
+    kw = dict(use_safetensors=None if allow_pickle else True, trust_remote_code=trust_remote_code)
+    if spec.source == "hub":
+        kw["revision"] = spec.revision
+        if offline is None:
+            offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")
+        kw["local_files_only"] = offline
+    else:
+        kw["local_files_only"] = True
+    if spec.source != "hub" and not allow_pickle and not (Path(where) / "model.safetensors").exists() \
+            and not list(Path(where).glob("model-*.safetensors")):
+        raise ModelLoadError(f"model {spec.id!r}: no model.safetensors in {where}. Pickle checkpoints "
+                             "(pytorch_model.bin) run code when loaded; convert to safetensors, or opt in with "
+                             "--allow-pickle if you trust the file.")
+    cls = _model_class(spec.kind, None)
+    try:
+        model = cls.from_pretrained(where, dtype=dt, attn_implementation="eager", **kw)
+        tok = AutoTokenizer.from_pretrained(where, **{k: v for k, v in kw.items() if k != "use_safetensors"})
+    except Exception as e:  # noqa: BLE001 - re-raised with a fix
+        hint = ("the hub is not reachable from here: download it where you have access with "
+                f"`huggingface-cli download {spec.hub_id} --revision {spec.revision}` and rerun with HF_HUB_OFFLINE=1, "
+                "or pass a local folder to --models") if spec.source == "hub" else "check the folder's files"
+        raise ModelLoadError(f"could not load model {spec.id!r} from {where}: {type(e).__name__}: "
+                             f"{str(e).splitlines()[0] if str(e) else ''}. Fix: {hint}.") from e
+    model.to(dev).eval()
+    return LoadedModel(spec, model, tok, adapter_for(model), dev, dt)
+
+
+def random_init_like(lm: LoadedModel, seed: int) -> LoadedModel:
+    """A randomly initialised model of the same config (the 'untrained' null control)."""
+    torch.manual_seed(seed)
+    model = type(lm.model)(lm.model.config).to(lm.device, lm.dtype).eval()
+    spec = dataclasses.replace(lm.spec, id=f"{lm.spec.id}-random{seed}")
+    return LoadedModel(spec, model, lm.tokenizer, adapter_for(model), lm.device, lm.dtype)
+
+
+def log(msg: str) -> None:
+    print(f"[probes] {msg}", file=sys.stderr, flush=True)

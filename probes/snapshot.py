@@ -1,0 +1,117 @@
+"""Tolerance-aware JSON snapshots (a syrupy extension) under the top-level ``snapshots/`` folder.
+
+One JSON file per claim x model: ``snapshots/<test module>/<test name>[<model>].json``.
+Numbers compare with ``|new - old| <= abs_tol + rel_tol * |old|``; strings, booleans,
+keys and list lengths compare exactly. A mismatch lists every number that moved and
+by how much. A corrupt snapshot file raises :class:`SnapshotFileError` naming the
+file and the fix; nothing on disk changes unless pytest runs with ``--snapshot-update``.
+"""
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+from typing import Any, Iterator
+
+from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
+
+from .errors import SnapshotFileError
+
+ROOT = Path(__file__).resolve().parents[1]
+SNAPSHOTS = ROOT / "snapshots"
+REL_TOL, ABS_TOL = 1e-4, 1e-6
+IGNORED = {"_recorded_with"}  # provenance (model, dtype, device): recorded, not compared
+
+
+def plain(x: Any) -> Any:
+    """Convert numpy/torch scalars and arrays to plain Python types (and check nothing exotic is left)."""
+    if isinstance(x, dict):
+        return {str(k): plain(v) for k, v in x.items()}
+    if isinstance(x, (list, tuple)):
+        return [plain(v) for v in x]
+    if hasattr(x, "tolist"):
+        return plain(x.tolist())
+    if isinstance(x, float):
+        if not math.isfinite(x):
+            return repr(x)  # 'nan' / 'inf' as strings: JSON has no NaN
+        return x
+    if x is None or isinstance(x, (bool, int, str)):
+        return x
+    raise TypeError(f"snapshot values must be plain numbers, strings, lists or dicts; got {type(x).__name__}")
+
+
+def compare(old: Any, new: Any, rel: float, abs_: float, path: str = "") -> Iterator[str]:
+    """Yield one line per difference beyond tolerance."""
+    where = path or "<root>"
+    if isinstance(old, dict) and isinstance(new, dict):
+        old = {k: v for k, v in old.items() if k not in IGNORED}
+        new = {k: v for k, v in new.items() if k not in IGNORED}
+        for k in old.keys() - new.keys():
+            yield f"{path}.{k}: missing from the new result (was {json.dumps(old[k])[:60]})"
+        for k in new.keys() - old.keys():
+            yield f"{path}.{k}: new key, not in the snapshot ({json.dumps(new[k])[:60]})"
+        for k in old.keys() & new.keys():
+            yield from compare(old[k], new[k], rel, abs_, f"{path}.{k}" if path else k)
+    elif isinstance(old, list) and isinstance(new, list):
+        if len(old) != len(new):
+            yield f"{where}: length {len(old)} -> {len(new)}"
+        for i, (a, b) in enumerate(zip(old, new)):
+            yield from compare(a, b, rel, abs_, f"{path}[{i}]")
+    elif isinstance(old, (int, float)) and isinstance(new, (int, float)) \
+            and not isinstance(old, bool) and not isinstance(new, bool):
+        d = new - old
+        if abs(d) > abs_ + rel * abs(old):
+            relpct = f", {100 * d / abs(old):+.3g}%" if old else ""
+            yield f"{where}: {old!r} -> {new!r} (moved {d:+.3g}{relpct}; tolerance {abs_:g} + {rel:g}*|old|)"
+    elif old != new:
+        yield f"{where}: {json.dumps(old)[:60]} -> {json.dumps(new)[:60]}"
+
+
+def parse(text: str, location: str = "snapshot") -> Any:
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as e:
+        raise SnapshotFileError(
+            f"snapshot file {location} is corrupt (not valid JSON: {e}). Restore it with "
+            f"`git checkout -- {location}`, or, if you mean to re-record it, review the numbers and run "
+            "pytest with --snapshot-update on a passing suite.") from None
+
+
+class ToleranceJSONSnapshot(SingleFileSnapshotExtension):
+    """Syrupy extension: JSON files in top-level snapshots/, compared with tolerance."""
+    _write_mode = WriteMode.TEXT
+    file_extension = "json"
+    rel_tol = REL_TOL
+    abs_tol = ABS_TOL
+    root = SNAPSHOTS
+
+    @classmethod
+    def dirname(cls, *, test_location) -> str:
+        return str(Path(cls.root) / test_location.basename)
+
+    def serialize(self, data, **kwargs) -> str:
+        return json.dumps(plain(data), indent=1, sort_keys=True) + "\n"
+
+    def read_snapshot_data_from_location(self, *, snapshot_location: str, snapshot_name: str, session_id: str):
+        text = super().read_snapshot_data_from_location(snapshot_location=snapshot_location,
+                                                        snapshot_name=snapshot_name, session_id=session_id)
+        if text is not None:
+            parse(text, snapshot_location)  # corrupt files fail loudly, before any comparison
+        return text
+
+    def matches(self, *, serialized_data, snapshot_data) -> bool:
+        old, new = parse(snapshot_data), parse(serialized_data, "new result")
+        return not any(compare(old, new, self.rel_tol, self.abs_tol))
+
+    def diff_lines(self, serialized_data, snapshot_data) -> Iterator[str]:
+        old, new = parse(snapshot_data), parse(serialized_data, "new result")
+        lines = list(compare(old, new, self.rel_tol, self.abs_tol))
+        yield f"{len(lines)} value(s) moved beyond tolerance (snapshot -> this run):"
+        yield from (f"  {ln}" for ln in lines[:50])
+        if len(lines) > 50:
+            yield f"  ... and {len(lines) - 50} more"
+
+
+def with_tolerance(rel: float, abs_: float) -> type[ToleranceJSONSnapshot]:
+    """A ToleranceJSONSnapshot subclass with its own tolerances (for a claim that needs looser ones)."""
+    return type("ToleranceJSONSnapshot_custom", (ToleranceJSONSnapshot,), {"rel_tol": rel, "abs_tol": abs_})

@@ -1,0 +1,63 @@
+"""Tokenisation helpers that refuse ambiguous stimuli with a clear message."""
+from __future__ import annotations
+
+import torch
+
+from .errors import StimulusError
+
+
+def encode(tok, text: str) -> list[int]:
+    """Token ids of ``text`` without special tokens."""
+    return tok(text, add_special_tokens=False)["input_ids"]
+
+
+def single_token(tok, word: str) -> int:
+    """The id of ``word`` (include the leading space, e.g. ' Mike'); error unless it is exactly one token."""
+    ids = encode(tok, word)
+    if len(ids) != 1:
+        pieces = [tok.decode([i]) for i in ids]
+        raise StimulusError(
+            f"stimulus word {word!r} is {len(ids)} tokens {pieces} for this tokenizer, not one. "
+            "Pick a single-token word for this model (check with tokenizer.tokenize), or filter the stimulus "
+            "list per model with probes.tokens.keep_single_tokens.")
+    if tok.unk_token_id is not None and ids[0] == tok.unk_token_id and word.strip() != tok.unk_token:
+        raise StimulusError(f"target {word!r} is not in the vocabulary (encodes to the unknown token); "
+                            "choose a target the tokenizer knows")
+    return ids[0]
+
+
+def keep_single_tokens(tok, words: list[str], prefix: str = " ") -> list[str]:
+    """The words that are one token with ``prefix`` (for per-model stimulus filtering)."""
+    return [w for w in words if len(encode(tok, prefix + w)) == 1]
+
+
+def batch(tok, texts: list[str], device, *, special: bool = True) -> dict:
+    """Tokenise equal-length texts; error naming the odd one if lengths differ."""
+    enc = [tok(t, add_special_tokens=special)["input_ids"] for t in texts]
+    lens = {len(e) for e in enc}
+    if len(lens) != 1:
+        first = len(enc[0])
+        odd = next(t for t, e in zip(texts, enc) if len(e) != first)
+        raise StimulusError(f"texts must have equal token length for batched patching; {texts[0]!r} has {first} "
+                            f"tokens, {odd!r} has a different count. Group prompts by length (probes.tokens.by_length).")
+    ids = torch.tensor(enc, device=device)
+    return {"input_ids": ids, "attention_mask": torch.ones_like(ids)}
+
+
+def by_length(tok, texts: list[str]) -> dict[int, list[int]]:
+    """Indices of ``texts`` grouped by token length."""
+    groups: dict[int, list[int]] = {}
+    for i, t in enumerate(texts):
+        groups.setdefault(len(encode(tok, t)), []).append(i)
+    return groups
+
+
+def positions(ids: torch.Tensor, target: int, what: str = "target") -> torch.Tensor:
+    """Position of the single occurrence of ``target`` in each row; error if a row has 0 or 2+."""
+    hits = ids == target
+    counts = hits.sum(1)
+    bad = (counts != 1).nonzero().flatten().tolist()
+    if bad:
+        raise StimulusError(f"{what} token id {target} occurs {counts[bad[0]].item()} times in row {bad[0]} "
+                            "(must occur exactly once); fix or drop that stimulus")
+    return hits.float().argmax(1)
