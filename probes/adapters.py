@@ -11,6 +11,7 @@ site           meaning                                                        sh
                ``intermediate`` output = GELU(dense))
 ``mlp_out``    MLP output projection (before the residual add)                B,T,D
 ``resid``      residual stream after the block (block output)                 B,T,D
+``resid_pre``  residual stream entering the block (block input)               B,T,D
 =============  =============================================================  ======
 
 Hooks are registered by :mod:`probes.hooks`; ``pre`` sites are read from the
@@ -18,6 +19,7 @@ module's input, ``post`` sites from its output.
 """
 from __future__ import annotations
 
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Callable
 
@@ -85,6 +87,19 @@ class Adapter:
     def final_norm(self) -> nn.Module | None:
         return None
 
+    can_resume = False
+
+    @contextmanager
+    def resume_from(self, layer: int):
+        """Within this context, :meth:`body` runs blocks ``layer..L-1`` only, starting from a given residual
+        stream (exact: earlier blocks are not recomputed). Architectures without it raise."""
+        raise ProbeError(f"{self.arch}: resuming a forward pass at a layer is not supported")
+        yield  # pragma: no cover
+
+    def body(self, resid: torch.Tensor) -> torch.Tensor:
+        """Final-normed hidden states from ``resid`` entering the first block (use inside resume_from)."""
+        raise ProbeError(f"{self.arch}: body() is not supported")
+
     def logits_from_resid(self, resid: torch.Tensor) -> torch.Tensor:
         """Logit lens: residual stream -> final norm -> unembedding."""
         W = self.unembed_matrix()
@@ -107,13 +122,30 @@ class GPT2Adapter(Adapter):
         "mlp_act": Site(lambda m, i: _gpt2_block(m, i).mlp.act, "post"),
         "mlp_out": Site(lambda m, i: _gpt2_block(m, i).mlp, "post"),
         "resid": Site(_gpt2_block, "post"),
+        "resid_pre": Site(_gpt2_block, "pre"),
     }
+    can_resume = True
 
     def mlp_out_weight(self, layer):
         return self.model.transformer.h[layer].mlp.c_proj.weight  # Conv1D: (N, D) already
 
     def final_norm(self):
         return self.model.transformer.ln_f
+
+    @contextmanager
+    def resume_from(self, layer: int):
+        tr = self.model.transformer
+        blocks = tr.h
+        tr.h = nn.ModuleList(list(blocks)[layer:])  # same block objects: hooks on them still fire
+        zero_pos = tr.wpe.register_forward_hook(lambda m, i, o: torch.zeros_like(o))  # resid already has them
+        try:
+            yield
+        finally:
+            tr.h = blocks
+            zero_pos.remove()
+
+    def body(self, resid):
+        return self.model.transformer(inputs_embeds=resid, use_cache=False).last_hidden_state
 
 
 class GPTNeoAdapter(GPT2Adapter):
@@ -124,6 +156,7 @@ class GPTNeoAdapter(GPT2Adapter):
         "mlp_act": Site(lambda m, i: _gpt2_block(m, i).mlp.act, "post"),
         "mlp_out": Site(lambda m, i: _gpt2_block(m, i).mlp, "post"),
         "resid": Site(_gpt2_block, "post"),
+        "resid_pre": Site(_gpt2_block, "pre"),
     }
 
     def mlp_out_weight(self, layer):
@@ -142,6 +175,7 @@ class BertAdapter(Adapter):
         "mlp_act": Site(lambda m, i: _bert_layer(m, i).intermediate, "post"),
         "mlp_out": Site(lambda m, i: _bert_layer(m, i).output.dense, "post"),
         "resid": Site(_bert_layer, "post"),
+        "resid_pre": Site(_bert_layer, "pre"),
     }
 
     def mlp_out_weight(self, layer):

@@ -75,6 +75,9 @@ def ioi_head_effects(title: str, delta: np.ndarray, *, third: str, head_norm: np
     axs[1].plot(range(L), m, "ks", markerfacecolor=[.9, .7, .7])
     axs[1].axhline(0, color="k", ls="--", lw=.8)
     axs[1].set(xlabel="Transformer layer", ylabel="Average $\\Delta$ IOI", title="B) Head-average results")
+    if L <= 16:
+        for ax in axs:
+            ax.set_xticks(range(L))
     if third == "norm":
         axs[2].scatter(head_norm.T.ravel(), I.ravel(), 30, c=I.ravel(), edgecolor="k", linewidth=.4,
                        cmap="RdBu_r", vmin=-clim, vmax=clim, alpha=.7)
@@ -107,8 +110,9 @@ def ioi_head_activations(title: str, acts_layer: np.ndarray, token_labels: list[
     im = ax.imshow(norm_map, aspect="auto", origin="lower", cmap="viridis", vmin=cmin, vmax=cmax)
     fig.colorbar(im, ax=ax, pad=.01)
     ax.set(xticks=range(T), xticklabels=token_labels, ylabel="Transformer layer",
-           title=f"Average attention head norms (colour limits exclude position 0); CV={cv:.3f}, "
-                 f"random-init CVs={', '.join(f'{c:.3f}' for c in null_cv)}")
+           yticks=range(0, norm_map.shape[0], max(1, norm_map.shape[0] // 12)),
+           title=f"Average attention head norms (colour limits exclude position 0); across-head CV={cv:.3f}, "
+                 f"random-init: {', '.join(f'{c:.3f}' for c in null_cv)}")
     fig.suptitle(f"{title}: head activation heatmaps from layer {layer}", fontweight="bold")
     fig.tight_layout()
     return fig

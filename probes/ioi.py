@@ -102,37 +102,50 @@ def head_edit_scores(lm: LoadedModel, s: PromptSet, heads: list[tuple[int, int]]
                      progress: str | None = None) -> torch.Tensor:
     """IOI score of ``s.base`` with head (l, h)'s output replaced by ``payload(l, h)``; shape (len(heads), P).
 
-    Batched: K edited copies of the prompt batch run in one forward pass, copy k editing heads[k].
+    Batched: heads are grouped by layer and K edited copies of the prompt batch run in one forward pass
+    (copy k edits one head). Where the adapter supports it, the pass starts at the edited layer from the
+    cached clean residual stream (earlier layers are unaffected by the edit), and only the two target
+    logits are computed at the last position.
     """
+    ad = lm.adapter
     P, T = s.base.shape
     K = max(1, max_batch_tokens // (P * T))
-    out = []
-    t0 = time.time()
-    for c0 in range(0, len(heads), K):
-        chunk = heads[c0:c0 + K]
-        k = len(chunk)
-        by_layer: dict[int, list[tuple[int, int]]] = {}
-        for i, (l, h) in enumerate(chunk):
-            by_layer.setdefault(l, []).append((i, h))
-
-        def make(items):
-            ks = torch.tensor([i for i, _ in items], device=lm.device)
-            hs = torch.tensor([h for _, h in items], device=lm.device)
-            rep = torch.stack([payload(chunk[i][0], h) for i, h in items]).to(lm.dtype)  # (n, P, T, dh)
+    layers = sorted({l for l, _ in heads})
+    resid = {}
+    if ad.can_resume:
+        with capture(ad, [("resid_pre", l) for l in layers]) as resid:
+            lm.model(input_ids=s.base)
+        U = ad.unembed_matrix()
+        direction = (U[s.a_ids] - U[s.b_ids]).float()  # (P, D): logit(A) - logit(B) = h . direction
+    order = sorted(range(len(heads)), key=lambda i: heads[i])
+    out = torch.empty(len(heads), P)
+    t0, done = time.time(), 0
+    for l in layers:
+        idx = [i for i in order if heads[i][0] == l]
+        for c0 in range(0, len(idx), K):
+            chunk = idx[c0:c0 + K]
+            k = len(chunk)
+            ks = torch.arange(k, device=lm.device)
+            hs = torch.tensor([heads[i][1] for i in chunk], device=lm.device)
+            rep = torch.stack([payload(l, heads[i][1]) for i in chunk]).to(lm.dtype)  # (k, P, T, dh)
 
             def edit(x):  # x: (k*P, T, H, dh)
                 x = x.view(k, P, *x.shape[1:])
                 x[ks, :, :, hs, :] = rep
                 return x.view(k * P, *x.shape[2:])
-            return edit
-
-        edits = {("heads", l): make(items) for l, items in by_layer.items()}
-        with intervene(lm.adapter, edits):
-            logits = lm.model(input_ids=s.base.repeat(k, 1)).logits
-        out.append(_score(logits, s.a_ids.repeat(k), s.b_ids.repeat(k)).view(k, P).cpu())
-        if progress and len(heads) > K:
-            log(f"{progress}: {min(c0 + K, len(heads))}/{len(heads)} heads ({time.time() - t0:.0f}s)")
-    return torch.cat(out)
+            with intervene(ad, {("heads", l): edit}):
+                if ad.can_resume:
+                    with ad.resume_from(l):
+                        h = ad.body(resid[("resid_pre", l)].repeat(k, 1, 1))[:, -1].float()
+                    check_finite(h, "final hidden state")
+                    sc = (h * direction.repeat(k, 1)).sum(-1)
+                else:
+                    sc = _score(lm.model(input_ids=s.base.repeat(k, 1)).logits, s.a_ids.repeat(k), s.b_ids.repeat(k))
+            out[chunk] = sc.view(k, P).cpu()
+            done += k
+            if progress and len(heads) > K:
+                log(f"{progress}: {done}/{len(heads)} heads ({time.time() - t0:.0f}s)")
+    return out
 
 
 @torch.no_grad()
@@ -217,6 +230,17 @@ def patching(lm: LoadedModel, sets: list[PromptSet], *, max_batch_tokens: int = 
 def head_norm_map(acts: torch.Tensor) -> np.ndarray:
     """Seed Part 3: average attention-head vector norm per (layer, token): (L, T), for one prompt (P=1)."""
     return acts[:, 0].float().norm(dim=-1).mean(-1).cpu().numpy()
+
+
+@torch.no_grad()
+def head_norm_cv(lm: LoadedModel, sets: list[PromptSet]) -> float:
+    """Coefficient of variation of head-output norms across the heads of a layer, averaged over layers,
+    prompts and tokens (source prompts; position 0 excluded)."""
+    vals = []
+    for s in sets:
+        nm = head_acts(lm, s.source).float().norm(dim=-1)[:, :, 1:]  # (L, P, T-1, H)
+        vals.append((nm.std(-1) / nm.mean(-1).clamp_min(1e-12)).mean((0, 2)).cpu())
+    return float(torch.cat(vals).mean())
 
 
 def repeat_positions(ids: torch.Tensor, name_ids: torch.Tensor) -> torch.Tensor:

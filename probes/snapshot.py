@@ -104,6 +104,11 @@ class ToleranceJSONSnapshot(SingleFileSnapshotExtension):
         return not any(compare(old, new, self.rel_tol, self.abs_tol))
 
     def diff_lines(self, serialized_data, snapshot_data) -> Iterator[str]:
+        if not snapshot_data:
+            yield ("no snapshot is recorded for this claim x model yet. The claim's criterion passed; review "
+                   "the numbers below and record them with --snapshot-update (on a passing suite):")
+            yield from serialized_data.splitlines()
+            return
         old, new = parse(snapshot_data), parse(serialized_data, "new result")
         lines = list(compare(old, new, self.rel_tol, self.abs_tol))
         yield f"{len(lines)} value(s) moved beyond tolerance (snapshot -> this run):"

@@ -1,0 +1,92 @@
+"""Every claim must be able to fail: run the real claim modules (as a user would, with ``--models <folder>``)
+on a randomly initialised copy of an organism and on a damaged organism, and check that they fail, each
+for the stated reason. (They pass on the trained organisms: that is the default claims run.)"""
+from __future__ import annotations
+
+import subprocess
+import sys
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from probes import ioi
+from probes.loading import load, random_init_like
+from probes.registry import resolve
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def run_claims(module: str, model_dir: Path, tmp: Path, *select: str) -> dict[str, str]:
+    """Run claims/<module> on ``model_dir``; return {test name: failure message or 'passed'}."""
+    xml = tmp / "junit.xml"
+    cmd = [sys.executable, "-m", "pytest", f"claims/{module}", "--models", str(model_dir), "-p", "no:cacheprovider",
+           "-p", "no:xdist", "-o", "addopts=", "-q", f"--artifacts={tmp / 'artifacts'}", f"--junitxml={xml}"]
+    if select:
+        cmd += ["-k", " or ".join(select)]
+    subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True, timeout=900)
+    out = {}
+    for case in ET.parse(xml).getroot().iter("testcase"):
+        fail = case.find("failure")
+        if fail is None:
+            fail = case.find("error")
+        out[case.get("name").split("[")[0]] = "passed" if fail is None else (fail.get("message") or "")
+    return out
+
+
+def save_like(lm, model, folder: Path) -> Path:
+    model.save_pretrained(folder, safe_serialization=True)
+    lm.tokenizer.save_pretrained(folder)
+    return folder
+
+
+@pytest.fixture(scope="module")
+def gpt2_organism():
+    return load(resolve("gpt2-organism"), device="cpu")
+
+
+IOI_REASONS = {
+    "test_behaviour_prefers_indirect_object": "IO>S on",
+    "test_silencing_some_heads_lowers_ioi": "no IOI to silence",
+    "test_head_norms_are_head_specific": "not above 1.5x random-init",
+    "test_heads_tell_first_from_second_mention": "beats the head-shuffled null",
+    "test_few_heads_carry_the_patching_effect": "do not differ in IOI",
+}
+
+
+def test_ioi_claims_fail_on_random_init(gpt2_organism, tmp_path):
+    rnd = random_init_like(gpt2_organism, seed=123)
+    folder = save_like(gpt2_organism, rnd.model, tmp_path / "gpt2-organism-random-init")
+    res = run_claims("test_ioi.py", folder, tmp_path)
+    assert set(res) == set(IOI_REASONS), res
+    for name, reason in IOI_REASONS.items():
+        assert res[name] != "passed" and reason in res[name], f"{name}: {res[name]!r}"
+
+
+def test_ioi_behaviour_fails_when_carrying_heads_are_zeroed(gpt2_organism, tmp_path):
+    """Zero the output-projection rows of the heads that carry the patching effect (top 25% of heads by
+    |delta IOI|): IO is no longer preferred. Zeroing as many of the least-effective heads leaves it intact."""
+    from fixtures.loaders import ioi_pairs
+    lm = gpt2_organism
+    sets, _ = ioi.prompt_sets(lm, ioi_pairs())
+    d = np.abs(ioi.patching(lm, sets)["delta"]).ravel()
+    H, dh = lm.adapter.n_heads, lm.adapter.head_dim
+    k = max(1, d.size // 4)
+
+    def damaged(which) -> Path:
+        m = random_init_like(lm, 0).model
+        m.load_state_dict(lm.model.state_dict())
+        for i in which:
+            l, h = divmod(int(i), H)
+            with torch.no_grad():
+                m.transformer.h[l].attn.c_proj.weight[h * dh:(h + 1) * dh] = 0  # Conv1D rows = head inputs
+        return save_like(lm, m, tmp_path / f"damaged-{which[0]}")
+    top, bottom = np.argsort(-d)[:k], np.argsort(d)[:k]
+    res_top = run_claims("test_ioi.py", damaged(top), tmp_path, "test_behaviour")
+    assert "IO>S on" in res_top["test_behaviour_prefers_indirect_object"], res_top
+    res_bottom = run_claims("test_ioi.py", damaged(bottom), tmp_path, "test_behaviour")
+    # the control damage keeps the behaviour criterion; only the (missing) snapshot can fail it
+    assert "IO>S on" not in res_bottom["test_behaviour_prefers_indirect_object"], res_bottom
+
