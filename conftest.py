@@ -74,23 +74,34 @@ def _param_id(spec: ModelSpec, dtype: str) -> str:
 
 
 def pytest_generate_tests(metafunc):
+    """Parametrise claims over the selected models that support their family (and over layers for claims
+    that take a ``layer`` argument, as the seeds loop over layers)."""
     if "model_id" not in metafunc.fixturenames:
         return
     mark = metafunc.definition.get_closest_marker("claim")
     family = mark.kwargs["family"] if mark else None
     kinds = mark.kwargs.get("kinds") if mark else None
     cfg = metafunc.config
+    per_layer = "layer" in metafunc.fixturenames
     params = []
     for spec in cfg._claims_models:
         if family and family not in spec.families:
             continue
         if kinds and spec.kind not in kinds:
             continue
-        params.append(pytest.param(spec.id, id=_param_id(spec, cfg.getoption("--dtype"))))
+        pid = _param_id(spec, cfg.getoption("--dtype"))
+        if per_layer:
+            n = spec.n_layers()
+            if not n:
+                raise pytest.UsageError(f"cannot read the number of layers of {spec.id} (no config.json found)")
+            params += [pytest.param(spec.id, l, id=f"{pid}-L{l}") for l in range(n)]
+        else:
+            params.append(pytest.param(spec.id, id=pid))
     if not params:
-        params = [pytest.param(None, marks=pytest.mark.skip(
-            reason=f"no selected model supports claim family {family!r} (kinds {kinds}); see --models"))]
-    metafunc.parametrize("model_id", params)
+        skip = pytest.mark.skip(reason=f"no selected model supports claim family {family!r} (kinds {kinds}); "
+                                       "see --models")
+        params = [pytest.param(None, None, marks=skip) if per_layer else pytest.param(None, marks=skip)]
+    metafunc.parametrize("model_id,layer" if per_layer else "model_id", params)
 
 
 def pytest_collection_modifyitems(config, items):
@@ -147,10 +158,10 @@ def figure_path(request, model_id):
     """``figure_path(claim_id)`` -> artifacts/<model>/<claim_id>.png"""
     folder = Path(request.config.getoption("--artifacts"))
     folder = folder if folder.is_absolute() else ROOT / folder
-    param = request.node.callspec.id if hasattr(request.node, "callspec") else str(model_id)
+    model_dir = _param_id(request.getfixturevalue("lm").spec, request.config.getoption("--dtype"))
 
     def path(claim_id: str) -> Path:
-        return folder / param / f"{claim_id}.png"
+        return folder / model_dir / f"{claim_id}.png"
     return path
 
 

@@ -47,6 +47,18 @@ class ModelSpec:
     def expectation(self, family: str) -> dict:
         return self.expect.get(family, {})
 
+    def config(self) -> dict:
+        """The model's config.json as a dict (from the folder, the package, or the local hub cache)."""
+        if self.source == "hub":
+            from huggingface_hub import try_to_load_from_cache
+            hit = try_to_load_from_cache(self.hub_id, "config.json", revision=self.revision)
+            return json.loads(Path(hit).read_text()) if isinstance(hit, str) else {}
+        return json.loads((Path(self.location()) / "config.json").read_text())
+
+    def n_layers(self) -> int | None:
+        c = self.config()
+        return c.get("n_layer") or c.get("num_layers") or c.get("num_hidden_layers")
+
     def location(self) -> str:
         """A local folder, or a hub id; raises UnknownModelError with a fix when it cannot be found."""
         if self.source == "local":

@@ -1,0 +1,174 @@
+"""Grammar tuning of MLP neurons (seed 000): nouns vs verbs.
+
+Each word is presented alone (as the seed does): for causal models the single
+token " word" at position 0; for BERT-family models "[CLS] word [SEP]", read at
+the word. Activations are the MLP expansion *after* the activation function
+(site ``mlp_act``; ``mlp_pre`` is available), for every layer from one forward
+pass per batch of words, shared by all grammar claims of a model.
+"""
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from . import stats
+from .hooks import capture
+from .loading import LoadedModel, log
+from .tokens import encode
+
+WORDS = Path(__file__).resolve().parents[1] / "fixtures" / "stimuli" / "words_v1.json"
+
+
+@dataclass
+class WordSets:
+    nouns: list[str]
+    verbs: list[str]
+    n_candidates: tuple[int, int]
+
+    def split(self, which: str, half: int) -> list[str]:
+        """Odd/even split (half 1 = even indices, half 2 = odd), as the seed."""
+        words = self.nouns if which == "nouns" else self.verbs
+        return words[half - 1::2]
+
+
+def word_sets(lm: LoadedModel, max_words: int = 4000, version: int = 1) -> WordSets:
+    """Nouns and verbs (most frequent first) that are a single token with a leading space for this model."""
+    d = json.loads(WORDS.with_name(f"words_v{version}.json").read_text())
+    keep = {}
+    for pos in ("nouns", "verbs"):
+        cands = [w for w, _ in d[pos]]
+        ok = [w for w in cands if len(encode(lm.tokenizer, " " + w)) == 1]
+        keep[pos] = ok[:max_words]
+    return WordSets(keep["nouns"], keep["verbs"], (len(d["nouns"]), len(d["verbs"])))
+
+
+@torch.no_grad()
+def word_activations(lm: LoadedModel, words: list[str], site: str = "mlp_act", batch: int = 512) -> np.ndarray:
+    """(L, n_words, N) activations of every layer for each word presented alone."""
+    tok = lm.tokenizer
+    ids = [encode(tok, " " + w)[0] for w in words]
+    bert = lm.adapter.arch == "bert"
+    L = lm.adapter.n_layers
+    out = []
+    for i in range(0, len(ids), batch):
+        chunk = torch.tensor(ids[i:i + batch], device=lm.device)[:, None]
+        if bert:
+            cls = torch.full_like(chunk, tok.cls_token_id)
+            sep = torch.full_like(chunk, tok.sep_token_id)
+            chunk = torch.cat([cls, chunk, sep], 1)
+        with capture(lm.adapter, [(site, l) for l in range(L)]) as rec:
+            lm.model(input_ids=chunk, attention_mask=torch.ones_like(chunk))
+        pos = 1 if bert else 0
+        out.append(torch.stack([rec[(site, l)][:, pos] for l in range(L)]).float().cpu().numpy())
+    return np.concatenate(out, 1)
+
+
+@dataclass
+class GrammarData:
+    """Activations of the four word groups at every layer: acts[group] is (L, n, N)."""
+    words: WordSets
+    acts: dict[str, np.ndarray] = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def layer(self, l: int) -> dict[str, np.ndarray]:
+        return {k: v[l] for k, v in self.acts.items()}
+
+
+def collect(lm: LoadedModel, site: str = "mlp_act", max_words: int = 4000) -> GrammarData:
+    t0 = time.time()
+    ws = word_sets(lm, max_words)
+    data = GrammarData(ws)
+    groups = {f"{pos}{h}": ws.split(pos, h) for pos in ("nouns", "verbs") for h in (1, 2)}
+    for name, words in groups.items():
+        data.acts[name] = word_activations(lm, words, site)
+    data.seconds = time.time() - t0
+    log(f"grammar activations for {lm.spec.id}: {len(ws.nouns)} nouns, {len(ws.verbs)} verbs, "
+        f"{lm.adapter.n_layers} layers in {data.seconds:.1f}s")
+    return data
+
+
+def tuning(a: np.ndarray, b: np.ndarray, q: float = 0.05) -> dict:
+    """Per-neuron t-test (a vs b), FDR discoveries, Cohen's d."""
+    t, p = stats.ttest_ind(a, b)
+    d = stats.cohens_d(a, b)
+    sig = stats.fdr(p, q)
+    return {"t": t, "p": p, "d": d, "sig": sig, "n_sig": int(sig.sum()), "n_large": int((np.abs(d) > 0.8).sum()),
+            "n_sig_large": int((sig & (np.abs(d) > 0.8)).sum())}
+
+
+def shuffled_counts(a: np.ndarray, b: np.ndarray, n: int = 200, seed: int = 0, q: float = 0.05) -> np.ndarray:
+    """Label-shuffle null: FDR-significant neuron counts when noun/verb labels are permuted (seeded)."""
+    x = np.concatenate([a, b])
+    g = stats.rng(seed)
+    out = np.empty(n, dtype=int)
+    for i in range(n):
+        perm = g.permutation(len(x))
+        _, p = stats.ttest_ind(x[perm[:len(a)]], x[perm[len(a):]])
+        out[i] = stats.fdr(p, q).sum()
+    return out
+
+
+def split_half(acts: dict[str, np.ndarray]) -> dict:
+    """Seed Part 4: t-values of split 1, split 2 and split 12 (nouns-1 vs verbs-2); Bonferroni; correlations."""
+    t1, p1 = stats.ttest_ind(acts["nouns1"], acts["verbs1"])
+    t2, p2 = stats.ttest_ind(acts["nouns2"], acts["verbs2"])
+    t12, p12 = stats.ttest_ind(acts["nouns1"], acts["verbs2"])
+    ok = np.isfinite(t1) & np.isfinite(t2) & np.isfinite(t12)
+    b1, b2, b12 = stats.bonferroni(p1), stats.bonferroni(p2), stats.bonferroni(p12)
+    both = b1 & b2
+    return {"t1": t1, "t2": t2, "t12": t12, "sig1": b1, "sig2": b2, "sig12": b12,
+            "r_12": float(np.corrcoef(t1[ok], t2[ok])[0, 1]), "r_1_12": float(np.corrcoef(t1[ok], t12[ok])[0, 1]),
+            "n_both_sig": int(both.sum()),
+            "sign_agreement": float((np.sign(t1[both]) == np.sign(t2[both])).mean()) if both.any() else float("nan")}
+
+
+def split_half_null(acts: dict[str, np.ndarray], n: int = 200, seed: int = 0) -> np.ndarray:
+    """Null for the split-half correlation: noun/verb labels shuffled within each split independently."""
+    g = stats.rng(seed)
+    x1 = np.concatenate([acts["nouns1"], acts["verbs1"]])
+    x2 = np.concatenate([acts["nouns2"], acts["verbs2"]])
+    n1, n2 = len(acts["nouns1"]), len(acts["nouns2"])
+    out = np.empty(n)
+    for i in range(n):
+        p1, p2 = g.permutation(len(x1)), g.permutation(len(x2))
+        t1, _ = stats.ttest_ind(x1[p1[:n1]], x1[p1[n1:]])
+        t2, _ = stats.ttest_ind(x2[p2[:n2]], x2[p2[n2:]])
+        ok = np.isfinite(t1) & np.isfinite(t2)
+        out[i] = np.corrcoef(t1[ok], t2[ok])[0, 1]
+    return out
+
+
+@torch.no_grad()
+def token_order(lm: LoadedModel, sentence: str, seed: int = 0, site: str = "mlp_act") -> dict:
+    """Seed Part 8: activations for a sentence, its tokens presented one by one (alone), and its scrambled
+    order (re-ordered back to the original positions), correlated per layer over tokens x neurons."""
+    tok = lm.tokenizer
+    ids = torch.tensor(encode(tok, sentence), device=lm.device)
+    g = torch.Generator().manual_seed(seed)
+    perm = torch.randperm(len(ids), generator=g).to(lm.device)
+    inverse = torch.argsort(perm)
+    L = lm.adapter.n_layers
+    bert = lm.adapter.arch == "bert"
+
+    def run(x):  # x: (B, T) -> (L, B, T, N) without special positions
+        if bert:
+            x = torch.cat([torch.full_like(x[:, :1], tok.cls_token_id), x,
+                           torch.full_like(x[:, :1], tok.sep_token_id)], 1)
+        with capture(lm.adapter, [(site, l) for l in range(L)]) as rec:
+            lm.model(input_ids=x, attention_mask=torch.ones_like(x))
+        a = torch.stack([rec[(site, l)] for l in range(L)]).float()
+        return a[:, :, 1:-1] if bert else a
+    sent = run(ids[None])[:, 0]  # (L, T, N)
+    words = run(ids[:, None])[:, :, 0]  # (L, T, N): each token alone
+    scr = run(ids[perm][None])[:, 0][:, inverse]  # back in original order
+    r = np.zeros((L, 3))
+    for l in range(L):
+        s, w, c = (v[l].flatten().cpu().numpy() for v in (sent, words, scr))
+        r[l] = np.corrcoef(s, w)[0, 1], np.corrcoef(s, c)[0, 1], np.corrcoef(c, w)[0, 1]
+    return {"r": r, "n_tokens": int(len(ids)), "sentence": sent.cpu().numpy(), "words": words.cpu().numpy(),
+            "scrambled": scr.cpu().numpy(), "scrambled_text": tok.decode(ids[perm])}

