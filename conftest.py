@@ -128,6 +128,9 @@ def lm(model_id, request) -> loading.LoadedModel:
         _MODELS[model_id] = loading.load(spec, cfg.getoption("--device"), cfg.getoption("--dtype"),
                                          allow_pickle=cfg.getoption("--allow-pickle"),
                                          trust_remote_code=cfg.getoption("--trust-remote-code"))
+        if os.environ.get("CLAIMS_LOAD_LOG"):  # tests/ check that each model loads once per worker
+            with open(os.environ["CLAIMS_LOAD_LOG"], "a") as f:
+                f.write(f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')} {model_id}\n")
     return _MODELS[model_id]
 
 

@@ -9,7 +9,6 @@ every layer from one forward pass per word batch, shared by all claims of a mode
 from __future__ import annotations
 
 import numpy as np
-import pingouin as pg
 import pytest
 
 from fixtures.loaders import token_order_sentences
@@ -45,14 +44,12 @@ def top_neurons(tu: dict, k: int = 5) -> list[dict]:
 def test_word_length_is_not_a_large_confound(lm, words, claim_snapshot, figure_path):
     """The single-token nouns and verbs differ in length by less than a large effect (|d| < 0.8), so length
     cannot by itself produce the noun/verb tuning claimed below."""
-    ln = np.array([len(w) for w in words.words.nouns])
-    lv = np.array([len(w) for w in words.words.verbs])
-    t, p = stats.ttest_ind(ln, lv)
-    d = float(pg.compute_effsize(ln, lv, paired=False, eftype="cohen"))
+    lc = grammar.length_confound(words.words.nouns, words.words.verbs)
+    ln, lv, t, p, d = lc["len_nouns"], lc["len_verbs"], lc["t"], lc["p"], lc["d"]
     assert abs(d) < 0.8, f"nouns and verbs differ in length with Cohen's d = {d:.2f} (a large confound)"
     claim_snapshot({"n_nouns": len(ln), "n_verbs": len(lv), "candidates": list(words.words.n_candidates),
-                    "length_t": float(t), "length_p": float(p), "length_d": d})
-    figures.save(figures.grammar_lengths(f"grammar.stimuli - {lm.spec.id}", ln, lv, float(t), float(p), d),
+                    "length_t": t, "length_p": p, "length_d": d})
+    figures.save(figures.grammar_lengths(f"grammar.stimuli - {lm.spec.id}", ln, lv, t, p, d),
                  figure_path("grammar.stimuli"))
 
 

@@ -92,6 +92,15 @@ def collect(lm: LoadedModel, site: str = "mlp_act", max_words: int = 4000) -> Gr
     return data
 
 
+def length_confound(nouns: list[str], verbs: list[str]) -> dict:
+    """Seed Part 1: word lengths (characters) of nouns vs verbs; t-test and Cohen's d (pingouin)."""
+    import pingouin as pg
+    ln, lv = np.array([len(w) for w in nouns]), np.array([len(w) for w in verbs])
+    t, p = stats.ttest_ind(ln, lv)
+    d = float(pg.compute_effsize(ln, lv, paired=False, eftype="cohen"))
+    return {"len_nouns": ln, "len_verbs": lv, "t": float(t), "p": float(p), "d": d}
+
+
 def tuning(a: np.ndarray, b: np.ndarray, q: float = 0.05) -> dict:
     """Per-neuron t-test (a vs b), FDR discoveries, Cohen's d."""
     t, p = stats.ttest_ind(a, b)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from pathlib import Path
 from typing import Any, Iterator
 
@@ -18,7 +19,8 @@ from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 from .errors import SnapshotFileError
 
 ROOT = Path(__file__).resolve().parents[1]
-SNAPSHOTS = ROOT / "snapshots"
+# CLAIMS_SNAPSHOT_DIR redirects snapshots (used by tests/ to compare parallel and serial runs in a temp dir)
+SNAPSHOTS = Path(os.environ.get("CLAIMS_SNAPSHOT_DIR") or ROOT / "snapshots")
 REL_TOL, ABS_TOL = 1e-4, 1e-6
 IGNORED = {"_recorded_with"}  # provenance (model, dtype, device): recorded, not compared
 

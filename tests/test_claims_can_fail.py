@@ -90,3 +90,46 @@ def test_ioi_behaviour_fails_when_carrying_heads_are_zeroed(gpt2_organism, tmp_p
     # the control damage keeps the behaviour criterion; only the (missing) snapshot can fail it
     assert "IO>S on" not in res_bottom["test_behaviour_prefers_indirect_object"], res_bottom
 
+
+
+GRAMMAR_REASONS = {
+    "test_noun_verb_neurons_in_one_layer": "not above the label-shuffle 95%",
+    "test_tuning_replicates_across_word_splits": "not above the label-shuffle 95%",
+    "test_strongest_neurons_generalise_to_held_out_words": "held-out Cohen's d",
+    "test_across_category_exceeds_within_category": "across-category significant neurons",
+    "test_tuning_replicates_in_this_layer": "not above label-shuffle 95%",
+    "test_context_shapes_mlp_activations": "does not exceed the random-init gap",
+}
+
+
+def test_grammar_claims_fail_on_random_init(gpt2_organism, tmp_path):
+    rnd = random_init_like(gpt2_organism, seed=123)
+    folder = save_like(gpt2_organism, rnd.model, tmp_path / "gpt2-organism-random-init")
+    res = run_claims("test_grammar.py", folder, tmp_path)
+    for name, reason in GRAMMAR_REASONS.items():
+        assert reason in res[name], f"{name}: {res[name]!r}"
+    # the word-length check is about the stimuli, not the weights: on the same tokenizer it can only fail
+    # on the (missing) snapshot; tests/test_grammar_stats.py shows its criterion failing on confounded words
+    assert "snapshot" in res["test_word_length_is_not_a_large_confound"]
+
+
+@pytest.fixture(scope="module")
+def bert_organism():
+    return load(resolve("bert-organism"), device="cpu")
+
+
+def test_lesion_tuning_claims_fail_when_him_and_her_look_alike(bert_organism, tmp_path):
+    """The tuning claims compare activations at different input tokens, so they hold even for a random model
+    (documented in claims/test_lesion.py). They fail on a model damaged so that " her" embeds exactly like
+    " him": the activations at the target become identical and no neuron separates them."""
+    from probes.lesion import target_ids
+    lm = bert_organism
+    m = random_init_like(lm, 0).model
+    m.load_state_dict(lm.model.state_dict())
+    him, her = target_ids(lm)
+    with torch.no_grad():
+        m.get_input_embeddings().weight[her] = m.get_input_embeddings().weight[him]
+    folder = save_like(lm, m, tmp_path / "bert-organism-her-is-him")
+    res = run_claims("test_lesion.py", folder, tmp_path)
+    assert "not above the label-shuffle 95%" in res["test_him_her_neurons_in_one_layer"], res
+    assert "not above label-shuffle 95%" in res["test_him_her_neurons_in_this_layer"], res

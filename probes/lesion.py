@@ -1,0 +1,132 @@
+"""Statistics-based lesioning of MLP neurons (seed 001): him/her neurons and masked-token logits.
+
+Tuning reads MLP activations at the target token (" him" / " her", found by token id; a sentence must hold
+it exactly once). ``site="mlp_pre"`` reads BERT's ``intermediate.dense`` (pre-GELU, as the seed's Part 3);
+``site="mlp_act"`` the post-GELU output. Ablation zeroes neurons at ``mlp_pre``: GELU(0) = 0, so this equals
+zeroing the post-GELU activation. Ablations of many neuron sets run as one forward pass over a batch of
+differently-ablated copies.
+"""
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from . import stats
+from .errors import StimulusError
+from .hooks import capture, check_finite, intervene
+from .loading import LoadedModel
+from .tokens import single_token
+
+
+def _tokenize(lm: LoadedModel, texts: list[str]) -> dict:
+    enc = lm.tokenizer(list(texts), return_tensors="pt", padding=True)
+    return {k: v.to(lm.device) for k, v in enc.items() if k in ("input_ids", "attention_mask", "token_type_ids")}
+
+
+def target_ids(lm: LoadedModel) -> tuple[int, int]:
+    """Token ids of him and her (as a word after a space)."""
+    return single_token(lm.tokenizer, " him"), single_token(lm.tokenizer, " her")
+
+
+def find_once(ids: torch.Tensor, target: int, texts: list[str], what: str) -> torch.Tensor:
+    counts = (ids == target).sum(1)
+    bad = (counts != 1).nonzero().flatten().tolist()
+    if bad:
+        i = bad[0]
+        raise StimulusError(f"sentence {texts[i]!r} holds the {what} token {counts[i].item()} times (must be exactly "
+                            "once): edit or drop it from the stimulus fixture")
+    return (ids == target).float().argmax(1)
+
+
+@torch.no_grad()
+def target_acts(lm: LoadedModel, texts: list[str], target: int, what: str, site: str = "mlp_pre") -> np.ndarray:
+    """(L, n_sentences, N) activations at the target token of each sentence, every layer, one forward pass."""
+    enc = _tokenize(lm, texts)
+    pos = find_once(enc["input_ids"], target, texts, what)
+    L = lm.adapter.n_layers
+    with capture(lm.adapter, [(site, l) for l in range(L)]) as rec:
+        lm.model(**enc)
+    idx = torch.arange(len(texts), device=lm.device)
+    return torch.stack([rec[(site, l)][idx, pos] for l in range(L)]).float().cpu().numpy()
+
+
+def tuned(him: np.ndarray, her: np.ndarray, q: float = 0.05) -> dict:
+    """Per-neuron t-test him vs her at one layer; FDR; him-neurons (him > her) and her-neurons (her > him)."""
+    t, p = stats.ttest_ind(him, her)
+    sig = stats.fdr(p, q)
+    t0 = np.nan_to_num(t)
+    return {"t": t, "p": p, "sig": sig, "him": np.flatnonzero(sig & (t0 > 0)), "her": np.flatnonzero(sig & (t0 < 0)),
+            "least": np.argsort(np.abs(t0), kind="stable")}
+
+
+@torch.no_grad()
+def masked_margins(lm: LoadedModel, texts: list[str], targets: list[str], layer: int | None = None,
+                   sets: list[tuple[np.ndarray, np.ndarray]] | None = None, batch: int = 256) -> np.ndarray:
+    """logit(target) - logit(foil) at each [MASK] (target him -> foil her and vice versa).
+
+    Without ``sets``: clean margins, shape (S,). With ``sets`` = [(him_neurons, her_neurons), ...] and a layer:
+    margins with those neurons zeroed at the mask (him-neurons where the target is him, her-neurons where it is
+    her), one row per set: (R, S), computed as batches of R x S ablated copies.
+    """
+    him_id, her_id = target_ids(lm)
+    enc = _tokenize(lm, texts)
+    S = len(texts)
+    pos = find_once(enc["input_ids"], lm.tokenizer.mask_token_id, texts, "[MASK]")
+    tgt = torch.tensor([him_id if t == "him" else her_id for t in targets], device=lm.device)
+    foil = torch.tensor([her_id if t == "him" else him_id for t in targets], device=lm.device)
+    is_him = torch.tensor([t == "him" for t in targets], device=lm.device)
+
+    def margins(logits, reps):
+        rows = torch.arange(S * reps, device=lm.device)
+        at = logits[rows, pos.repeat(reps)].float()
+        check_finite(at, "masked-token logits")
+        return (at.gather(1, tgt.repeat(reps)[:, None]) - at.gather(1, foil.repeat(reps)[:, None]))[:, 0]
+
+    if sets is None:
+        return margins(lm.model(**enc).logits, 1).cpu().numpy()
+    N = lm.adapter.d_mlp
+    out = []
+    per = max(1, batch // S)
+    for c0 in range(0, len(sets), per):
+        chunk = sets[c0:c0 + per]
+        R = len(chunk)
+        keep = torch.ones(R, S, N, device=lm.device, dtype=lm.dtype)
+        for r, (him_n, her_n) in enumerate(chunk):
+            keep[r, is_him.nonzero().flatten()[:, None], torch.as_tensor(him_n, dtype=torch.long)[None]] = 0
+            keep[r, (~is_him).nonzero().flatten()[:, None], torch.as_tensor(her_n, dtype=torch.long)[None]] = 0
+        keep = keep.view(R * S, N)
+        rows = torch.arange(R * S, device=lm.device)
+        p = pos.repeat(R)
+
+        def zero(x):
+            x[rows, p] = x[rows, p] * keep
+            return x
+        rep = {k: v.repeat(R, 1) for k, v in enc.items()}
+        with intervene(lm.adapter, {("mlp_pre", layer): zero}):
+            out.append(margins(lm.model(**rep).logits, R).view(R, S).cpu())
+    return torch.cat(out).numpy()
+
+
+def random_sets(n_neurons: int, n_him: int, n_her: int, draws: int, seed: int = 0):
+    """``draws`` random (him, her) neuron sets of the given sizes (seeded)."""
+    g = stats.rng(seed)
+    return [(g.choice(n_neurons, n_him, replace=False), g.choice(n_neurons, n_her, replace=False))
+            for _ in range(draws)]
+
+
+@torch.no_grad()
+def triple_logits(lm: LoadedModel, texts: list[str]) -> np.ndarray:
+    """Seed Part 4: logits of (her, him) at the her-position and the him-position of the clean sentence, the
+    her-mask sentence and the him-mask sentence: (3 sentences, 2 positions [her, him], 2 tokens [her, him])."""
+    him_id, her_id = target_ids(lm)
+    mask = lm.tokenizer.mask_token_id
+    enc = _tokenize(lm, texts)
+    logits = lm.model(**enc).logits.float()
+    out = np.zeros((3, 2, 2))
+    for i in range(3):
+        ids = enc["input_ids"][i]
+        her_pos = (ids == (mask if i == 1 else her_id)).nonzero()[0, 0]
+        him_pos = (ids == (mask if i == 2 else him_id)).nonzero()[0, 0]
+        for j, pos in enumerate((her_pos, him_pos)):
+            out[i, j] = logits[i, pos, [her_id, him_id]].cpu().numpy()
+    return out
