@@ -14,6 +14,7 @@ SELECT = ["claims/test_ioi.py::test_behaviour_prefers_indirect_object",
 
 
 def run(tmp: Path, *args: str) -> tuple[dict[str, str], list[str]]:
+    tmp.mkdir(parents=True)
     env = dict(os.environ, CLAIMS_SNAPSHOT_DIR=str(tmp / "snaps"), CLAIMS_LOAD_LOG=str(tmp / "loads.txt"))
     r = subprocess.run([sys.executable, "-m", "pytest", *SELECT, "--models", "gpt2-organism,gpt-neo-organism",
                         "-p", "no:cacheprovider", "-q", "--snapshot-update", f"--artifacts={tmp / 'art'}", *args],

@@ -70,8 +70,9 @@ def test_packaged_minilm_is_found_without_importing_it():
 def test_pickle_checkpoints_refused_unless_opted_in(tmp_path):
     from tests.conftest import random_model
     m = random_model("gpt2", n_layers=1)
-    m.save_pretrained(tmp_path, safe_serialization=False)
-    assert (tmp_path / "pytorch_model.bin").exists() and not (tmp_path / "model.safetensors").exists()
+    m.save_pretrained(tmp_path)
+    (tmp_path / "model.safetensors").unlink()
+    torch.save(m.state_dict(), tmp_path / "pytorch_model.bin")  # a pickle checkpoint
     with pytest.raises(ModelLoadError, match="--allow-pickle"):
         load(resolve(str(tmp_path)), device="cpu")
 
@@ -93,7 +94,7 @@ def organism_tok():
 
 def test_multi_token_stimulus_word(organism_tok):
     assert isinstance(single_token(organism_tok, " Mike"), int)
-    with pytest.raises(StimulusError, match="is 2 tokens|is 3 tokens|is 4 tokens"):
+    with pytest.raises(StimulusError, match=r"is \d+ tokens .* not one"):
         single_token(organism_tok, " Nebuchadnezzar")
 
 
