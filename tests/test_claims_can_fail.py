@@ -42,6 +42,12 @@ def save_like(lm, model, folder: Path) -> Path:
     return folder
 
 
+def run_on_random_init(lm, module: str, tmp: Path, seed: int = 123) -> dict[str, str]:
+    """Save a randomly initialised copy of ``lm`` (same config and tokenizer) and run claims/<module> on it."""
+    rnd = random_init_like(lm, seed=seed)
+    return run_claims(module, save_like(lm, rnd.model, tmp / f"{lm.spec.id}-random-init"), tmp)
+
+
 @pytest.fixture(scope="module")
 def gpt2_organism():
     return load(resolve("gpt2-organism"), device="cpu")
@@ -57,9 +63,7 @@ IOI_REASONS = {
 
 
 def test_ioi_claims_fail_on_random_init(gpt2_organism, tmp_path):
-    rnd = random_init_like(gpt2_organism, seed=123)
-    folder = save_like(gpt2_organism, rnd.model, tmp_path / "gpt2-organism-random-init")
-    res = run_claims("test_ioi.py", folder, tmp_path)
+    res = run_on_random_init(gpt2_organism, "test_ioi.py", tmp_path)
     assert set(res) == set(IOI_REASONS), res
     for name, reason in IOI_REASONS.items():
         assert res[name] != "passed" and reason in res[name], f"{name}: {res[name]!r}"
@@ -103,9 +107,7 @@ GRAMMAR_REASONS = {
 
 
 def test_grammar_claims_fail_on_random_init(gpt2_organism, tmp_path):
-    rnd = random_init_like(gpt2_organism, seed=123)
-    folder = save_like(gpt2_organism, rnd.model, tmp_path / "gpt2-organism-random-init")
-    res = run_claims("test_grammar.py", folder, tmp_path)
+    res = run_on_random_init(gpt2_organism, "test_grammar.py", tmp_path)
     for name, reason in GRAMMAR_REASONS.items():
         assert reason in res[name], f"{name}: {res[name]!r}"
     # the word-length check is about the stimuli, not the weights: on the same tokenizer it can only fail
