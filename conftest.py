@@ -114,7 +114,6 @@ def pytest_collection_modifyitems(config, items):
 
 
 _MODELS: dict[str, loading.LoadedModel] = {}
-_RANDOM: dict[tuple[str, int], loading.LoadedModel] = {}
 
 
 @pytest.fixture
@@ -132,17 +131,6 @@ def lm(model_id, request) -> loading.LoadedModel:
             with open(os.environ["CLAIMS_LOAD_LOG"], "a") as f:
                 f.write(f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')} {model_id}\n")
     return _MODELS[model_id]
-
-
-@pytest.fixture
-def random_lm(lm):
-    """``random_lm(seed)``: a randomly initialised model of the same config (cached)."""
-    def get(seed: int = 0) -> loading.LoadedModel:
-        key = (lm.spec.id, seed)
-        if key not in _RANDOM:
-            _RANDOM[key] = loading.random_init_like(lm, seed)
-        return _RANDOM[key]
-    return get
 
 
 @pytest.fixture

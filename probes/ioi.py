@@ -89,9 +89,6 @@ def behaviour(lm: LoadedModel, sets: list[PromptSet], seed: int = 0) -> dict:
 
 
 # ----------------------------------------------------------------------------- head edits
-Payload = Callable[[int, int, int], torch.Tensor]  # (set index, layer, head) -> (P, T, dh) replacement
-
-
 def all_heads(lm: LoadedModel) -> list[tuple[int, int]]:
     return [(l, h) for l in range(lm.adapter.n_layers) for h in range(lm.adapter.n_heads)]
 
