@@ -114,19 +114,26 @@ def pytest_collection_modifyitems(config, items):
 
 
 _MODELS: dict[str, loading.LoadedModel] = {}
+_LOAD_ERRORS: dict[str, ProbeError] = {}
 
 
 @pytest.fixture
 def lm(model_id, request) -> loading.LoadedModel:
     """The loaded model; cached for the whole worker process (one load per model per worker)."""
+    if model_id in _LOAD_ERRORS:  # fail fast: do not retry a model that could not load (e.g. hub unreachable)
+        raise _LOAD_ERRORS[model_id]
     if model_id not in _MODELS:
         cfg = request.config
         spec = next(s for s in cfg._claims_models if s.id == model_id)
         loading.log(f"loading {spec.id} ({spec.source}: {spec.hub_id or spec.path or spec.package}) "
                     f"on {cfg.getoption('--device')} / {cfg.getoption('--dtype')}")
-        _MODELS[model_id] = loading.load(spec, cfg.getoption("--device"), cfg.getoption("--dtype"),
-                                         allow_pickle=cfg.getoption("--allow-pickle"),
-                                         trust_remote_code=cfg.getoption("--trust-remote-code"))
+        try:
+            _MODELS[model_id] = loading.load(spec, cfg.getoption("--device"), cfg.getoption("--dtype"),
+                                             allow_pickle=cfg.getoption("--allow-pickle"),
+                                             trust_remote_code=cfg.getoption("--trust-remote-code"))
+        except ProbeError as e:
+            _LOAD_ERRORS[model_id] = e
+            raise
         if os.environ.get("CLAIMS_LOAD_LOG"):  # tests/ check that each model loads once per worker
             with open(os.environ["CLAIMS_LOAD_LOG"], "a") as f:
                 f.write(f"{os.environ.get('PYTEST_XDIST_WORKER', 'main')} {model_id}\n")
