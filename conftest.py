@@ -104,13 +104,22 @@ def pytest_generate_tests(metafunc):
     metafunc.parametrize("model_id,layer" if per_layer else "model_id", params)
 
 
+@pytest.hookimpl(tryfirst=True)
 def pytest_collection_modifyitems(config, items):
-    """Group tests by model so that under -n auto (with --dist loadgroup) each model loads on one worker."""
+    """Group tests by model so that under -n auto (with --dist loadgroup) each model loads on one worker.
+
+    Each claim gets an ``xdist_group`` mark named after its model; xdist's worker hook (which runs after this
+    one) turns it into the scheduling group by suffixing the nodeid. pytest 9.2 derives nodeids from a new
+    attribute, which silently breaks that in pytest-xdist 3.8: hence pytest<9.1 in pyproject.toml
+    (tests/test_parallel.py checks that each model loads once).
+    """
     for item in items:
         cs = getattr(item, "callspec", None)
-        if cs and cs.params.get("model_id"):
-            config._claims_collected = True
-            item.add_marker(pytest.mark.xdist_group(cs.params["model_id"]))
+        group = cs.params.get("model_id") if cs else None
+        if not group:
+            continue
+        config._claims_collected = True
+        item.add_marker(pytest.mark.xdist_group(group))
 
 
 _MODELS: dict[str, loading.LoadedModel] = {}
@@ -174,3 +183,5 @@ def pytest_terminal_summary(terminalreporter, config):
     for mid, why in getattr(config, "_claims_left_out", []):
         tr.write_line(f"left out {mid}: {why}")
     tr.write_line(f"figures: {config.getoption('--artifacts')}/<model>/<claim>.png")
+
+
