@@ -75,7 +75,8 @@ class Adapter:
 
     def mlp_out_weight(self, layer: int) -> torch.Tensor:
         """Neuron output weights, shape (N neurons, D): row n is what neuron n writes."""
-        raise NotImplementedError
+        raise ProbeError(f"the {self.arch} adapter does not say where the MLP output weights live: define "
+                         "mlp_out_weight in its Adapter subclass")
 
     def embed_matrix(self) -> torch.Tensor:
         return self.model.get_input_embeddings().weight
