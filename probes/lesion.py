@@ -59,6 +59,14 @@ def tuned(him: np.ndarray, her: np.ndarray, q: float = 0.05) -> dict:
             "least": np.argsort(np.abs(t0), kind="stable")}
 
 
+def strongest(tu: dict, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """The ``k`` most tuned him-neurons (largest t) and her-neurons (most negative t) among the significant ones."""
+    t = np.nan_to_num(tu["t"])
+    him = tu["him"][np.argsort(-t[tu["him"]], kind="stable")][:k]
+    her = tu["her"][np.argsort(t[tu["her"]], kind="stable")][:k]
+    return him, her
+
+
 @torch.no_grad()
 def masked_margins(lm: LoadedModel, texts: list[str], targets: list[str], layer: int | None = None,
                    sets: list[tuple[np.ndarray, np.ndarray]] | None = None, batch: int = 256) -> np.ndarray:
