@@ -412,3 +412,231 @@ def lesion_laminar_ablation(title: str, res: list[dict]):
     fig.suptitle(title, fontweight="bold")
     fig.tight_layout()
     return fig
+
+
+# ----------------------------------------------------------------------------- seed 003
+def _token_axis(ax, labels: list[str], rotation: int = 45):
+    ax.set_xticks(range(len(labels)))
+    ax.set_xticklabels([repr(t)[1:-1] for t in labels], rotation=rotation, fontsize=7)
+
+
+def recommender_norms(title: str, norms: dict[str, np.ndarray], labels: dict[str, list[str]], cv: float,
+                      null_cv: list[float]):
+    """Seed 003 Part 1: MLP-output norm per layer x token for texts A, B, C (colour limits: 5th-95th
+    percentile of each text, as the seed), position 0 excluded."""
+    fig, axs = plt.subplots(1, 3, figsize=(16, 3.8))
+    for ax, k in zip(axs, "ABC"):
+        lo, hi = np.percentile(norms[k], [5, 95])
+        h = ax.imshow(norms[k], aspect="auto", cmap="magma", origin="lower", vmin=lo, vmax=hi)
+        _token_axis(ax, labels[k], 90)
+        ax.set(ylabel="Transformer layer", title=f"Norms of text {k}")
+        fig.colorbar(h, ax=ax, pad=.01)
+    fig.suptitle(f"{title}\nmax across-token norm CV {cv:.2f} (random-init copies: "
+                 f"{', '.join(f'{x:.2f}' for x in null_cv)})", fontweight="bold")
+    fig.tight_layout()
+    return fig
+
+
+def recommender_token_average(title: str, ta: dict, labels_C: list[str], layer: int, null_q99: float):
+    """Seed 003 Part 2: the mean vectors of A and B (line and scatter) and each C token's similarity with the
+    target vector; the recommended token marked."""
+    fig = plt.figure(figsize=(15, 6.5))
+    gs = GridSpec(2, 2, figure=fig)
+    a0, a1, a2 = fig.add_subplot(gs[0, 0]), fig.add_subplot(gs[0, 1]), fig.add_subplot(gs[1, :])
+    a0.plot(ta["mean_A"], label="Vector A")
+    a0.plot(ta["mean_B"], label="Vector B")
+    a0.legend()
+    a0.set(xlabel="Embeddings dimension", ylabel="Value", title="A) Mean vectors (centred)")
+    a1.plot(ta["mean_A"], ta["mean_B"], "kh", markerfacecolor=[.7, .9, .9, .5])
+    a1.set(xlabel="Mean vector A", ylabel="Mean vector B", title=f"B) Scatter plot ($S_c$ = {ta['cos_AB']:.2f})")
+    s = ta["sims"]
+    a2.plot(s, "kh", markerfacecolor=[.9, .7, .9], markersize=12)
+    a2.axhline(s.max(), ls="--", lw=.5, color="k")
+    a2.axvline(ta["best"], ls="--", lw=.5, color="k")
+    a2.axhline(null_q99, ls=":", color="r", label="dimension-shuffle null, 99%")
+    a2.legend(fontsize=8)
+    _token_axis(a2, labels_C)
+    a2.set(ylabel="Similarity with target vector",
+           title=f"C) Layer {layer}: recommended token {labels_C[ta['best']]!r}")
+    fig.suptitle(title, fontweight="bold")
+    fig.tight_layout()
+    return fig
+
+
+def recommender_layers(title: str, rec_sim: np.ndarray, rec_labels: list[str], null_max: list[np.ndarray]):
+    """Seed 003 Part 3: the recommended token and its similarity per layer (random-init copies in grey)."""
+    fig, ax = plt.subplots(figsize=(10, 3.6))
+    for i, n in enumerate(null_max):
+        ax.plot(n, "-", color=[.6, .6, .6], lw=1, label="random-init copies" if i == 0 else None)
+    for l, (s, t) in enumerate(zip(rec_sim, rec_labels)):
+        ax.plot(l, s, "kh", markersize=14, markerfacecolor=[.9, .7, .7])
+        ax.text(l, s + .05, repr(t)[1:-1], ha="center", fontweight="bold")
+    ax.legend(fontsize=8)
+    ax.set(xlabel="Transformer layer", ylabel="Cosine similarity (centred)", title="Recommended token")
+    fig.suptitle(title, fontweight="bold")
+    fig.tight_layout()
+    return fig
+
+
+def recommender_pairs(title: str, cmat: np.ndarray, lA: list[str], lB: list[str], lC: list[str]):
+    """Seed 003 Part 4: pair (analogy) similarity matrices (A tokens x B tokens) for four C tokens, with the
+    best pair in each title."""
+    idxs = np.linspace(0, cmat.shape[2] - 1, 4, dtype=int)
+    fig, axs = plt.subplots(1, 4, figsize=(16, 5.5))
+    lo, hi = np.percentile(cmat, [5, 99])
+    for ax, k in zip(axs, idxs):
+        i, j = np.unravel_index(np.argmax(cmat[:, :, k]), cmat[:, :, k].shape)
+        ax.imshow(cmat[:, :, k], vmin=lo, vmax=hi, aspect="auto", cmap="magma")
+        ax.set(title=f"Similarity with {lC[k]!r}\n({lA[i]!r}, {lB[j]!r})", yticks=range(len(lA)))
+        _token_axis(ax, lB, 90)
+        ax.set_yticklabels([repr(t)[1:-1] for t in lA], fontsize=7)
+    axs[0].set(xlabel="Tokens from text B", ylabel="Tokens from text A")
+    fig.suptitle(title, fontweight="bold")
+    fig.tight_layout()
+    return fig
+
+
+def recommender_heatmap(title: str, mx: np.ndarray, labels_C: list[str], score: np.ndarray,
+                        null_scores: list[np.ndarray], middle: range):
+    """Seed 003 Part 5: max pair similarity per layer x C token (5th-95th percentile colours), and the pair score
+    per layer (mean over C tokens) against random-init copies, the middle layers shaded."""
+    fig = plt.figure(figsize=(15, 4.2))
+    gs = GridSpec(1, 3, figure=fig)
+    a0, a1 = fig.add_subplot(gs[:2]), fig.add_subplot(gs[2])
+    lo, hi = np.percentile(mx, [5, 95])
+    h = a0.imshow(mx, aspect="auto", origin="lower", cmap="magma", vmin=lo, vmax=hi)
+    fig.colorbar(h, ax=a0, pad=.01)
+    _token_axis(a0, labels_C)
+    a0.set(ylabel="Transformer layer", title="Max similarities to target vector (centred)")
+    a1.axvspan(middle.start - .5, middle.stop - .5, color=[.9, .9, .7], label="middle layers")
+    for i, n in enumerate(null_scores):
+        a1.plot(n, "-", color=[.6, .6, .6], label="random-init copies" if i == 0 else None)
+    a1.plot(score, "ko-", markerfacecolor=[.9, .7, .7], markersize=9, label="model")
+    a1.legend(fontsize=8)
+    a1.set(xlabel="Transformer layer", ylabel="Mean max similarity", title=f"Best layer {int(np.argmax(score))}")
+    fig.suptitle(title, fontweight="bold")
+    fig.tight_layout()
+    return fig
+
+
+# ----------------------------------------------------------------------------- seed 002
+def neuron_behaviour(title: str, names: list[str], clean: np.ndarray, corrupted: np.ndarray,
+                     templated_clean: np.ndarray, templated_corrupted: np.ndarray):
+    """Seed 002 behaviour: logit difference (target - foil) of the clean and corrupted prompts per seed case, and
+    over the templated cases."""
+    fig, axs = plt.subplots(1, 2, figsize=(13, 3.8), gridspec_kw={"width_ratios": [2, 1]})
+    x = np.arange(len(names))
+    axs[0].bar(x - .2, clean, .4, color=[.5, .8, .5], edgecolor="k", label="clean")
+    axs[0].bar(x + .2, corrupted, .4, color=[.9, .6, .6], edgecolor="k", label="corrupted")
+    axs[0].axhline(0, color="k", lw=.5)
+    axs[0].set(xticks=x, xticklabels=names, ylabel="logit(target) - logit(foil)", title="A) Seed cases")
+    axs[0].legend()
+    if len(templated_clean):
+        axs[1].hist(templated_clean, bins=15, color=[.5, .8, .5], alpha=.7, label="clean")
+        axs[1].hist(templated_corrupted, bins=15, color=[.9, .6, .6], alpha=.7, label="corrupted")
+        axs[1].axvline(0, color="k", ls="--")
+        axs[1].legend(fontsize=8)
+    axs[1].set(xlabel="logit difference", ylabel="Templated cases", title="B) Templated cases")
+    fig.suptitle(title, fontweight="bold")
+    fig.tight_layout()
+    return fig
+
+
+def neuron_logit_lens(title: str, lenses: dict[str, np.ndarray], spikes: dict[str, list]):
+    """Seed 002 logit lens: logit difference per layer (0 = embeddings), jumps marked."""
+    fig, ax = plt.subplots(figsize=(10, 4))
+    for name, lens in lenses.items():
+        h, = ax.plot(lens, "o-", label=name, markersize=4)
+        for a, b in spikes[name]:
+            ax.plot([a, b], lens[[a, b]], "-", color=h.get_color(), lw=4, alpha=.4)
+    ax.axhline(0, color="k", lw=.5)
+    ax.legend(fontsize=8)
+    ax.set(xlabel="Layer (0 = embeddings, i = entering block i)", ylabel="logit(target) - logit(foil)",
+           title="Logit lens (thick: jumps above the threshold)")
+    fig.suptitle(title, fontweight="bold")
+    fig.tight_layout()
+    return fig
+
+
+def neuron_layer_position(title: str, rest: np.ndarray, labels: list[str]):
+    """Seed 002 activation patching: normalised restoration per layer x position (residual stream)."""
+    fig, ax = plt.subplots(figsize=(1.2 + .6 * len(labels), 0.5 + .25 * rest.shape[0] + 2))
+    lim = max(1.0, float(np.abs(rest).max()))
+    h = ax.imshow(rest, aspect="auto", origin="lower", cmap="RdBu", vmin=-lim, vmax=lim)
+    fig.colorbar(h, ax=ax, pad=.01, label="restoration")
+    _token_axis(ax, labels)
+    ax.set(ylabel="Layer (residual after block)", title="Residual-stream patching, clean -> corrupted")
+    fig.suptitle(title, fontweight="bold")
+    fig.tight_layout()
+    return fig
+
+
+def neuron_patching(title: str, rest: dict[str, np.ndarray], layer: int, star: int):
+    """Seed 002 neuron patching: restoration of each neuron of one layer, per case; the stand-out neuron marked."""
+    fig, axs = plt.subplots(1, len(rest), figsize=(4 * len(rest), 3.6), sharey=True)
+    for ax, (name, r) in zip(np.atleast_1d(axs), rest.items()):
+        ax.plot(r, ".", color=[.4, .4, .4], markersize=3)
+        ax.plot(star, r[star], "o", color="r", markersize=8)
+        ax.annotate(f"N{star}: {r[star]:.3f}", (star, r[star]), textcoords="offset points", xytext=(5, 5),
+                    color="r", fontsize=8)
+        ax.set(xlabel=f"Neuron (layer {layer})", title=name)
+    np.atleast_1d(axs)[0].set_ylabel("Restoration")
+    fig.suptitle(title, fontweight="bold")
+    fig.tight_layout()
+    return fig
+
+
+def neuron_congruence(title: str, cg: dict, writers: np.ndarray, token: str, best: tuple[int, int]):
+    """Seed 002 congruence: a neuron's top and bottom unembedding tokens; every neuron of every layer against one
+    token (which neurons write it)."""
+    fig, axs = plt.subplots(1, 2, figsize=(14, 4.2))
+    toks = cg["top"][::-1] + cg["bottom"]
+    vals = np.concatenate([cg["top_scores"][::-1], cg["bottom_scores"]])
+    axs[0].barh(range(len(toks)), vals, color=[[.5, .7, .9] if v > 0 else [.9, .6, .6] for v in vals])
+    axs[0].set(yticks=range(len(toks)), yticklabels=[repr(t) for t in toks], xlabel="output weights . unembedding",
+               title="A) Top and bottom tokens of the stand-out neuron")
+    L, N = writers.shape
+    axs[1].plot(writers.ravel(), ".", color=[.4, .4, .4], markersize=2)
+    axs[1].plot(best[0] * N + best[1], writers[best], "ro")
+    axs[1].annotate(f"L{best[0]}.N{best[1]}", (best[0] * N + best[1], writers[best]), color="r",
+                    textcoords="offset points", xytext=(5, 0))
+    axs[1].set(xticks=np.arange(L) * N + N / 2, xticklabels=range(L), xlabel="Layer (neurons in order)",
+               ylabel="congruence", title=f"B) Every neuron against {token!r}")
+    fig.suptitle(title, fontweight="bold")
+    fig.tight_layout()
+    return fig
+
+
+def neuron_workflow(title: str, inv, drop: float, null: np.ndarray, p: float):
+    """One page for :func:`probes.neuron.investigate`: lens, layer x position patching, neuron restorations of
+    the identified layers, and the ablation check against random neuron sets."""
+    fig = plt.figure(figsize=(16, 8))
+    gs = GridSpec(2, 3, figure=fig)
+    a = fig.add_subplot(gs[0, 0])
+    a.plot(inv.lens, "ko-")
+    for s, e in inv.spikes:
+        a.plot([s, e], inv.lens[[s, e]], "r-", lw=4, alpha=.5)
+    a.set(xlabel="Layer (0 = embeddings)", ylabel="logit diff", title=f"1) Logit lens ({inv.case})")
+    b = fig.add_subplot(gs[0, 1:])
+    lim = max(1.0, float(np.abs(inv.layer_position).max()))
+    h = b.imshow(inv.layer_position, aspect="auto", origin="lower", cmap="RdBu", vmin=-lim, vmax=lim)
+    fig.colorbar(h, ax=b, pad=.01)
+    b.set(xlabel="Position", ylabel="Layer", title="2) Residual patching, clean -> corrupted")
+    c = fig.add_subplot(gs[1, 0:2])
+    off = 0
+    for l, r in inv.restorations.items():
+        c.plot(np.arange(len(r)) + off, r, ".", markersize=3, label=f"layer {l}")
+        off += len(r)
+    for n in inv.neurons:
+        c.annotate(n["id"], (list(inv.restorations).index(n["layer"]) * len(r) + n["neuron"], n["restoration"]),
+                   fontsize=7, color="r")
+    c.legend(fontsize=8)
+    c.set(xlabel="Neuron (identified layers)", ylabel="Restoration", title="3) Neuron patching; outliers named")
+    d = fig.add_subplot(gs[1, 2])
+    d.hist(null, bins=30, color=[.85, .85, .85], edgecolor="k", label="random sets")
+    d.axvline(drop, color="r", lw=2, label=f"found neurons (p={p:.3f})")
+    d.legend(fontsize=8)
+    d.set(xlabel="Mean drop in logit diff (templated cases)", ylabel="Count", title="4) Zeroing the found neurons")
+    fig.suptitle(title, fontweight="bold")
+    fig.tight_layout()
+    return fig

@@ -135,3 +135,35 @@ def test_lesion_tuning_claims_fail_when_him_and_her_look_alike(bert_organism, tm
     res = run_claims("test_lesion.py", folder, tmp_path)
     assert "not above the label-shuffle 95%" in res["test_him_her_neurons_in_one_layer"], res
     assert "not above label-shuffle 95%" in res["test_him_her_neurons_in_this_layer"], res
+
+
+LESION_CAUSAL_REASONS = {
+    "test_masked_pronoun_predictions": "pronoun accuracy",
+    "test_ablating_tuned_neurons_in_last_layer_shifts_logits": "not above random draws",
+    "test_ablation_impact_through_the_layers": "no layer's tuned ablation beats random draws",
+}
+
+
+def test_lesion_causal_claims_fail_on_random_init(bert_organism, tmp_path):
+    """A randomly initialised BERT neither predicts the pronoun nor depends on its him/her neurons more than on
+    random ones (the trained organism passes both: the default claims run)."""
+    res = run_on_random_init(bert_organism, "test_lesion.py", tmp_path)
+    for name, reason in LESION_CAUSAL_REASONS.items():
+        assert res[name] != "passed" and reason in res[name], f"{name}: {res[name]!r}"
+
+
+RECOMMENDER_REASONS = {
+    "test_mlp_projection_norms": "not above 2x random-init",
+    "test_token_average_recommendation": ("not 0.2 above random-init", "not above dimension-shuffle"),
+    "test_recommendations_through_the_layers": "not above 1.5x random-init",
+    "test_pair_analogy_recommendations": ("not 0.1 above random-init", "not above dimension-shuffle"),
+    "test_recommendations_best_in_middle_layers": "not 0.1 above random-init",
+}
+
+
+def test_recommender_claims_fail_on_random_init(gpt2_organism, tmp_path):
+    res = run_on_random_init(gpt2_organism, "test_recommender.py", tmp_path)
+    assert set(res) == set(RECOMMENDER_REASONS), res
+    for name, reasons in RECOMMENDER_REASONS.items():
+        reasons = (reasons,) if isinstance(reasons, str) else reasons
+        assert res[name] != "passed" and any(r in res[name] for r in reasons), f"{name}: {res[name]!r}"
