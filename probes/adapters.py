@@ -145,8 +145,13 @@ class GPT2Adapter(Adapter):
             tr.h = blocks
             zero_pos.remove()
 
-    def body(self, resid):
-        return self.model.transformer(inputs_embeds=resid, use_cache=False).last_hidden_state
+    def body(self, resid, past_key_values=None):
+        """``past_key_values``: a cache of the positions before ``resid`` from a full forward (all layers), for
+        continuing a sequence whose prefix is shared by every row."""
+        if past_key_values is None:
+            return self.model.transformer(inputs_embeds=resid, use_cache=False).last_hidden_state
+        return self.model.transformer(inputs_embeds=resid, past_key_values=past_key_values,
+                                      use_cache=True).last_hidden_state
 
 
 class GPTNeoAdapter(GPT2Adapter):

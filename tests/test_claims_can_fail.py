@@ -167,3 +167,42 @@ def test_recommender_claims_fail_on_random_init(gpt2_organism, tmp_path):
     for name, reasons in RECOMMENDER_REASONS.items():
         reasons = (reasons,) if isinstance(reasons, str) else reasons
         assert res[name] != "passed" and any(r in res[name] for r in reasons), f"{name}: {res[name]!r}"
+
+
+NEURON_REASONS = {
+    "test_size_opposites_and_control_behaviour": "seed cases without the behaviour",
+    "test_logit_lens_jumps": "the lens rises by",
+    "test_information_moves_from_adjective_to_final_position": "nothing to patch",
+    "test_stand_out_neuron_recurs_for_related_prompts": "nothing to patch",
+    "test_congruence_finds_the_writer_of_an": "nothing to patch",
+    "test_stand_out_neuron_fires_on_size_contexts": "nothing to patch",
+    "test_workflow_finds_neurons_that_matter": "nothing to patch",
+}
+
+
+def test_neuron_claims_fail_on_random_init(gpt2_organism, tmp_path):
+    res = run_on_random_init(gpt2_organism, "test_neuron.py", tmp_path)
+    assert set(res) == set(NEURON_REASONS), res
+    for name, reason in NEURON_REASONS.items():
+        assert res[name] != "passed" and reason in res[name], f"{name}: {res[name]!r}"
+
+
+def test_neuron_stand_out_claim_fails_when_the_neuron_is_damaged(gpt2_organism, tmp_path):
+    """Zero the stand-out neuron's output weights (nothing else changes): the claim then fails, because the
+    next-best tall/short neuron does not recur for big/small and huge/tiny."""
+    from fixtures.loaders import STIMULI
+    import json as _json
+    from probes import neuron as Nn
+    lm = gpt2_organism
+    c = _json.loads((STIMULI / "neuron_v1.json").read_text())["seed"][0]
+    case = Nn.make_case(lm, c["name"], c["clean"], c["corrupted"], c["target"], c["foil"])
+    layer = lm.adapter.n_layers - 1
+    r = Nn.neuron_patching(lm, case, layer)
+    star = int(np.argmax(r))
+    m = random_init_like(lm, 0).model
+    m.load_state_dict(lm.model.state_dict())
+    with torch.no_grad():
+        m.transformer.h[layer].mlp.c_proj.weight[star] = 0
+    folder = save_like(lm, m, tmp_path / "gpt2-organism-no-stand-out")
+    res = run_claims("test_neuron.py", folder, tmp_path, "stand_out")
+    assert "not in the top" in res["test_stand_out_neuron_recurs_for_related_prompts"], res

@@ -1,0 +1,346 @@
+"""Neuron investigation (seed 002): logit lens, activation patching, neuron patching, congruence, top contexts.
+
+A *case* is a clean prompt, a corrupted prompt of the same token length, and a target / foil token: the clean
+prompt prefers the target ("John is tall. Mary is" -> " short"), the corrupted one the foil. Every patching
+result is a *normalised restoration*: (patched - corrupted) / (clean - corrupted) of the logit difference
+target - foil at the last position, so 1 means the patch restores the clean behaviour fully.
+
+Neuron activations are the MLP's post-activation values (site ``mlp_act``), patched at every position (the
+prompts differ at the adjective, and the seed's neuron patching patches the whole sequence).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+
+from .errors import StimulusError
+from .hooks import capture, check_finite, intervene
+from .loading import LoadedModel
+from .tokens import single_token
+
+
+@dataclass
+class Case:
+    name: str
+    clean: torch.Tensor      # (1, T) token ids
+    corrupted: torch.Tensor  # (1, T)
+    target: int
+    foil: int
+    labels: list[str] = field(default_factory=list)
+
+
+def make_case(lm: LoadedModel, name: str, clean: str, corrupted: str, target: str, foil: str) -> Case:
+    """Tokenise a case; clear errors for multi-token targets and prompts of different token lengths."""
+    tok = lm.tokenizer
+    c = torch.tensor([tok.encode(clean, add_special_tokens=False)], device=lm.device)
+    k = torch.tensor([tok.encode(corrupted, add_special_tokens=False)], device=lm.device)
+    if c.shape != k.shape:
+        raise StimulusError(f"case {name!r}: clean and corrupted prompts have {c.shape[1]} and {k.shape[1]} tokens "
+                            f"for {lm.spec.id}; patching needs equal lengths: pick words of equal token length")
+    return Case(name, c, k, single_token(tok, target), single_token(tok, foil),
+                [tok.decode([t]) for t in c[0].tolist()])
+
+
+def _diff(logits: torch.Tensor, case: Case) -> torch.Tensor:
+    last = logits[:, -1].float()
+    check_finite(last, "last-position logits")
+    return last[:, case.target] - last[:, case.foil]
+
+
+@torch.no_grad()
+def logit_diffs(lm: LoadedModel, case: Case) -> tuple[float, float]:
+    """Logit difference target - foil at the last position, on the clean and the corrupted prompt."""
+    out = _diff(lm.model(input_ids=torch.cat([case.clean, case.corrupted])).logits, case)
+    return float(out[0]), float(out[1])
+
+
+def restoration(patched: torch.Tensor | np.ndarray, clean: float, corrupted: float):
+    return (patched - corrupted) / (clean - corrupted)
+
+
+@torch.no_grad()
+def logit_lens(lm: LoadedModel, case: Case) -> np.ndarray:
+    """Logit difference read from the residual stream after the embedding and after each block, through the
+    final norm and the unembedding: (L + 1,) values; entry l + 1 is after block l (the last one equals the
+    model's own logit difference)."""
+    L = lm.adapter.n_layers
+    with capture(lm.adapter, [("resid_pre", 0)] + [("resid", l) for l in range(L)]) as rec:
+        lm.model(input_ids=case.clean)
+    rs = [rec[("resid_pre", 0)]] + [rec[("resid", l)] for l in range(L)]
+    return np.array([float(_diff(lm.adapter.logits_from_resid(r), case)[0]) for r in rs])
+
+
+def spikes(lens: np.ndarray, frac: float = 0.2) -> list[tuple[int, int]]:
+    """Transitions (i, i + 1) of the lens where the logit difference jumps by more than ``frac`` of its total rise.
+    Lens indices as TransformerLens' accumulated residual: 0 = embeddings, i = entering block i, L = after the last
+    block; so (i, i + 1) is block i's contribution (the seed's 30->31, 33->34, 35->36 for gpt2-large)."""
+    inc = np.diff(lens)
+    total = lens[-1] - lens[0]
+    return [(int(i), int(i) + 1) for i in np.flatnonzero(inc > frac * abs(total))]
+
+
+@torch.no_grad()
+def layer_position_patching(lm: LoadedModel, case: Case) -> np.ndarray:
+    """Residual stream patched clean -> corrupted at one (layer, position) at a time; normalised restoration,
+    (L + 1, T), rows indexed like the lens: row l < L is the residual entering block l (row 0: embeddings), row L
+    the residual after the last block. One forward per row over a batch of T corrupted copies."""
+    L, T = lm.adapter.n_layers, case.clean.shape[1]
+    clean, corr = logit_diffs(lm, case)
+    sites = [("resid_pre", l) for l in range(L)] + [("resid", L - 1)]
+    with capture(lm.adapter, sites) as rec:
+        lm.model(input_ids=case.clean)
+    out = np.empty((L + 1, T))
+    rows = torch.arange(T, device=lm.device)
+    for i, site in enumerate(sites):
+        src = rec[site][0]  # (T, D)
+
+        def put(x, src=src):
+            x[rows, rows] = src[rows]
+            return x
+        with intervene(lm.adapter, {site: put}):
+            out[i] = _diff(lm.model(input_ids=case.corrupted.repeat(T, 1)).logits, case).cpu().numpy()
+    return restoration(out, clean, corr)
+
+
+@torch.no_grad()
+def mlp_layer_patching(lm: LoadedModel, case: Case) -> np.ndarray:
+    """Whole MLP output of each layer patched clean -> corrupted (all positions): restoration per layer (L,)."""
+    L = lm.adapter.n_layers
+    clean, corr = logit_diffs(lm, case)
+    with capture(lm.adapter, [("mlp_out", l) for l in range(L)]) as rec:
+        lm.model(input_ids=case.clean)
+    out = np.empty(L)
+    for l in range(L):
+        with intervene(lm.adapter, {("mlp_out", l): lambda x, s=rec[("mlp_out", l)]: s.expand_as(x).clone()}):
+            out[l] = float(_diff(lm.model(input_ids=case.corrupted).logits, case)[0])
+    return restoration(out, clean, corr)
+
+
+@torch.no_grad()
+def neuron_patching(lm: LoadedModel, case: Case, layer: int, neurons: np.ndarray | None = None,
+                    batch: int | None = None, max_batch_tokens: int = 8192) -> np.ndarray:
+    """Each neuron of ``layer`` patched clean -> corrupted on its own (all positions): normalised restoration per
+    neuron, (N,). Batched: one forward over ``batch`` corrupted copies (default: ``max_batch_tokens`` tokens), each
+    patching a different neuron. Where the adapter supports it, the pass starts at ``layer`` from the cached
+    corrupted residual stream (earlier layers cannot see the patch), the positions before the first one where the
+    prompts differ come from a key/value cache (their activations are the same in both prompts, so patching them
+    changes nothing), and only the target - foil direction of the last position is read out."""
+    ad = lm.adapter
+    N, T = ad.d_mlp, case.clean.shape[1]
+    idx = np.arange(N) if neurons is None else np.asarray(neurons)
+    batch = batch or max(1, max_batch_tokens // T)
+    clean, corr = logit_diffs(lm, case)
+    with capture(ad, [("mlp_act", layer)]) as rec:
+        lm.model(input_ids=case.clean)
+    src = rec[("mlp_act", layer)][0]  # (T, N)
+    first = 0
+    if ad.can_resume:
+        with capture(ad, [("resid_pre", layer)]) as pre:
+            lm.model(input_ids=case.corrupted)
+        U = ad.unembed_matrix()
+        direction = (U[case.target] - U[case.foil]).float()
+        differ = (case.clean != case.corrupted)[0].nonzero()
+        first = int(differ[0, 0]) if len(differ) else 0
+        src = src[first:]
+
+    def prefix_cache(b: int):
+        if not first:
+            return None
+        cache = lm.model(input_ids=case.corrupted[:, :first], use_cache=True).past_key_values
+        cache.batch_repeat_interleave(b)
+        return cache
+    out = np.empty(len(idx))
+    for b0 in range(0, len(idx), batch):
+        nb = torch.as_tensor(idx[b0:b0 + batch], device=lm.device)
+        rows = torch.arange(len(nb), device=lm.device)
+
+        def put(x, nb=nb, rows=rows):
+            x[rows, :, nb] = src[:, nb].T
+            return x
+        cache = prefix_cache(len(nb)) if ad.can_resume else None  # built before the patch hook is on
+        with intervene(ad, {("mlp_act", layer): put}):
+            if ad.can_resume:
+                resid = pre[("resid_pre", layer)][:, first:].repeat(len(nb), 1, 1)
+                with ad.resume_from(layer):
+                    h = ad.body(resid, cache)[:, -1].float()
+                check_finite(h, "final hidden state")
+                d = h @ direction
+            else:
+                d = _diff(lm.model(input_ids=case.corrupted.repeat(len(nb), 1)).logits, case)
+        out[b0:b0 + len(nb)] = d.cpu().numpy()
+    return restoration(out, clean, corr)
+
+
+@torch.no_grad()
+def neuron_patching_loop(lm: LoadedModel, case: Case, layer: int, neurons: np.ndarray) -> np.ndarray:
+    """The seed's way, one forward pass per neuron (the benchmark's baseline and the test oracle)."""
+    clean, corr = logit_diffs(lm, case)
+    with capture(lm.adapter, [("mlp_act", layer)]) as rec:
+        lm.model(input_ids=case.clean)
+    src = rec[("mlp_act", layer)][0]
+    out = np.empty(len(neurons))
+    for i, n in enumerate(neurons):
+        def put(x, n=int(n)):
+            x[0, :, n] = src[:, n]
+            return x
+        with intervene(lm.adapter, {("mlp_act", layer): put}):
+            out[i] = float(_diff(lm.model(input_ids=case.corrupted).logits, case)[0])
+    return restoration(out, clean, corr)
+
+
+def attribution_patching(lm: LoadedModel, case: Case) -> np.ndarray:
+    """Linear estimate of every neuron's restoration in every layer from one forward and one backward pass on
+    the corrupted prompt (plus one clean forward): (clean act - corrupted act) x d(logit diff)/d(act), summed over
+    positions, normalised like the exact patching. (L, N)."""
+    L = lm.adapter.n_layers
+    clean, corr = logit_diffs(lm, case)
+    with torch.no_grad(), capture(lm.adapter, [("mlp_act", l) for l in range(L)]) as rec:
+        lm.model(input_ids=case.clean)
+    kept: dict[int, torch.Tensor] = {}
+
+    def keep(l):
+        def fn(x):
+            x.retain_grad()
+            kept[l] = x
+            return x
+        return fn
+    with torch.enable_grad(), intervene(lm.adapter, {("mlp_act", l): keep(l) for l in range(L)}):
+        d = _diff(lm.model(input_ids=case.corrupted).logits, case)[0]
+        d.backward()
+    est = torch.stack([((rec[("mlp_act", l)][0] - kept[l][0].detach()) * kept[l].grad[0]).sum(0) for l in range(L)])
+    lm.model.zero_grad(set_to_none=True)
+    return (est.float().cpu().numpy()) / (clean - corr)
+
+
+def robust_z(x: np.ndarray) -> np.ndarray:
+    """(x - median) / (1.4826 MAD): outliers of a restoration distribution."""
+    med = np.median(x)
+    mad = 1.4826 * np.median(np.abs(x - med))
+    return (x - med) / max(mad, 1e-12)
+
+
+@torch.no_grad()
+def congruence(lm: LoadedModel, layer: int, neuron: int, k: int = 10) -> dict:
+    """A neuron's output weights against every token's unembedding (and embedding): top and bottom tokens."""
+    w = lm.adapter.mlp_out_weight(layer)[neuron].float()
+    out = {}
+    for name, M in (("unembed", lm.adapter.unembed_matrix()), ("embed", lm.adapter.embed_matrix())):
+        if M is None:
+            continue
+        s = (M.float() @ w).cpu().numpy()
+        order = np.argsort(-s, kind="stable")
+        dec = lambda ids: [lm.tokenizer.decode([int(i)]) for i in ids]  # noqa: E731
+        out[name] = {"scores": s, "top": dec(order[:k]), "top_scores": s[order[:k]],
+                     "bottom": dec(order[::-1][:k]), "bottom_scores": s[order[::-1][:k]]}
+    return out
+
+
+@torch.no_grad()
+def token_writers(lm: LoadedModel, token: int) -> np.ndarray:
+    """Every neuron of every layer against one token's unembedding: (L, N) dot products (which neurons write it)."""
+    u = lm.adapter.unembed_matrix()[token].float()
+    return torch.stack([lm.adapter.mlp_out_weight(l).float() @ u for l in range(lm.adapter.n_layers)]).cpu().numpy()
+
+
+@torch.no_grad()
+def top_contexts(lm: LoadedModel, texts: list[str], layer: int, neuron: int, k: int = 20,
+                 window: int = 8) -> list[dict]:
+    """Neuroscope-style: the ``k`` (text, position) pairs where the neuron fires most, with the firing token and
+    its preceding context (``window`` tokens)."""
+    tok = lm.tokenizer
+    best: list[tuple[float, int, int]] = []
+    enc = [tok.encode(t, add_special_tokens=False) for t in texts]
+    for i, ids in enumerate(enc):
+        x = torch.tensor([ids], device=lm.device)
+        with capture(lm.adapter, [("mlp_act", layer)]) as rec:
+            lm.model(input_ids=x)
+        a = rec[("mlp_act", layer)][0, :, neuron].float().cpu().numpy()
+        best += [(float(v), i, p) for p, v in enumerate(a)]
+    best.sort(key=lambda t: -t[0])
+    out = []
+    for v, i, p in best[:k]:
+        ids = enc[i]
+        out.append({"activation": v, "text": i, "position": p, "token": tok.decode([ids[p]]),
+                    "before": tok.decode(ids[max(0, p - window):p]), "after": tok.decode(ids[p + 1:p + 4])})
+    return out
+
+
+@torch.no_grad()
+def ablated_diffs(lm: LoadedModel, cases: list[Case], sets: list[dict[int, np.ndarray]]) -> np.ndarray:
+    """Clean-prompt logit differences with each neuron set zeroed (``{layer: neurons}``, all positions): (R, C).
+    Row 0 of ``sets`` may be ``{}`` for the unablated model. Cases of equal length run as one batch per set."""
+    groups: dict[int, list[int]] = {}
+    for i, c in enumerate(cases):
+        groups.setdefault(c.clean.shape[1], []).append(i)
+    out = np.empty((len(sets), len(cases)))
+    for idx in groups.values():
+        ids = torch.cat([cases[i].clean for i in idx])
+        tgt = torch.tensor([cases[i].target for i in idx], device=lm.device)
+        foil = torch.tensor([cases[i].foil for i in idx], device=lm.device)
+        for r, s in enumerate(sets):
+            edits = {("mlp_act", l): (lambda x, n=torch.as_tensor(np.asarray(n), dtype=torch.long): x.index_fill_(-1, n, 0))
+                     for l, n in s.items()}
+            with intervene(lm.adapter, edits):
+                last = lm.model(input_ids=ids).logits[:, -1].float()
+            check_finite(last, "last-position logits")
+            out[r, idx] = (last.gather(1, tgt[:, None]) - last.gather(1, foil[:, None]))[:, 0].cpu().numpy()
+    return out
+
+
+@dataclass
+class Investigation:
+    """What :func:`investigate` found for one case (the seed's Finding 1, automated)."""
+    case: str
+    clean_diff: float
+    corrupted_diff: float
+    behaves: bool
+    lens: np.ndarray
+    spikes: list[tuple[int, int]]
+    layer_position: np.ndarray
+    mlp_layers: np.ndarray
+    layers: list[int]
+    attribution: np.ndarray
+    restorations: dict[int, np.ndarray]
+    neurons: list[dict]
+
+    def neuron_sets(self) -> dict[int, np.ndarray]:
+        out: dict[int, list[int]] = {}
+        for n in self.neurons:
+            out.setdefault(n["layer"], []).append(n["neuron"])
+        return {l: np.array(v) for l, v in out.items()}
+
+
+def investigate(lm: LoadedModel, case: Case, *, spike_frac: float = 0.2, z_min: float = 5.0,
+                max_neurons: int = 10, n_tokens: int = 8, log=None) -> Investigation:
+    """Behaviour check -> logit-lens spike layers -> layer x position patching -> exact neuron patching in the
+    identified layers -> outlier neurons (robust z >= ``z_min``, at most ``max_neurons`` by restoration) -> their
+    congruence with the unembedding. The identified layers are the blocks where the lens jumps (embedding jumps
+    excluded); if there are none, the layer whose whole-MLP patching restores most. Attribution patching over all
+    layers is returned beside the exact values (a screen, not used for the selection)."""
+    say = log or (lambda msg: None)
+    clean, corr = logit_diffs(lm, case)
+    behaves = clean > 0 > corr
+    say(f"{case.name}: logit diff clean {clean:.3f}, corrupted {corr:.3f}"
+        + ("" if behaves else " (the corruption does not flip the preference: results are not interpretable)"))
+    lens = logit_lens(lm, case)
+    sp = spikes(lens, spike_frac)
+    lp = layer_position_patching(lm, case)
+    mlp = mlp_layer_patching(lm, case)
+    layers = sorted({a for a, b in sp}) or [int(np.argmax(mlp))]
+    say(f"{case.name}: lens jumps {sp}; neuron patching in layers {layers}")
+    attr = attribution_patching(lm, case)
+    rest = {l: neuron_patching(lm, case, l) for l in layers}
+    cands = []
+    for l, r in rest.items():
+        z = robust_z(r)
+        cands += [(float(r[n]), l, int(n), float(z[n])) for n in np.flatnonzero(z >= z_min)]
+    cands.sort(key=lambda t: -t[0])
+    neurons = []
+    for v, l, n, z in cands[:max_neurons]:
+        cg = congruence(lm, l, n, n_tokens)["unembed"]
+        neurons.append({"layer": l, "neuron": n, "id": f"L{l}.N{n}", "restoration": v, "robust_z": z,
+                        "top_tokens": cg["top"], "bottom_tokens": cg["bottom"]})
+    say(f"{case.name}: outlier neurons {[d['id'] for d in neurons]}")
+    return Investigation(case.name, clean, corr, behaves, lens, sp, lp, mlp, layers, attr, rest, neurons)
