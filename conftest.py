@@ -21,6 +21,9 @@ def pytest_addoption(parser):
                 help="comma-separated registry ids, hub ids (owner/name[@revision]) or local folders; "
                      "default: every registry model available offline")
     g.addoption("--device", default="auto", help="auto | cpu | cuda | cuda:N (default auto)")
+    g.addoption("--corpus", default=None,
+                help="a UTF-8 text file, one context per line: neuron.top_contexts also writes the stand-out "
+                     "neuron's top contexts in it to artifacts/<model>/neuron.top_contexts.<file stem>.md")
     g.addoption("--dtype", default="float32", help="float32 | bfloat16 | float16 (default float32)")
     g.addoption("--artifacts", default="artifacts", help="folder for figures (default artifacts/)")
     g.addoption("--allow-pickle", action="store_true", help="allow loading pickle (.bin) checkpoints")
@@ -62,6 +65,9 @@ def _select(config) -> tuple[list[ModelSpec], list[tuple[str, str]], bool]:
 
 
 def pytest_configure(config):
+    corpus = config.getoption("--corpus", None)
+    if corpus and not Path(corpus).is_file():
+        raise pytest.UsageError(f"--corpus {corpus}: no such file (give a text file with one context per line)")
     config.addinivalue_line("markers", "claim(id, family, source, kinds): an interpretability claim")
     config.addinivalue_line("markers", "xdist_group(name): run on one xdist worker (set per model)")
     config._claims_models, config._claims_left_out, config._claims_explicit = _select(config)

@@ -221,11 +221,18 @@ def test_congruence_finds_the_writer_of_an(lm, claim_snapshot, figure_path):
                                            "an - a", (int(bl), int(bn))), figure_path("neuron.congruence"))
 
 
+def write_contexts(path: Path, title: str, top: list[dict], tags: list[str]) -> None:
+    lines = [f"# {title}", ""] + [f"{i + 1}. `{t['activation']:.3f}` ({tag}) {t['before']}**[{t['token']}]**{t['after']}"
+                                  for i, (t, tag) in enumerate(zip(top, tags))]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+
+
 @pytest.mark.claim(id="neuron.top_contexts", family=FAMILY, source="seed 002 (Neuroscope)")
-def test_stand_out_neuron_fires_on_size_contexts(lm, claim_snapshot, artifact_path):
+def test_stand_out_neuron_fires_on_size_contexts(lm, claim_snapshot, artifact_path, pytestconfig):
     """Over the held-out corpus (every phenomenon the organisms learned), the stand-out neuron's 20 most
     activating contexts come from size texts more often than their share of the corpus (hypergeometric
-    p < 0.01). The contexts are written, firing token marked, to artifacts/<model>/neuron.top_contexts.md."""
+    p < 0.01). The contexts are written, firing token marked, to artifacts/<model>/neuron.top_contexts.md (and, for
+    a text file given with ``--corpus``, to neuron.top_contexts.<file stem>.md: an artifact, not asserted)."""
     require_gap(lm, seed_cases(lm)["tall_short"])
     layer, star = stand_out(lm)
     corpus = STIM["corpus"]
@@ -234,10 +241,15 @@ def test_stand_out_neuron_fires_on_size_contexts(lm, claim_snapshot, artifact_pa
     n_size = sum(f == "size" for f in fam)
     M, K = len(corpus), sum(t["family"] == "size" for t in corpus)
     p = float(hypergeom.sf(n_size - 1, M, K, len(top)))
-    lines = [f"# L{layer}.N{star} - {lm.spec.id}: top {len(top)} contexts of {M} held-out texts", ""]
-    lines += [f"{i + 1}. `{t['activation']:.3f}` ({f}) {t['before']}**[{t['token']}]**{t['after']}"
-              for i, (t, f) in enumerate(zip(top, fam))]
-    artifact_path("neuron.top_contexts.md").write_text("\n".join(lines) + "\n")
+    write_contexts(artifact_path("neuron.top_contexts.md"), f"L{layer}.N{star} - {lm.spec.id}: top {len(top)} "
+                   f"contexts of {M} held-out texts", top, fam)
+    extra = pytestconfig.getoption("--corpus")
+    if extra:
+        texts = [t for t in Path(extra).read_text(encoding="utf-8").splitlines() if t.strip()]
+        mine = Nn.top_contexts(lm, texts, layer, star, k=20)
+        write_contexts(artifact_path(f"neuron.top_contexts.{Path(extra).stem}.md"),
+                       f"L{layer}.N{star} - {lm.spec.id}: top {len(mine)} contexts of {len(texts)} lines of {extra}",
+                       mine, [f"line {t['text'] + 1}" for t in mine])
     assert p < 0.01, f"{n_size}/{len(top)} top contexts are size texts (corpus share {K}/{M}; p={p:.3g})"
     claim_snapshot({"neuron": f"L{layer}.N{star}", "n_size": n_size, "p": p,
                     "tokens": [t["token"] for t in top], "families": fam}, rel=1e-3, abs_=1e-4)
