@@ -24,7 +24,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from probes import figures
+from probes import figures, stats
 from probes import recommender as R
 from probes.loading import random_init_like
 
@@ -84,7 +84,7 @@ def test_token_average_recommendation(lm, claim_snapshot, figure_path):
     a, b, c = R.centred(d["X"]["A"][layer], d["X"]["B"][layer], d["X"]["C"][layer])
     ta = R.token_average(a, b, c)
     sim = float(ta["sims"][ta["best"]])
-    g = R.rng(layer)
+    g = stats.rng(layer)
     t = (ta["mean_A"] + ta["mean_B"]) / 2
     null = np.array([R.cos(t[g.permutation(t.size)], c).max() for _ in range(N_NULL)])
     q99 = float(np.quantile(null, .99))
