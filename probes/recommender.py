@@ -56,17 +56,6 @@ def pair_sims(xA: np.ndarray, xB: np.ndarray, xC: np.ndarray) -> np.ndarray:
     return np.einsum("abd,cd->abc", unit(target), unit(xC))
 
 
-def layer_max_sims(XA: np.ndarray, XB: np.ndarray, XC: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Seed Part 5: per layer and C token, the maximum pair similarity and the argmax pair (flat index)."""
-    L = XA.shape[0]
-    mx = np.empty((L, XC.shape[1]))
-    arg = np.empty((L, XC.shape[1]), dtype=int)
-    for l in range(L):
-        c = pair_sims(XA[l], XB[l], XC[l]).reshape(-1, XC.shape[1])
-        mx[l], arg[l] = c.max(0), c.argmax(0)
-    return mx, arg
-
-
 def centred(*xs: np.ndarray) -> tuple[np.ndarray, ...]:
     """Subtract the mean vector over all tokens of all texts (at one layer) from each text's vectors.
 
