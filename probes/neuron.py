@@ -316,8 +316,8 @@ def investigate(lm: LoadedModel, case: Case, *, spike_frac: float = 0.2, z_min: 
                 max_neurons: int = 10, n_tokens: int = 8, log=None) -> Investigation:
     """Behaviour check -> logit-lens spike layers -> layer x position patching -> exact neuron patching in the
     identified layers -> outlier neurons (robust z >= ``z_min``, at most ``max_neurons`` by restoration) -> their
-    congruence with the unembedding. The identified layers are the blocks where the lens jumps (embedding jumps
-    excluded); if there are none, the layer whose whole-MLP patching restores most. Attribution patching over all
+    congruence with the unembedding. The identified layers are the blocks where the lens jumps (a jump (i, i + 1)
+    is block i's contribution); if there are none, the layer whose whole-MLP patching restores most. Attribution patching over all
     layers is returned beside the exact values (a screen, not used for the selection)."""
     say = log or (lambda msg: None)
     clean, corr = logit_diffs(lm, case)
