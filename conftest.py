@@ -56,7 +56,7 @@ def _select(config) -> tuple[list[ModelSpec], list[tuple[str, str]], bool]:
             ok, why = _hub_available(spec)
         else:
             try:
-                spec.location()
+                spec.available()
                 ok, why = True, ""
             except ProbeError as e:
                 ok, why = False, str(e)
@@ -72,6 +72,13 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "xdist_group(name): run on one xdist worker (set per model)")
     config._claims_models, config._claims_left_out, config._claims_explicit = _select(config)
     loading.pick_dtype(config.getoption("--dtype"))
+    if not hasattr(config, "workerinput"):  # controller (or a run without xdist): convert GGUF models once, with
+        for spec in config._claims_models:  # progress on the terminal, before workers start and wait for them
+            if spec.source == "gguf" or (spec.source == "package" and spec.gguf):
+                try:
+                    spec.location()
+                except ProbeError as e:
+                    raise pytest.UsageError(str(e)) from None
 
 
 def _param_id(spec: ModelSpec, dtype: str) -> str:

@@ -1,27 +1,32 @@
-"""Architecture adapters: where each named activation lives in a model.
+"""Architecture adapters: where each named activation lives in a model, declared as data.
 
 Claims and probes use *site names*, never module paths:
 
 =============  =============================================================  ======
 site           meaning                                                        shape
 =============  =============================================================  ======
-``heads``      per-head attention output, before the output projection        B,T,H,dh
-``mlp_pre``    MLP expansion, pre-activation (BERT: ``intermediate.dense``)   B,T,N
-``mlp_act``    MLP expansion, post-activation (GPT-2 ``mlp.act``, BERT        B,T,N
-               ``intermediate`` output = GELU(dense))
-``mlp_out``    MLP output projection (before the residual add)                B,T,D
+``heads``      per-(query-)head attention output, before the output           B,T,H,dh
+               projection (the input of ``o_proj`` / ``c_proj``)
+``mlp_pre``    MLP expansion, pre-activation (BERT: ``intermediate.dense``;   B,T,N
+               gated MLPs: the gate's pre-activation ``gate_proj``)
+``mlp_act``    the MLP neurons: post-activation (GPT-2 ``mlp.act``, BERT      B,T,N
+               ``intermediate`` = GELU(dense)); gated MLPs: act(gate) * up,
+               the input of the down projection
+``mlp_out``    what the MLP writes to the residual stream (the output         B,T,D
+               projection; Gemma 2/3 and OLMo 2: after their post-MLP norm)
 ``resid``      residual stream after the block (block output)                 B,T,D
 ``resid_pre``  residual stream entering the block (block input)               B,T,D
 =============  =============================================================  ======
 
-Hooks are registered by :mod:`probes.hooks`; ``pre`` sites are read from the
-module's input, ``post`` sites from its output.
+Each architecture is one :class:`Arch` row in :data:`ARCHS` (module paths relative to a block, as
+TransformerLens's bridge maps canonical names to HF modules); :class:`Adapter` does the rest for all of them.
+``pre`` sites are read from the module's input, ``post`` sites from its output. Hooks are registered by
+:mod:`probes.hooks`.
 """
 from __future__ import annotations
 
 from contextlib import contextmanager
-from dataclasses import dataclass
-from typing import Callable
+from dataclasses import dataclass, field
 
 import torch
 from torch import nn
@@ -29,19 +34,76 @@ from torch import nn
 from .errors import ProbeError
 
 
+def _get_path(root: nn.Module, path: str) -> nn.Module:
+    m = root
+    for part in filter(None, path.split(".")):
+        m = m[int(part)] if part.isdigit() else getattr(m, part)
+    return m
+
+
 @dataclass(frozen=True)
-class Site:
-    module: Callable[[nn.Module, int], nn.Module]  # (model, layer) -> module
-    where: str  # "pre" (module input[0]) or "post" (module output)
+class Arch:
+    """Where things live in one architecture (paths relative to the base model, e.g. ``model.model``, and to
+    one block)."""
+    layers: str                              # base -> block list
+    heads: str                               # block -> attention output projection (its input = per-head outputs)
+    mlp_act: tuple[str, str]                 # block -> (module, "pre" | "post") holding the neuron activations
+    down: str                                # block -> MLP output projection (neuron output weights)
+    mlp_out: tuple[str, str]                 # block -> (module, where): what the MLP adds to the residual
+    mlp_pre: tuple[str, str] | None = None   # block -> pre-activation (None: fused, e.g. Phi-3's gate_up_proj)
+    final_norm: str | None = None            # base -> final norm (None: no LM head through the base)
+    post_mlp_norm: tuple[str, float] | None = None  # block -> (norm after the MLP, weight offset: Gemma 1.0)
+    conv1d: bool = False                     # GPT-2's Conv1D stores weights (in, out)
+    abs_pos: str | None = None               # base -> absolute position embedding (zeroed in resumed passes)
+    resume: bool = True                      # causal stack that can resume at a layer
+    lm_head: str | None = None               # model -> MLM head taking the residual stream (BERT)
+    families: tuple[str, ...] = field(default_factory=tuple)  # which model families use this row (docs)
+
+
+_GATED = dict(layers="layers", heads="self_attn.o_proj", mlp_act=("mlp.down_proj", "pre"), down="mlp.down_proj",
+              mlp_out=("mlp", "post"), mlp_pre=("mlp.gate_proj", "post"), final_norm="norm")
+_GEMMA_POST = dict(_GATED, mlp_out=("post_feedforward_layernorm", "post"),
+                   post_mlp_norm=("post_feedforward_layernorm", 1.0))
+
+ARCHS: dict[str, Arch] = {
+    "gpt2": Arch(layers="h", heads="attn.c_proj", mlp_act=("mlp.act", "post"), down="mlp.c_proj",
+                 mlp_out=("mlp", "post"), mlp_pre=("mlp.c_fc", "post"), final_norm="ln_f", conv1d=True,
+                 abs_pos="wpe", families=("GPT-2",)),
+    "gpt_neo": Arch(layers="h", heads="attn.attention.out_proj", mlp_act=("mlp.act", "post"), down="mlp.c_proj",
+                    mlp_out=("mlp", "post"), mlp_pre=("mlp.c_fc", "post"), final_norm="ln_f", abs_pos="wpe",
+                    families=("GPT-Neo",)),
+    "bert": Arch(layers="encoder.layer", heads="attention.output.dense", mlp_act=("intermediate", "post"),
+                 down="output.dense", mlp_out=("output.dense", "post"), mlp_pre=("intermediate.dense", "post"),
+                 resume=False, lm_head="cls", families=("BERT", "MiniLM")),
+    "gpt_neox": Arch(layers="layers", heads="attention.dense", mlp_act=("mlp.act", "post"),
+                     down="mlp.dense_4h_to_h", mlp_out=("mlp", "post"), mlp_pre=("mlp.dense_h_to_4h", "post"),
+                     final_norm="final_layer_norm", families=("GPT-NeoX", "Pythia")),
+    "llama": Arch(**_GATED, families=("Llama 2/3", "SmolLM2")),
+    "mistral": Arch(**_GATED, families=("Mistral",)),
+    "qwen2": Arch(**_GATED, families=("Qwen2", "Qwen2.5")),
+    "qwen3": Arch(**_GATED, families=("Qwen3",)),
+    "olmo": Arch(**_GATED, families=("OLMo",)),
+    "olmo2": Arch(**dict(_GEMMA_POST, post_mlp_norm=("post_feedforward_layernorm", 0.0)), families=("OLMo 2",)),
+    "phi3": Arch(**dict(_GATED, mlp_pre=None), families=("Phi-3",)),
+    "gemma": Arch(**_GATED, families=("Gemma",)),
+    "gemma2": Arch(**_GEMMA_POST, families=("Gemma 2",)),
+    "gemma3_text": Arch(**_GEMMA_POST, families=("Gemma 3 (text)",)),
+}
 
 
 class Adapter:
-    arch: str = "?"
-    sites: dict[str, Site] = {}
+    """Sizes, site modules, weights, logit lens and resumed passes of one loaded model, from its :class:`Arch`."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: nn.Module, arch: str | None = None):
         self.model = model
         self.config = model.config
+        self.arch = arch or model.config.model_type
+        if self.arch not in ARCHS:
+            raise ProbeError(f"no architecture adapter for model_type {self.arch!r}; supported: {sorted(ARCHS)}. "
+                             "Add a row to probes.adapters.ARCHS naming its modules.")
+        self.spec = ARCHS[self.arch]
+        self.base = model.base_model
+        self.can_resume = self.spec.resume
 
     # sizes -------------------------------------------------------------
     @property
@@ -58,25 +120,46 @@ class Adapter:
 
     @property
     def head_dim(self) -> int:
-        return self.d_model // self.n_heads
+        return getattr(self.config, "head_dim", None) or self.d_model // self.n_heads
 
     @property
     def d_mlp(self) -> int:
         return self.mlp_out_weight(0).shape[0]
 
+    @property
+    def sites(self) -> dict[str, tuple[str, str]]:
+        s = self.spec
+        out = {"heads": (s.heads, "pre"), "mlp_act": s.mlp_act, "mlp_out": s.mlp_out, "resid": ("", "post"),
+               "resid_pre": ("", "pre")}
+        if s.mlp_pre:
+            out["mlp_pre"] = s.mlp_pre
+        return out
+
     # modules -----------------------------------------------------------
+    def blocks(self) -> nn.ModuleList:
+        return _get_path(self.base, self.spec.layers)
+
+    def block(self, layer: int) -> nn.Module:
+        return self.blocks()[layer]
+
     def module(self, site: str, layer: int) -> tuple[nn.Module, str]:
         if site not in self.sites:
             raise ProbeError(f"site {site!r} is not defined for {self.arch}; known sites: {sorted(self.sites)}")
         if not 0 <= layer < self.n_layers:
             raise ProbeError(f"layer {layer} out of range for {self.arch} with {self.n_layers} layers (0..{self.n_layers - 1})")
-        s = self.sites[site]
-        return s.module(self.model, layer), s.where
+        path, where = self.sites[site]
+        return _get_path(self.block(layer), path), where
 
     def mlp_out_weight(self, layer: int) -> torch.Tensor:
-        """Neuron output weights, shape (N neurons, D): row n is what neuron n writes."""
-        raise ProbeError(f"the {self.arch} adapter does not say where the MLP output weights live: define "
-                         "mlp_out_weight in its Adapter subclass")
+        """Neuron output weights, shape (N neurons, D): row n is the direction neuron n writes to the residual
+        stream (through a post-MLP norm's elementwise scale where the architecture has one)."""
+        blk = self.block(layer)
+        w = _get_path(blk, self.spec.down).weight
+        w = w if self.spec.conv1d else w.T
+        if self.spec.post_mlp_norm:
+            name, offset = self.spec.post_mlp_norm
+            w = w * (offset + _get_path(blk, name).weight)[None, :]
+        return w
 
     def embed_matrix(self) -> torch.Tensor:
         return self.model.get_input_embeddings().weight
@@ -86,121 +169,98 @@ class Adapter:
         return None if out is None else out.weight
 
     def final_norm(self) -> nn.Module | None:
-        return None
+        return _get_path(self.base, self.spec.final_norm) if self.spec.final_norm else None
 
-    can_resume = False
+    @property
+    def softcap(self) -> float | None:
+        return getattr(self.config, "final_logit_softcapping", None)
 
+    # logits ------------------------------------------------------------
+    def logits_from_normed(self, h: torch.Tensor) -> torch.Tensor:
+        """Full logits from final-normed hidden states (bias and Gemma 2's soft-capping as the model applies them)."""
+        head = self.model.get_output_embeddings()
+        logits = head(h)
+        if self.softcap:
+            logits = torch.tanh(logits / self.softcap) * self.softcap
+        return logits
+
+    def logits_from_resid(self, resid: torch.Tensor) -> torch.Tensor:
+        """Logit lens: residual stream -> final norm -> unembedding (-> soft-cap): reproduces the model's logits
+        when given the last block's output."""
+        if self.spec.lm_head:
+            head = getattr(self.model, self.spec.lm_head, None)
+            if head is None:
+                raise ProbeError("this BERT model has no MLM head (e.g. the sentence-transformers MiniLM): "
+                                 "logit-based claims apply to masked LMs such as bert-large-uncased")
+            return head(resid)
+        if self.unembed_matrix() is None:
+            raise ProbeError(f"{self.arch} model has no unembedding (no LM head): logit-based claims need a causal "
+                             "or masked LM")
+        norm = self.final_norm()
+        return self.logits_from_normed(norm(resid) if norm is not None else resid)
+
+    def logit_diff(self, h: torch.Tensor, target: torch.Tensor, foil: torch.Tensor) -> torch.Tensor:
+        """logit(target) - logit(foil) from final-normed hidden states ``h`` (..., D), reading only the two rows
+        of the unembedding (never the full vocabulary: Gemma's is 262k x 640). ``target``/``foil``: ids, scalars
+        or one per row of ``h``."""
+        head = self.model.get_output_embeddings()
+        U = head.weight
+        t, f = torch.as_tensor(target, device=h.device), torch.as_tensor(foil, device=h.device)
+        h = h.float()
+        if not self.softcap:
+            d = (h * (U[t] - U[f]).float()).sum(-1)
+            if getattr(head, "bias", None) is not None:
+                d = d + (head.bias[t] - head.bias[f]).float()
+            return d
+        lt, lf = (h * U[t].float()).sum(-1), (h * U[f].float()).sum(-1)
+        if getattr(head, "bias", None) is not None:
+            lt, lf = lt + head.bias[t].float(), lf + head.bias[f].float()
+        c = self.softcap
+        return torch.tanh(lt / c) * c - torch.tanh(lf / c) * c
+
+    # resumed passes ----------------------------------------------------
     @contextmanager
     def resume_from(self, layer: int):
         """Within this context, :meth:`body` runs blocks ``layer..L-1`` only, starting from a given residual
-        stream (exact: earlier blocks are not recomputed). Architectures without it raise."""
-        raise ProbeError(f"{self.arch}: resuming a forward pass at a layer is not supported")
-        yield  # pragma: no cover
-
-    def body(self, resid: torch.Tensor) -> torch.Tensor:
-        """Final-normed hidden states from ``resid`` entering the first block (use inside resume_from)."""
-        raise ProbeError(f"{self.arch}: body() is not supported")
-
-    def logits_from_resid(self, resid: torch.Tensor) -> torch.Tensor:
-        """Logit lens: residual stream -> final norm -> unembedding."""
-        W = self.unembed_matrix()
-        if W is None:
-            raise ProbeError(f"{self.arch} model has no unembedding (no LM head): logit-based claims need a causal or masked LM")
-        norm = self.final_norm()
-        h = norm(resid) if norm is not None else resid
-        return h @ W.T
-
-
-def _gpt2_block(m, i):
-    return m.transformer.h[i]
-
-
-class GPT2Adapter(Adapter):
-    arch = "gpt2"
-    sites = {
-        "heads": Site(lambda m, i: _gpt2_block(m, i).attn.c_proj, "pre"),
-        "mlp_pre": Site(lambda m, i: _gpt2_block(m, i).mlp.c_fc, "post"),
-        "mlp_act": Site(lambda m, i: _gpt2_block(m, i).mlp.act, "post"),
-        "mlp_out": Site(lambda m, i: _gpt2_block(m, i).mlp, "post"),
-        "resid": Site(_gpt2_block, "post"),
-        "resid_pre": Site(_gpt2_block, "pre"),
-    }
-    can_resume = True
-
-    def mlp_out_weight(self, layer):
-        return self.model.transformer.h[layer].mlp.c_proj.weight  # Conv1D: (N, D) already
-
-    def final_norm(self):
-        return self.model.transformer.ln_f
-
-    @contextmanager
-    def resume_from(self, layer: int):
-        tr = self.model.transformer
-        blocks = tr.h
-        tr.h = nn.ModuleList(list(blocks)[layer:])  # same block objects: hooks on them still fire
-        zero_pos = tr.wpe.register_forward_hook(lambda m, i, o: torch.zeros_like(o))  # resid already has them
+        stream (exact: earlier blocks are not recomputed). Per-layer config lists (Gemma's and Qwen's
+        ``layer_types``: sliding-window vs global attention) are sliced alike; rotary positions follow from the
+        key/value cache of a shared prefix; absolute position embeddings (GPT-2) are zeroed, the residual
+        already holds them."""
+        if not self.can_resume:
+            raise ProbeError(f"{self.arch}: resuming a forward pass at a layer is not supported")
+        parent_path, _, attr = self.spec.layers.rpartition(".")
+        parent = _get_path(self.base, parent_path)
+        blocks = getattr(parent, attr)
+        types = getattr(self.config, "layer_types", None)
+        setattr(parent, attr, nn.ModuleList(list(blocks)[layer:]))  # same block objects: hooks on them still fire
+        handles = []
+        if self.spec.abs_pos:
+            pos = _get_path(self.base, self.spec.abs_pos)
+            handles.append(pos.register_forward_hook(lambda m, i, o: torch.zeros_like(o)))
         try:
+            if types is not None:
+                self.config.__dict__["layer_types"] = list(types)[layer:]
             yield
         finally:
-            tr.h = blocks
-            zero_pos.remove()
+            setattr(parent, attr, blocks)
+            if types is not None:
+                self.config.__dict__["layer_types"] = types
+            for h in handles:
+                h.remove()
 
-    def body(self, resid, past_key_values=None):
-        """``past_key_values``: a cache of the positions before ``resid`` from a full forward (all layers), for
+    def body(self, resid: torch.Tensor, past_key_values=None) -> torch.Tensor:
+        """Final-normed hidden states from ``resid`` entering the first block (use inside resume_from).
+        ``past_key_values``: a cache of the positions before ``resid`` from a full forward (all layers), for
         continuing a sequence whose prefix is shared by every row."""
         if past_key_values is None:
-            return self.model.transformer(inputs_embeds=resid, use_cache=False).last_hidden_state
-        return self.model.transformer(inputs_embeds=resid, past_key_values=past_key_values,
-                                      use_cache=True).last_hidden_state
-
-
-class GPTNeoAdapter(GPT2Adapter):
-    arch = "gpt_neo"
-    sites = {
-        "heads": Site(lambda m, i: _gpt2_block(m, i).attn.attention.out_proj, "pre"),
-        "mlp_pre": Site(lambda m, i: _gpt2_block(m, i).mlp.c_fc, "post"),
-        "mlp_act": Site(lambda m, i: _gpt2_block(m, i).mlp.act, "post"),
-        "mlp_out": Site(lambda m, i: _gpt2_block(m, i).mlp, "post"),
-        "resid": Site(_gpt2_block, "post"),
-        "resid_pre": Site(_gpt2_block, "pre"),
-    }
-
-    def mlp_out_weight(self, layer):
-        return self.model.transformer.h[layer].mlp.c_proj.weight.T  # nn.Linear: (D, N)
-
-
-def _bert_layer(m, i):
-    return m.base_model.encoder.layer[i]
-
-
-class BertAdapter(Adapter):
-    arch = "bert"
-    sites = {
-        "heads": Site(lambda m, i: _bert_layer(m, i).attention.output.dense, "pre"),
-        "mlp_pre": Site(lambda m, i: _bert_layer(m, i).intermediate.dense, "post"),
-        "mlp_act": Site(lambda m, i: _bert_layer(m, i).intermediate, "post"),
-        "mlp_out": Site(lambda m, i: _bert_layer(m, i).output.dense, "post"),
-        "resid": Site(_bert_layer, "post"),
-        "resid_pre": Site(_bert_layer, "pre"),
-    }
-
-    def mlp_out_weight(self, layer):
-        return _bert_layer(self.model, layer).output.dense.weight.T
-
-    def logits_from_resid(self, resid):
-        head = getattr(self.model, "cls", None)
-        if head is None:
-            raise ProbeError("this BERT model has no MLM head (e.g. the sentence-transformers MiniLM): "
-                             "logit-based claims apply to masked LMs such as bert-large-uncased")
-        return head(resid)
-
-
-ADAPTERS = {"gpt2": GPT2Adapter, "gpt_neo": GPTNeoAdapter, "bert": BertAdapter}
+            return self.base(inputs_embeds=resid, use_cache=False).last_hidden_state
+        return self.base(inputs_embeds=resid, past_key_values=past_key_values, use_cache=True).last_hidden_state
 
 
 def adapter_for(model: nn.Module) -> Adapter:
-    mt = model.config.model_type
-    if mt not in ADAPTERS:
-        raise ProbeError(f"no architecture adapter for model_type {mt!r}; supported: {sorted(ADAPTERS)}. "
-                         "Add a subclass of probes.adapters.Adapter naming its modules and register it in ADAPTERS.")
-    return ADAPTERS[mt](model)
+    return Adapter(model)
+
+
+def supported() -> dict[str, tuple[str, ...]]:
+    """model_type -> model families, for docs and error messages."""
+    return {k: v.families for k, v in ARCHS.items()}

@@ -112,8 +112,6 @@ def head_edit_scores(lm: LoadedModel, s: PromptSet, heads: list[tuple[int, int]]
     if ad.can_resume:
         with capture(ad, [("resid_pre", l) for l in layers]) as resid:
             lm.model(input_ids=s.base)
-        U = ad.unembed_matrix()
-        direction = (U[s.a_ids] - U[s.b_ids]).float()  # (P, D): logit(A) - logit(B) = h . direction
     order = sorted(range(len(heads)), key=lambda i: heads[i])
     out = torch.empty(len(heads), P)
     t0, done = time.time(), 0
@@ -135,7 +133,7 @@ def head_edit_scores(lm: LoadedModel, s: PromptSet, heads: list[tuple[int, int]]
                     with ad.resume_from(l):
                         h = ad.body(resid[("resid_pre", l)].repeat(k, 1, 1))[:, -1].float()
                     check_finite(h, "final hidden state")
-                    sc = (h * direction.repeat(k, 1)).sum(-1)
+                    sc = ad.logit_diff(h, s.a_ids.repeat(k), s.b_ids.repeat(k))  # two unembedding rows
                 else:
                     sc = _score(lm.model(input_ids=s.base.repeat(k, 1)).logits, s.a_ids.repeat(k), s.b_ids.repeat(k))
             out[chunk] = sc.view(k, P).cpu()

@@ -25,6 +25,7 @@ class LoadedModel:
     adapter: Adapter
     device: torch.device
     dtype: torch.dtype
+    source_info: dict = dataclasses.field(default_factory=dict)
 
     @property
     def kind(self) -> str:
@@ -32,8 +33,11 @@ class LoadedModel:
 
     def meta(self) -> dict:
         """Recorded with every snapshot: numbers depend on these."""
-        return {"model": self.spec.id, "revision": self.spec.revision, "dtype": str(self.dtype).replace("torch.", ""),
-                "device": self.device.type}
+        out = {"model": self.spec.id, "revision": self.spec.revision, "dtype": str(self.dtype).replace("torch.", ""),
+               "device": self.device.type}
+        if self.source_info:  # GGUF: the file's hash and quantisation (dequantised 4-bit weights differ from fp32)
+            out.update({k: self.source_info[k] for k in ("gguf_file", "gguf_sha256", "quantisation")})
+        return out
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -91,7 +95,9 @@ def load(spec: ModelSpec, device: str = "auto", dtype: str = "float32", *, allow
         raise ModelLoadError(f"could not load model {spec.id!r} from {where}: {type(e).__name__}: "
                              f"{str(e).splitlines()[0] if str(e) else ''}. Fix: {hint}.") from e
     model.to(dev).eval()
-    return LoadedModel(spec, model, tok, adapter_for(model), dev, dt)
+    from .gguf import read_source
+    return LoadedModel(spec, model, tok, adapter_for(model), dev, dt,
+                       read_source(where) if spec.source != "hub" else {})
 
 
 def random_init_like(lm: LoadedModel, seed: int) -> LoadedModel:
@@ -99,7 +105,7 @@ def random_init_like(lm: LoadedModel, seed: int) -> LoadedModel:
     torch.manual_seed(seed)
     model = type(lm.model)(lm.model.config).to(lm.device, lm.dtype).eval()
     spec = dataclasses.replace(lm.spec, id=f"{lm.spec.id}-random{seed}")
-    return LoadedModel(spec, model, lm.tokenizer, adapter_for(model), lm.device, lm.dtype)
+    return LoadedModel(spec, model, lm.tokenizer, adapter_for(model), lm.device, lm.dtype, lm.source_info)
 
 
 def log(msg: str) -> None:

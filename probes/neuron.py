@@ -139,8 +139,6 @@ def neuron_patching(lm: LoadedModel, case: Case, layer: int, neurons: np.ndarray
     if ad.can_resume:
         with capture(ad, [("resid_pre", layer)]) as pre:
             lm.model(input_ids=case.corrupted)
-        U = ad.unembed_matrix()
-        direction = (U[case.target] - U[case.foil]).float()
         differ = (case.clean != case.corrupted)[0].nonzero()
         first = int(differ[0, 0]) if len(differ) else 0
         src = src[first:]
@@ -166,7 +164,7 @@ def neuron_patching(lm: LoadedModel, case: Case, layer: int, neurons: np.ndarray
                 with ad.resume_from(layer):
                     h = ad.body(resid, cache)[:, -1].float()
                 check_finite(h, "final hidden state")
-                d = h @ direction
+                d = ad.logit_diff(h, case.target, case.foil)
             else:
                 d = _diff(lm.model(input_ids=case.corrupted.repeat(len(nb), 1)).logits, case)
         out[b0:b0 + len(nb)] = d.cpu().numpy()

