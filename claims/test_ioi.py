@@ -63,8 +63,8 @@ def test_behaviour_prefers_indirect_object(lm, prompts, claim_snapshot, figure_p
         else sets[0]
     i = seed.names.index(("Mike", "Emma")) if ("Mike", "Emma") in seed.names else 0
     with torch.no_grad():
-        lb = torch.log_softmax(lm.model(input_ids=seed.base[i:i + 1]).logits[0, -1].float(), -1).cpu().numpy()
-        ls = torch.log_softmax(lm.model(input_ids=seed.source[i:i + 1]).logits[0, -1].float(), -1).cpu().numpy()
+        lb = torch.log_softmax(lm.last_logits(seed.base[i:i + 1])[0].float(), -1).cpu().numpy()
+        ls = torch.log_softmax(lm.last_logits(seed.source[i:i + 1])[0].float(), -1).cpu().numpy()
     a, b = seed.names[i]
     figures.save(figures.ioi_behaviour(
         f"ioi.behaviour - {lm.spec.id}", lb, ls, int(seed.a_ids[i]), int(seed.b_ids[i]), a, b, seed.texts[i],

@@ -1,8 +1,9 @@
 """Grammar tuning of MLP neurons (seed 000): nouns vs verbs.
 
-Each word is presented alone (as the seed does): for causal models the single
-token " word" at position 0; for BERT-family models "[CLS] word [SEP]", read at
-the word. Activations are the MLP expansion *after* the activation function
+Each word is presented alone (as the seed does), wrapped in the special tokens
+the tokenizer adds to any text: for GPT-2-family models the single token " word"
+at position 0; for Gemma "<bos> word"; for BERT-family models "[CLS] word [SEP]";
+read at the word. Activations are the MLP expansion *after* the activation function
 (site ``mlp_act``; ``mlp_pre`` is available), for every layer from one forward
 pass per batch of words, shared by all grammar claims of a model.
 """
@@ -19,7 +20,7 @@ import torch
 from . import stats
 from .hooks import capture
 from .loading import LoadedModel, log
-from .tokens import encode
+from .tokens import encode, special_wrap
 
 WORDS = Path(__file__).resolve().parents[1] / "fixtures" / "stimuli" / "words_v1.json"
 
@@ -52,18 +53,14 @@ def word_activations(lm: LoadedModel, words: list[str], site: str = "mlp_act", b
     """(L, n_words, N) activations of every layer for each word presented alone."""
     tok = lm.tokenizer
     ids = [encode(tok, " " + w)[0] for w in words]
-    bert = lm.adapter.arch == "bert"
+    pre, post = special_wrap(tok)  # BERT: [CLS] w [SEP]; Gemma: <bos> w; GPT-2: w
     L = lm.adapter.n_layers
     out = []
     for i in range(0, len(ids), batch):
-        chunk = torch.tensor(ids[i:i + batch], device=lm.device)[:, None]
-        if bert:
-            cls = torch.full_like(chunk, tok.cls_token_id)
-            sep = torch.full_like(chunk, tok.sep_token_id)
-            chunk = torch.cat([cls, chunk, sep], 1)
+        chunk = torch.tensor([pre + [w] + post for w in ids[i:i + batch]], device=lm.device)
         with capture(lm.adapter, [(site, l) for l in range(L)]) as rec:
-            lm.model(input_ids=chunk, attention_mask=torch.ones_like(chunk))
-        pos = 1 if bert else 0
+            lm.acts(chunk, attention_mask=torch.ones_like(chunk))
+        pos = len(pre)
         out.append(torch.stack([rec[(site, l)][:, pos] for l in range(L)]).float().cpu().numpy())
     return np.concatenate(out, 1)
 
@@ -162,16 +159,15 @@ def token_order(lm: LoadedModel, sentence: str, seed: int = 0, site: str = "mlp_
     perm = torch.randperm(len(ids), generator=g).to(lm.device)
     inverse = torch.argsort(perm)
     L = lm.adapter.n_layers
-    bert = lm.adapter.arch == "bert"
+    pre, post = special_wrap(tok)  # BERT: [CLS] ... [SEP]; Gemma: <bos> ...; GPT-2: nothing
 
     def run(x):  # x: (B, T) -> (L, B, T, N) without special positions
-        if bert:
-            x = torch.cat([torch.full_like(x[:, :1], tok.cls_token_id), x,
-                           torch.full_like(x[:, :1], tok.sep_token_id)], 1)
+        x = torch.cat([torch.tensor(pre, dtype=x.dtype, device=x.device).expand(len(x), -1), x,
+                       torch.tensor(post, dtype=x.dtype, device=x.device).expand(len(x), -1)], 1)
         with capture(lm.adapter, [(site, l) for l in range(L)]) as rec:
-            lm.model(input_ids=x, attention_mask=torch.ones_like(x))
+            lm.acts(x, attention_mask=torch.ones_like(x))
         a = torch.stack([rec[(site, l)] for l in range(L)]).float()
-        return a[:, :, 1:-1] if bert else a
+        return a[:, :, len(pre):a.shape[2] - len(post)]
     sent = run(ids[None])[:, 0]  # (L, T, N)
     words = run(ids[:, None])[:, :, 0]  # (L, T, N): each token alone
     scr = run(ids[perm][None])[:, 0][:, inverse]  # back in original order

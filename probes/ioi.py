@@ -23,7 +23,7 @@ import torch
 from . import stats
 from .hooks import capture, check_finite, intervene
 from .loading import LoadedModel, log
-from .tokens import batch, encode, single_token
+from .tokens import batch, prompt_ids, single_token
 
 
 @dataclass
@@ -48,7 +48,7 @@ def prompt_sets(lm: LoadedModel, pairs: Sequence) -> tuple[list[PromptSet], dict
         except Exception:  # noqa: BLE001 - multi-token name for this tokenizer: report, do not use
             dropped.append(f"{p.A}/{p.B}")
             continue
-        eb, es = encode(tok, p.base), encode(tok, p.source)
+        eb, es = prompt_ids(tok, p.base), prompt_ids(tok, p.source)
         if len(eb) != len(es):
             dropped.append(f"{p.A}/{p.B}")
             continue
@@ -56,8 +56,8 @@ def prompt_sets(lm: LoadedModel, pairs: Sequence) -> tuple[list[PromptSet], dict
     sets = []
     for _, items in sorted(groups.items()):
         sets.append(PromptSet(
-            base=batch(tok, [p.base for p, _, _ in items], lm.device, special=False)["input_ids"],
-            source=batch(tok, [p.source for p, _, _ in items], lm.device, special=False)["input_ids"],
+            base=batch(tok, [p.base for p, _, _ in items], lm.device)["input_ids"],
+            source=batch(tok, [p.source for p, _, _ in items], lm.device)["input_ids"],
             a_ids=torch.tensor([a for _, a, _ in items], device=lm.device),
             b_ids=torch.tensor([b for _, _, b in items], device=lm.device),
             texts=[p.base for p, _, _ in items], names=[(p.A, p.B) for p, _, _ in items]))
@@ -73,7 +73,7 @@ def _score(logits: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tens
 @torch.no_grad()
 def scores(lm: LoadedModel, ids: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """IOI score logit(A) - logit(B) at the last position, per prompt."""
-    return _score(lm.model(input_ids=ids).logits, a, b)
+    return _score(lm.last_logits(ids)[:, None], a, b)
 
 
 def behaviour(lm: LoadedModel, sets: list[PromptSet], seed: int = 0) -> dict:
@@ -111,7 +111,7 @@ def head_edit_scores(lm: LoadedModel, s: PromptSet, heads: list[tuple[int, int]]
     resid = {}
     if ad.can_resume:
         with capture(ad, [("resid_pre", l) for l in layers]) as resid:
-            lm.model(input_ids=s.base)
+            lm.acts(s.base)
     order = sorted(range(len(heads)), key=lambda i: heads[i])
     out = torch.empty(len(heads), P)
     t0, done = time.time(), 0
@@ -135,7 +135,7 @@ def head_edit_scores(lm: LoadedModel, s: PromptSet, heads: list[tuple[int, int]]
                     check_finite(h, "final hidden state")
                     sc = ad.logit_diff(h, s.a_ids.repeat(k), s.b_ids.repeat(k))  # two unembedding rows
                 else:
-                    sc = _score(lm.model(input_ids=s.base.repeat(k, 1)).logits, s.a_ids.repeat(k), s.b_ids.repeat(k))
+                    sc = _score(lm.last_logits(s.base.repeat(k, 1))[:, None], s.a_ids.repeat(k), s.b_ids.repeat(k))
             out[chunk] = sc.view(k, P).cpu()
             done += k
             if progress and len(heads) > K:
@@ -164,7 +164,7 @@ def head_acts(lm: LoadedModel, ids: torch.Tensor) -> torch.Tensor:
     """Per-head attention outputs of every layer: (L, P, T, H, dh)."""
     L = lm.adapter.n_layers
     with capture(lm.adapter, [("heads", l) for l in range(L)]) as rec:
-        lm.model(input_ids=ids)
+        lm.acts(ids)
     return torch.stack([rec[("heads", l)] for l in range(L)])
 
 

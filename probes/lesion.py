@@ -45,7 +45,7 @@ def target_acts(lm: LoadedModel, texts: list[str], target: int, what: str, site:
     pos = find_once(enc["input_ids"], target, texts, what)
     L = lm.adapter.n_layers
     with capture(lm.adapter, [(site, l) for l in range(L)]) as rec:
-        lm.model(**enc)
+        lm.acts(**enc)
     idx = torch.arange(len(texts), device=lm.device)
     return torch.stack([rec[(site, l)][idx, pos] for l in range(L)]).float().cpu().numpy()
 

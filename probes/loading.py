@@ -31,6 +31,17 @@ class LoadedModel:
     def kind(self) -> str:
         return self.spec.kind
 
+    def acts(self, input_ids: torch.Tensor, **kw):
+        """A forward pass through the base model only (no LM head: a 262k-token unembedding is skipped), for
+        passes that only capture or edit activations."""
+        return self.adapter.base(input_ids=input_ids, **kw)
+
+    def last_logits(self, input_ids: torch.Tensor, **kw) -> torch.Tensor:
+        """Logits at the last position only, (B, V) (causal LMs compute no other position's logits)."""
+        if self.kind == "causal":
+            return self.model(input_ids=input_ids, logits_to_keep=1, **kw).logits[:, -1]
+        return self.model(input_ids=input_ids, **kw).logits[:, -1]
+
     def meta(self) -> dict:
         """Recorded with every snapshot: numbers depend on these."""
         out = {"model": self.spec.id, "revision": self.spec.revision, "dtype": str(self.dtype).replace("torch.", ""),

@@ -18,7 +18,7 @@ import torch
 from .errors import StimulusError
 from .hooks import capture, check_finite, intervene
 from .loading import LoadedModel
-from .tokens import single_token
+from .tokens import prompt_ids, single_token, special_wrap
 
 
 @dataclass
@@ -34,8 +34,8 @@ class Case:
 def make_case(lm: LoadedModel, name: str, clean: str, corrupted: str, target: str, foil: str) -> Case:
     """Tokenise a case; clear errors for multi-token targets and prompts of different token lengths."""
     tok = lm.tokenizer
-    c = torch.tensor([tok.encode(clean, add_special_tokens=False)], device=lm.device)
-    k = torch.tensor([tok.encode(corrupted, add_special_tokens=False)], device=lm.device)
+    c = torch.tensor([prompt_ids(tok, clean)], device=lm.device)
+    k = torch.tensor([prompt_ids(tok, corrupted)], device=lm.device)
     if c.shape != k.shape:
         raise StimulusError(f"case {name!r}: clean and corrupted prompts have {c.shape[1]} and {k.shape[1]} tokens "
                             f"for {lm.spec.id}; patching needs equal lengths: pick words of equal token length")
@@ -52,7 +52,7 @@ def _diff(logits: torch.Tensor, case: Case) -> torch.Tensor:
 @torch.no_grad()
 def logit_diffs(lm: LoadedModel, case: Case) -> tuple[float, float]:
     """Logit difference target - foil at the last position, on the clean and the corrupted prompt."""
-    out = _diff(lm.model(input_ids=torch.cat([case.clean, case.corrupted])).logits, case)
+    out = _diff(lm.last_logits(torch.cat([case.clean, case.corrupted]))[:, None], case)
     return float(out[0]), float(out[1])
 
 
@@ -67,7 +67,7 @@ def logit_lens(lm: LoadedModel, case: Case) -> np.ndarray:
     model's own logit difference)."""
     L = lm.adapter.n_layers
     with capture(lm.adapter, [("resid_pre", 0)] + [("resid", l) for l in range(L)]) as rec:
-        lm.model(input_ids=case.clean)
+        lm.acts(case.clean)
     rs = [rec[("resid_pre", 0)]] + [rec[("resid", l)] for l in range(L)]
     return np.array([float(_diff(lm.adapter.logits_from_resid(r), case)[0]) for r in rs])
 
@@ -90,7 +90,7 @@ def layer_position_patching(lm: LoadedModel, case: Case) -> np.ndarray:
     clean, corr = logit_diffs(lm, case)
     sites = [("resid_pre", l) for l in range(L)] + [("resid", L - 1)]
     with capture(lm.adapter, sites) as rec:
-        lm.model(input_ids=case.clean)
+        lm.acts(case.clean)
     out = np.empty((L + 1, T))
     rows = torch.arange(T, device=lm.device)
     for i, site in enumerate(sites):
@@ -100,7 +100,7 @@ def layer_position_patching(lm: LoadedModel, case: Case) -> np.ndarray:
             x[rows, rows] = src[rows]
             return x
         with intervene(lm.adapter, {site: put}):
-            out[i] = _diff(lm.model(input_ids=case.corrupted.repeat(T, 1)).logits, case).cpu().numpy()
+            out[i] = _diff(lm.last_logits(case.corrupted.repeat(T, 1))[:, None], case).cpu().numpy()
     return restoration(out, clean, corr)
 
 
@@ -110,11 +110,11 @@ def mlp_layer_patching(lm: LoadedModel, case: Case) -> np.ndarray:
     L = lm.adapter.n_layers
     clean, corr = logit_diffs(lm, case)
     with capture(lm.adapter, [("mlp_out", l) for l in range(L)]) as rec:
-        lm.model(input_ids=case.clean)
+        lm.acts(case.clean)
     out = np.empty(L)
     for l in range(L):
         with intervene(lm.adapter, {("mlp_out", l): lambda x, s=rec[("mlp_out", l)]: s.expand_as(x).clone()}):
-            out[l] = float(_diff(lm.model(input_ids=case.corrupted).logits, case)[0])
+            out[l] = float(_diff(lm.last_logits(case.corrupted)[:, None], case)[0])
     return restoration(out, clean, corr)
 
 
@@ -133,12 +133,12 @@ def neuron_patching(lm: LoadedModel, case: Case, layer: int, neurons: np.ndarray
     batch = batch or max(1, max_batch_tokens // T)
     clean, corr = logit_diffs(lm, case)
     with capture(ad, [("mlp_act", layer)]) as rec:
-        lm.model(input_ids=case.clean)
+        lm.acts(case.clean)
     src = rec[("mlp_act", layer)][0]  # (T, N)
     first = 0
     if ad.can_resume:
         with capture(ad, [("resid_pre", layer)]) as pre:
-            lm.model(input_ids=case.corrupted)
+            lm.acts(case.corrupted)
         differ = (case.clean != case.corrupted)[0].nonzero()
         first = int(differ[0, 0]) if len(differ) else 0
         src = src[first:]
@@ -146,7 +146,7 @@ def neuron_patching(lm: LoadedModel, case: Case, layer: int, neurons: np.ndarray
     def prefix_cache(b: int):
         if not first:
             return None
-        cache = lm.model(input_ids=case.corrupted[:, :first], use_cache=True).past_key_values
+        cache = lm.acts(case.corrupted[:, :first], use_cache=True).past_key_values
         cache.batch_repeat_interleave(b)
         return cache
     out = np.empty(len(idx))
@@ -166,7 +166,7 @@ def neuron_patching(lm: LoadedModel, case: Case, layer: int, neurons: np.ndarray
                 check_finite(h, "final hidden state")
                 d = ad.logit_diff(h, case.target, case.foil)
             else:
-                d = _diff(lm.model(input_ids=case.corrupted.repeat(len(nb), 1)).logits, case)
+                d = _diff(lm.last_logits(case.corrupted.repeat(len(nb), 1))[:, None], case)
         out[b0:b0 + len(nb)] = d.cpu().numpy()
     return restoration(out, clean, corr)
 
@@ -176,7 +176,7 @@ def neuron_patching_loop(lm: LoadedModel, case: Case, layer: int, neurons: np.nd
     """The seed's way, one forward pass per neuron (the benchmark's baseline and the test oracle)."""
     clean, corr = logit_diffs(lm, case)
     with capture(lm.adapter, [("mlp_act", layer)]) as rec:
-        lm.model(input_ids=case.clean)
+        lm.acts(case.clean)
     src = rec[("mlp_act", layer)][0]
     out = np.empty(len(neurons))
     for i, n in enumerate(neurons):
@@ -184,7 +184,7 @@ def neuron_patching_loop(lm: LoadedModel, case: Case, layer: int, neurons: np.nd
             x[0, :, n] = src[:, n]
             return x
         with intervene(lm.adapter, {("mlp_act", layer): put}):
-            out[i] = float(_diff(lm.model(input_ids=case.corrupted).logits, case)[0])
+            out[i] = float(_diff(lm.last_logits(case.corrupted)[:, None], case)[0])
     return restoration(out, clean, corr)
 
 
@@ -195,7 +195,7 @@ def attribution_patching(lm: LoadedModel, case: Case) -> np.ndarray:
     L = lm.adapter.n_layers
     clean, corr = logit_diffs(lm, case)
     with torch.no_grad(), capture(lm.adapter, [("mlp_act", l) for l in range(L)]) as rec:
-        lm.model(input_ids=case.clean)
+        lm.acts(case.clean)
     kept: dict[int, torch.Tensor] = {}
 
     def keep(l):
@@ -205,7 +205,7 @@ def attribution_patching(lm: LoadedModel, case: Case) -> np.ndarray:
             return x
         return fn
     with torch.enable_grad(), intervene(lm.adapter, {("mlp_act", l): keep(l) for l in range(L)}):
-        d = _diff(lm.model(input_ids=case.corrupted).logits, case)[0]
+        d = _diff(lm.last_logits(case.corrupted)[:, None], case)[0]
         d.backward()
     est = torch.stack([((rec[("mlp_act", l)][0] - kept[l][0].detach()) * kept[l].grad[0]).sum(0) for l in range(L)])
     lm.model.zero_grad(set_to_none=True)
@@ -249,13 +249,14 @@ def top_contexts(lm: LoadedModel, texts: list[str], layer: int, neuron: int, k: 
     its preceding context (``window`` tokens)."""
     tok = lm.tokenizer
     best: list[tuple[float, int, int]] = []
-    enc = [tok.encode(t, add_special_tokens=False) for t in texts]
+    n_special = len(special_wrap(tok)[0])  # a leading BOS is not a context: never reported
+    enc = [prompt_ids(tok, t) for t in texts]
     for i, ids in enumerate(enc):
         x = torch.tensor([ids], device=lm.device)
         with capture(lm.adapter, [("mlp_act", layer)]) as rec:
-            lm.model(input_ids=x)
+            lm.acts(x)
         a = rec[("mlp_act", layer)][0, :, neuron].float().cpu().numpy()
-        best += [(float(v), i, p) for p, v in enumerate(a)]
+        best += [(float(v), i, p) for p, v in enumerate(a) if p >= n_special]
     best.sort(key=lambda t: -t[0])
     out = []
     for v, i, p in best[:k]:
@@ -281,7 +282,7 @@ def ablated_diffs(lm: LoadedModel, cases: list[Case], sets: list[dict[int, np.nd
             edits = {("mlp_act", l): (lambda x, n=torch.as_tensor(np.asarray(n), dtype=torch.long): x.index_fill_(-1, n, 0))
                      for l, n in s.items()}
             with intervene(lm.adapter, edits):
-                last = lm.model(input_ids=ids).logits[:, -1].float()
+                last = lm.last_logits(ids).float()
             check_finite(last, "last-position logits")
             out[r, idx] = (last.gather(1, tgt[:, None]) - last.gather(1, foil[:, None]))[:, 0].cpu().numpy()
     return out

@@ -22,7 +22,7 @@ def mlp_outputs(lm: LoadedModel, text: str) -> tuple[np.ndarray, list[str]]:
     ids = enc["input_ids"].to(lm.device)
     L = lm.adapter.n_layers
     with capture(lm.adapter, [("mlp_out", l) for l in range(L)]) as rec:
-        lm.model(input_ids=ids, attention_mask=torch.ones_like(ids))
+        lm.acts(ids, attention_mask=torch.ones_like(ids))
     stop = ids.shape[1] - (1 if ids[0, -1].item() == getattr(lm.tokenizer, "sep_token_id", None) else 0)
     x = torch.stack([rec[("mlp_out", l)][0, 1:stop] for l in range(L)]).float().cpu().numpy()
     labels = [lm.tokenizer.decode([t]) for t in ids[0, 1:stop].tolist()]

@@ -11,6 +11,23 @@ def encode(tok, text: str) -> list[int]:
     return tok(text, add_special_tokens=False)["input_ids"]
 
 
+def special_wrap(tok) -> tuple[list[int], list[int]]:
+    """The special tokens the tokenizer puts before and after any text: ([CLS], [SEP]) for BERT, ([<bos>], [])
+    for Gemma, ([], []) for GPT-2 and SmolLM2. Models expect them (Gemma without its BOS inverts its answers)."""
+    core = encode(tok, "x")
+    full = tok("x")["input_ids"]
+    for i in range(len(full) - len(core) + 1):
+        if full[i:i + len(core)] == core:
+            return full[:i], full[i + len(core):]
+    return [], []
+
+
+def prompt_ids(tok, text: str) -> list[int]:
+    """A causal prompt as the model expects it: the tokenizer's leading special tokens (e.g. Gemma's BOS), then
+    the text; no trailing special token (the prompt is to be continued)."""
+    return special_wrap(tok)[0] + encode(tok, text)
+
+
 def single_token(tok, word: str) -> int:
     """The id of ``word`` (include the leading space, e.g. ' Mike'); error unless it is exactly one token."""
     ids = encode(tok, word)
@@ -33,7 +50,7 @@ def keep_single_tokens(tok, words: list[str], prefix: str = " ") -> list[str]:
 
 def batch(tok, texts: list[str], device, *, special: bool = True) -> dict:
     """Tokenise equal-length texts; error naming the odd one if lengths differ."""
-    enc = [tok(t, add_special_tokens=special)["input_ids"] for t in texts]
+    enc = [prompt_ids(tok, t) if special else encode(tok, t) for t in texts]
     lens = {len(e) for e in enc}
     if len(lens) != 1:
         first = len(enc[0])
@@ -48,7 +65,7 @@ def by_length(tok, texts: list[str]) -> dict[int, list[int]]:
     """Indices of ``texts`` grouped by token length."""
     groups: dict[int, list[int]] = {}
     for i, t in enumerate(texts):
-        groups.setdefault(len(encode(tok, t)), []).append(i)
+        groups.setdefault(len(prompt_ids(tok, t)), []).append(i)
     return groups
 
 

@@ -14,6 +14,14 @@ def real_config(name: str, n_layers: int = 2):
     """The real hub config of ``name`` with fewer layers (all other sizes real)."""
     from transformers import AutoConfig
     d = json.loads((CONFIGS / f"{name}.json").read_text())
+    if d.get("vocab_size", 0) * d.get("hidden_size", 0) > 60_000_000:  # 7B / 256k-vocabulary configs: a smaller
+        d["vocab_size"] = 4096                                     # vocabulary keeps tests fast (all else real)
+        for k in ("pad_token_id", "bos_token_id", "eos_token_id"):
+            if isinstance(d.get(k), int) and d[k] >= 4096:
+                d[k] = None
+    if "layer_types" in d:  # keep both attention kinds (sliding-window and global) in the shortened model
+        kinds = list(dict.fromkeys(d["layer_types"]))
+        d["layer_types"] = (kinds * n_layers)[:n_layers]
     if d["model_type"] == "gpt2":
         d["n_layer"] = n_layers
     elif d["model_type"] == "gpt_neo":
@@ -33,6 +41,16 @@ def random_model(name: str, n_layers: int = 2, seed: int = 0):
     cfg._attn_implementation = "eager"
     cls = AutoModelForMaskedLM if cfg.model_type == "bert" else AutoModelForCausalLM
     return cls.from_config(cfg).eval()
+
+
+def random_lm(name: str, n_layers: int = 2, seed: int = 0):
+    """A LoadedModel (no tokenizer) around a random model built from a real config, for probe-level tests."""
+    from probes.adapters import adapter_for
+    from probes.loading import LoadedModel
+    from probes.registry import ModelSpec
+    m = random_model(name, n_layers, seed)
+    spec = ModelSpec(id=f"{name}-random", source="local", kind="causal", families=[])
+    return LoadedModel(spec, m, None, adapter_for(m), torch.device("cpu"), torch.float32)
 
 
 @pytest.fixture(scope="session")

@@ -1,0 +1,146 @@
+"""Adapters of the modern architectures, on randomly initialised models built from each family's real config
+(fixtures/configs/, 2 layers): shapes, gated-MLP neurons, no-op interventions, hook removal, the logit lens,
+resumed passes (with a prefix key/value cache) and batched patching against the one-pass-per-component loop."""
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from probes import ioi
+from probes import neuron as Nn
+from probes.adapters import ARCHS, adapter_for
+from probes.hooks import capture, intervene, n_hooks
+from tests.conftest import CONFIGS, random_lm
+
+MODERN = ["smollm2-135m", "llama-3.2-1b", "mistral-7b-v0.1", "qwen2.5-0.5b", "qwen3-0.6b", "gemma-2b", "gemma-2-2b",
+          "gemma-3-270m", "pythia-70m", "olmo-1b-hf", "olmo-2-0425-1b", "phi-3-mini-4k-instruct"]
+ALL = MODERN + ["gpt2", "gpt-neo-125m"]
+
+
+@pytest.fixture(scope="module", params=ALL)
+def rlm(request):
+    return request.param, random_lm(request.param)
+
+
+def ids(n=3, T=9, seed=1):
+    return torch.randint(5, 1000, (n, T), generator=torch.Generator().manual_seed(seed))
+
+
+def test_every_architecture_has_a_config_fixture():
+    types = {json.loads((CONFIGS / f"{n}.json").read_text())["model_type"] for n in ALL}
+    assert set(ARCHS) - {"bert"} <= types | {"gemma3_text"}
+
+
+def test_shapes_and_sizes_from_the_config(rlm):
+    name, lm = rlm
+    ad, cfg = lm.adapter, json.loads((CONFIGS / f"{name}.json").read_text())
+    D = cfg.get("hidden_size") or cfg.get("n_embd")
+    H = cfg.get("num_attention_heads") or cfg.get("n_head") or cfg.get("num_heads")
+    dh = cfg.get("head_dim") or D // H
+    N = cfg.get("intermediate_size") or cfg.get("n_inner") or 4 * D
+    assert (ad.d_model, ad.n_heads, ad.head_dim, ad.d_mlp) == (D, H, dh, N)
+    sites = [(s, l) for s in ("heads", "mlp_act", "mlp_out", "resid", "resid_pre") for l in range(2)]
+    with torch.no_grad(), capture(ad, sites) as rec:
+        lm.model(input_ids=ids())
+    assert rec[("heads", 1)].shape == (3, 9, H, dh)  # per query head, also with fewer key/value heads
+    assert rec[("mlp_act", 0)].shape == (3, 9, N)
+    assert rec[("mlp_out", 1)].shape == rec[("resid", 1)].shape == rec[("resid_pre", 0)].shape == (3, 9, D)
+    assert torch.equal(rec[("resid", 0)], rec[("resid_pre", 1)])
+    assert ad.mlp_out_weight(0).shape == (N, D)
+
+
+def test_neuron_is_the_input_of_the_down_projection(rlm):
+    """The neuron (site mlp_act) is the input of the MLP's down projection; gated MLPs: act(gate) * up."""
+    _, lm = rlm
+    ad = lm.adapter
+    mlp = ad.block(1).mlp
+    seen = {}
+    h = mlp.register_forward_pre_hook(lambda m, a: seen.__setitem__("x", a[0]))
+    try:
+        with torch.no_grad(), capture(ad, [(s, 1) for s in ("mlp_act", "mlp_pre") if s in ad.sites]) as rec:
+            lm.model(input_ids=ids())
+    finally:
+        h.remove()
+    if hasattr(mlp, "up_proj") and "mlp_pre" in ad.sites:
+        act = mlp.act_fn(rec[("mlp_pre", 1)]) * mlp.up_proj(seen["x"])
+        assert torch.allclose(act, rec[("mlp_act", 1)], atol=1e-5)
+    with torch.no_grad():
+        down = next(getattr(mlp, n) for n in ("down_proj", "dense_4h_to_h", "c_proj") if hasattr(mlp, n))
+        assert torch.allclose(down(rec[("mlp_act", 1)]), mlp(seen["x"]), atol=1e-5)
+
+
+def test_noop_intervention_is_bit_identical_and_hooks_go(rlm):
+    _, lm = rlm
+    ad, m = lm.adapter, lm.model
+    before = n_hooks(m)
+    with torch.no_grad():
+        ref = m(input_ids=ids()).logits
+        edits = {(s, l): (lambda x: x) for s in ("heads", "mlp_act", "mlp_out", "resid") for l in range(2)}
+        with intervene(ad, edits):
+            out = m(input_ids=ids()).logits
+    assert torch.equal(ref, out)
+
+    def boom(x):
+        raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"), torch.no_grad(), intervene(ad, {("mlp_act", 1): boom}):
+        m(input_ids=ids())
+    assert n_hooks(m) == before
+
+
+def test_logit_lens_reproduces_the_logits(rlm):
+    """Final norm ((1 + w) for Gemma), unembedding and Gemma 2's soft-capping: the lens at the last layer is the
+    model's own logits, and logit_diff reads the same difference from two unembedding rows."""
+    _, lm = rlm
+    ad = lm.adapter
+    with torch.no_grad(), capture(ad, [("resid", 1)]) as rec:
+        out = lm.model(input_ids=ids()).logits
+    lens = ad.logits_from_resid(rec[("resid", 1)])
+    assert torch.allclose(lens, out, atol=1e-5, rtol=1e-5)
+    h = ad.final_norm()(rec[("resid", 1)])[:, -1]
+    d = ad.logit_diff(h, torch.tensor([7, 8, 9]), torch.tensor([10, 11, 12]))
+    ref = out[:, -1, [7, 8, 9]].diagonal() - out[:, -1, [10, 11, 12]].diagonal()
+    assert torch.allclose(d, ref, atol=1e-4)
+
+
+def test_resumed_pass_equals_full_pass(rlm):
+    """Resuming at layer 1 from the captured residual (and continuing a shared prefix from a key/value cache, with
+    the rotary positions following it) gives the full pass's hidden states."""
+    _, lm = rlm
+    ad = lm.adapter
+    x = ids()
+    with torch.no_grad():
+        full = ad.base(input_ids=x).last_hidden_state
+        with capture(ad, [("resid_pre", 1)]) as rec:
+            lm.model(input_ids=x)
+        with ad.resume_from(1):
+            h = ad.body(rec[("resid_pre", 1)])
+        assert (h - full).abs().max() < 1e-4
+        cache = lm.model(input_ids=x[:, :4], use_cache=True).past_key_values
+        with ad.resume_from(1):
+            h2 = ad.body(rec[("resid_pre", 1)][:, 4:], cache)
+        assert (h2 - full[:, 4:]).abs().max() < 1e-4
+    assert ad.n_layers == 2 and len(ad.blocks()) == 2  # restored
+
+
+def test_batched_patching_equals_the_loop(rlm):
+    """Neuron patching (resumed, prefix-cached, two unembedding rows) and head patching (batched) equal the seed's
+    one-forward-per-component loop within 1e-4."""
+    _, lm = rlm
+    g = torch.Generator().manual_seed(3)
+    clean = torch.randint(5, 1000, (1, 10), generator=g)
+    corr = clean.clone()
+    corr[0, 4] = (clean[0, 4] + 17) % 1000
+    case = Nn.Case("t", clean, corr, 11, 12)
+    neurons = torch.randperm(lm.adapter.d_mlp, generator=g)[:10].numpy()
+    a = Nn.neuron_patching(lm, case, 1, neurons, batch=4)
+    b = Nn.neuron_patching_loop(lm, case, 1, neurons)
+    assert abs(a - b).max() < 1e-4
+    base = torch.randint(5, 1000, (3, 8), generator=g)
+    s = ioi.PromptSet(base, base.flip(1), torch.tensor([5, 6, 7]), torch.tensor([8, 9, 10]), ["x"] * 3, [("a", "b")] * 3)
+    src = ioi.head_acts(lm, s.source)
+    heads = [(l, h) for l in range(2) for h in range(0, lm.adapter.n_heads, max(1, lm.adapter.n_heads // 2))]
+    x = ioi.head_edit_scores(lm, s, heads, lambda l, h: src[l, :, :, h, :], max_batch_tokens=60)
+    y = ioi.head_edit_scores_loop(lm, s, heads, lambda l, h: src[l, :, :, h, :])
+    assert (x - y).abs().max() < 1e-4
