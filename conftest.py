@@ -10,7 +10,7 @@ import pytest
 from probes import loading
 from probes.errors import ProbeError
 from probes.registry import ModelSpec, load_registry, resolve
-from probes.snapshot import ToleranceJSONSnapshot, with_tolerance
+from probes.snapshot import ToleranceJSONSnapshot, record, snapshot_file, with_tolerance
 
 ROOT = Path(__file__).parent
 
@@ -28,6 +28,13 @@ def pytest_addoption(parser):
     g.addoption("--artifacts", default="artifacts", help="folder for figures (default artifacts/)")
     g.addoption("--allow-pickle", action="store_true", help="allow loading pickle (.bin) checkpoints")
     g.addoption("--trust-remote-code", action="store_true", help="allow models that run code from the hub")
+    g.addoption("--exact", default="auto", choices=["auto", "on", "off"],
+                help="measure every component (head, neuron) exactly: on; screen all of them with attribution "
+                     "patching and measure the top ones and a random sample exactly: off; auto (default): exact on "
+                     "CUDA or when the model has at most 64 attention heads in all")
+    g.addoption("--record", action="store_true",
+                help="record the snapshot of every claim that passes its criterion in this run (atomically); "
+                     "never deletes or rewrites the snapshot of a claim that failed, errored or did not run")
 
 
 def _hub_available(spec: ModelSpec) -> tuple[bool, str]:
@@ -65,6 +72,10 @@ def _select(config) -> tuple[list[ModelSpec], list[tuple[str, str]], bool]:
 
 
 def pytest_configure(config):
+    if getattr(config.option, "update_snapshots", False):
+        raise pytest.UsageError(
+            "--snapshot-update is disabled in this suite: syrupy deletes the snapshots of claims that failed, errored, "
+            "were not selected or were interrupted. Use --record: it writes only the claims that pass in this run.")
     corpus = config.getoption("--corpus", None)
     if corpus and not Path(corpus).is_file():
         raise pytest.UsageError(f"--corpus {corpus}: no such file (give a text file with one context per line)")
@@ -178,9 +189,23 @@ def lm(model_id, request) -> loading.LoadedModel:
 
 
 @pytest.fixture
-def claim_snapshot(snapshot, lm):
+def exact(lm, request) -> bool:
+    """Whether component-ranking claims measure every component exactly (see --exact)."""
+    opt = request.config.getoption("--exact")
+    if opt != "auto":
+        return opt == "on"
+    return lm.device.type == "cuda" or lm.adapter.n_layers * lm.adapter.n_heads <= 64
+
+
+@pytest.fixture
+def claim_snapshot(snapshot, lm, request):
     """``claim_snapshot(data, rel=..., abs_=...)``: compare ``data`` with this claim x model's JSON snapshot."""
     def check(data: dict, rel: float | None = None, abs_: float | None = None):
+        if request.config.getoption("--record"):  # reached only after the claim's criterion held
+            path = snapshot_file(Path(request.node.fspath).stem, request.node.name)
+            changed = record(path, {**data, "_recorded_with": lm.meta()})
+            loading.log(f"recorded {path.relative_to(path.parents[1])}" + ("" if changed else " (unchanged)"))
+            return
         ext = ToleranceJSONSnapshot if rel is None and abs_ is None else with_tolerance(
             rel if rel is not None else ToleranceJSONSnapshot.rel_tol,
             abs_ if abs_ is not None else ToleranceJSONSnapshot.abs_tol)

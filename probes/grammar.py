@@ -111,12 +111,9 @@ def shuffled_counts(a: np.ndarray, b: np.ndarray, n: int = 200, seed: int = 0, q
     """Label-shuffle null: FDR-significant neuron counts when noun/verb labels are permuted (seeded)."""
     x = np.concatenate([a, b])
     g = stats.rng(seed)
-    out = np.empty(n, dtype=int)
-    for i in range(n):
-        perm = g.permutation(len(x))
-        _, p = stats.ttest_ind(x[perm[:len(a)]], x[perm[len(a):]])
-        out[i] = stats.fdr(p, q).sum()
-    return out
+    perms = np.stack([g.permutation(len(x)) for _ in range(n)])
+    p = stats.t_to_p(stats.ttest_ind_perms(x, len(a), perms), len(x) - 2)
+    return np.array([stats.fdr(row, q).sum() for row in p], dtype=int)
 
 
 def split_half(acts: dict[str, np.ndarray]) -> dict:
@@ -139,13 +136,13 @@ def split_half_null(acts: dict[str, np.ndarray], n: int = 200, seed: int = 0) ->
     x1 = np.concatenate([acts["nouns1"], acts["verbs1"]])
     x2 = np.concatenate([acts["nouns2"], acts["verbs2"]])
     n1, n2 = len(acts["nouns1"]), len(acts["nouns2"])
+    draws = [(g.permutation(len(x1)), g.permutation(len(x2))) for _ in range(n)]  # the seeded order of old
+    T1 = stats.ttest_ind_perms(x1, n1, np.stack([d[0] for d in draws]))
+    T2 = stats.ttest_ind_perms(x2, n2, np.stack([d[1] for d in draws]))
     out = np.empty(n)
     for i in range(n):
-        p1, p2 = g.permutation(len(x1)), g.permutation(len(x2))
-        t1, _ = stats.ttest_ind(x1[p1[:n1]], x1[p1[n1:]])
-        t2, _ = stats.ttest_ind(x2[p2[:n2]], x2[p2[n2:]])
-        ok = np.isfinite(t1) & np.isfinite(t2)
-        out[i] = np.corrcoef(t1[ok], t2[ok])[0, 1]
+        ok = np.isfinite(T1[i]) & np.isfinite(T2[i])
+        out[i] = np.corrcoef(T1[i][ok], T2[i][ok])[0, 1]
     return out
 
 

@@ -13,6 +13,7 @@ and each copy gets its own edit (``max_batch_tokens`` bounds memory).
 """
 from __future__ import annotations
 
+import copy
 import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -73,7 +74,7 @@ def _score(logits: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tens
 @torch.no_grad()
 def scores(lm: LoadedModel, ids: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     """IOI score logit(A) - logit(B) at the last position, per prompt."""
-    return _score(lm.last_logits(ids)[:, None], a, b)
+    return lm.last_diff(ids, a, b)
 
 
 def behaviour(lm: LoadedModel, sets: list[PromptSet], seed: int = 0) -> dict:
@@ -93,25 +94,48 @@ def all_heads(lm: LoadedModel) -> list[tuple[int, int]]:
     return [(l, h) for l in range(lm.adapter.n_layers) for h in range(lm.adapter.n_heads)]
 
 
+def tile_cache(cache, k: int):
+    """A copy of a key/value cache with its batch repeated ``k`` times as blocks (row j*P + p = prompt p)."""
+    c = copy.deepcopy(cache)
+    for layer in getattr(c, "layers", []):
+        for name in ("keys", "values"):
+            t = getattr(layer, name, None)
+            if isinstance(t, torch.Tensor) and t.numel():
+                setattr(layer, name, t.repeat(k, *([1] * (t.dim() - 1))))
+    return c
+
+
+def first_difference(a: torch.Tensor, b: torch.Tensor) -> int:
+    """The first position where any row of ``a`` differs from ``b`` (T if none): positions before it are the same
+    in both runs of a causal model, so patching them changes nothing."""
+    d = (a != b).any(0).nonzero()
+    return int(d[0, 0]) if len(d) else a.shape[1]
+
+
 @torch.no_grad()
 def head_edit_scores(lm: LoadedModel, s: PromptSet, heads: list[tuple[int, int]],
                      payload: Callable[[int, int], torch.Tensor], *, max_batch_tokens: int = 8192,
-                     progress: str | None = None) -> torch.Tensor:
+                     progress: str | None = None, prefix: int = 0) -> torch.Tensor:
     """IOI score of ``s.base`` with head (l, h)'s output replaced by ``payload(l, h)``; shape (len(heads), P).
 
     Batched: heads are grouped by layer and K edited copies of the prompt batch run in one forward pass
     (copy k edits one head). Where the adapter supports it, the pass starts at the edited layer from the
     cached clean residual stream (earlier layers are unaffected by the edit), and only the two target
-    logits are computed at the last position.
+    logits are computed at the last position. ``prefix``: the caller guarantees the payload equals the clean
+    activations before this position (patching from a prompt that shares the prefix): those positions come
+    from a key/value cache of the clean prefix and only positions ``prefix..T-1`` are computed.
     """
     ad = lm.adapter
     P, T = s.base.shape
-    K = max(1, max_batch_tokens // (P * T))
+    prefix = prefix if ad.can_resume and 0 < prefix < T else 0
+    K = max(1, max_batch_tokens // (P * (T - prefix)))
     layers = sorted({l for l, _ in heads})
-    resid = {}
+    resid, cache = {}, None
     if ad.can_resume:
         with capture(ad, [("resid_pre", l) for l in layers]) as resid:
             lm.acts(s.base)
+        if prefix:
+            cache = lm.acts(s.base[:, :prefix], use_cache=True).past_key_values
     order = sorted(range(len(heads)), key=lambda i: heads[i])
     out = torch.empty(len(heads), P)
     t0, done = time.time(), 0
@@ -122,16 +146,17 @@ def head_edit_scores(lm: LoadedModel, s: PromptSet, heads: list[tuple[int, int]]
             k = len(chunk)
             ks = torch.arange(k, device=lm.device)
             hs = torch.tensor([heads[i][1] for i in chunk], device=lm.device)
-            rep = torch.stack([payload(l, heads[i][1]) for i in chunk]).to(lm.dtype)  # (k, P, T, dh)
+            rep = torch.stack([payload(l, heads[i][1]) for i in chunk]).to(lm.dtype)[:, :, prefix:]  # (k, P, T', dh)
 
-            def edit(x):  # x: (k*P, T, H, dh)
+            def edit(x):  # x: (k*P, T', H, dh)
                 x = x.view(k, P, *x.shape[1:])
                 x[ks, :, :, hs, :] = rep
                 return x.view(k * P, *x.shape[2:])
             with intervene(ad, {("heads", l): edit}):
                 if ad.can_resume:
                     with ad.resume_from(l):
-                        h = ad.body(resid[("resid_pre", l)].repeat(k, 1, 1))[:, -1].float()
+                        h = ad.body(resid[("resid_pre", l)][:, prefix:].repeat(k, 1, 1),
+                                    tile_cache(cache, k) if prefix else None)[:, -1].float()
                     check_finite(h, "final hidden state")
                     sc = ad.logit_diff(h, s.a_ids.repeat(k), s.b_ids.repeat(k))  # two unembedding rows
                 else:
@@ -182,26 +207,88 @@ def permutation_payload(acts: torch.Tensor, seed: int, rep: int) -> Callable[[in
     return payload
 
 
+def head_attribution(lm: LoadedModel, s: PromptSet, payloads: list[Callable[[int, int], torch.Tensor]]) -> torch.Tensor:
+    """Attribution patching (Nanda 2023): the linear estimate of ``head_edit_scores(...) - clean`` for every head
+    and each payload, from one forward and one backward pass on the base prompts: (payload - clean output) .
+    d(score)/d(head output), summed over positions and head dimensions. (len(payloads), L*H, P), heads in
+    ``all_heads`` order."""
+    ad = lm.adapter
+    L, H = ad.n_layers, ad.n_heads
+    kept: dict[int, torch.Tensor] = {}
+
+    def keep(l):
+        def fn(x):
+            x.retain_grad()
+            kept[l] = x
+            return x
+        return fn
+    with torch.enable_grad(), intervene(ad, {("heads", l): keep(l) for l in range(L)}):
+        sc = lm.last_diff(s.base, s.a_ids, s.b_ids)
+        sc.sum().backward()  # prompts are independent rows: row p's gradient is that of its own score
+    lm.model.zero_grad(set_to_none=True)
+    out = []
+    with torch.no_grad():
+        for payload in payloads:
+            est = []
+            for l in range(L):
+                x, g = kept[l].detach(), kept[l].grad
+                for h in range(H):
+                    est.append(((payload(l, h).to(x.dtype) - x[:, :, h]) * g[:, :, h]).float().sum((1, 2)))
+            out.append(torch.stack(est).cpu())
+    return torch.stack(out)
+
+
+def agreement(est: np.ndarray, exact: np.ndarray, k: int) -> dict:
+    """How well a screen's estimates agree with exact values on the exactly measured components."""
+    ok = np.isfinite(exact)
+    e, x = est[ok], exact[ok]
+    r = float(np.corrcoef(e, x)[0, 1]) if ok.sum() > 2 and e.std() > 0 and x.std() > 0 else float("nan")
+    k = min(k, int(ok.sum()))
+    top_e, top_x = set(np.argsort(e)[:k]), set(np.argsort(x)[:k])
+    return {"n_exact": int(ok.sum()), "r": r, "top_k": k, "top_k_overlap": len(top_e & top_x)}
+
+
 def silencing(lm: LoadedModel, sets: list[PromptSet], *, n_perm: int = 3, seed: int = 0,
-              max_batch_tokens: int = 8192) -> dict:
+              max_batch_tokens: int = 8192, exact: bool = True, n_top: int = 8, n_random: int = 16) -> dict:
     """Seed Part 2: delta IOI (silenced - clean) per (layer, head), averaged over permutations and prompts;
-    head norms (norm of the head's clean output on the base prompts, averaged over prompts)."""
+    head norms (norm of the head's clean output on the base prompts, averaged over prompts).
+
+    Silencing by permutation changes a head's output at every position, so no prefix is shared: with
+    ``exact=False`` attribution patching screens every head, and the ``n_top`` most damaging by the screen plus
+    ``n_random`` seeded random others are measured exactly; the other heads' exact deltas are NaN."""
     heads = all_heads(lm)
     L, H = lm.adapter.n_layers, lm.adapter.n_heads
-    deltas, norms, clean_all = [], [], []
+    norms, clean_all, payloads, cleans = [], [], [], []
     for si, s in enumerate(sets):
         acts = head_acts(lm, s.base)  # (L, P, T, H, dh)
-        clean = scores(lm, s.base, s.a_ids, s.b_ids).cpu()
-        per = [head_edit_scores(lm, s, heads, permutation_payload(acts, seed + si, r),
-                                max_batch_tokens=max_batch_tokens, progress=f"silencing perm {r + 1}/{n_perm}")
-               for r in range(n_perm)]
-        deltas.append(torch.stack(per).mean(0) - clean)  # (nheads, P)
+        payloads.append([permutation_payload(acts, seed + si, r) for r in range(n_perm)])
+        cleans.append(scores(lm, s.base, s.a_ids, s.b_ids).cpu())
         norms.append(acts.float().flatten(2, 2).norm(dim=(2, 4)).permute(0, 2, 1).reshape(L * H, -1).cpu())
-        clean_all.append(clean)
+    est = None
+    chosen = list(range(len(heads)))
+    if not exact:
+        est = torch.cat([head_attribution(lm, s, pls).mean(0) for s, pls in zip(sets, payloads)], 1)  # (L*H, P)
+        m = est.mean(1).numpy()
+        top = list(np.argsort(m, kind="stable")[:n_top])
+        rest = [i for i in range(len(heads)) if i not in top]
+        chosen = sorted(top + list(stats.rng(seed).choice(rest, size=min(n_random, len(rest)), replace=False)))
+        log(f"silencing: attribution screened {len(heads)} heads; measuring {len(chosen)} exactly")
+    deltas = []
+    for s, pls, clean in zip(sets, payloads, cleans):
+        per = [head_edit_scores(lm, s, [heads[i] for i in chosen], pl, max_batch_tokens=max_batch_tokens,
+                                progress=f"silencing perm {r + 1}/{n_perm}") for r, pl in enumerate(pls)]
+        d = torch.full((len(heads), len(clean)), float("nan"))
+        d[chosen] = torch.stack(per).mean(0) - clean
+        deltas.append(d)
     d = torch.cat(deltas, 1).view(L, H, -1)
-    return {"delta": d.mean(-1).numpy(), "delta_per_prompt": d.numpy(),
-            "head_norm": torch.cat(norms, 1).view(L, H, -1).mean(-1).numpy(),
-            "clean_mean": float(torch.cat(clean_all).mean())}
+    out = {"delta": d.mean(-1).numpy(), "delta_per_prompt": d.numpy(),
+           "head_norm": torch.cat(norms, 1).view(L, H, -1).mean(-1).numpy(),
+           "clean_mean": float(torch.cat(cleans).mean()), "exact": exact,
+           "measured": np.isfinite(d.mean(-1).numpy())}
+    if est is not None:
+        out["estimate"] = est.mean(1).view(L, H).numpy()
+        out["agreement"] = agreement(out["estimate"].ravel(), out["delta"].ravel(), n_top)
+    return out
 
 
 def patching(lm: LoadedModel, sets: list[PromptSet], *, max_batch_tokens: int = 8192) -> dict:
@@ -214,8 +301,8 @@ def patching(lm: LoadedModel, sets: list[PromptSet], *, max_batch_tokens: int = 
         src = head_acts(lm, s.source)
         clean = scores(lm, s.base, s.a_ids, s.b_ids).cpu()
         gaps.append(scores(lm, s.source, s.a_ids, s.b_ids).cpu() - clean)
-        patched = head_edit_scores(lm, s, heads, lambda l, h: src[l, :, :, h, :],
-                                   max_batch_tokens=max_batch_tokens, progress="head patching")
+        patched = head_edit_scores(lm, s, heads, lambda l, h: src[l, :, :, h, :], max_batch_tokens=max_batch_tokens,
+                                   progress="head patching", prefix=first_difference(s.base, s.source))
         deltas.append(patched - clean)
     d = torch.cat(deltas, 1).view(L, H, -1)
     return {"delta": d.mean(-1).numpy(), "delta_per_prompt": d.numpy(), "gap": float(torch.cat(gaps).mean())}

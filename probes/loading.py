@@ -42,6 +42,21 @@ class LoadedModel:
             return self.model(input_ids=input_ids, logits_to_keep=1, **kw).logits[:, -1]
         return self.model(input_ids=input_ids, **kw).logits[:, -1]
 
+    def last_diff(self, input_ids: torch.Tensor, target, foil, **kw) -> torch.Tensor:
+        """logit(target) - logit(foil) at the last position, (B,), read from two rows of the unembedding (never the
+        full vocabulary); ``target``/``foil``: ids, one per row or shared."""
+        from .hooks import check_finite
+        if self.kind == "causal" and self.adapter.can_resume:
+            h = self.acts(input_ids, **kw).last_hidden_state[:, -1]
+            d = self.adapter.logit_diff(h, target, foil)
+        else:
+            last = self.last_logits(input_ids, **kw).float()
+            t, f = torch.as_tensor(target, device=last.device), torch.as_tensor(foil, device=last.device)
+            rows = torch.arange(len(last), device=last.device)
+            d = last[rows, t.expand(len(last))] - last[rows, f.expand(len(last))]
+        check_finite(d, "last-position logit difference")
+        return d
+
     def meta(self) -> dict:
         """Recorded with every snapshot: numbers depend on these."""
         out = {"model": self.spec.id, "revision": self.spec.revision, "dtype": str(self.dtype).replace("torch.", ""),

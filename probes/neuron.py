@@ -52,7 +52,7 @@ def _diff(logits: torch.Tensor, case: Case) -> torch.Tensor:
 @torch.no_grad()
 def logit_diffs(lm: LoadedModel, case: Case) -> tuple[float, float]:
     """Logit difference target - foil at the last position, on the clean and the corrupted prompt."""
-    out = _diff(lm.last_logits(torch.cat([case.clean, case.corrupted]))[:, None], case)
+    out = lm.last_diff(torch.cat([case.clean, case.corrupted]), case.target, case.foil)
     return float(out[0]), float(out[1])
 
 
@@ -69,7 +69,9 @@ def logit_lens(lm: LoadedModel, case: Case) -> np.ndarray:
     with capture(lm.adapter, [("resid_pre", 0)] + [("resid", l) for l in range(L)]) as rec:
         lm.acts(case.clean)
     rs = [rec[("resid_pre", 0)]] + [rec[("resid", l)] for l in range(L)]
-    return np.array([float(_diff(lm.adapter.logits_from_resid(r), case)[0]) for r in rs])
+    ad = lm.adapter
+    norm = ad.final_norm()
+    return np.array([float(ad.logit_diff(norm(r[:, -1]), case.target, case.foil)[0]) for r in rs])
 
 
 def spikes(lens: np.ndarray, frac: float = 0.2) -> list[tuple[int, int]]:
@@ -100,7 +102,7 @@ def layer_position_patching(lm: LoadedModel, case: Case) -> np.ndarray:
             x[rows, rows] = src[rows]
             return x
         with intervene(lm.adapter, {site: put}):
-            out[i] = _diff(lm.last_logits(case.corrupted.repeat(T, 1))[:, None], case).cpu().numpy()
+            out[i] = lm.last_diff(case.corrupted.repeat(T, 1), case.target, case.foil).cpu().numpy()
     return restoration(out, clean, corr)
 
 
@@ -114,7 +116,7 @@ def mlp_layer_patching(lm: LoadedModel, case: Case) -> np.ndarray:
     out = np.empty(L)
     for l in range(L):
         with intervene(lm.adapter, {("mlp_out", l): lambda x, s=rec[("mlp_out", l)]: s.expand_as(x).clone()}):
-            out[l] = float(_diff(lm.last_logits(case.corrupted)[:, None], case)[0])
+            out[l] = float(lm.last_diff(case.corrupted, case.target, case.foil)[0])
     return restoration(out, clean, corr)
 
 
@@ -166,7 +168,7 @@ def neuron_patching(lm: LoadedModel, case: Case, layer: int, neurons: np.ndarray
                 check_finite(h, "final hidden state")
                 d = ad.logit_diff(h, case.target, case.foil)
             else:
-                d = _diff(lm.last_logits(case.corrupted.repeat(len(nb), 1))[:, None], case)
+                d = lm.last_diff(case.corrupted.repeat(len(nb), 1), case.target, case.foil)
         out[b0:b0 + len(nb)] = d.cpu().numpy()
     return restoration(out, clean, corr)
 
@@ -184,7 +186,7 @@ def neuron_patching_loop(lm: LoadedModel, case: Case, layer: int, neurons: np.nd
             x[0, :, n] = src[:, n]
             return x
         with intervene(lm.adapter, {("mlp_act", layer): put}):
-            out[i] = float(_diff(lm.last_logits(case.corrupted)[:, None], case)[0])
+            out[i] = float(lm.last_diff(case.corrupted, case.target, case.foil)[0])
     return restoration(out, clean, corr)
 
 
@@ -205,7 +207,7 @@ def attribution_patching(lm: LoadedModel, case: Case) -> np.ndarray:
             return x
         return fn
     with torch.enable_grad(), intervene(lm.adapter, {("mlp_act", l): keep(l) for l in range(L)}):
-        d = _diff(lm.last_logits(case.corrupted)[:, None], case)[0]
+        d = lm.last_diff(case.corrupted, case.target, case.foil)[0]
         d.backward()
     est = torch.stack([((rec[("mlp_act", l)][0] - kept[l][0].detach()) * kept[l].grad[0]).sum(0) for l in range(L)])
     lm.model.zero_grad(set_to_none=True)
@@ -282,9 +284,7 @@ def ablated_diffs(lm: LoadedModel, cases: list[Case], sets: list[dict[int, np.nd
             edits = {("mlp_act", l): (lambda x, n=torch.as_tensor(np.asarray(n), dtype=torch.long): x.index_fill_(-1, n, 0))
                      for l, n in s.items()}
             with intervene(lm.adapter, edits):
-                last = lm.last_logits(ids).float()
-            check_finite(last, "last-position logits")
-            out[r, idx] = (last.gather(1, tgt[:, None]) - last.gather(1, foil[:, None]))[:, 0].cpu().numpy()
+                out[r, idx] = lm.last_diff(ids, tgt, foil).cpu().numpy()
     return out
 
 

@@ -4,7 +4,10 @@ One JSON file per claim x model: ``snapshots/<test module>/<test name>[<model>].
 Numbers compare with ``|new - old| <= abs_tol + rel_tol * |old|``; strings, booleans,
 keys and list lengths compare exactly. A mismatch lists every number that moved and
 by how much. A corrupt snapshot file raises :class:`SnapshotFileError` naming the
-file and the fix; nothing on disk changes unless pytest runs with ``--snapshot-update``.
+file and the fix; nothing on disk changes unless pytest runs with ``--record``, which writes (atomically) the
+snapshot of each claim that passed its criterion in that run and never deletes or touches any other
+(:func:`record`). syrupy's own ``--snapshot-update``, which deletes the snapshots of failed, errored, deselected
+or interrupted tests, is refused by conftest.py.
 """
 from __future__ import annotations
 
@@ -75,8 +78,8 @@ def parse(text: str, location: str = "snapshot") -> Any:
     except json.JSONDecodeError as e:
         raise SnapshotFileError(
             f"snapshot file {location} is corrupt (not valid JSON: {e}). Restore it with "
-            f"`git checkout -- {location}`, or, if you mean to re-record it, review the numbers and run "
-            "pytest with --snapshot-update on a passing suite.") from None
+            f"`git checkout -- {location}`, or, if you mean to re-record it, run the claim with --record "
+            "(it writes only claims that pass their criterion).") from None
 
 
 class ToleranceJSONSnapshot(SingleFileSnapshotExtension):
@@ -92,7 +95,7 @@ class ToleranceJSONSnapshot(SingleFileSnapshotExtension):
         return str(Path(cls.root) / test_location.basename)
 
     def serialize(self, data, **kwargs) -> str:
-        return json.dumps(plain(data), indent=1, sort_keys=True) + "\n"
+        return serialize(data)
 
     def read_snapshot_data_from_location(self, *, snapshot_location: str, snapshot_name: str, session_id: str):
         text = super().read_snapshot_data_from_location(snapshot_location=snapshot_location,
@@ -108,7 +111,7 @@ class ToleranceJSONSnapshot(SingleFileSnapshotExtension):
     def diff_lines(self, serialized_data, snapshot_data) -> Iterator[str]:
         if not snapshot_data:
             yield ("no snapshot is recorded for this claim x model yet. The claim's criterion passed; review "
-                   "the numbers below and record them with --snapshot-update (on a passing suite):")
+                   "the numbers below and record them with --record (it writes only claims that passed):")
             yield from serialized_data.splitlines()
             return
         old, new = parse(snapshot_data), parse(serialized_data, "new result")
@@ -117,6 +120,29 @@ class ToleranceJSONSnapshot(SingleFileSnapshotExtension):
         yield from (f"  {ln}" for ln in lines[:50])
         if len(lines) > 50:
             yield f"  ... and {len(lines) - 50} more"
+
+
+def serialize(data: Any) -> str:
+    return json.dumps(plain(data), indent=1, sort_keys=True) + "\n"
+
+
+def snapshot_file(module: str, test_name: str) -> Path:
+    """Where syrupy keeps this claim x model's snapshot: snapshots/<test module>/<test name>[<param>].json."""
+    return Path(ToleranceJSONSnapshot.root) / module / f"{test_name}.json"
+
+
+def record(path: Path, data: Any) -> bool:
+    """Write one snapshot atomically (temporary file + rename: an interrupted run leaves the old file or the new
+    one, never half of either). Returns whether the content changed."""
+    text = serialize(data)
+    old = path.read_text() if path.exists() else None
+    if old == text:
+        return False
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+    return True
 
 
 def with_tolerance(rel: float, abs_: float) -> type[ToleranceJSONSnapshot]:

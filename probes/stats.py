@@ -15,6 +15,34 @@ def ttest_ind(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.asarray(r.statistic), np.asarray(r.pvalue)
 
 
+def ttest_ind_perms(x: np.ndarray, n1: int, perms: np.ndarray) -> np.ndarray:
+    """Student's t (equal variances) of ``x[perm[:n1]]`` vs ``x[perm[n1:]]`` for every column and every row of
+    ``perms`` at once: (B, N). Group sums come from one matrix product per batch of permutations instead of one
+    t-test per draw (equals scipy.stats.ttest_ind to rounding; tests/test_grammar_stats.py)."""
+    x = np.asarray(x, dtype=np.float64)
+    n, n2 = len(x), len(x) - n1
+    out = np.empty((len(perms), x.shape[1]))
+    tot, totsq = x.sum(0), (x * x).sum(0)
+    xsq = x * x
+    for b0 in range(0, len(perms), 64):
+        P = perms[b0:b0 + 64]
+        M = np.zeros((len(P), n))
+        M[np.arange(len(P))[:, None], P[:, :n1]] = 1.0
+        s1, q1 = M @ x, M @ xsq
+        s2, q2 = tot - s1, totsq - q1
+        m1, m2 = s1 / n1, s2 / n2
+        ss = (q1 - n1 * m1 ** 2) + (q2 - n2 * m2 ** 2)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            sp2 = np.maximum(ss, 0) / (n - 2)
+            out[b0:b0 + len(P)] = (m1 - m2) / np.sqrt(sp2 * (1 / n1 + 1 / n2))
+    return out
+
+
+def t_to_p(t: np.ndarray, df: int) -> np.ndarray:
+    """Two-sided p-values of Student t statistics."""
+    return 2 * sps.t.sf(np.abs(t), df)
+
+
 def fdr(p: np.ndarray, q: float = 0.05) -> np.ndarray:
     """Benjamini-Hochberg: boolean mask of discoveries at level q (scipy.stats.false_discovery_control)."""
     p = np.asarray(p, dtype=float)

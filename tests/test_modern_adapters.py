@@ -144,3 +144,13 @@ def test_batched_patching_equals_the_loop(rlm):
     x = ioi.head_edit_scores(lm, s, heads, lambda l, h: src[l, :, :, h, :], max_batch_tokens=60)
     y = ioi.head_edit_scores_loop(lm, s, heads, lambda l, h: src[l, :, :, h, :])
     assert (x - y).abs().max() < 1e-4
+    # patching from prompts that share a prefix: the prefix comes from a key/value cache, only the rest is computed
+    src_ids = base.clone()
+    src_ids[:, 5:] = base.flip(1)[:, 5:]
+    s2 = ioi.PromptSet(base, src_ids, s.a_ids, s.b_ids, s.texts, s.names)
+    src2 = ioi.head_acts(lm, src_ids)
+    pay = lambda l, h: src2[l, :, :, h, :]  # noqa: E731
+    assert ioi.first_difference(base, src_ids) == 5
+    x2 = ioi.head_edit_scores(lm, s2, heads, pay, max_batch_tokens=30, prefix=5)
+    y2 = ioi.head_edit_scores_loop(lm, s2, heads, pay)
+    assert (x2 - y2).abs().max() < 1e-4

@@ -17,7 +17,7 @@ def run(tmp: Path, *args: str) -> tuple[dict[str, str], list[str]]:
     tmp.mkdir(parents=True)
     env = dict(os.environ, CLAIMS_SNAPSHOT_DIR=str(tmp / "snaps"), CLAIMS_LOAD_LOG=str(tmp / "loads.txt"))
     r = subprocess.run([sys.executable, "-m", "pytest", *SELECT, "--models", "gpt2-organism,gpt-neo-organism",
-                        "-p", "no:cacheprovider", "-q", "--snapshot-update", f"--artifacts={tmp / 'art'}", *args],
+                        "-p", "no:cacheprovider", "-q", "--record", f"--artifacts={tmp / 'art'}", *args],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     snaps = {str(p.relative_to(tmp / "snaps")): p.read_text() for p in sorted((tmp / "snaps").rglob("*.json"))}

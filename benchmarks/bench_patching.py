@@ -1,0 +1,229 @@
+"""Benchmark, one run, side by side: the seed's one-forward-per-component loop, TransformerLens's patching
+function on the same HF model, and this suite's batched patching.
+
+    python benchmarks/bench_patching.py [--prompts 8] [--tokens 14] [--smollm2]
+
+On a randomly initialised model of gpt2's full config (fixtures/configs/gpt2.json), 8 prompts of equal length
+on the CPU (IOI-shaped: clean and corrupted prompts share every token before S2), it times
+
+* head patching (every head, all positions; TransformerLens: ``get_act_patch_attn_head_out_all_pos``),
+* head silencing (every head's output permuted; TransformerLens has no patching function for it, so its row is
+  a ``run_with_hooks`` loop over the bridge's ``hook_z``),
+* residual patching over layer x position (TransformerLens: ``get_act_patch_resid_pre``),
+* one layer's neuron patching (TransformerLens has none per neuron: a ``run_with_hooks`` loop over
+  ``mlp.hook_post``),
+
+and prints times, ratios and the largest difference from the loop. TransformerLens (``pip install
+transformer-lens``, optional: the ``bench`` extra) wraps the very same HF model (``TransformerBridge``, raw HF
+weights, eager attention). ``--smollm2`` then times ours vs the loop on the real SmolLM2-135M (30 layers x 9
+heads) for head patching and one layer's neuron patching.
+
+Where the speed comes from (probes/ioi.py, probes/neuron.py): components of one layer are edited in copies of
+the prompt batch in one forward pass; the pass starts at the edited layer from the cached residual stream; the
+positions before the first difference come from a key/value cache of the shared prefix; only the target - foil
+direction of the unembedding is read at the last position.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+os.environ.setdefault("TQDM_DISABLE", "1")  # TransformerLens's progress bars
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from probes import ioi  # noqa: E402
+from probes import neuron as Nn  # noqa: E402
+from probes.hooks import intervene  # noqa: E402
+from tests.conftest import random_lm  # noqa: E402
+
+
+def prompts(vocab: int, P: int, T: int, seed: int = 0) -> ioi.PromptSet:
+    """IOI-shaped random prompts: A at 1, B at 3, S2 at T-4 (B in base, A in source)."""
+    g = torch.Generator().manual_seed(seed)
+    base = torch.randint(1000, vocab - 1, (P, T), generator=g)
+    a, b = torch.randint(1000, vocab - 1, (P,), generator=g), torch.randint(1000, vocab - 1, (P,), generator=g)
+    base[:, 1], base[:, 3], base[:, T - 4] = a, b, b
+    source = base.clone()
+    source[:, T - 4] = a
+    return ioi.PromptSet(base, source, a, b, [""] * P, [("A", "B")] * P)
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+def row(name, t_loop, t_tl, t_ours, d_tl, d_ours):
+    tl = f"{t_tl:8.2f}s" if t_tl is not None else "       -"
+    r_tl = f"{t_tl / t_ours:6.1f}x" if t_tl is not None else "      -"
+    dtl = f"{d_tl:.1e}" if d_tl is not None else "-"
+    print(f"{name:<28} loop {t_loop:8.2f}s  TL {tl}  ours {t_ours:7.2f}s  loop/ours {t_loop / t_ours:6.1f}x  "
+          f"TL/ours {r_tl}  max|diff| TL {dtl}, ours {d_ours:.1e}", flush=True)
+
+
+def bridge(lm):
+    """TransformerLens's TransformerBridge around the same HF model (None if TransformerLens is missing)."""
+    try:
+        from transformer_lens.model_bridge import TransformerBridge
+    except ImportError:
+        print("(TransformerLens not installed: `pip install transformer-lens`; its columns are left out)")
+        return None
+    folder = Path(tempfile.mkdtemp()) / "model"
+    lm.model.config.save_pretrained(folder)
+    return TransformerBridge.boot_transformers(str(folder), hf_model=lm.model, device="cpu")
+
+
+@torch.no_grad()
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--prompts", type=int, default=8)
+    ap.add_argument("--tokens", type=int, default=14)
+    ap.add_argument("--neuron-layer", type=int, default=6)
+    ap.add_argument("--smollm2", action="store_true")
+    a = ap.parse_args()
+    torch.set_num_threads(torch.get_num_threads())
+    lm = random_lm("gpt2", n_layers=12)
+    ad = lm.adapter
+    s = prompts(lm.model.config.vocab_size, a.prompts, a.tokens)
+    L, H = ad.n_layers, ad.n_heads
+    heads = ioi.all_heads(lm)
+    print(f"gpt2 full config (random init), {a.prompts} prompts x {a.tokens} tokens, {L * H} heads, "
+          f"{torch.get_num_threads()} threads", flush=True)
+    tl = bridge(lm)
+
+    # ---- head patching
+    src = ioi.head_acts(lm, s.source)
+    pay = lambda l, h: src[l, :, :, h, :]  # noqa: E731
+    clean = ioi.scores(lm, s.base, s.a_ids, s.b_ids)
+    loop, t_loop = timed(lambda: ioi.head_edit_scores_loop(lm, s, heads, pay))
+    ours, t_ours = timed(lambda: ioi.head_edit_scores(lm, s, heads, pay,
+                                                      prefix=ioi.first_difference(s.base, s.source)))
+    t_tl = d_tl = None
+    if tl is not None:
+        from transformer_lens import patching
+        _, src_cache = tl.run_with_cache(s.source)
+
+        def metric(logits):  # per-prompt IOI score of the patched base run
+            last = logits[:, -1]
+            return last.gather(1, s.a_ids[:, None])[:, 0] - last.gather(1, s.b_ids[:, None])[:, 0]
+        res, t_tl = timed(lambda: patching.get_act_patch_attn_head_out_all_pos(tl, s.base, src_cache, metric,
+                                                                              reduce="none"))
+        d_tl = float((res.values.reshape(L * H, -1) - loop).abs().max())
+    row("head patching", t_loop, t_tl, t_ours, d_tl, float((ours - loop).abs().max()))
+
+    # ---- head silencing (permutation: every position changes, no shared prefix)
+    acts = ioi.head_acts(lm, s.base)
+    pay = ioi.permutation_payload(acts, 0, 0)
+    loop, t_loop = timed(lambda: ioi.head_edit_scores_loop(lm, s, heads, pay))
+    ours, t_ours = timed(lambda: ioi.head_edit_scores(lm, s, heads, pay))
+    t_tl = d_tl = None
+    if tl is not None:
+        def tl_silencing():
+            out = []
+            for l, h in heads:
+                rep = pay(l, h)
+
+                def hook(z, hook, h=h, rep=rep):
+                    z[:, :, h, :] = rep
+                    return z
+                lg = tl.run_with_hooks(s.base, fwd_hooks=[(f"blocks.{l}.attn.hook_z", hook)])
+                out.append(metric(lg))
+            return torch.stack(out)
+        res, t_tl = timed(tl_silencing)
+        d_tl = float((res - loop).abs().max())
+    row("head silencing (all pos)", t_loop, t_tl, t_ours, d_tl, float((ours - loop).abs().max()))
+
+    # ---- residual patching, layer x position, per prompt (ours: one Case per prompt)
+    cases = [Nn.Case(f"p{i}", s.source[i:i + 1], s.base[i:i + 1], int(s.a_ids[i]), int(s.b_ids[i]))
+             for i in range(a.prompts)]
+
+    def resid_loop():
+        out = np.empty((a.prompts, L, a.tokens))
+        from probes.hooks import capture
+        for i, c in enumerate(cases):
+            with capture(ad, [("resid_pre", l) for l in range(L)]) as rec:
+                lm.model(input_ids=c.clean)
+            for l in range(L):
+                for p in range(a.tokens):
+                    def put(x, src=rec[("resid_pre", l)], p=p):
+                        x[:, p] = src[:, p]
+                        return x
+                    with intervene(ad, {("resid_pre", l): put}):
+                        out[i, l, p] = float(Nn._diff(lm.model(input_ids=c.corrupted).logits, c)[0])
+        return out
+    loop, t_loop = timed(resid_loop)
+    ours, t_ours = timed(lambda: np.stack([Nn.layer_position_patching(lm, c)[:L] for c in cases]))
+    clean_c = np.array([Nn.logit_diffs(lm, c) for c in cases])
+    ours_raw = ours * (clean_c[:, 0] - clean_c[:, 1])[:, None, None] + clean_c[:, 1][:, None, None]
+    t_tl = d_tl = None
+    if tl is not None:
+        _, clean_cache = tl.run_with_cache(s.source)
+
+        def metric_src(logits):  # patched base run, score as logit(A) - logit(B) (same as the cases)
+            return metric(logits)
+        res, t_tl = timed(lambda: patching.get_act_patch_resid_pre(tl, s.base, clean_cache, metric_src,
+                                                                   reduce="none"))
+        d_tl = float(np.abs(res.values.reshape(L, a.tokens, -1).permute(2, 0, 1).numpy() - loop).max())
+    row("resid patching (L x pos)", t_loop, t_tl, t_ours, d_tl, float(np.abs(ours_raw - loop).max()))
+
+    # ---- one layer's neuron patching (first case; all 3072 neurons of the layer)
+    c = cases[0]
+    layer = a.neuron_layer
+    N = ad.d_mlp
+    idx = np.arange(N)
+    n_loop = 512  # the loop is timed on 512 neurons and extrapolated to the layer
+    loop, t_loop512 = timed(lambda: Nn.neuron_patching_loop(lm, c, layer, idx[:n_loop]))
+    t_loop = t_loop512 * N / n_loop
+    ours, t_ours = timed(lambda: Nn.neuron_patching(lm, c, layer))
+    t_tl = d_tl = None
+    if tl is not None:
+        _, cc = tl.run_with_cache(c.clean)
+        clean_post = cc[f"blocks.{layer}.mlp.hook_post"]
+        cl, co = Nn.logit_diffs(lm, c)
+
+        def tl_neurons():
+            out = np.empty(n_loop)
+            for n in range(n_loop):
+                def hook(act, hook, n=n):
+                    act[:, :, n] = clean_post[:, :, n]
+                    return act
+                lg = tl.run_with_hooks(c.corrupted, fwd_hooks=[(f"blocks.{layer}.mlp.hook_post", hook)])
+                out[n] = float(lg[0, -1, c.target] - lg[0, -1, c.foil])
+            return Nn.restoration(out, cl, co)
+        res, t_tl512 = timed(tl_neurons)
+        t_tl = t_tl512 * N / n_loop
+        d_tl = float(np.abs(res - loop).max())
+    print(f"(neuron loops timed on {n_loop} neurons and scaled to the layer's {N})")
+    row(f"neuron patching (L{layer})", t_loop, t_tl, t_ours, d_tl, float(np.abs(ours[:n_loop] - loop).max()))
+
+    if a.smollm2:
+        from probes.loading import load
+        from probes.registry import resolve
+        sm = load(resolve("smollm2-135m"), device="cpu")
+        s2 = prompts(sm.model.config.vocab_size, a.prompts, a.tokens)
+        hs = ioi.all_heads(sm)
+        src = ioi.head_acts(sm, s2.source)
+        pay = lambda l, h: src[l, :, :, h, :]  # noqa: E731
+        sub = hs[::6]  # the loop on every 6th head, scaled to all
+        loop, t = timed(lambda: ioi.head_edit_scores_loop(sm, s2, sub, pay))
+        ours, t_ours = timed(lambda: ioi.head_edit_scores(sm, s2, hs, pay, prefix=ioi.first_difference(s2.base, s2.source)))
+        pos = [hs.index(h) for h in sub]
+        print(f"SmolLM2-135M, {len(hs)} heads (loop timed on {len(sub)} and scaled)")
+        row("head patching", t * len(hs) / len(sub), None, t_ours, None, float((ours[pos] - loop).abs().max()))
+        c2 = Nn.Case("s", s2.source[:1], s2.base[:1], int(s2.a_ids[0]), int(s2.b_ids[0]))
+        N2 = sm.adapter.d_mlp
+        loop, t = timed(lambda: Nn.neuron_patching_loop(sm, c2, 15, np.arange(256)))
+        ours, t_ours = timed(lambda: Nn.neuron_patching(sm, c2, 15))
+        print(f"(loop timed on 256 of {N2} neurons and scaled)")
+        row("neuron patching (L15)", t * N2 / 256, None, t_ours, None, float(np.abs(ours[:256] - loop).max()))
+
+
+if __name__ == "__main__":
+    main()

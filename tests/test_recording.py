@@ -1,0 +1,61 @@
+"""Safe recording: ``--record`` writes (atomically) the snapshot of each claim that passed its criterion in that
+run, and never deletes or rewrites the snapshot of a claim that failed, errored or was not selected. syrupy's
+``--snapshot-update`` (which deletes such snapshots) is refused."""
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from probes.loading import load, random_init_like
+from probes.registry import resolve
+
+ROOT = Path(__file__).resolve().parents[1]
+SENTINEL = '{"sentinel": "must not change"}\n'
+
+
+def run(snaps: Path, tmp: Path, *args: str) -> subprocess.CompletedProcess:
+    env = dict(os.environ, CLAIMS_SNAPSHOT_DIR=str(snaps))
+    return subprocess.run([sys.executable, "-m", "pytest", "claims/test_ioi.py", "-p", "no:cacheprovider", "-p",
+                           "no:xdist", "-o", "addopts=", "-q", f"--artifacts={tmp / 'art'}", *args],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+
+
+def test_record_writes_only_claims_that_passed(tmp_path):
+    lm = load(resolve("gpt2-organism"), device="cpu")
+    rnd = random_init_like(lm, seed=7)
+    folder = tmp_path / "broken-organism"
+    rnd.model.save_pretrained(folder)
+    lm.tokenizer.save_pretrained(folder)
+    snaps = tmp_path / "snaps"
+    d = snaps / "test_ioi"
+    d.mkdir(parents=True)
+    passing = d / "test_behaviour_prefers_indirect_object[gpt2-organism].json"
+    failing = d / "test_behaviour_prefers_indirect_object[broken-organism].json"
+    unselected = d / "test_head_norms_are_head_specific[gpt2-organism].json"
+    for f in (passing, failing, unselected):
+        f.write_text(SENTINEL)
+    r = run(snaps, tmp_path, "-k", "behaviour", "--models", f"gpt2-organism,{folder}", "--record")
+    assert r.returncode == 1, r.stdout[-2000:]  # the damaged model fails its criterion
+    assert "1 failed, 1 passed" in r.stdout
+    new = json.loads(passing.read_text())
+    assert new["accuracy"] >= 0.9 and new["_recorded_with"]["model"] == "gpt2-organism"  # re-recorded
+    assert failing.read_text() == SENTINEL and unselected.read_text() == SENTINEL  # untouched
+    assert sorted(p.name for p in d.iterdir()) == sorted(f.name for f in (passing, failing, unselected))  # no temp files
+    # a normal run compares against what was recorded, writes nothing
+    before = {p: p.read_text() for p in d.iterdir()}
+    r = run(snaps, tmp_path, "-k", "behaviour", "--models", "gpt2-organism")
+    assert r.returncode == 0, r.stdout[-2000:]
+    assert before == {p: p.read_text() for p in d.iterdir()}
+
+
+def test_snapshot_update_is_refused(tmp_path):
+    snaps = tmp_path / "snaps"
+    (snaps / "test_ioi").mkdir(parents=True)
+    keep = snaps / "test_ioi" / "test_behaviour_prefers_indirect_object[gpt2-organism].json"
+    keep.write_text(SENTINEL)
+    r = run(snaps, tmp_path, "-k", "behaviour", "--models", "gpt2-organism", "--snapshot-update")
+    assert r.returncode == 4 and "--snapshot-update is disabled" in r.stderr and "--record" in r.stderr
+    assert keep.read_text() == SENTINEL
