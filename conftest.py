@@ -52,11 +52,22 @@ def _hub_available(spec: ModelSpec) -> tuple[bool, str]:
 def _select(config) -> tuple[list[ModelSpec], list[tuple[str, str]], bool]:
     registry = load_registry()
     opt = config.getoption("--models")
-    if opt:
+    if opt is not None:
+        entries = [m.strip() for m in opt.split(",") if m.strip()]
+        if not entries:
+            raise pytest.UsageError(f"--models {opt!r} names no model; give registry ids ({', '.join(registry)}), "
+                                    "folders, GGUF files or hub ids, separated by commas")
         try:
-            return [resolve(m.strip(), registry) for m in opt.split(",") if m.strip()], [], True
+            specs = [resolve(m, registry) for m in entries]
         except ProbeError as e:
             raise pytest.UsageError(str(e)) from None
+        seen: dict[str, str] = {}
+        for m, spec in zip(entries, specs):
+            if spec.id in seen:
+                raise pytest.UsageError(f"--models entries {seen[spec.id]!r} and {m!r} are the same model "
+                                        f"({spec.id!r}); give it once")
+            seen[spec.id] = m
+        return specs, [], True
     chosen, left = [], []
     for spec in registry.values():
         if spec.source == "hub":
@@ -81,8 +92,21 @@ def pytest_configure(config):
         raise pytest.UsageError(f"--corpus {corpus}: no such file (give a text file with one context per line)")
     config.addinivalue_line("markers", "claim(id, family, source, kinds): an interpretability claim")
     config.addinivalue_line("markers", "xdist_group(name): run on one xdist worker (set per model)")
+    try:
+        loading.pick_dtype(config.getoption("--dtype"))
+        loading.check_device_name(config.getoption("--device"))
+    except ProbeError as e:
+        raise pytest.UsageError(str(e)) from None
+    art = Path(config.getoption("--artifacts"))
+    art = art if art.is_absolute() else ROOT / art
+    try:
+        art.mkdir(parents=True, exist_ok=True)
+        (art / ".write-test").touch()
+        (art / ".write-test").unlink()
+    except OSError as e:
+        raise pytest.UsageError(f"--artifacts {art}: cannot write figures there ({e.strerror}); give a writable "
+                                "folder") from None
     config._claims_models, config._claims_left_out, config._claims_explicit = _select(config)
-    loading.pick_dtype(config.getoption("--dtype"))
     if not hasattr(config, "workerinput"):  # controller (or a run without xdist): convert GGUF models once, with
         for spec in config._claims_models:  # progress on the terminal, before workers start and wait for them
             if spec.source == "gguf" or (spec.source == "package" and spec.gguf):

@@ -13,7 +13,7 @@ import pytest
 
 from fixtures.loaders import token_order_sentences
 from probes import figures, grammar, stats
-from probes.loading import random_init_like
+from probes.loading import random_copy
 
 FAMILY = "grammar"
 N_NULL = 200
@@ -177,7 +177,7 @@ def test_context_shapes_mlp_activations(lm, claim_snapshot, figure_path):
         return r, r[:, 1] - r[:, 0], r[0, 0] - r[:, 0]  # r, context gap, decline from layer 0
     kept: list[dict] = []
     r, gap, decline = stats_of(lm, kept)
-    nulls = [stats_of(random_init_like(lm, seed)) for seed in range(5)]  # null: untrained models
+    nulls = [stats_of(random_copy(lm, seed)) for seed in range(5)]  # null: untrained models
     ng, nd = np.array([n[1] for n in nulls]), np.array([n[2] for n in nulls])
     ok_gap = (gap - ng.mean(0) >= np.maximum(0.05, 3 * ng.std(0, ddof=1)))
     ok_dec = (decline - nd.mean(0) >= np.maximum(0.05, 3 * nd.std(0, ddof=1)))

@@ -15,7 +15,7 @@ import torch
 
 from fixtures.loaders import ioi_pairs
 from probes import figures, ioi, stats
-from probes.loading import random_init_like
+from probes.loading import random_copy
 
 FAMILY = "ioi"
 _SETS: dict[str, tuple] = {}
@@ -129,7 +129,7 @@ def test_head_norms_are_head_specific(lm, prompts, claim_snapshot, figure_path):
     layer = lm.spec.param("head_activation_layer", lm.adapter.n_layers // 2)
     observed = ioi.head_norm_cv(lm, sets)
     # null control: the same statistic on randomly initialised models of the same config
-    null = [ioi.head_norm_cv(random_init_like(lm, seed), sets) for seed in range(3)]
+    null = [ioi.head_norm_cv(random_copy(lm, seed), sets) for seed in range(3)]
     assert observed > 1.5 * max(null), f"across-head norm CV {observed:.3f} not above 1.5x random-init CVs " \
                                        f"{[round(x, 3) for x in null]}"
     s0 = sets[0]

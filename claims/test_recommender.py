@@ -26,7 +26,7 @@ import pytest
 
 from probes import figures, stats
 from probes import recommender as R
-from probes.loading import random_init_like
+from probes.loading import random_copy
 
 FAMILY = "recommender"
 STIM = json.loads((Path(__file__).resolve().parents[1] / "fixtures/stimuli/recommender_v1.json").read_text())
@@ -42,7 +42,7 @@ def data(lm) -> dict:
         X = {k: v[0] for k, v in out.items()}
         rand = []
         for seed in range(N_RANDOM):
-            Xr = {k: v[0] for k, v in R.texts_outputs(random_init_like(lm, seed), STIM["texts"]).items()}
+            Xr = {k: v[0] for k, v in R.texts_outputs(random_copy(lm, seed), STIM["texts"]).items()}
             rand.append({"profile": R.layer_profile(Xr["A"], Xr["B"], Xr["C"]), "X": Xr})
         _CACHE[lm.spec.id] = {"X": X, "labels": {k: v[1] for k, v in out.items()},
                               "profile": R.layer_profile(X["A"], X["B"], X["C"]),

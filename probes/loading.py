@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import os
 import sys
 from dataclasses import dataclass
@@ -75,6 +76,13 @@ def pick_device(name: str = "auto") -> torch.device:
     return torch.device(name)
 
 
+def check_device_name(name: str) -> None:
+    """--device must be auto, cpu, cuda or cuda:N (checked before anything loads)."""
+    import re
+    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", name):
+        raise ModelLoadError(f"--device {name!r} is not a device; use auto, cpu, cuda or cuda:N")
+
+
 def pick_dtype(name: str) -> torch.dtype:
     if name not in DTYPES:
         raise ModelLoadError(f"--dtype {name!r} unknown; use one of {sorted(DTYPES)}")
@@ -110,16 +118,31 @@ def load(spec: ModelSpec, device: str = "auto", dtype: str = "float32", *, allow
         raise ModelLoadError(f"model {spec.id!r}: no model.safetensors in {where}. Pickle checkpoints "
                              "(pytorch_model.bin) run code when loaded; convert to safetensors, or opt in with "
                              "--allow-pickle if you trust the file.")
+    if spec.source != "hub":
+        cfg_file = Path(where) / "config.json"
+        try:
+            cfg = json.loads(cfg_file.read_text())
+        except (OSError, json.JSONDecodeError) as e:
+            raise ModelLoadError(f"model {spec.id!r}: {cfg_file} is not a readable JSON config ({e}); fix or "
+                                 "re-save it with model.save_pretrained") from None
+        if cfg.get("auto_map") and not trust_remote_code:
+            raise ModelLoadError(f"model {spec.id!r}: {cfg_file} asks for custom code (auto_map "
+                                 f"{sorted(cfg['auto_map'])}); it runs code from the model's files. Rerun with "
+                                 "--trust-remote-code only if you trust them.")
+        tok_files = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt", "tokenizer.model")
+        if not any((Path(where) / f).exists() for f in tok_files):
+            raise ModelLoadError(f"model {spec.id!r}: {where} has no tokenizer files ({', '.join(tok_files)}); "
+                                 "save them with tokenizer.save_pretrained(folder)")
     cls = _model_class(spec.kind, None)
     try:
         model = cls.from_pretrained(where, dtype=dt, attn_implementation="eager", **kw)
         tok = AutoTokenizer.from_pretrained(where, **{k: v for k, v in kw.items() if k != "use_safetensors"})
     except Exception as e:  # noqa: BLE001 - re-raised with a fix
         hint = ("the hub is not reachable from here: download it where you have access with "
-                f"`huggingface-cli download {spec.hub_id} --revision {spec.revision}` and rerun with HF_HUB_OFFLINE=1, "
+                f"`hf download {spec.hub_id} --revision {spec.revision}` and rerun with HF_HUB_OFFLINE=1, "
                 "or pass a local folder to --models") if spec.source == "hub" else "check the folder's files"
         raise ModelLoadError(f"could not load model {spec.id!r} from {where}: {type(e).__name__}: "
-                             f"{str(e).splitlines()[0] if str(e) else ''}. Fix: {hint}.") from e
+                             f"{str(e).splitlines()[0] if str(e) else ''}. Fix: {hint}.") from None
     model.to(dev).eval()
     from .gguf import read_source
     return LoadedModel(spec, model, tok, adapter_for(model), dev, dt,
@@ -132,6 +155,22 @@ def random_init_like(lm: LoadedModel, seed: int) -> LoadedModel:
     model = type(lm.model)(lm.model.config).to(lm.device, lm.dtype).eval()
     spec = dataclasses.replace(lm.spec, id=f"{lm.spec.id}-random{seed}")
     return LoadedModel(spec, model, lm.tokenizer, adapter_for(model), lm.device, lm.dtype, lm.source_info)
+
+
+_RANDOM: dict[tuple, LoadedModel] = {}
+
+
+def random_copy(lm: LoadedModel, seed: int) -> LoadedModel:
+    """:func:`random_init_like`, kept for the worker's current model: the claims' untrained nulls share seeds
+    (token order 0-4, head norms 0-2, recommender 0-2), and initialising a 270M-parameter model takes ~10 s on 2
+    cores. Callers must not modify the copy (claims only read it; tests that damage models use
+    random_init_like)."""
+    key = (lm.spec.id, seed, lm.dtype, str(lm.device))
+    if key not in _RANDOM:
+        for k in [k for k in _RANDOM if k[0] != lm.spec.id]:  # one model's copies at a time (memory)
+            del _RANDOM[k]
+        _RANDOM[key] = random_init_like(lm, seed)
+    return _RANDOM[key]
 
 
 def log(msg: str) -> None:

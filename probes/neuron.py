@@ -253,13 +253,19 @@ def top_contexts(lm: LoadedModel, texts: list[str], layer: int, neuron: int, k: 
     best: list[tuple[float, int, int]] = []
     n_special = len(special_wrap(tok)[0])  # a leading BOS is not a context: never reported
     enc = [prompt_ids(tok, t) for t in texts]
-    for i, ids in enumerate(enc):
-        x = torch.tensor([ids], device=lm.device)
-        with capture(lm.adapter, [("mlp_act", layer)]) as rec:
-            lm.acts(x)
-        a = rec[("mlp_act", layer)][0, :, neuron].float().cpu().numpy()
-        best += [(float(v), i, p) for p, v in enumerate(a) if p >= n_special]
-    best.sort(key=lambda t: -t[0])
+    groups: dict[int, list[int]] = {}
+    for i, ids in enumerate(enc):  # texts of equal token length run as one batch
+        groups.setdefault(len(ids), []).append(i)
+    for idx in groups.values():
+        for b0 in range(0, len(idx), 64):
+            rows = idx[b0:b0 + 64]
+            x = torch.tensor([enc[i] for i in rows], device=lm.device)
+            with capture(lm.adapter, [("mlp_act", layer)]) as rec:
+                lm.acts(x)
+            acts = rec[("mlp_act", layer)][:, :, neuron].float().cpu().numpy()
+            for i, a in zip(rows, acts):
+                best += [(float(v), i, p) for p, v in enumerate(a) if p >= n_special]
+    best.sort(key=lambda t: (-t[0], t[1], t[2]))
     out = []
     for v, i, p in best[:k]:
         ids = enc[i]
@@ -269,22 +275,49 @@ def top_contexts(lm: LoadedModel, texts: list[str], layer: int, neuron: int, k: 
 
 
 @torch.no_grad()
-def ablated_diffs(lm: LoadedModel, cases: list[Case], sets: list[dict[int, np.ndarray]]) -> np.ndarray:
+def ablated_diffs(lm: LoadedModel, cases: list[Case], sets: list[dict[int, np.ndarray]],
+                  max_batch_tokens: int = 8192) -> np.ndarray:
     """Clean-prompt logit differences with each neuron set zeroed (``{layer: neurons}``, all positions): (R, C).
-    Row 0 of ``sets`` may be ``{}`` for the unablated model. Cases of equal length run as one batch per set."""
+    Row 0 of ``sets`` may be ``{}`` for the unablated model. Batched: cases of equal length, repeated once per
+    set in a chunk of sets, run in one forward pass in which copy r zeroes set r's neurons (a mask per layer);
+    where the adapter supports it the pass starts at the first ablated layer from the cached clean residual
+    stream, and only the target - foil direction is read."""
+    ad = lm.adapter
     groups: dict[int, list[int]] = {}
     for i, c in enumerate(cases):
         groups.setdefault(c.clean.shape[1], []).append(i)
     out = np.empty((len(sets), len(cases)))
+    layers = sorted({l for s in sets for l in s})
+    N = ad.d_mlp
+    start = layers[0] if layers and ad.can_resume else None
     for idx in groups.values():
         ids = torch.cat([cases[i].clean for i in idx])
+        C, T = ids.shape
         tgt = torch.tensor([cases[i].target for i in idx], device=lm.device)
         foil = torch.tensor([cases[i].foil for i in idx], device=lm.device)
-        for r, s in enumerate(sets):
-            edits = {("mlp_act", l): (lambda x, n=torch.as_tensor(np.asarray(n), dtype=torch.long): x.index_fill_(-1, n, 0))
-                     for l, n in s.items()}
-            with intervene(lm.adapter, edits):
-                out[r, idx] = lm.last_diff(ids, tgt, foil).cpu().numpy()
+        if start is not None:
+            with capture(ad, [("resid_pre", start)]) as rec:
+                lm.acts(ids)
+        R = max(1, max_batch_tokens // (C * T))
+        for r0 in range(0, len(sets), R):
+            chunk = sets[r0:r0 + R]
+            k = len(chunk)
+            keep = {l: torch.ones(k, N, device=lm.device, dtype=lm.dtype) for l in layers}
+            for j, s in enumerate(chunk):
+                for l, n in s.items():
+                    keep[l][j, torch.as_tensor(np.asarray(n), dtype=torch.long)] = 0
+
+            def edit(x, m):  # x: (k*C, T, N); copy j keeps the neurons of mask row j
+                return (x.view(k, C, T, N) * m[:, None, None, :]).view(k * C, T, N)
+            with intervene(ad, {("mlp_act", l): (lambda x, m=keep[l]: edit(x, m)) for l in layers}):
+                if start is not None:
+                    with ad.resume_from(start):
+                        h = ad.body(rec[("resid_pre", start)].repeat(k, 1, 1))[:, -1]
+                    check_finite(h, "final hidden state")
+                    d = ad.logit_diff(h, tgt.repeat(k), foil.repeat(k))
+                else:
+                    d = lm.last_diff(ids.repeat(k, 1), tgt.repeat(k), foil.repeat(k))
+            out[r0:r0 + k, idx] = d.view(k, C).cpu().numpy()
     return out
 
 

@@ -165,12 +165,20 @@ def resolve(entry: str, registry: dict[str, ModelSpec] | None = None) -> ModelSp
             return ModelSpec(id=g.stem, source="gguf", path=str(g), kind="causal",
                              families=FAMILIES_BY_KIND["causal"])
         cfg = p / "config.json"
+        if cfg.exists():
+            try:
+                json.loads(cfg.read_text())
+            except json.JSONDecodeError as e:
+                raise UnknownModelError(f"{cfg} is not valid JSON ({e}); fix or re-save it with "
+                                        "model.save_pretrained") from None
         if not cfg.exists():
             raise UnknownModelError(f"{entry!r} is a folder without config.json (and without a .gguf file): save the "
                                     "model with `model.save_pretrained(folder)` and `tokenizer.save_pretrained(folder)`")
         arch = (json.loads(cfg.read_text()).get("architectures") or ["?"])[0]
         kind = KIND_BY_ARCH.get(arch, "causal" if "CausalLM" in arch else "encoder")
         return ModelSpec(id=p.name, source="local", path=str(p.resolve()), kind=kind, families=FAMILIES_BY_KIND[kind])
+    if entry.startswith((".", "/", "~")) or entry.count("/") > 1:
+        raise UnknownModelError(f"{entry!r}: no such file or folder (a hub id has the form owner/name[@revision])")
     if "/" in entry or "@" in entry:
         hub_id, _, rev = entry.partition("@")
         return ModelSpec(id=entry.replace("/", "--").replace("@", "-"), source="hub", hub_id=hub_id,

@@ -133,14 +133,14 @@ def test_batched_patching_equals_the_loop(rlm):
     corr = clean.clone()
     corr[0, 4] = (clean[0, 4] + 17) % 1000
     case = Nn.Case("t", clean, corr, 11, 12)
-    neurons = torch.randperm(lm.adapter.d_mlp, generator=g)[:10].numpy()
+    neurons = torch.randperm(lm.adapter.d_mlp, generator=g)[:6].numpy()
     a = Nn.neuron_patching(lm, case, 1, neurons, batch=4)
     b = Nn.neuron_patching_loop(lm, case, 1, neurons)
     assert abs(a - b).max() < 1e-4
     base = torch.randint(5, 1000, (3, 8), generator=g)
     s = ioi.PromptSet(base, base.flip(1), torch.tensor([5, 6, 7]), torch.tensor([8, 9, 10]), ["x"] * 3, [("a", "b")] * 3)
     src = ioi.head_acts(lm, s.source)
-    heads = [(l, h) for l in range(2) for h in range(0, lm.adapter.n_heads, max(1, lm.adapter.n_heads // 2))]
+    heads = [(l, h) for l in range(2) for h in sorted({0, lm.adapter.n_heads - 1})]  # first and last (GQA groups)
     x = ioi.head_edit_scores(lm, s, heads, lambda l, h: src[l, :, :, h, :], max_batch_tokens=60)
     y = ioi.head_edit_scores_loop(lm, s, heads, lambda l, h: src[l, :, :, h, :])
     assert (x - y).abs().max() < 1e-4
@@ -154,3 +154,19 @@ def test_batched_patching_equals_the_loop(rlm):
     x2 = ioi.head_edit_scores(lm, s2, heads, pay, max_batch_tokens=30, prefix=5)
     y2 = ioi.head_edit_scores_loop(lm, s2, heads, pay)
     assert (x2 - y2).abs().max() < 1e-4
+
+
+def test_batched_ablation_equals_one_set_at_a_time(rlm):
+    """Zeroing many neuron sets in one resumed forward (a mask per copy) equals zeroing each set on its own."""
+    _, lm = rlm
+    g = torch.Generator().manual_seed(5)
+    cases = [Nn.Case(f"c{i}", torch.randint(5, 1000, (1, 7 + i % 2), generator=g), None, 11 + i, 20 + i)
+             for i in range(4)]
+    N = lm.adapter.d_mlp
+    sets = [{}, {1: [0, 3, 5]}, {0: [1, 2], 1: [N - 1]}, {1: list(range(0, N, 7))}]
+    batched = Nn.ablated_diffs(lm, cases, sets, max_batch_tokens=40)
+    for r, s in enumerate(sets):
+        edits = {("mlp_act", l): (lambda x, n=torch.tensor(n): x.index_fill_(-1, n, 0)) for l, n in s.items()}
+        with torch.no_grad(), intervene(lm.adapter, edits):
+            ref = [float(lm.last_diff(c.clean, c.target, c.foil)[0]) for c in cases]
+        assert abs(batched[r] - ref).max() < 1e-4

@@ -55,7 +55,7 @@ def test_unknown_model_on_the_command_line_is_a_usage_error():
 
 def test_explicit_hub_model_offline_is_an_error_not_a_skip(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    with pytest.raises(ModelLoadError, match="huggingface-cli download openai-community/gpt2-large"):
+    with pytest.raises(ModelLoadError, match="hf download openai-community/gpt2-large"):
         load(resolve("gpt2-large"), device="cpu")
 
 
@@ -129,3 +129,44 @@ def test_known_failures_become_strict_xfails_only_for_assertions():
         for fam, exp in spec.expect.items():
             for claim in exp.get("known_failures", {}):
                 assert claim in ids and claim.startswith(fam + "."), f"{spec.id}: unknown claim {claim!r}"
+
+
+BAD_INPUT = [  # (arguments, what the usage error must say)
+    (["--dtype", "int8"], "--dtype 'int8' unknown"),
+    (["--device", "banana"], "--device 'banana' is not a device"),
+    (["--models", ","], "names no model"),
+    (["--models", "./nonexistent/path"], "no such file or folder"),
+    (["--models", "gpt2-organism,gpt2-organism"], "are the same model"),
+    (["--artifacts", "/proc/no-figures-here"], "cannot write figures there"),
+]
+
+
+@pytest.mark.parametrize("args,message", BAD_INPUT, ids=[" ".join(a) for a, _ in BAD_INPUT])
+def test_bad_command_line_is_a_usage_error_naming_the_fix(args, message):
+    r = subprocess.run([sys.executable, "-m", "pytest", "claims/test_ioi.py", "-p", "no:xdist", "-o", "addopts=",
+                        "-q", "-p", "no:cacheprovider", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 4 and message in r.stderr, (r.returncode, r.stderr[-1500:])
+    assert "INTERNALERROR" not in r.stdout + r.stderr
+
+
+def test_bad_model_folders_name_the_file_and_the_fix(tmp_path):
+    bad = tmp_path / "bad-json"
+    bad.mkdir()
+    (bad / "config.json").write_text("{not json")
+    with pytest.raises(UnknownModelError, match="config.json is not valid JSON"):
+        resolve(str(bad))
+    org = resolve("gpt2-organism")
+    remote = tmp_path / "remote"
+    notok = tmp_path / "no-tokenizer"
+    for d in (remote, notok):
+        d.mkdir()
+        for f in ("config.json", "model.safetensors"):
+            (d / f).write_bytes((Path(org.location()) / f).read_bytes())
+    for f in Path(org.location()).glob("*token*"):
+        (remote / f.name).write_bytes(f.read_bytes())
+    cfg = json.loads((remote / "config.json").read_text())
+    (remote / "config.json").write_text(json.dumps({**cfg, "auto_map": {"AutoModelForCausalLM": "x.Model"}}))
+    with pytest.raises(ModelLoadError, match="--trust-remote-code"):
+        load(resolve(str(remote)), device="cpu")
+    with pytest.raises(ModelLoadError, match="no tokenizer files.*tokenizer.save_pretrained"):
+        load(resolve(str(notok)), device="cpu")
