@@ -40,24 +40,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from probes import ioi  # noqa: E402
 from probes import neuron as Nn  # noqa: E402
 from probes.hooks import intervene  # noqa: E402
+from benchmarks.bench_heads import make_prompts as prompts, timed  # noqa: E402
 from tests.conftest import random_lm  # noqa: E402
-
-
-def prompts(vocab: int, P: int, T: int, seed: int = 0) -> ioi.PromptSet:
-    """IOI-shaped random prompts: A at 1, B at 3, S2 at T-4 (B in base, A in source)."""
-    g = torch.Generator().manual_seed(seed)
-    base = torch.randint(1000, vocab - 1, (P, T), generator=g)
-    a, b = torch.randint(1000, vocab - 1, (P,), generator=g), torch.randint(1000, vocab - 1, (P,), generator=g)
-    base[:, 1], base[:, 3], base[:, T - 4] = a, b, b
-    source = base.clone()
-    source[:, T - 4] = a
-    return ioi.PromptSet(base, source, a, b, [""] * P, [("A", "B")] * P)
-
-
-def timed(fn):
-    t0 = time.perf_counter()
-    out = fn()
-    return out, time.perf_counter() - t0
 
 
 def row(name, t_loop, t_tl, t_ours, d_tl, d_ours):

@@ -33,15 +33,17 @@ def prompts(lm):
 
 @pytest.fixture
 def head_prompts(lm, prompts):
-    """The prompts of the head-level claims (silencing, patching): the first ``ioi_head_pairs`` usable pairs in
-    fixture order (registry parameter; default all), so that a 30-layer model's 270 heads fit a CPU run."""
+    """The prompts of the head-level claims (silencing, selectivity, patching): with the registry parameter
+    ``ioi_head_pairs`` (default: all pairs), the first that many pairs of the largest group of prompts of equal
+    token length, in fixture order, so that a 30-layer model's 270 heads fit a CPU run."""
     sets, info = prompts
     n = lm.spec.param("ioi_head_pairs")
     if not n or n >= info["n_pairs"]:
         return sets, info
     key = (lm.spec.id, "head", n)
-    if key not in _SETS:
-        usable = [p for p in ioi_pairs(version=1) if f"{p.A}/{p.B}" not in info["dropped_multi_token"]][:n]
+    if key not in _SETS:  # from the largest group of equal token length (one batch), in fixture order
+        biggest = max(sets, key=lambda s: len(s.texts))
+        usable = [p for p in ioi_pairs(version=1) if p.base in biggest.texts][:n]
         _SETS[key] = ioi.prompt_sets(lm, usable)
     return _SETS[key]
 

@@ -97,3 +97,19 @@ def intervene(ad: Adapter, edits: dict[tuple[str, int], Edit]):
 def n_hooks(model: torch.nn.Module) -> int:
     """Total forward hooks and pre-hooks on all modules (tests use it to prove hooks are gone)."""
     return sum(len(m._forward_hooks) + len(m._forward_pre_hooks) for m in model.modules())
+
+
+@contextmanager
+def with_grads(ad: Adapter, site: str, layers: Iterable[int]):
+    """Keep the activations of ``site`` at ``layers`` with their gradients: yields a dict ``kept[layer]`` (tensors
+    that retain their grad after a backward pass run inside the context, under torch.enable_grad())."""
+    kept: dict[int, torch.Tensor] = {}
+
+    def keep(l):
+        def fn(x):
+            x.retain_grad()
+            kept[l] = x
+            return x
+        return fn
+    with torch.enable_grad(), intervene(ad, {(site, l): keep(l) for l in layers}):
+        yield kept

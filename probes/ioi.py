@@ -22,7 +22,7 @@ import numpy as np
 import torch
 
 from . import stats
-from .hooks import capture, check_finite, intervene
+from .hooks import capture, check_finite, intervene, with_grads
 from .loading import LoadedModel, log
 from .tokens import batch, prompt_ids, single_token
 
@@ -214,15 +214,7 @@ def head_attribution(lm: LoadedModel, s: PromptSet, payloads: list[Callable[[int
     ``all_heads`` order."""
     ad = lm.adapter
     L, H = ad.n_layers, ad.n_heads
-    kept: dict[int, torch.Tensor] = {}
-
-    def keep(l):
-        def fn(x):
-            x.retain_grad()
-            kept[l] = x
-            return x
-        return fn
-    with torch.enable_grad(), intervene(ad, {("heads", l): keep(l) for l in range(L)}):
+    with with_grads(ad, "heads", range(L)) as kept:
         sc = lm.last_diff(s.base, s.a_ids, s.b_ids)
         sc.sum().backward()  # prompts are independent rows: row p's gradient is that of its own score
     lm.model.zero_grad(set_to_none=True)

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .errors import StimulusError
-from .hooks import capture, check_finite, intervene
+from .hooks import capture, check_finite, intervene, with_grads
 from .loading import LoadedModel
 from .tokens import prompt_ids, single_token, special_wrap
 
@@ -198,15 +198,7 @@ def attribution_patching(lm: LoadedModel, case: Case) -> np.ndarray:
     clean, corr = logit_diffs(lm, case)
     with torch.no_grad(), capture(lm.adapter, [("mlp_act", l) for l in range(L)]) as rec:
         lm.acts(case.clean)
-    kept: dict[int, torch.Tensor] = {}
-
-    def keep(l):
-        def fn(x):
-            x.retain_grad()
-            kept[l] = x
-            return x
-        return fn
-    with torch.enable_grad(), intervene(lm.adapter, {("mlp_act", l): keep(l) for l in range(L)}):
+    with with_grads(lm.adapter, "mlp_act", range(L)) as kept:
         d = lm.last_diff(case.corrupted, case.target, case.foil)[0]
         d.backward()
     est = torch.stack([((rec[("mlp_act", l)][0] - kept[l][0].detach()) * kept[l].grad[0]).sum(0) for l in range(L)])

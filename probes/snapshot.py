@@ -131,13 +131,17 @@ def snapshot_file(module: str, test_name: str) -> Path:
     return Path(ToleranceJSONSnapshot.root) / module / f"{test_name}.json"
 
 
-def record(path: Path, data: Any) -> bool:
+def record(path: Path, data: Any, rel: float = REL_TOL, abs_: float = ABS_TOL) -> bool:
     """Write one snapshot atomically (temporary file + rename: an interrupted run leaves the old file or the new
-    one, never half of either). Returns whether the content changed."""
+    one, never half of either), unless the recorded one already matches within tolerance (no churn from float
+    noise). Returns whether the file was written."""
     text = serialize(data)
-    old = path.read_text() if path.exists() else None
-    if old == text:
-        return False
+    if path.exists():
+        try:
+            if not any(compare(json.loads(path.read_text()), json.loads(text), rel, abs_)):
+                return False
+        except json.JSONDecodeError:
+            pass  # a corrupt snapshot of a claim that now passes is replaced
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_text(text)
