@@ -40,11 +40,11 @@ def summary(lm) -> dict:
     sets, info = ioi.prompt_sets(lm, ioi_pairs(version=1))
     b = ioi.behaviour(lm, sets)
     out = {"ioi": f"{b['accuracy']:.1%} of {b['n_prompts']} ({b['mean_logit_diff']:.2f})"}
-    for fam in ("size", "article"):
+    for fam in ("size", "control"):  # control: the a/an cases
         cs = cases(lm, [c for c in STIM["templated"] if c["family"] == fam])
         d = np.array([Nn.logit_diffs(lm, c) for c in cs]).reshape(-1, 2)
         ok = (d[:, 0] > 0) & (d[:, 1] < 0)
-        out[fam] = f"{ok.mean():.1%} of {len(d)} ({(d[:, 0] - d[:, 1]).mean():.2f})" if len(d) else "no case"
+        out["a/an" if fam == "control" else fam] = f"{ok.mean():.1%} of {len(d)} ({(d[:, 0] - d[:, 1]).mean():.2f})" if len(d) else "no case"
     out["seed cases (clean, corrupted)"] = {c.name: tuple(round(x, 2) for x in Nn.logit_diffs(lm, c))
                                             for c in cases(lm, STIM["seed"])}
     return out
