@@ -15,7 +15,8 @@ SELECT = ["claims/test_ioi.py::test_behaviour_prefers_indirect_object",
 
 def run(tmp: Path, *args: str) -> tuple[dict[str, str], list[str]]:
     tmp.mkdir(parents=True)
-    env = dict(os.environ, CLAIMS_SNAPSHOT_DIR=str(tmp / "snaps"), CLAIMS_LOAD_LOG=str(tmp / "loads.txt"))
+    env = dict(os.environ, CLAIMS_SNAPSHOT_DIR=str(tmp / "snaps"), CLAIMS_LOAD_LOG=str(tmp / "loads.txt"),
+               OMP_NUM_THREADS="1")  # same thread count in both runs: float sums are then bit-identical
     r = subprocess.run([sys.executable, "-m", "pytest", *SELECT, "--models", "gpt2-organism,gpt-neo-organism",
                         "-p", "no:cacheprovider", "-q", "--record", f"--artifacts={tmp / 'art'}", *args],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
