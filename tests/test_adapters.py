@@ -37,34 +37,42 @@ def test_captured_shapes(small_models, name):
                           rec[("mlp_act", 0)], atol=1e-5)
 
 
+def check_noop_is_bit_identical(m, ad, x) -> None:
+    """Identity edits on every site of layers 0-1 leave the logits bit-identical (shared with the modern adapters)."""
+    with torch.no_grad():
+        ref = m(input_ids=x).logits
+        edits = {(s, l): (lambda y: y) for s in ("heads", "mlp_act", "mlp_out", "resid") for l in range(2)}
+        with intervene(ad, edits):
+            out = m(input_ids=x).logits
+    assert torch.equal(ref, out)
+
+
+def check_hooks_removed_on_error(m, ad, x) -> None:
+    """Hooks of intervene() and capture() are gone after an exception (shared with the modern adapters)."""
+    before = n_hooks(m)
+
+    def boom(y):
+        raise RuntimeError("boom")
+    with pytest.raises(RuntimeError, match="boom"):
+        with torch.no_grad(), intervene(ad, {("mlp_act", 1): boom}):
+            m(input_ids=x)
+    with pytest.raises(RuntimeError, match="boom"):
+        with torch.no_grad(), capture(ad, [("heads", 0), ("resid", 1)]):
+            m(input_ids=x)
+            raise RuntimeError("boom")
+    assert n_hooks(m) == before
+
+
 @pytest.mark.parametrize("name", NAMES)
 def test_noop_intervention_is_bit_identical(small_models, name):
     m = small_models[name]
-    ad = adapter_for(m)
-    with torch.no_grad():
-        ref = m(input_ids=ids()).logits
-        edits = {(s, l): (lambda x: x) for s in ("heads", "mlp_act", "mlp_out", "resid") for l in range(2)}
-        with intervene(ad, edits):
-            out = m(input_ids=ids()).logits
-    assert torch.equal(ref, out)
+    check_noop_is_bit_identical(m, adapter_for(m), ids())
 
 
 @pytest.mark.parametrize("name", NAMES)
 def test_hooks_removed_even_when_forward_raises(small_models, name):
     m = small_models[name]
-    ad = adapter_for(m)
-    before = n_hooks(m)
-
-    def boom(x):
-        raise RuntimeError("boom")
-    with pytest.raises(RuntimeError, match="boom"):
-        with torch.no_grad(), intervene(ad, {("mlp_act", 1): boom}):
-            m(input_ids=ids())
-    with pytest.raises(RuntimeError, match="boom"):
-        with torch.no_grad(), capture(ad, [("heads", 0), ("resid", 1)]):
-            m(input_ids=ids())
-            raise RuntimeError("boom")
-    assert n_hooks(m) == before
+    check_hooks_removed_on_error(m, adapter_for(m), ids())
 
 
 def test_head_edit_changes_only_that_head(small_models):

@@ -11,8 +11,9 @@ import torch
 from probes import ioi
 from probes import neuron as Nn
 from probes.adapters import ARCHS, adapter_for
-from probes.hooks import capture, intervene, n_hooks
+from probes.hooks import capture, intervene
 from tests.conftest import CONFIGS, random_lm
+from tests.test_adapters import check_hooks_removed_on_error, check_noop_is_bit_identical
 
 MODERN = ["smollm2-135m", "llama-3.2-1b", "mistral-7b-v0.1", "qwen2.5-0.5b", "qwen3-0.6b", "gemma-2b", "gemma-2-2b",
           "gemma-3-270m", "pythia-70m", "olmo-1b-hf", "olmo-2-0425-1b", "phi-3-mini-4k-instruct"]
@@ -73,20 +74,8 @@ def test_neuron_is_the_input_of_the_down_projection(rlm):
 
 def test_noop_intervention_is_bit_identical_and_hooks_go(rlm):
     _, lm = rlm
-    ad, m = lm.adapter, lm.model
-    before = n_hooks(m)
-    with torch.no_grad():
-        ref = m(input_ids=ids()).logits
-        edits = {(s, l): (lambda x: x) for s in ("heads", "mlp_act", "mlp_out", "resid") for l in range(2)}
-        with intervene(ad, edits):
-            out = m(input_ids=ids()).logits
-    assert torch.equal(ref, out)
-
-    def boom(x):
-        raise RuntimeError("boom")
-    with pytest.raises(RuntimeError, match="boom"), torch.no_grad(), intervene(ad, {("mlp_act", 1): boom}):
-        m(input_ids=ids())
-    assert n_hooks(m) == before
+    check_noop_is_bit_identical(lm.model, lm.adapter, ids())
+    check_hooks_removed_on_error(lm.model, lm.adapter, ids())
 
 
 def test_logit_lens_reproduces_the_logits(rlm):
