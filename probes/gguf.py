@@ -52,7 +52,7 @@ def quantisation(path: Path) -> str:
 
 
 @contextmanager
-def _lock(path: Path):
+def file_lock(path: Path):
     path.parent.mkdir(parents=True, exist_ok=True)
     with open(path, "a") as f:
         fcntl.flock(f, fcntl.LOCK_EX)
@@ -101,7 +101,7 @@ def converted_folder(model_id: str, gguf_path: Path, expected_sha256: str | None
     final = root / f"{model_id}-{key}"
     if (final / "source.json").exists():
         return final
-    with _lock(root / f"{model_id}-{key}.lock"):
+    with file_lock(root / f"{model_id}-{key}.lock"):
         if (final / "source.json").exists():  # another worker converted it while we waited
             return final
         t0 = time.time()

@@ -86,7 +86,7 @@ class ModelSpec:
             self._package_file(self.package, "")  # the assembling package itself must be installed
             dest = G.cache_root() / "gguf" / self.gguf
             dest.parent.mkdir(parents=True, exist_ok=True)
-            with G._lock(dest.with_suffix(".lock")):
+            with G.file_lock(dest.with_suffix(".lock")):
                 return G.assemble(parts, dest, self.gguf_sha256, log)
         p = self._package_file(self.package, self.gguf)
         if not p.is_file():
