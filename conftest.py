@@ -2,7 +2,9 @@
 snapshot and figure fixtures."""
 from __future__ import annotations
 
+import json
 import os
+import time
 from pathlib import Path
 
 import pytest
@@ -10,7 +12,9 @@ import pytest
 from probes import loading
 from probes.errors import ProbeError
 from probes.registry import ModelSpec, load_registry, resolve
-from probes.snapshot import ToleranceJSONSnapshot, record, snapshot_file, with_tolerance
+from probes import verdicts as V
+from probes.snapshot import ToleranceJSONSnapshot, compare, parse, record, serialize, snapshot_file
+from probes.verdicts import SnapshotDrift
 
 ROOT = Path(__file__).parent
 
@@ -24,6 +28,9 @@ def pytest_addoption(parser):
     g.addoption("--corpus", default=None,
                 help="a UTF-8 text file, one context per line: neuron.top_contexts also writes the stand-out "
                      "neuron's top contexts in it to artifacts/<model>/neuron.top_contexts.<file stem>.md")
+    g.addoption("--device-map", default=None, choices=["auto", "balanced", "balanced_low_0", "sequential"],
+                help="on CUDA, spread each model over the visible GPUs (for a model that does not fit one; "
+                     "default: one GPU per model, xdist worker gwN on GPU N mod the number of GPUs)")
     g.addoption("--dtype", default="float32", help="float32 | bfloat16 | float16 (default float32)")
     g.addoption("--artifacts", default="artifacts", help="folder for figures (default artifacts/)")
     g.addoption("--allow-pickle", action="store_true", help="allow loading pickle (.bin) checkpoints")
@@ -117,6 +124,23 @@ def pytest_configure(config):
         raise pytest.UsageError(f"--artifacts {art}: cannot write figures there ({e.strerror}); give a writable "
                                 "folder") from None
     config._claims_models, config._claims_left_out, config._claims_explicit = _select(config)
+    config._claims_results, config._claims_other_failures = [], 0
+    _CONFIG[:] = [config]
+    if config.getoption("--record"):
+        cands = [s.id for s in config._claims_models if s.baseline]
+        if cands:
+            raise pytest.UsageError(
+                f"--record with candidate models ({', '.join(cands)}): a candidate is compared with its registry "
+                "entry's snapshots, never recorded over them. To adopt the new version, point the registry entry "
+                "(fixtures/models.toml) at it, then run --record for that id.")
+        if config.getoption("--dtype") not in ("float32", "fp32"):
+            raise pytest.UsageError(f"--record with --dtype {config.getoption('--dtype')}: snapshots are the float32 "
+                                    "findings; a half-precision run is compared with them, not recorded")
+    if config.getoption("--dtype") not in ("float32", "fp32") and loading.pick_device(
+            config.getoption("--device")).type == "cpu" and not hasattr(config, "workerinput"):
+        config.issue_config_time_warning(pytest.PytestConfigWarning(
+            f"--dtype {config.getoption('--dtype')} on a CPU: half precision is emulated there and runs several "
+            "times slower than float32 (measured about 8x); use a GPU for half-precision runs"), stacklevel=2)
     if not hasattr(config, "workerinput"):  # controller (or a run without xdist): convert GGUF models once, with
         for spec in config._claims_models:  # progress on the terminal, before workers start and wait for them
             if spec.source == "gguf" or (spec.source == "package" and spec.gguf):
@@ -212,7 +236,8 @@ def lm(model_id, request) -> loading.LoadedModel:
         try:
             _MODELS[model_id] = loading.load(spec, cfg.getoption("--device"), cfg.getoption("--dtype"),
                                              allow_pickle=cfg.getoption("--allow-pickle"),
-                                             trust_remote_code=cfg.getoption("--trust-remote-code"))
+                                             trust_remote_code=cfg.getoption("--trust-remote-code"),
+                                             device_map=cfg.getoption("--device-map"))
         except ProbeError as e:
             _LOAD_ERRORS[model_id] = e
             raise
@@ -231,45 +256,180 @@ def exact(lm, request) -> bool:
     return lm.device.type == "cuda" or lm.adapter.n_layers * lm.adapter.n_heads <= 64
 
 
+PENDING = pytest.StashKey[dict]()   # the numbers a claim handed to claim_snapshot, settled after the test body
+FIGURES = pytest.StashKey[list]()   # the figure/artifact paths a claim asked for
+HALF_TOL = (0.05, 0.05)             # default (rel, abs) tolerance of a bf16/fp16 run against the float32 snapshot
+
+
 @pytest.fixture
-def claim_snapshot(snapshot, lm, request):
-    """``claim_snapshot(data, rel=..., abs_=...)``: compare ``data`` with this claim x model's JSON snapshot."""
-    def check(data: dict, rel: float | None = None, abs_: float | None = None):
-        if request.config.getoption("--record"):  # reached only after the claim's criterion held
-            path = snapshot_file(Path(request.node.fspath).stem, request.node.name)
-            changed = record(path, {**data, "_recorded_with": lm.meta()},
-                             ToleranceJSONSnapshot.rel_tol if rel is None else rel,
-                             ToleranceJSONSnapshot.abs_tol if abs_ is None else abs_)
-            loading.log(f"recorded {path.relative_to(path.parents[1])}" if changed else
-                        f"{path.relative_to(path.parents[1])} unchanged (within tolerance)")
-            return
-        ext = ToleranceJSONSnapshot if rel is None and abs_ is None else with_tolerance(
-            rel if rel is not None else ToleranceJSONSnapshot.rel_tol,
-            abs_ if abs_ is not None else ToleranceJSONSnapshot.abs_tol)
-        assert snapshot.use_extension(ext) == {**data, "_recorded_with": lm.meta()}
+def claim_snapshot(lm, request):
+    """``claim_snapshot(data, rel=..., abs_=..., half=(rel, abs))``: the claim's numbers, compared with this claim x
+    model's recorded snapshot (or recorded, with --record) after the test body has finished, so the claim's figure
+    is written first. ``half``: the claim's tolerance when a bf16/fp16 run is compared with the float32 snapshot
+    (default ``HALF_TOL``; the run's own tolerance applies where it is wider)."""
+    def check(data: dict, rel: float | None = None, abs_: float | None = None,
+              half: tuple[float, float] | None = None):
+        request.node.stash[PENDING] = {
+            "data": {**data, "_recorded_with": lm.meta()},
+            "rel": ToleranceJSONSnapshot.rel_tol if rel is None else rel,
+            "abs": ToleranceJSONSnapshot.abs_tol if abs_ is None else abs_, "half": half or HALF_TOL}
     return check
+
+
+def _baseline_file(item) -> Path:
+    """The snapshot this claim x model is compared with: the registry model's own (a candidate ``id@label`` uses
+    ``id``'s; a bf16/fp16 run uses the float32 one)."""
+    cs = item.callspec.params
+    spec = next(s for s in item.config._claims_models if s.id == cs["model_id"])
+    layer = "" if cs.get("layer") is None else f"-L{cs['layer']}"
+    return snapshot_file(Path(item.fspath).stem, f"{item.originalname}[{spec.baseline or spec.id}{layer}]")
+
+
+def _settle_snapshot(item, pending: dict) -> None:
+    """Compare the claim's numbers with its snapshot (raise SnapshotDrift when they moved or none is recorded),
+    or, with --record, write them (the test body, criterion and figure included, has passed)."""
+    path = _baseline_file(item)
+    shown = os.path.relpath(path, ROOT)
+    if item.config.getoption("--record"):
+        changed = record(path, pending["data"], pending["rel"], pending["abs"])
+        loading.log(f"recorded {shown}" if changed else f"{shown} unchanged (within tolerance)")
+        return
+    new = json.loads(serialize(pending["data"]))
+    rel, abs_ = pending["rel"], pending["abs"]
+    if item.config.getoption("--dtype") not in ("float32", "fp32"):
+        rel, abs_ = max(rel, pending["half"][0]), max(abs_, pending["half"][1])
+    if not path.exists():
+        lines = serialize(new).splitlines()
+        raise SnapshotDrift(f"the claim holds, but no snapshot is recorded at {shown}: review the numbers below and "
+                            "record them with --record (it writes only claims that pass):\n" + "\n".join(lines),
+                            lines, recorded=False)
+    old = parse(path.read_text(), shown)
+    lines = list(compare(old, new, rel, abs_))
+    if lines:
+        raise SnapshotDrift(f"the claim holds, but {len(lines)} number(s) moved beyond tolerance (snapshot {shown} -> "
+                            "this run):\n" + "\n".join(f"  {ln}" for ln in lines), lines, recorded=True)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    """After a claim's body (criterion and figure) has passed, settle its snapshot. A registry known failure that
+    now holds is not compared: its verdict is 'newly holds'."""
+    result = yield
+    pending = item.stash.get(PENDING, None)
+    if pending is not None and not any(m.name == "xfail" for m in item.iter_markers()):
+        _settle_snapshot(item, pending)
+    return result
+
+
+@pytest.hookimpl(wrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    """Attach the claim's verdict (probes/verdicts.py) to its report; the controller collects them."""
+    rep = yield
+    mark = item.get_closest_marker("claim")
+    cs = getattr(getattr(item, "callspec", None), "params", {})
+    if mark is None or cs.get("model_id") is None or not (rep.when == "call" or (rep.when == "setup" and not rep.passed)):
+        return rep
+    exc = call.excinfo
+    strict_xpass = rep.when == "call" and rep.failed and exc is None
+    verdict = V.classify(rep.when, rep.outcome, exc, getattr(rep, "wasxfail", None), strict_xpass)
+    if exc is not None and isinstance(exc.value, SnapshotDrift):
+        rep.longrepr = str(exc.value)  # the numbers, not a traceback through the hook
+    message = ""
+    if verdict in (V.BROKEN, V.ERROR):
+        message = (exc.exconly() if exc is not None else str(rep.longrepr)[-600:]).split("\n")[0]
+    elif verdict == V.KNOWN:
+        message = rep.wasxfail
+    elif verdict == V.NEWLY:
+        message = "holds now; remove it from the registry's known_failures (fixtures/models.toml)"
+    start = item.stash.get(STARTED, 0.0)
+    figures = [os.path.relpath(p, ROOT) if p.is_relative_to(ROOT) else str(p)
+               for p in dict.fromkeys(item.stash.get(FIGURES, [])) if p.is_file() and p.stat().st_mtime >= start]
+    spec = next(s for s in item.config._claims_models if s.id == cs["model_id"])
+    rep.user_properties.append(("claim", {
+        "claim": mark.kwargs.get("id"), "model": _param_id(spec, item.config.getoption("--dtype")),
+        "baseline": spec.baseline, "layer": cs.get("layer"), "verdict": verdict, "message": message[:2000],
+        "moved": exc.value.lines if exc is not None and isinstance(exc.value, SnapshotDrift) else [],
+        "snapshot": os.path.relpath(_baseline_file(item), ROOT), "figures": figures,
+        "source": mark.kwargs.get("source", ""), "null": mark.kwargs.get("null", ""),
+        "criterion": mark.kwargs.get("criterion", ""), "doc": (item.obj.__doc__ or "").strip().split("\n\n")[0],
+        "nodeid": item.nodeid, "duration": round(rep.duration, 2)}))
+    return rep
+
+
+STARTED = pytest.StashKey[float]()
+
+
+def pytest_runtest_setup(item):
+    item.stash[STARTED] = time.time() - 1.0  # figures written from here on are this run's (1 s: mtime granularity)
+
+
+def pytest_runtest_logreport(report):
+    """Controller side (also under xdist): collect the verdicts; count failures that are not claims."""
+    cfg = _CONFIG[0] if _CONFIG else None
+    if cfg is None:
+        return
+    props = dict((k, v) for k, v in report.user_properties if k == "claim")
+    if "claim" in props:
+        cfg._claims_results.append(props["claim"])
+    elif report.failed:
+        cfg._claims_other_failures += 1
+
+
+_CONFIG: list = []
 
 
 @pytest.fixture
 def figure_path(request, model_id):
-    """``figure_path(claim_id)`` -> artifacts/<model>/<claim_id>.png"""
+    """``figure_path(claim_id)`` -> artifacts/<model>/<claim_id>.png (listed in the summary and the reports once
+    written)"""
     folder = Path(request.config.getoption("--artifacts"))
     folder = folder if folder.is_absolute() else ROOT / folder
     model_dir = _param_id(request.getfixturevalue("lm").spec, request.config.getoption("--dtype"))
+    asked = request.node.stash.setdefault(FIGURES, [])
 
     def path(claim_id: str) -> Path:
-        return folder / model_dir / f"{claim_id}.png"
+        p = folder / model_dir / f"{claim_id}.png"
+        asked.append(p)
+        return p
     return path
 
 
 @pytest.fixture
-def artifact_path(figure_path):
+def artifact_path(figure_path, request):
     """``artifact_path(name)`` -> artifacts/<model>/<name> (folder created): non-figure artifacts of a claim."""
     def path(name: str) -> Path:
-        p = figure_path("x").with_name(name)
+        p = figure_path(name).with_name(name)
+        request.node.stash[FIGURES][-1] = p
         p.parent.mkdir(parents=True, exist_ok=True)
         return p
     return path
+
+
+def _reports_folder(config) -> Path:
+    art = Path(config.getoption("--artifacts"))
+    return art if art.is_absolute() else ROOT / art
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Controller only: the run's exit status from the verdicts (probes/verdicts.py) and its reports."""
+    config = session.config
+    if hasattr(config, "workerinput") or not hasattr(config, "_claims_results"):
+        return
+    config._claims_results = results = V.ordered(
+        config._claims_results, [_param_id(s, config.getoption("--dtype")) for s in config._claims_models])
+    status = V.exit_status(int(exitstatus), results, config._claims_other_failures)
+    session.exitstatus = status
+    config._claims_status = status
+    if not results:
+        return
+    meta = {"models": [_param_id(s, config.getoption("--dtype")) for s in config._claims_models], "device": config.getoption("--device"),
+            "dtype": config.getoption("--dtype"), "left_out": config._claims_left_out,
+            "command": "pytest " + " ".join(config.invocation_params.args)}
+    try:
+        config._claims_reports = V.write_reports(_reports_folder(config), results, meta, status)
+    except OSError as e:
+        config._claims_reports = []
+        loading.log(f"could not write the reports in {_reports_folder(config)}: {e}")
 
 
 def pytest_terminal_summary(terminalreporter, config):
@@ -282,6 +442,20 @@ def pytest_terminal_summary(terminalreporter, config):
                   f"dtype {config.getoption('--dtype')}")
     for mid, why in getattr(config, "_claims_left_out", []):
         tr.write_line(f"left out {mid}: {why}")
-    tr.write_line(f"figures: {config.getoption('--artifacts')}/<model>/<claim>.png")
+    if config.getoption("--dtype") not in ("float32", "fp32") and any(
+            r["verdict"] != V.SKIPPED for r in getattr(config, "_claims_results", [])):
+        tr.write_line(f"{config.getoption('--dtype')} run: compared with the float32 snapshots under each claim's "
+                      "half-precision tolerance")
+    results = getattr(config, "_claims_results", [])
+    for line in V.terminal_lines(results, getattr(config, "_claims_status", None)):
+        tr.write_line(line)
+    figs = list(dict.fromkeys(f for r in results for f in r.get("figures", [])))
+    tr.write_line(f"figures written: {len(figs)} in {config.getoption('--artifacts')}/<model>/" if figs else
+                  "figures written: none")
+    if len(figs) <= 40:
+        for f in figs:
+            tr.write_line(f"  {f}")
+    for f in getattr(config, "_claims_reports", []):
+        tr.write_line(f"report: {os.path.relpath(f, ROOT) if f.is_relative_to(ROOT) else f}")
 
 

@@ -41,7 +41,9 @@ def top_neurons(tu: dict, k: int = 5) -> list[dict]:
     return [{"neuron": int(i), "t": float(tu["t"][i]), "d": float(tu["d"][i])} for i in order]
 
 
-@pytest.mark.claim(id="grammar.stimuli", family=FAMILY, source="seed 000 Part 1")
+@pytest.mark.claim(id="grammar.stimuli", family=FAMILY, source="seed 000 Part 1",
+                   null="none needed: a property of the stimuli, not the weights",
+                   criterion="nouns and verbs differ in token length with |Cohen's d| < 0.8")
 def test_word_length_is_not_a_large_confound(lm, words, claim_snapshot, figure_path):
     """The single-token nouns and verbs differ in length by less than a large effect (|d| < 0.8), so length
     cannot by itself produce the noun/verb tuning claimed below."""
@@ -54,7 +56,9 @@ def test_word_length_is_not_a_large_confound(lm, words, claim_snapshot, figure_p
                  figure_path("grammar.stimuli"))
 
 
-@pytest.mark.claim(id="grammar.neurons", family=FAMILY, source="seed 000 Parts 2-3")
+@pytest.mark.claim(id="grammar.neurons", family=FAMILY, source="seed 000 Parts 2-3",
+                   null="noun/verb labels shuffled (seeded draws)",
+                   criterion="FDR-significant neurons above the shuffle null's 95th percentile")
 def test_noun_verb_neurons_in_one_layer(lm, words, claim_snapshot, figure_path):
     """In the probed layer, more neurons separate nouns from verbs (t-test, FDR q < .05, split 1) than in
     95% of label-shuffled draws."""
@@ -70,7 +74,10 @@ def test_noun_verb_neurons_in_one_layer(lm, words, claim_snapshot, figure_path):
                                          tu["t"], tu["d"], tu["sig"], null), figure_path("grammar.neurons"))
 
 
-@pytest.mark.claim(id="grammar.split_half", family=FAMILY, source="seed 000 Part 4")
+@pytest.mark.claim(id="grammar.split_half", family=FAMILY, source="seed 000 Part 4",
+                   null="labels shuffled within each word split",
+                   criterion="r(split 1, split 2) of neuron t-values above the null's 95%; neurons significant in "
+                             "both splits agree in sign (>= 95%)")
 def test_tuning_replicates_across_word_splits(lm, words, claim_snapshot, figure_path):
     """Neuron t-values from independent word splits agree: r(split 1, split 2) exceeds the 95th percentile of
     a null with labels shuffled within each split, and neurons significant in both splits (Bonferroni)
@@ -89,7 +96,10 @@ def test_tuning_replicates_across_word_splits(lm, words, claim_snapshot, figure_
                  figure_path("grammar.split_half"))
 
 
-@pytest.mark.claim(id="grammar.distributions", family=FAMILY, source="seed 000 Part 5")
+@pytest.mark.claim(id="grammar.distributions", family=FAMILY, source="seed 000 Part 5",
+                   null="split-2 labels shuffled",
+                   criterion="the split-1 strongest neurons keep their sign on split 2, |d| above the null's 95%, "
+                             "one |d| > 0.8")
 def test_strongest_neurons_generalise_to_held_out_words(lm, words, claim_snapshot, figure_path):
     """The strongest positive and negative neurons chosen on split 1 keep separating nouns from verbs on the
     held-out split 2: same sign, |d| above the label-shuffled split-2 null (95%), and at least one of the two
@@ -113,7 +123,10 @@ def test_strongest_neurons_generalise_to_held_out_words(lm, words, claim_snapsho
                                                max_t, min_t), figure_path("grammar.distributions"))
 
 
-@pytest.mark.claim(id="grammar.within_vs_across", family=FAMILY, source="seed 000 Part 6")
+@pytest.mark.claim(id="grammar.within_vs_across", family=FAMILY, source="seed 000 Part 6",
+                   null="within-category contrasts (nouns-1 vs nouns-2, verbs-1 vs verbs-2)",
+                   criterion="more FDR-significant neurons and a larger median |d| across categories than within, in "
+                             "both splits")
 def test_across_category_exceeds_within_category(lm, words, claim_snapshot, figure_path):
     """Nouns vs verbs gives more significant neurons (FDR) and larger effects than the within-category null
     (nouns-1 vs nouns-2, verbs-1 vs verbs-2), in both splits."""
@@ -147,7 +160,9 @@ def laminar_row(lm, words, layer: int) -> dict:
     return _LAMINAR[key]
 
 
-@pytest.mark.claim(id="grammar.laminar", family=FAMILY, source="seed 000 Part 7")
+@pytest.mark.claim(id="grammar.laminar", family=FAMILY, source="seed 000 Part 7",
+                   null="labels shuffled within each split, per layer",
+                   criterion="this layer's split-half r above the null's 95%")
 def test_tuning_replicates_in_this_layer(lm, layer, words, claim_snapshot, figure_path):
     """In this layer, noun/verb tuning replicates across word splits beyond the label-shuffle null
     (per-layer claim; the seed's laminar profile is the figure of the model's last layer)."""
@@ -161,7 +176,10 @@ def test_tuning_replicates_in_this_layer(lm, layer, words, claim_snapshot, figur
         figures.save(figures.grammar_laminar(f"grammar.laminar - {lm.spec.id}", *cols), figure_path("grammar.laminar"))
 
 
-@pytest.mark.claim(id="grammar.token_order", family=FAMILY, source="seed 000 Part 8")
+@pytest.mark.claim(id="grammar.token_order", family=FAMILY, source="seed 000 Part 8",
+                   null="randomly initialised models of the same config (5 seeds)",
+                   criterion="in some layer the context gap or its decline from the first layer exceeds every "
+                             "random-init model's")
 def test_context_shapes_mlp_activations(lm, claim_snapshot, figure_path):
     """Context shapes MLP activations beyond token identity and position. Compared with randomly initialised
     models of the same config (5 seeds), in some layer either (a) the context gap r(sentence, scrambled) -

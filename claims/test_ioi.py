@@ -60,7 +60,9 @@ def top_heads(delta: np.ndarray, k: int, sign: int = -1) -> list[dict]:
     return [{"head": f"{i // H}.{i % H}", "delta": float(delta.ravel()[i])} for i in order]
 
 
-@pytest.mark.claim(id="ioi.behaviour", family=FAMILY, source="seed 004 Part 1; Wang et al. 2022")
+@pytest.mark.claim(id="ioi.behaviour", family=FAMILY, source="seed 004 Part 1; Wang et al. 2022",
+                   null="IO/S labels exchangeable: sign-flip test of the logit differences",
+                   criterion="IO > S on >= the registry's minimum accuracy (default 90%) and sign-flip p < 0.01")
 def test_behaviour_prefers_indirect_object(lm, prompts, claim_snapshot, figure_path):
     """The model predicts the indirect object over the subject, on the seed pair and the templated set."""
     sets, info = prompts
@@ -89,7 +91,10 @@ def test_behaviour_prefers_indirect_object(lm, prompts, claim_snapshot, figure_p
         figure_path("ioi.behaviour"))
 
 
-@pytest.mark.claim(id="ioi.head_silencing", family=FAMILY, source="seed 004 Part 2")
+@pytest.mark.claim(id="ioi.head_silencing", family=FAMILY, source="seed 004 Part 2",
+                   null="per-prompt deltas of a head that carries nothing centre on 0 (t-test, Bonferroni over all "
+                        "heads)",
+                   criterion="the most damaging head is significant and lowers the clean IOI score by >= 20%")
 def test_silencing_some_heads_lowers_ioi(lm, head_prompts, exact, claim_snapshot, figure_path):
     """Silencing one head (permuting its output) lowers the IOI score: for the top head by >= 20% of the clean
     score, consistently across prompts."""
@@ -122,7 +127,9 @@ def test_silencing_some_heads_lowers_ioi(lm, head_prompts, exact, claim_snapshot
                  figure_path("ioi.head_silencing"))
 
 
-@pytest.mark.claim(id="ioi.head_norms", family=FAMILY, source="seed 004 Part 3")
+@pytest.mark.claim(id="ioi.head_norms", family=FAMILY, source="seed 004 Part 3",
+                   null="randomly initialised models of the same config (3 seeds)",
+                   criterion="across-head norm CV above 1.5x every random-init CV")
 def test_head_norms_are_head_specific(lm, prompts, claim_snapshot, figure_path):
     """Attention-head activation norms are head-specific: at a given layer and token, heads differ in norm
     (coefficient of variation across heads, position 0 excluded) far more than in randomly initialised models
@@ -144,7 +151,10 @@ def test_head_norms_are_head_specific(lm, prompts, claim_snapshot, figure_path):
                                               labels, layer, nmap, null, observed), figure_path("ioi.head_norms"))
 
 
-@pytest.mark.claim(id="ioi.mention_selectivity", family=FAMILY, source="seed 004 Part 4")
+@pytest.mark.claim(id="ioi.mention_selectivity", family=FAMILY, source="seed 004 Part 4",
+                   null="dimensions shuffled across heads",
+                   criterion="some layer's selectivity ratio beats the null significantly (Bonferroni over layers) "
+                             "and by >= 25%")
 def test_heads_tell_first_from_second_mention(lm, head_prompts, claim_snapshot, figure_path):
     """In some layer, a few heads separate the first from the second mention of the repeated name: the
     head selectivity ratio exceeds a null in which dimensions are shuffled across heads, significantly
@@ -169,7 +179,10 @@ def test_heads_tell_first_from_second_mention(lm, head_prompts, claim_snapshot, 
                  figure_path("ioi.mention_selectivity"))
 
 
-@pytest.mark.claim(id="ioi.head_patching", family=FAMILY, source="seed 004 Part 5; Wang et al. 2022")
+@pytest.mark.claim(id="ioi.head_patching", family=FAMILY, source="seed 004 Part 5; Wang et al. 2022",
+                   null="uniform heads: the top k of n would carry about k/n of the effect",
+                   criterion="the prompts differ by >= the minimum gap; the top head is significant and moves >= 10% "
+                             "of the gap; the top 5% of heads carry >= 50%")
 def test_few_heads_carry_the_patching_effect(lm, head_prompts, claim_snapshot, figure_path):
     """Patching single heads from the source run (S2 = A) into the base run (S2 = B) moves the IOI score toward
     the source; a few heads (5% of all) carry at least half of the summed effect."""

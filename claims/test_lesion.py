@@ -66,7 +66,9 @@ def shuffled_sig(a: np.ndarray, b: np.ndarray, n: int, seed: int) -> np.ndarray:
                      for _ in range(n)])
 
 
-@pytest.mark.claim(id="lesion.tuning", family=FAMILY, source="seed 001 Parts 1-2")
+@pytest.mark.claim(id="lesion.tuning", family=FAMILY, source="seed 001 Parts 1-2",
+                   null="him/her labels shuffled (seeded draws)",
+                   criterion="FDR-significant neurons above the shuffle null's 95%")
 def test_him_her_neurons_in_one_layer(lm, claim_snapshot, figure_path):
     """At the pronoun, more MLP neurons separate him from her (t-test, FDR q < .05) than in 95% of
     label-shuffled draws; counts of him > her and her > him neurons."""
@@ -85,7 +87,9 @@ def test_him_her_neurons_in_one_layer(lm, claim_snapshot, figure_path):
                  figure_path("lesion.tuning"))
 
 
-@pytest.mark.claim(id="lesion.laminar_tuning", family=FAMILY, source="seed 001 Part 3")
+@pytest.mark.claim(id="lesion.laminar_tuning", family=FAMILY, source="seed 001 Part 3",
+                   null="him/her labels shuffled, per layer",
+                   criterion="this layer's FDR-significant neurons above the null's 95%")
 def test_him_her_neurons_in_this_layer(lm, layer, claim_snapshot, figure_path):
     """In this layer too, him/her neurons exceed the label-shuffle null (per-layer claim; the percentage
     profile over layers is the figure of the model's last layer)."""
@@ -106,7 +110,10 @@ def test_him_her_neurons_in_this_layer(lm, layer, claim_snapshot, figure_path):
             figure_path("lesion.laminar_tuning"))
 
 
-@pytest.mark.claim(id="lesion.clean_predictions", family=FAMILY, source="seed 001 Part 4", kinds=("masked",))
+@pytest.mark.claim(id="lesion.clean_predictions", family=FAMILY, source="seed 001 Part 4", kinds=("masked",),
+                   null="sign-flip test of the pronoun margins",
+                   criterion="agreeing pronoun preferred on >= the registry's minimum accuracy (default 90%), p < "
+                             "0.01")
 def test_masked_pronoun_predictions(lm, claim_snapshot, figure_path):
     """On independent sentences (the seed's Robert/Lucy triple and 40 held-out sentences), the masked LM
     prefers the pronoun that agrees with the named person: accuracy >= the registry's minimum (default 0.9),
@@ -172,7 +179,10 @@ def ablation_effects(lm, layer: int) -> dict:
     return res
 
 
-@pytest.mark.claim(id="lesion.ablation", family=FAMILY, source="seed 001 Parts 5 and 7", kinds=("masked",))
+@pytest.mark.claim(id="lesion.ablation", family=FAMILY, source="seed 001 Parts 5 and 7", kinds=("masked",),
+                   null="500 seeded random neuron sets of the same size; the least-tuned neurons",
+                   criterion="the tuned ablation drop beats random sets (p < 0.05), the least-tuned drop and the "
+                             "registry's minimum drop")
 def test_ablating_tuned_neurons_in_last_layer_shifts_logits(lm, claim_snapshot, figure_path):
     """Zeroing the her-neurons at her-masks and the him-neurons at him-masks in the last layer (the most tuned,
     see ``ablate_k``) lowers the correct-pronoun margin more than zeroing as many random neurons (500 seeded
@@ -196,7 +206,9 @@ def test_ablating_tuned_neurons_in_last_layer_shifts_logits(lm, claim_snapshot, 
                  figure_path("lesion.ablation"))
 
 
-@pytest.mark.claim(id="lesion.laminar_ablation", family=FAMILY, source="seed 001 Parts 6-7", kinds=("masked",))
+@pytest.mark.claim(id="lesion.laminar_ablation", family=FAMILY, source="seed 001 Parts 6-7", kinds=("masked",),
+                   null="random neuron sets of the same size, per layer",
+                   criterion="some layer's tuned drop beats random sets (p < 0.05 / layers) and the minimum drop")
 def test_ablation_impact_through_the_layers(lm, claim_snapshot, figure_path):
     """In at least one layer, tuned-neuron ablation lowers the correct-pronoun margin more than random
     neuron sets of the same size (permutation p < 0.05 / n_layers, Bonferroni) and by at least ``min_drop``."""

@@ -85,7 +85,9 @@ def stand_out(lm) -> tuple[int, int]:
     return layer, int(np.argmax(restorations(lm, layer)["tall_short"]))
 
 
-@pytest.mark.claim(id="neuron.behaviour", family=FAMILY, source="seed 002; Miller & Neo 2023")
+@pytest.mark.claim(id="neuron.behaviour", family=FAMILY, source="seed 002; Miller & Neo 2023",
+                   null="sign-flip test over the templated cases",
+                   criterion="every seed case has clean > 0 > corrupted; >= 90% of templated cases too, p < 0.01")
 def test_size_opposites_and_control_behaviour(lm, claim_snapshot, figure_path):
     """Each seed case prefers its target on the clean prompt and its foil on the corrupted one (the size
     opposites and the pear/apple -> " an" control), and so do >= 90% of the templated cases (sign-flip p < 0.01)."""
@@ -109,7 +111,10 @@ def test_size_opposites_and_control_behaviour(lm, claim_snapshot, figure_path):
                  figure_path("neuron.behaviour"))
 
 
-@pytest.mark.claim(id="neuron.logit_lens", family=FAMILY, source="seed 002 (logit lens)")
+@pytest.mark.claim(id="neuron.logit_lens", family=FAMILY, source="seed 002 (logit lens)",
+                   null="none besides the minimum gap: the lens must end at the model's own logit difference",
+                   criterion="the lens rises by >= the minimum gap, with some block adding > 20% of the rise "
+                             "(registry jumps where given)")
 def test_logit_lens_jumps(lm, claim_snapshot, figure_path):
     """Read through the final norm and unembedding, the logit difference rises through the layers by at least the
     minimum gap, in jumps: some block adds more than 20% of the total rise (the lens's last entry equals the
@@ -132,7 +137,10 @@ def test_logit_lens_jumps(lm, claim_snapshot, figure_path):
                  figure_path("neuron.logit_lens"))
 
 
-@pytest.mark.claim(id="neuron.activation_patching", family=FAMILY, source="seed 002 (activation patching)")
+@pytest.mark.claim(id="neuron.activation_patching", family=FAMILY, source="seed 002 (activation patching)",
+                   null="positions other than the adjective(s) and the final one",
+                   criterion="in every layer those positions restore >= 0.8, the final position from the crossover "
+                             "on")
 def test_information_moves_from_adjective_to_final_position(lm, claim_snapshot, figure_path):
     """Residual-stream patching (clean -> corrupted, layer x position) on each size case: the behaviour is carried
     by the adjective(s) where the prompts differ and then by the final position, and by nothing else: in every
@@ -163,7 +171,10 @@ def test_information_moves_from_adjective_to_final_position(lm, claim_snapshot, 
                  figure_path("neuron.activation_patching"))
 
 
-@pytest.mark.claim(id="neuron.stand_out", family=FAMILY, source="seed 002 (neuron patching)")
+@pytest.mark.claim(id="neuron.stand_out", family=FAMILY, source="seed 002 (neuron patching)",
+                   null="the other neurons of the layer (robust z; the pear/apple control)",
+                   criterion="the tall/short top neuron has robust z >= 5, is in the top 2% for big/small and "
+                             "huge/tiny, not for pear/apple")
 def test_stand_out_neuron_recurs_for_related_prompts(lm, claim_snapshot, figure_path):
     """Patching each neuron of the neuron layer on its own: the top neuron for tall/short is an outlier (robust
     z >= 5), is in the top 2% for big/small and for huge/tiny, and is not in the top 2% for the pear/apple
@@ -192,7 +203,9 @@ def test_stand_out_neuron_recurs_for_related_prompts(lm, claim_snapshot, figure_
                  figure_path("neuron.stand_out"))
 
 
-@pytest.mark.claim(id="neuron.congruence", family=FAMILY, source="seed 002 (congruence); Miller & Neo 2023")
+@pytest.mark.claim(id="neuron.congruence", family=FAMILY, source="seed 002 (congruence); Miller & Neo 2023",
+                   null="the other neurons of the writer's layer",
+                   criterion="the most ' an'-congruent neuron restores > 0 and more than 98% of its layer's neurons")
 def test_congruence_finds_the_writer_of_an(lm, claim_snapshot, figure_path):
     """The neuron whose output weights are most congruent with unembed(" an") - unembed(" a"), over every neuron of
     every layer, matters for the pear/apple case: patching it restores more than 98% of its layer's neurons do
@@ -227,7 +240,9 @@ def write_contexts(path: Path, title: str, top: list[dict], tags: list[str]) -> 
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-@pytest.mark.claim(id="neuron.top_contexts", family=FAMILY, source="seed 002 (Neuroscope)")
+@pytest.mark.claim(id="neuron.top_contexts", family=FAMILY, source="seed 002 (Neuroscope)",
+                   null="the corpus share of size texts (hypergeometric)",
+                   criterion="the stand-out neuron's top-20 contexts are size texts more often than chance, p < 0.01")
 def test_stand_out_neuron_fires_on_size_contexts(lm, claim_snapshot, artifact_path, pytestconfig):
     """Over the held-out corpus (every phenomenon the organisms learned), the stand-out neuron's 20 most
     activating contexts come from size texts more often than their share of the corpus (hypergeometric
@@ -255,7 +270,10 @@ def test_stand_out_neuron_fires_on_size_contexts(lm, claim_snapshot, artifact_pa
                     "tokens": [t["token"] for t in top], "families": fam}, rel=1e-3, abs_=1e-4)
 
 
-@pytest.mark.claim(id="neuron.workflow", family=FAMILY, source="seed 002 (automating Finding 1)")
+@pytest.mark.claim(id="neuron.workflow", family=FAMILY, source="seed 002 (automating Finding 1)",
+                   null="100 seeded random neuron sets of the same layers and sizes",
+                   criterion="zeroing the found neurons drops the logit difference more than 95% of random sets (p < "
+                             "0.05)")
 def test_workflow_finds_neurons_that_matter(lm, claim_snapshot, figure_path):
     """``probes.neuron.investigate`` on tall/short (behaviour -> lens jumps -> patching -> outlier neurons ->
     congruence) returns neurons that, zeroed, lower the clean logit difference of the templated size cases more

@@ -60,7 +60,9 @@ def norm_cv(X: dict[str, np.ndarray]) -> np.ndarray:
     return n.std(1) / np.maximum(n.mean(1), 1e-12)
 
 
-@pytest.mark.claim(id="recommender.norms", family=FAMILY, source="seed 003 Part 1")
+@pytest.mark.claim(id="recommender.norms", family=FAMILY, source="seed 003 Part 1",
+                   null="randomly initialised copies of the same config",
+                   criterion="max per-layer norm CV above 2x every random-init copy's")
 def test_mlp_projection_norms(lm, claim_snapshot, figure_path):
     """MLP-output norms differ across tokens (position 0 excluded): the largest per-layer coefficient of variation
     of the norms over the tokens of A, B, C is more than twice that of every random-init copy."""
@@ -75,7 +77,9 @@ def test_mlp_projection_norms(lm, claim_snapshot, figure_path):
                                            d["labels"], float(cv.max()), null), figure_path("recommender.norms"))
 
 
-@pytest.mark.claim(id="recommender.token_average", family=FAMILY, source="seed 003 Part 2")
+@pytest.mark.claim(id="recommender.token_average", family=FAMILY, source="seed 003 Part 2",
+                   null="dimension-shuffled targets; random-init copies",
+                   criterion="similarity above the shuffle null's 99% and >= 0.2 above every random-init copy")
 def test_token_average_recommendation(lm, claim_snapshot, figure_path):
     """At the recommender layer (registry; default L/2), the C token most similar to the average of A's and B's
     mean vectors is more similar than 99% of dimension-shuffled targets, and beats the recommendation of every
@@ -101,7 +105,9 @@ def test_token_average_recommendation(lm, claim_snapshot, figure_path):
                  figure_path("recommender.token_average"))
 
 
-@pytest.mark.claim(id="recommender.through_layers", family=FAMILY, source="seed 003 Part 3")
+@pytest.mark.claim(id="recommender.through_layers", family=FAMILY, source="seed 003 Part 3",
+                   null="randomly initialised copies of the same config",
+                   criterion="the spread of the similarity over layers above 1.5x every random-init copy's")
 def test_recommendations_through_the_layers(lm, claim_snapshot, figure_path):
     """Recommendations are layer-specific: the spread (max - min over layers) of the recommended token's
     similarity is more than 1.5x that of every random-init copy."""
@@ -121,7 +127,9 @@ def test_recommendations_through_the_layers(lm, claim_snapshot, figure_path):
                  figure_path("recommender.through_layers"))
 
 
-@pytest.mark.claim(id="recommender.pairs", family=FAMILY, source="seed 003 Part 4")
+@pytest.mark.claim(id="recommender.pairs", family=FAMILY, source="seed 003 Part 4",
+                   null="dimension-shuffled targets; random-init copies",
+                   criterion="pair score above the shuffle null's 99% and >= 0.1 above every random-init copy")
 def test_pair_analogy_recommendations(lm, claim_snapshot, figure_path):
     """At the recommender layer, the pair score (mean over C tokens of the best (A token, B token) analogy
     similarity, target 2 x_B - x_A) is above 99% of the dimension-shuffle null and at least 0.1 above every
@@ -146,7 +154,9 @@ def test_pair_analogy_recommendations(lm, claim_snapshot, figure_path):
                                            lab["A"], lab["B"], lab["C"]), figure_path("recommender.pairs"))
 
 
-@pytest.mark.claim(id="recommender.mid_layer", family=FAMILY, source="seed 003 Part 5; DESIGN 9")
+@pytest.mark.claim(id="recommender.mid_layer", family=FAMILY, source="seed 003 Part 5; DESIGN 9",
+                   null="random-init copies",
+                   criterion="the best layer is in [L/4, 3L/4) and >= 0.1 above every random-init copy")
 def test_recommendations_best_in_middle_layers(lm, claim_snapshot, figure_path):
     """The layer with the highest pair score lies in the middle half of the network ([L/4, 3L/4)), and there the
     pair score is at least 0.1 above the best of every random-init copy. (Models for which the registry records

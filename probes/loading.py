@@ -68,8 +68,14 @@ class LoadedModel:
 
 
 def pick_device(name: str = "auto") -> torch.device:
+    """``auto``: CUDA when available, else CPU. Under pytest-xdist on a machine with several GPUs, worker gwN takes
+    GPU N mod (number of GPUs), so that the workers (one model each, see conftest.py) spread over the GPUs."""
     if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+        if not torch.cuda.is_available():
+            return torch.device("cpu")
+        worker = os.environ.get("PYTEST_XDIST_WORKER", "")
+        n = torch.cuda.device_count()
+        return torch.device(f"cuda:{int(worker[2:]) % n}" if worker.startswith("gw") and n > 1 else "cuda")
     if name.startswith("cuda") and not torch.cuda.is_available():
         raise ModelLoadError(f"--device {name} requested but torch.cuda.is_available() is False "
                              f"(torch {torch.__version__}); use --device cpu or install a CUDA build of torch")
@@ -95,8 +101,12 @@ def _model_class(kind: str, arch: str | None):
 
 
 def load(spec: ModelSpec, device: str = "auto", dtype: str = "float32", *, allow_pickle: bool = False,
-         trust_remote_code: bool = False, offline: bool | None = None) -> LoadedModel:
+         trust_remote_code: bool = False, offline: bool | None = None, device_map: str | None = None) -> LoadedModel:
     """Load weights (safetensors only unless ``allow_pickle``), tokenizer and adapter.
+
+    ``device_map`` (``auto`` / ``balanced``; or the registry parameter ``device_map``): on CUDA, spread a model that
+    does not fit one GPU over the visible GPUs (accelerate's dispatch moves activations between them); the model's
+    device is then that of its input embeddings. Ignored on a CPU.
 
     Hub models are loaded at the pinned revision; ``offline`` (default: the
     HF_HUB_OFFLINE environment variable) forbids network access.
@@ -134,6 +144,12 @@ def load(spec: ModelSpec, device: str = "auto", dtype: str = "float32", *, allow
             raise ModelLoadError(f"model {spec.id!r}: {where} has no tokenizer files ({', '.join(tok_files)}); "
                                  "save them with tokenizer.save_pretrained(folder)")
     cls = _model_class(spec.kind, None)
+    device_map = device_map or spec.param("device_map")
+    if device_map and device_map not in ("auto", "balanced", "balanced_low_0", "sequential"):
+        raise ModelLoadError(f"device_map {device_map!r} unknown; use auto, balanced, balanced_low_0 or sequential")
+    spread = bool(device_map) and dev.type == "cuda"
+    if spread:
+        kw["device_map"] = device_map
     try:
         model = cls.from_pretrained(where, dtype=dt, attn_implementation="eager", **kw)
         tok = AutoTokenizer.from_pretrained(where, **{k: v for k, v in kw.items() if k != "use_safetensors"})
@@ -143,7 +159,11 @@ def load(spec: ModelSpec, device: str = "auto", dtype: str = "float32", *, allow
                 "or pass a local folder to --models") if spec.source == "hub" else "check the folder's files"
         raise ModelLoadError(f"could not load model {spec.id!r} from {where}: {type(e).__name__}: "
                              f"{str(e).splitlines()[0] if str(e) else ''}. Fix: {hint}.") from None
-    model.to(dev).eval()
+    if spread:
+        dev = model.get_input_embeddings().weight.device
+        model.eval()
+    else:
+        model.to(dev).eval()
     from .gguf import read_source
     return LoadedModel(spec, model, tok, adapter_for(model), dev, dt,
                        read_source(where) if spec.source != "hub" else {})

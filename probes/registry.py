@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import json
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from importlib import metadata
 from pathlib import Path
 
@@ -46,6 +46,7 @@ class ModelSpec:
     params: dict = field(default_factory=dict)
     expect: dict = field(default_factory=dict)
     note: str = ""
+    baseline: str | None = None        # a candidate: the registry id whose parameters and snapshots it is measured by
 
     def param(self, name: str, default=None):
         return self.params.get(name, default)
@@ -135,6 +136,21 @@ class ModelSpec:
         return self.hub_id
 
 
+def _not_a_registry_id(spec: ModelSpec, entry: str, registry: dict[str, ModelSpec]) -> ModelSpec:
+    """A folder or file is the registry model when it is that entry's own folder; one that is merely named like a
+    registry id must not take over that id's snapshots without its parameters."""
+    reg = registry.get(spec.id)
+    if reg is None:
+        return spec
+    if reg.source == "local" and spec.source == "local" and \
+            Path(spec.path).resolve() == (Path(reg.path) if Path(reg.path).is_absolute() else ROOT / reg.path).resolve():
+        return reg
+    raise UnknownModelError(
+        f"--models {entry!r} is named like the registry model {spec.id!r} but is not its folder. To check it against "
+        f"{spec.id}'s recorded findings (under its registry parameters) pass --models {spec.id}={entry}; to measure "
+        "it as a model of its own, give it a folder (or file) name that is not a registry id.")
+
+
 def load_registry(path: Path = REGISTRY) -> dict[str, ModelSpec]:
     data = tomllib.loads(path.read_text())
     out = {}
@@ -143,11 +159,45 @@ def load_registry(path: Path = REGISTRY) -> dict[str, ModelSpec]:
     return out
 
 
+def candidate(entry: str, registry: dict[str, ModelSpec]) -> ModelSpec:
+    """``<registry id>=<source>``: a new version of a registry model (a folder, a GGUF file or
+    ``owner/name@revision``), measured under that entry's parameters and expectations and compared with its
+    recorded snapshots. Its id is ``<registry id>@<label>`` (label: the folder's or file's name, or the hub
+    revision), so it can run beside the registry model and never takes over its id."""
+    rid, _, source = (x.strip() for x in entry.partition("="))
+    if rid not in registry:
+        raise UnknownModelError(f"--models {entry!r}: {rid!r} is not a registry id ({', '.join(sorted(registry))}); "
+                                "the part before '=' names the registry model whose findings the new version is "
+                                "checked against")
+    if not source:
+        raise UnknownModelError(f"--models {entry!r}: give the new version after '=' (a folder, a .gguf file or a hub "
+                                "id owner/name@revision)")
+    if source in registry:
+        raise UnknownModelError(f"--models {entry!r}: after '=' give the new version's folder, .gguf file or hub id "
+                                f"(owner/name@revision), not a registry id; to run both, list them: --models {rid},{source}")
+    new = resolve(source, {})
+    base = registry[rid]
+    if new.source == "local" and new.kind != base.kind:
+        raise UnknownModelError(f"--models {entry!r}: {source} is a {new.kind} model, {rid} a {base.kind} one; a "
+                                "candidate must be a new version of the same kind of model")
+    label = new.revision if new.source == "hub" and new.revision else \
+        (new.hub_id.split("/")[-1] if new.source == "hub" else new.id)
+    if new.source == "hub" and not new.revision:
+        raise UnknownModelError(f"--models {entry!r}: pin the candidate's revision (owner/name@<commit or tag>) so "
+                                "that its verdicts can be reproduced")
+    return replace(base, id=f"{rid}@{label}", source=new.source, path=new.path, hub_id=new.hub_id,
+                   revision=new.revision, package=None, subdir=None, gguf=None, gguf_parts=[], gguf_sha256=None,
+                   made_from=None, tier="candidate", baseline=rid,
+                   note=f"candidate version of {rid} from {source}")
+
+
 def resolve(entry: str, registry: dict[str, ModelSpec] | None = None) -> ModelSpec:
-    """Turn a ``--models`` entry into a ModelSpec."""
+    """Turn a ``--models`` entry into a ModelSpec (``<registry id>=<source>``: see :func:`candidate`)."""
     registry = registry if registry is not None else load_registry()
     if entry in registry:
         return registry[entry]
+    if "=" in entry:
+        return candidate(entry, registry)
     if entry.endswith(".gguf") and not Path(entry).expanduser().exists():
         raise UnknownModelError(f"GGUF file {entry!r} does not exist; give the path of a .gguf file")
     for spec in registry.values():  # a registry model named by its hub id
@@ -162,8 +212,8 @@ def resolve(entry: str, registry: dict[str, ModelSpec] | None = None) -> ModelSp
                                     "file to --models")
         if ggufs:
             g = ggufs[0].resolve()
-            return ModelSpec(id=g.stem, source="gguf", path=str(g), kind="causal",
-                             families=FAMILIES_BY_KIND["causal"])
+            return _not_a_registry_id(ModelSpec(id=g.stem, source="gguf", path=str(g), kind="causal",
+                                                families=FAMILIES_BY_KIND["causal"]), entry, registry)
         cfg = p / "config.json"
         if cfg.exists():
             try:
@@ -176,7 +226,8 @@ def resolve(entry: str, registry: dict[str, ModelSpec] | None = None) -> ModelSp
                                     "model with `model.save_pretrained(folder)` and `tokenizer.save_pretrained(folder)`")
         arch = (json.loads(cfg.read_text()).get("architectures") or ["?"])[0]
         kind = KIND_BY_ARCH.get(arch, "causal" if "CausalLM" in arch else "encoder")
-        return ModelSpec(id=p.name, source="local", path=str(p.resolve()), kind=kind, families=FAMILIES_BY_KIND[kind])
+        return _not_a_registry_id(ModelSpec(id=p.name, source="local", path=str(p.resolve()), kind=kind,
+                                            families=FAMILIES_BY_KIND[kind]), entry, registry)
     if entry.startswith((".", "/", "~")) or entry.count("/") > 1:
         raise UnknownModelError(f"{entry!r}: no such file or folder (a hub id has the form owner/name[@revision])")
     if "/" in entry or "@" in entry:

@@ -52,9 +52,9 @@ def compare(old: Any, new: Any, rel: float, abs_: float, path: str = "") -> Iter
         old = {k: v for k, v in old.items() if k not in IGNORED}
         new = {k: v for k, v in new.items() if k not in IGNORED}
         for k in old.keys() - new.keys():
-            yield f"{path}.{k}: missing from the new result (was {json.dumps(old[k])[:60]})"
+            yield f"{path}.{k}: missing from the new result (was {json.dumps(old[k])})"
         for k in new.keys() - old.keys():
-            yield f"{path}.{k}: new key, not in the snapshot ({json.dumps(new[k])[:60]})"
+            yield f"{path}.{k}: new key, not in the snapshot ({json.dumps(new[k])})"
         for k in old.keys() & new.keys():
             yield from compare(old[k], new[k], rel, abs_, f"{path}.{k}" if path else k)
     elif isinstance(old, list) and isinstance(new, list):
@@ -69,7 +69,7 @@ def compare(old: Any, new: Any, rel: float, abs_: float, path: str = "") -> Iter
             relpct = f", {100 * d / abs(old):+.3g}%" if old else ""
             yield f"{where}: {old!r} -> {new!r} (moved {d:+.3g}{relpct}; tolerance {abs_:g} + {rel:g}*|old|)"
     elif old != new:
-        yield f"{where}: {json.dumps(old)[:60]} -> {json.dumps(new)[:60]}"
+        yield f"{where}: {json.dumps(old)} -> {json.dumps(new)}"
 
 
 def parse(text: str, location: str = "snapshot") -> Any:

@@ -1,0 +1,186 @@
+"""The new-version drill: candidate runs (``--models <id>=<source>``), a verdict per claim x model, exit status,
+reports (Markdown, self-contained HTML checked in a real headless browser), figures written before the snapshot
+comparison, and half-precision runs compared with the float32 snapshots."""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from probes import verdicts as V
+from probes.loading import load
+from probes.registry import resolve
+
+ROOT = Path(__file__).resolve().parents[1]
+BEHAVIOUR = "test_behaviour_prefers_indirect_object"
+
+
+def claims(tmp: Path, *args: str, snaps: Path | None = None) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    if snaps is not None:
+        env["CLAIMS_SNAPSHOT_DIR"] = str(snaps)
+    return subprocess.run([sys.executable, "-m", "pytest", "claims/test_ioi.py", "-p", "no:cacheprovider", "-p",
+                           "no:xdist", "-o", "addopts=", "-q", f"--artifacts={tmp / 'art'}", *args],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+
+
+@pytest.fixture(scope="module")
+def versions(tmp_path_factory):
+    """gpt2-organism with every weight x (1 + 0.02 N(0,1)) ("drifted") and x (1 + 1.0 N(0,1)) ("damaged"),
+    written as scripts/perturb.py writes them."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    from perturb import perturb
+    tmp = tmp_path_factory.mktemp("versions")
+    out = {}
+    for name, noise in (("drifted", 0.02), ("damaged", 1.0)):
+        lm = load(resolve("gpt2-organism"), device="cpu")
+        perturb(lm.model, noise, seed=0)
+        lm.model.save_pretrained(tmp / name)
+        lm.tokenizer.save_pretrained(tmp / name)
+        out[name] = tmp / name
+    return out
+
+
+def report(tmp: Path) -> dict:
+    return json.loads((tmp / "art" / "report.json").read_text())
+
+
+def test_candidates_beside_the_baseline_get_verdicts_and_exit_status(versions, tmp_path):
+    r = claims(tmp_path, "-k", "behaviour", "--models",
+               f"gpt2-organism,gpt2-organism={versions['drifted']},gpt2-organism={versions['damaged']}")
+    assert r.returncode == 1, r.stdout[-3000:]  # the damaged version broke a claim
+    res = {x["model"]: x for x in report(tmp_path)["results"]}
+    assert res["gpt2-organism"]["verdict"] == V.HOLDS
+    assert res["gpt2-organism@drifted"]["verdict"] == V.MOVED
+    assert res["gpt2-organism@damaged"]["verdict"] == V.BROKEN and "IO>S on" in res["gpt2-organism@damaged"]["message"]
+    # candidates are compared with the registry entry's own snapshot, and measured under its expectations
+    snap = f"snapshots/test_ioi/{BEHAVIOUR}[gpt2-organism].json"
+    assert res["gpt2-organism@drifted"]["snapshot"] == snap and res["gpt2-organism@drifted"]["baseline"] == "gpt2-organism"
+    # every moved number, untruncated, in the terminal: old -> new (moved ..., tolerance ...)
+    moved = res["gpt2-organism@drifted"]["moved"]
+    assert moved and all("->" in m and "tolerance" in m for m in moved)
+    assert all(f"    {m}" in r.stdout for m in moved) and "use -vv" not in r.stdout
+    assert "holds, numbers moved" in r.stdout and "exit status 1" in r.stdout
+    # only the drifted candidate: the claim holds but its numbers moved -> exit 6
+    r = claims(tmp_path, "-k", "behaviour", "--models", f"gpt2-organism={versions['drifted']}")
+    assert r.returncode == V.EXIT_DRIFT, r.stdout[-3000:]
+    # the recorded model itself as a candidate reproduces its snapshot -> exit 0
+    r = claims(tmp_path, "-k", "behaviour", "--models", "gpt2-organism=fixtures/organisms/gpt2-organism")
+    assert r.returncode == 0, r.stdout[-3000:]
+    assert report(tmp_path)["results"][0]["verdict"] == V.HOLDS
+
+
+def test_figures_are_written_before_the_snapshot_comparison(tmp_path):
+    """With no snapshot recorded, the claim holds, its verdict says so (exit 6), and its figure was still written
+    and listed; nothing is written under snapshots/."""
+    snaps = tmp_path / "empty-snapshots"
+    snaps.mkdir()
+    r = claims(tmp_path, "-k", "behaviour", "--models", "gpt2-organism", snaps=snaps)
+    assert r.returncode == V.EXIT_DRIFT, r.stdout[-3000:]
+    (res,) = report(tmp_path)["results"]
+    assert res["verdict"] == V.UNRECORDED
+    fig = tmp_path / "art" / "gpt2-organism" / "ioi.behaviour.png"
+    assert fig.is_file() and str(fig) in res["figures"] and "figures written: 1" in r.stdout
+    assert not any(snaps.iterdir())
+
+
+def test_a_folder_named_like_a_registry_id_does_not_take_it_over(tmp_path):
+    fake = tmp_path / "gpt2-organism"
+    shutil.copytree(ROOT / "fixtures" / "organisms" / "gpt2-organism", fake)
+    r = claims(tmp_path, "--models", str(fake))
+    assert r.returncode == 4 and f"--models gpt2-organism={fake}" in r.stderr, r.stderr[-2000:]
+    # the registry's own folder is the registry model (and naming it twice is refused)
+    r = claims(tmp_path, "--models", "gpt2-organism,fixtures/organisms/gpt2-organism")
+    assert r.returncode == 4 and "are the same model" in r.stderr, r.stderr[-2000:]
+
+
+@pytest.mark.parametrize("args,why", [
+    (["--models", "gpt2-organism=fixtures/organisms/gpt2-organism", "--record"], "never recorded over them"),
+    (["--models", "gpt2-organism", "--dtype", "bfloat16", "--record"], "a half-precision run is compared"),
+    (["--models", "nope=fixtures/organisms/gpt2-organism"], "'nope' is not a registry id"),
+    (["--models", "gpt2-organism=fixtures/organisms/bert-organism"], "same kind of model"),
+    (["--models", "gpt2-organism=openai-community/gpt2"], "pin the candidate's revision"),
+    (["--models", "gpt2-organism=gpt-neo-organism"], "not a registry id"),
+])
+def test_bad_candidate_and_recording_input_is_a_usage_error(tmp_path, args, why):
+    snaps_before = sorted(p.stat().st_mtime for p in (ROOT / "snapshots").rglob("*.json"))
+    r = claims(tmp_path, *args)
+    assert r.returncode == 4 and why in r.stderr, r.stderr[-2000:]
+    assert snaps_before == sorted(p.stat().st_mtime for p in (ROOT / "snapshots").rglob("*.json"))
+
+
+def test_half_precision_run_is_compared_with_the_float32_snapshot(tmp_path):
+    r = claims(tmp_path, "-k", "behaviour", "--models", "gpt2-organism", "--dtype", "bfloat16")
+    assert "half precision is emulated there" in r.stdout + r.stderr  # warned: a CPU
+    (res,) = report(tmp_path)["results"]
+    assert res["model"] == "gpt2-organism-bfloat16"
+    assert res["snapshot"] == f"snapshots/test_ioi/{BEHAVIOUR}[gpt2-organism].json"
+    assert res["verdict"] == V.HOLDS and r.returncode == 0, r.stdout[-3000:]  # within the half-precision tolerance
+    assert (tmp_path / "art" / "gpt2-organism-bfloat16" / "ioi.behaviour.png").is_file()
+
+
+def chromium() -> str | None:
+    return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
+
+
+def test_html_report_renders_in_a_headless_browser(versions, tmp_path):
+    browser = chromium()
+    if browser is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed (`apt-get install chromium`; .ci/run installs it)")
+        pytest.skip("needs chromium (`apt-get install chromium`) to render the HTML report")
+    claims(tmp_path, "-k", "behaviour or head_norms", "--models", f"gpt2-organism,gpt2-organism={versions['drifted']}")
+    page = tmp_path / "art" / "report.html"
+    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+             "--disable-background-networking", "--disable-extensions", f"--user-data-dir={tmp_path / 'profile'}"]
+    dom = subprocess.run(flags + ["--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
+                         capture_output=True, text=True, timeout=120).stdout
+    assert "id=\"verdicts\"" in dom and "gpt2-organism@drifted" in dom and "holds, numbers moved" in dom
+    import re
+    m = re.search(r'data-figures="(\d+)" data-figures-loaded="(\d+)"', dom)
+    assert m and int(m.group(1)) == 4 and m.group(1) == m.group(2), dom[:500]  # every embedded figure decoded
+    shot = tmp_path / "report.png"
+    subprocess.run(flags + ["--window-size=1200,1600", f"--screenshot={shot}", page.as_uri()],
+                   capture_output=True, timeout=120)
+    import matplotlib.image as mpimg
+    img = mpimg.imread(shot)
+    assert img.shape[0] == 1600 and img[..., :3].std() > 0.05  # a rendered page, not a blank one
+    # nothing outside the file is needed: no external src/href but the figures' data URIs and in-page anchors
+    html = page.read_text()
+    assert not re.search(r'src="(?!data:)', html)
+
+
+def test_verdicts_classify_and_exit_status():
+    class Exc:
+        def __init__(self, e):
+            self.value = e
+    assert V.classify("setup", "failed", None, None, False) == V.ERROR
+    assert V.classify("call", "skipped", None, "registry: ...", False) == V.KNOWN
+    assert V.classify("call", "failed", None, None, True) == V.NEWLY
+    assert V.classify("call", "failed", Exc(AssertionError("x")), None, False) == V.BROKEN
+    assert V.classify("call", "failed", Exc(V.SnapshotDrift("m", ["a"], True)), None, False) == V.MOVED
+    assert V.classify("call", "failed", Exc(V.SnapshotDrift("m", [], False)), None, False) == V.UNRECORDED
+    assert V.classify("call", "failed", Exc(RuntimeError("x")), None, False) == V.ERROR
+    drift = [{"verdict": V.MOVED}, {"verdict": V.HOLDS}]
+    assert V.exit_status(1, drift, 0) == 6
+    assert V.exit_status(1, drift, 1) == 1  # a failure outside the claims
+    assert V.exit_status(1, drift + [{"verdict": V.NEWLY}], 0) == 1
+    assert V.exit_status(0, [{"verdict": V.KNOWN}], 0) == 0
+    assert not issubclass(V.SnapshotDrift, AssertionError)  # a drift is never taken for a known failure's assertion
+
+
+def test_xdist_workers_spread_over_gpus(monkeypatch):
+    import torch
+
+    from probes import loading
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
+    monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw5")
+    assert loading.pick_device("auto") == torch.device("cuda:1")
+    monkeypatch.delenv("PYTEST_XDIST_WORKER")
+    assert loading.pick_device("auto") == torch.device("cuda")
