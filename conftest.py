@@ -209,14 +209,26 @@ def pytest_collection_modifyitems(config, items):
     one) turns it into the scheduling group by suffixing the nodeid. pytest 9.2 derives nodeids from a new
     attribute, which silently breaks that in pytest-xdist 3.8: hence pytest<9.1 in pyproject.toml
     (tests/test_parallel.py checks that each model loads once).
+
+    Scheduling hints from the registry: ``xdist_split = [families]`` gives those claim families of a slow model
+    a group of their own (the model then loads on a second worker, and its claims run on two cores at once), and
+    ``xdist_weight`` (default 1) puts the heavier models' tests first, so that the longest groups start first.
     """
+    specs = {s.id: s for s in getattr(config, "_claims_models", [])}
+    weight = {}
     for item in items:
         cs = getattr(item, "callspec", None)
-        group = cs.params.get("model_id") if cs else None
-        if not group:
+        mid = cs.params.get("model_id") if cs else None
+        if not mid:
             continue
         config._claims_collected = True
-        item.add_marker(pytest.mark.xdist_group(group))
+        spec = specs.get(mid)
+        mark = item.get_closest_marker("claim")
+        family = mark.kwargs.get("family") if mark else None
+        split = spec is not None and family in spec.param("xdist_split", [])
+        item.add_marker(pytest.mark.xdist_group(f"{mid}:{family}" if split else mid))
+        weight[item.nodeid] = spec.param("xdist_weight", 1) if spec is not None else 1
+    items.sort(key=lambda it: -weight.get(it.nodeid, 0))  # stable: collection order within a weight
 
 
 _MODELS: dict[str, loading.LoadedModel] = {}

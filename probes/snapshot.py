@@ -1,6 +1,8 @@
 """Tolerance-aware JSON snapshots (a syrupy extension) under the top-level ``snapshots/`` folder.
 
-One JSON file per claim x model: ``snapshots/<test module>/<test name>[<model>].json``.
+One JSON file per claim x model: ``snapshots/<test module>/<test name>[<model>].json``. conftest.py compares a
+claim's numbers with it after the claim's body has run (so figures are written first), with :func:`compare`;
+a candidate (``id@label``) or a half-precision run reads the registry model's float32 file.
 Numbers compare with ``|new - old| <= abs_tol + rel_tol * |old|``; strings, booleans,
 keys and list lengths compare exactly. A mismatch lists every number that moved and
 by how much. A corrupt snapshot file raises :class:`SnapshotFileError` naming the
@@ -117,9 +119,7 @@ class ToleranceJSONSnapshot(SingleFileSnapshotExtension):
         old, new = parse(snapshot_data), parse(serialized_data, "new result")
         lines = list(compare(old, new, self.rel_tol, self.abs_tol))
         yield f"{len(lines)} value(s) moved beyond tolerance (snapshot -> this run):"
-        yield from (f"  {ln}" for ln in lines[:50])
-        if len(lines) > 50:
-            yield f"  ... and {len(lines) - 50} more"
+        yield from (f"  {ln}" for ln in lines)
 
 
 def serialize(data: Any) -> str:

@@ -59,3 +59,34 @@ def test_snapshot_update_is_refused(tmp_path):
     r = run(snaps, tmp_path, "-k", "behaviour", "--models", "gpt2-organism", "--snapshot-update")
     assert r.returncode == 4 and "--snapshot-update is disabled" in r.stderr and "--record" in r.stderr
     assert keep.read_text() == SENTINEL
+
+
+def test_interrupted_parallel_record_deletes_nothing(tmp_path):
+    """Ctrl-C (SIGINT) during `--record -n 2`: every snapshot is either untouched or a whole new file of a claim
+    that passed before the interrupt; none is deleted, no temporary file is left."""
+    import signal
+    import time
+    snaps = tmp_path / "snaps"
+    d = snaps / "test_ioi"
+    d.mkdir(parents=True)
+    names = ["test_behaviour_prefers_indirect_object", "test_silencing_some_heads_lowers_ioi",
+             "test_head_norms_are_head_specific", "test_heads_tell_first_from_second_mention",
+             "test_few_heads_carry_the_patching_effect"]
+    files = [d / f"{n}[{m}].json" for n in names for m in ("gpt2-organism", "gpt-neo-organism")]
+    for f in files:
+        f.write_text(SENTINEL)
+    env = dict(os.environ, CLAIMS_SNAPSHOT_DIR=str(snaps), OMP_NUM_THREADS="1")
+    p = subprocess.Popen([sys.executable, "-m", "pytest", "claims/test_ioi.py", "-p", "no:cacheprovider", "-n", "2",
+                          "--models", "gpt2-organism,gpt-neo-organism", "--record", f"--artifacts={tmp_path / 'art'}"],
+                         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    deadline = time.time() + 300
+    while time.time() < deadline and all(f.read_text() == SENTINEL for f in files):
+        time.sleep(0.2)  # interrupt once the first claim has been recorded, while others are still running
+    p.send_signal(signal.SIGINT)
+    out, _ = p.communicate(timeout=300)
+    assert p.returncode != 0, out[-2000:]  # interrupted (2), not a completed run
+    rewritten = [f for f in files if f.read_text() != SENTINEL]
+    assert rewritten and len(rewritten) < len(files), out[-2000:]
+    for f in rewritten:
+        assert json.loads(f.read_text())["_recorded_with"]["model"] in f.name  # a whole, valid snapshot
+    assert sorted(p.name for p in d.iterdir()) == sorted(f.name for f in files)  # none deleted, no temp files
