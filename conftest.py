@@ -118,8 +118,9 @@ def pytest_configure(config):
     art = art if art.is_absolute() else ROOT / art
     try:
         art.mkdir(parents=True, exist_ok=True)
-        (art / ".write-test").touch()
-        (art / ".write-test").unlink()
+        probe = art / f".write-test-{os.getpid()}"  # one per process: xdist workers check at the same time
+        probe.touch()
+        probe.unlink()
     except OSError as e:
         raise pytest.UsageError(f"--artifacts {art}: cannot write figures there ({e.strerror}); give a writable "
                                 "folder") from None
@@ -434,19 +435,20 @@ def pytest_sessionfinish(session, exitstatus):
     config._claims_status = status
     if not results:
         return
-    meta = {"models": [_param_id(s, config.getoption("--dtype")) for s in config._claims_models], "device": config.getoption("--device"),
-            "dtype": config.getoption("--dtype"), "left_out": config._claims_left_out,
+    meta = {"models": [_param_id(s, config.getoption("--dtype")) for s in config._claims_models],
+            "device": config.getoption("--device"), "dtype": config.getoption("--dtype"), "left_out": config._claims_left_out,
             "command": "pytest " + " ".join(config.invocation_params.args)}
     try:
         config._claims_reports = V.write_reports(_reports_folder(config), results, meta, status)
-    except OSError as e:
+    except Exception as e:  # noqa: BLE001 - a report that cannot be written must not hide the verdicts above it
         config._claims_reports = []
-        loading.log(f"could not write the reports in {_reports_folder(config)}: {e}")
+        loading.log(f"could not write the reports in {_reports_folder(config)}: {type(e).__name__}: {e}")
 
 
 def pytest_terminal_summary(terminalreporter, config):
     models = [s.id for s in getattr(config, "_claims_models", [])]
-    if not getattr(config, "_claims_collected", False) and not config.getoption("--models"):
+    if not getattr(config, "_claims_collected", False) and not config.getoption("--models") \
+            and not getattr(config, "_claims_results", None):  # (under xdist only the workers collect)
         return
     tr = terminalreporter
     tr.section("interpretability claims")
@@ -462,8 +464,9 @@ def pytest_terminal_summary(terminalreporter, config):
     for line in V.terminal_lines(results, getattr(config, "_claims_status", None)):
         tr.write_line(line)
     figs = list(dict.fromkeys(f for r in results for f in r.get("figures", [])))
-    tr.write_line(f"figures written: {len(figs)} in {config.getoption('--artifacts')}/<model>/" if figs else
-                  "figures written: none")
+    if results:
+        tr.write_line(f"figures written: {len(figs)} in {config.getoption('--artifacts')}/<model>/" if figs else
+                      "figures written: none")
     if len(figs) <= 40:
         for f in figs:
             tr.write_line(f"  {f}")

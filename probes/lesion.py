@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from . import stats
-from .errors import StimulusError
+from .errors import ProbeError, StimulusError
 from .hooks import capture, check_finite, intervene
 from .loading import LoadedModel
 from .tokens import single_token
@@ -84,15 +84,29 @@ def masked_margins(lm: LoadedModel, texts: list[str], targets: list[str], layer:
     foil = torch.tensor([her_id if t == "him" else him_id for t in targets], device=lm.device)
     is_him = torch.tensor([t == "him" for t in targets], device=lm.device)
 
-    def margins(logits, reps):
-        rows = torch.arange(S * reps, device=lm.device)
-        at = logits[rows, pos.repeat(reps)].float()
+    def margins(at, reps):  # at: (reps * S, V), the logits at the masks
+        at = at.float()
         check_finite(at, "masked-token logits")
         return (at.gather(1, tgt.repeat(reps)[:, None]) - at.gather(1, foil.repeat(reps)[:, None]))[:, 0]
 
     if sets is None:
-        return margins(lm.model(**enc).logits, 1).cpu().numpy()
+        return margins(lm.model(**enc).logits[torch.arange(S, device=lm.device), pos], 1).cpu().numpy()
     N = lm.adapter.d_mlp
+    # the edit is at the mask position of ``layer`` only: every block before it computes the same thing in every
+    # ablated copy, so it runs once (the clean pass, which also records the attention mask the model builds for
+    # its blocks), the copies resume at ``layer``, and the MLM head reads only the mask positions
+    blocks = lm.adapter.blocks()
+    got = {}
+
+    def grab(module, args, kwargs):
+        got["h"] = args[0]
+        got["mask"] = args[1] if len(args) > 1 else kwargs.get("attention_mask")
+    hook = blocks[layer].register_forward_pre_hook(grab, with_kwargs=True)
+    try:
+        lm.acts(**enc)
+    finally:
+        hook.remove()
+    head = _mlm_head(lm)
     out = []
     per = max(1, batch // S)
     for c0 in range(0, len(sets), per):
@@ -109,10 +123,21 @@ def masked_margins(lm: LoadedModel, texts: list[str], targets: list[str], layer:
         def zero(x):
             x[rows, p] = x[rows, p] * keep
             return x
-        rep = {k: v.repeat(R, 1) for k, v in enc.items()}
+        h = got["h"].repeat(R, 1, 1)
+        mask = None if got["mask"] is None else got["mask"].repeat(R, *([1] * (got["mask"].dim() - 1)))
         with intervene(lm.adapter, {("mlp_pre", layer): zero}):
-            out.append(margins(lm.model(**rep).logits, R).view(R, S).cpu())
+            for block in blocks[layer:]:
+                h = block(h, mask)
+                h = h[0] if isinstance(h, tuple) else h
+        out.append(margins(head(h[rows, p]), R).view(R, S).cpu())  # the MLM head at the mask positions only
     return torch.cat(out).numpy()
+
+
+def _mlm_head(lm: LoadedModel):
+    from .adapters import _get_path
+    if not lm.adapter.spec.lm_head:
+        raise ProbeError(f"model {lm.spec.id!r} ({lm.adapter.arch}) has no masked-LM head to read pronouns from")
+    return _get_path(lm.model, lm.adapter.spec.lm_head)
 
 
 def random_sets(n_neurons: int, n_him: int, n_her: int, draws: int, seed: int = 0):

@@ -211,7 +211,7 @@ def html_report(results: list[dict], meta: dict, status: int) -> str:
     for row in rows:
         cells = []
         for m, c in zip(models, row[1:]):
-            rs = by_claim[row[0]][m]
+            rs = by_claim[row[0]].get(m, [])
             worst = min((ORDER.index(r["verdict"]) for r in rs), default=len(ORDER) - 1)
             cells.append(f"<td style='background:{COLOURS[ORDER[worst]]}'>{e(c)}</td>")
         out.append(f"<tr><td><a href='#{e(row[0])}'>{e(row[0])}</a></td>{''.join(cells)}</tr>")
@@ -222,9 +222,9 @@ def html_report(results: list[dict], meta: dict, status: int) -> str:
         out.append(f"<p class='crit'>{e(first.get('doc', ''))}<br><b>source</b>: {e(first.get('source', ''))}<br>"
                    f"<b>null control</b>: {e(first.get('null', ''))}<br><b>criterion</b>: "
                    f"{e(first.get('criterion', ''))}</p>")
-        out.append("<table><tr>" + "".join(f"<th>{e(m)}</th>" for m in models if m in per_model) + "</tr><tr>")
+        out.append("<table><tr>" + "".join(f"<th>{e(m)}</th>" for m in models if per_model.get(m)) + "</tr><tr>")
         for m in models:
-            if m not in per_model:
+            if not per_model.get(m):
                 continue
             rs = per_model[m]
             worst = min(ORDER.index(r["verdict"]) for r in rs)
