@@ -1,7 +1,7 @@
 """Benchmark, one run, side by side: the seed's one-forward-per-component loop, TransformerLens's patching
 function on the same HF model, and this suite's batched patching.
 
-    python benchmarks/bench_patching.py [--prompts 8] [--tokens 14] [--smollm2]
+    python benchmarks/bench_patching.py [--prompts 8] [--tokens 14] [--rows heads,silencing,resid,neurons] [--smollm2]
 
 On a randomly initialised model of gpt2's full config (fixtures/configs/gpt2.json), 8 prompts of equal length
 on the CPU (IOI-shaped: clean and corrupted prompts share every token before S2), it times
@@ -71,7 +71,10 @@ def main() -> None:
     ap.add_argument("--tokens", type=int, default=14)
     ap.add_argument("--neuron-layer", type=int, default=6)
     ap.add_argument("--smollm2", action="store_true")
+    ap.add_argument("--rows", default="heads,silencing,resid,neurons",
+                    help="which gpt2-config rows to time (comma-separated; default all)")
     a = ap.parse_args()
+    rows = set(a.rows.split(","))
     torch.set_num_threads(torch.get_num_threads())
     lm = random_lm("gpt2", n_layers=12)
     ad = lm.adapter
@@ -81,8 +84,27 @@ def main() -> None:
     print(f"gpt2 full config (random init), {a.prompts} prompts x {a.tokens} tokens, {L * H} heads, "
           f"{torch.get_num_threads()} threads", flush=True)
     tl = bridge(lm)
+    if tl is not None:
+        from transformer_lens import patching
 
-    # ---- head patching
+    def metric(logits):  # per-prompt IOI score of the patched base run
+        last = logits[:, -1]
+        return last.gather(1, s.a_ids[:, None])[:, 0] - last.gather(1, s.b_ids[:, None])[:, 0]
+
+    if "heads" in rows:
+        bench_heads(lm, s, heads, tl, metric)
+    if "silencing" in rows:
+        bench_silencing(lm, s, heads, tl, metric)
+    if "resid" in rows:
+        bench_resid(lm, s, a.prompts, a.tokens, tl, metric)
+    if "neurons" in rows:
+        bench_neurons(lm, s, a.prompts, a.neuron_layer, tl)
+    if a.smollm2:
+        bench_smollm2(a.prompts, a.tokens)
+
+
+def bench_heads(lm, s, heads, tl, metric) -> None:
+    L, H = lm.adapter.n_layers, lm.adapter.n_heads
     src = ioi.head_acts(lm, s.source)
     pay = lambda l, h: src[l, :, :, h, :]  # noqa: E731
     clean = ioi.scores(lm, s.base, s.a_ids, s.b_ids)
@@ -93,16 +115,14 @@ def main() -> None:
     if tl is not None:
         from transformer_lens import patching
         _, src_cache = tl.run_with_cache(s.source)
-
-        def metric(logits):  # per-prompt IOI score of the patched base run
-            last = logits[:, -1]
-            return last.gather(1, s.a_ids[:, None])[:, 0] - last.gather(1, s.b_ids[:, None])[:, 0]
         res, t_tl = timed(lambda: patching.get_act_patch_attn_head_out_all_pos(tl, s.base, src_cache, metric,
                                                                               reduce="none"))
         d_tl = float((res.values.reshape(L * H, -1) - loop).abs().max())
     row("head patching", t_loop, t_tl, t_ours, d_tl, float((ours - loop).abs().max()))
 
-    # ---- head silencing (permutation: every position changes, no shared prefix)
+
+def bench_silencing(lm, s, heads, tl, metric) -> None:
+    """head silencing (permutation: every position changes, no shared prefix)"""
     acts = ioi.head_acts(lm, s.base)
     pay = ioi.permutation_payload(acts, 0, 0)
     loop, t_loop = timed(lambda: ioi.head_edit_scores_loop(lm, s, heads, pay))
@@ -124,9 +144,17 @@ def main() -> None:
         d_tl = float((res - loop).abs().max())
     row("head silencing (all pos)", t_loop, t_tl, t_ours, d_tl, float((ours - loop).abs().max()))
 
-    # ---- residual patching, layer x position, per prompt (ours: one Case per prompt)
-    cases = [Nn.Case(f"p{i}", s.source[i:i + 1], s.base[i:i + 1], int(s.a_ids[i]), int(s.b_ids[i]))
-             for i in range(a.prompts)]
+
+def cases_of(s, n_prompts: int) -> list:
+    return [Nn.Case(f"p{i}", s.source[i:i + 1], s.base[i:i + 1], int(s.a_ids[i]), int(s.b_ids[i]))
+            for i in range(n_prompts)]
+
+
+def bench_resid(lm, s, n_prompts, n_tokens, tl, metric) -> None:
+    """residual patching, layer x position, per prompt (ours: one Case per prompt)"""
+    ad, L = lm.adapter, lm.adapter.n_layers
+    cases = cases_of(s, n_prompts)
+    a = argparse.Namespace(prompts=n_prompts, tokens=n_tokens)
 
     def resid_loop():
         out = np.empty((a.prompts, L, a.tokens))
@@ -148,6 +176,7 @@ def main() -> None:
     ours_raw = ours * (clean_c[:, 0] - clean_c[:, 1])[:, None, None] + clean_c[:, 1][:, None, None]
     t_tl = d_tl = None
     if tl is not None:
+        from transformer_lens import patching
         _, clean_cache = tl.run_with_cache(s.source)
 
         def metric_src(logits):  # patched base run, score as logit(A) - logit(B) (same as the cases)
@@ -157,10 +186,11 @@ def main() -> None:
         d_tl = float(np.abs(res.values.reshape(L, a.tokens, -1).permute(2, 0, 1).numpy() - loop).max())
     row("resid patching (L x pos)", t_loop, t_tl, t_ours, d_tl, float(np.abs(ours_raw - loop).max()))
 
-    # ---- one layer's neuron patching (first case; all 3072 neurons of the layer)
-    c = cases[0]
-    layer = a.neuron_layer
-    N = ad.d_mlp
+
+def bench_neurons(lm, s, n_prompts, layer, tl) -> None:
+    """one layer's neuron patching (first case; all 3072 neurons of the layer)"""
+    c = cases_of(s, n_prompts)[0]
+    N = lm.adapter.d_mlp
     idx = np.arange(N)
     n_loop = 512  # the loop is timed on 512 neurons and extrapolated to the layer
     loop, t_loop512 = timed(lambda: Nn.neuron_patching_loop(lm, c, layer, idx[:n_loop]))
@@ -187,26 +217,28 @@ def main() -> None:
     print(f"(neuron loops timed on {n_loop} neurons and scaled to the layer's {N})")
     row(f"neuron patching (L{layer})", t_loop, t_tl, t_ours, d_tl, float(np.abs(ours[:n_loop] - loop).max()))
 
-    if a.smollm2:
-        from probes.loading import load
-        from probes.registry import resolve
-        sm = load(resolve("smollm2-135m"), device="cpu")
-        s2 = prompts(sm.model.config.vocab_size, a.prompts, a.tokens)
-        hs = ioi.all_heads(sm)
-        src = ioi.head_acts(sm, s2.source)
-        pay = lambda l, h: src[l, :, :, h, :]  # noqa: E731
-        sub = hs[::6]  # the loop on every 6th head, scaled to all
-        loop, t = timed(lambda: ioi.head_edit_scores_loop(sm, s2, sub, pay))
-        ours, t_ours = timed(lambda: ioi.head_edit_scores(sm, s2, hs, pay, prefix=ioi.first_difference(s2.base, s2.source)))
-        pos = [hs.index(h) for h in sub]
-        print(f"SmolLM2-135M, {len(hs)} heads (loop timed on {len(sub)} and scaled)")
-        row("head patching", t * len(hs) / len(sub), None, t_ours, None, float((ours[pos] - loop).abs().max()))
-        c2 = Nn.Case("s", s2.source[:1], s2.base[:1], int(s2.a_ids[0]), int(s2.b_ids[0]))
-        N2 = sm.adapter.d_mlp
-        loop, t = timed(lambda: Nn.neuron_patching_loop(sm, c2, 15, np.arange(256)))
-        ours, t_ours = timed(lambda: Nn.neuron_patching(sm, c2, 15))
-        print(f"(loop timed on 256 of {N2} neurons and scaled)")
-        row("neuron patching (L15)", t * N2 / 256, None, t_ours, None, float(np.abs(ours[:256] - loop).max()))
+
+def bench_smollm2(n_prompts, n_tokens) -> None:
+    a = argparse.Namespace(prompts=n_prompts, tokens=n_tokens)
+    from probes.loading import load
+    from probes.registry import resolve
+    sm = load(resolve("smollm2-135m"), device="cpu")
+    s2 = prompts(sm.model.config.vocab_size, a.prompts, a.tokens)
+    hs = ioi.all_heads(sm)
+    src = ioi.head_acts(sm, s2.source)
+    pay = lambda l, h: src[l, :, :, h, :]  # noqa: E731
+    sub = hs[::6]  # the loop on every 6th head, scaled to all
+    loop, t = timed(lambda: ioi.head_edit_scores_loop(sm, s2, sub, pay))
+    ours, t_ours = timed(lambda: ioi.head_edit_scores(sm, s2, hs, pay, prefix=ioi.first_difference(s2.base, s2.source)))
+    pos = [hs.index(h) for h in sub]
+    print(f"SmolLM2-135M, {len(hs)} heads (loop timed on {len(sub)} and scaled)")
+    row("head patching", t * len(hs) / len(sub), None, t_ours, None, float((ours[pos] - loop).abs().max()))
+    c2 = Nn.Case("s", s2.source[:1], s2.base[:1], int(s2.a_ids[0]), int(s2.b_ids[0]))
+    N2 = sm.adapter.d_mlp
+    loop, t = timed(lambda: Nn.neuron_patching_loop(sm, c2, 15, np.arange(256)))
+    ours, t_ours = timed(lambda: Nn.neuron_patching(sm, c2, 15))
+    print(f"(loop timed on 256 of {N2} neurons and scaled)")
+    row("neuron patching (L15)", t * N2 / 256, None, t_ours, None, float(np.abs(ours[:256] - loop).max()))
 
 
 if __name__ == "__main__":
