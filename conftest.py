@@ -229,7 +229,8 @@ def pytest_collection_modifyitems(config, items):
         split = spec is not None and family in spec.param("xdist_split", [])
         item.add_marker(pytest.mark.xdist_group(f"{mid}:{family}" if split else mid))
         weight[item.nodeid] = spec.param("xdist_weight", 1) if spec is not None else 1
-    items.sort(key=lambda it: -weight.get(it.nodeid, 0))  # stable: collection order within a weight
+    # stable: collection order within a weight; tests that are not claims (tests/) keep their place in front
+    items.sort(key=lambda it: -weight.get(it.nodeid, float("inf")))
 
 
 _MODELS: dict[str, loading.LoadedModel] = {}
