@@ -13,7 +13,7 @@ from probes import loading
 from probes.errors import ProbeError
 from probes.registry import ModelSpec, load_registry, resolve
 from probes import verdicts as V
-from probes.snapshot import ToleranceJSONSnapshot, compare, parse, record, serialize, snapshot_file
+from probes.snapshot import ABS_TOL, REL_TOL, compare, parse, record, serialize, snapshot_file
 from probes.verdicts import SnapshotDrift
 
 ROOT = Path(__file__).parent
@@ -89,6 +89,21 @@ def _select(config) -> tuple[list[ModelSpec], list[tuple[str, str]], bool]:
     return chosen, left, False
 
 
+def _artifacts(config) -> Path:
+    """--artifacts, relative to the repository root unless absolute."""
+    art = Path(config.getoption("--artifacts"))
+    return art if art.is_absolute() else ROOT / art
+
+
+def _half(config) -> bool:
+    """Whether this is a bfloat16/float16 run (compared with the float32 snapshots, never recorded)."""
+    return str(loading.pick_dtype(config.getoption("--dtype"))) != "torch.float32"
+
+
+def _spec(config, model_id: str) -> ModelSpec:
+    return next(s for s in config._claims_models if s.id == model_id)
+
+
 def _threads_per_worker() -> None:
     """Under pytest-xdist, split the cores between the workers: every worker's torch defaulting to all cores
     oversubscribes the CPU (measured here: 2 workers x 2 threads on 2 cores ran the claims several times slower)."""
@@ -114,8 +129,7 @@ def pytest_configure(config):
         loading.check_device_name(config.getoption("--device"))
     except ProbeError as e:
         raise pytest.UsageError(str(e)) from None
-    art = Path(config.getoption("--artifacts"))
-    art = art if art.is_absolute() else ROOT / art
+    art = _artifacts(config)
     try:
         art.mkdir(parents=True, exist_ok=True)
         probe = art / f".write-test-{os.getpid()}"  # one per process: xdist workers check at the same time
@@ -134,10 +148,10 @@ def pytest_configure(config):
                 f"--record with candidate models ({', '.join(cands)}): a candidate is compared with its registry "
                 "entry's snapshots, never recorded over them. To adopt the new version, point the registry entry "
                 "(fixtures/models.toml) at it, then run --record for that id.")
-        if config.getoption("--dtype") not in ("float32", "fp32"):
+        if _half(config):
             raise pytest.UsageError(f"--record with --dtype {config.getoption('--dtype')}: snapshots are the float32 "
                                     "findings; a half-precision run is compared with them, not recorded")
-    if config.getoption("--dtype") not in ("float32", "fp32") and loading.pick_device(
+    if _half(config) and loading.pick_device(
             config.getoption("--device")).type == "cpu" and not hasattr(config, "workerinput"):
         config.issue_config_time_warning(pytest.PytestConfigWarning(
             f"--dtype {config.getoption('--dtype')} on a CPU: half precision is emulated there and runs several "
@@ -244,7 +258,7 @@ def lm(model_id, request) -> loading.LoadedModel:
         raise _LOAD_ERRORS[model_id]
     if model_id not in _MODELS:
         cfg = request.config
-        spec = next(s for s in cfg._claims_models if s.id == model_id)
+        spec = _spec(cfg, model_id)
         loading.log(f"loading {spec.id} ({spec.source}: {spec.hub_id or spec.path or spec.package}) "
                     f"on {cfg.getoption('--device')} / {cfg.getoption('--dtype')}")
         try:
@@ -272,6 +286,7 @@ def exact(lm, request) -> bool:
 
 PENDING = pytest.StashKey[dict]()   # the numbers a claim handed to claim_snapshot, settled after the test body
 FIGURES = pytest.StashKey[list]()   # the figure/artifact paths a claim asked for
+STARTED = pytest.StashKey[float]()  # when the claim started (figures written after it are this run's)
 HALF_TOL = (0.05, 0.05)             # default (rel, abs) tolerance of a bf16/fp16 run against the float32 snapshot
 
 
@@ -285,8 +300,7 @@ def claim_snapshot(lm, request):
               half: tuple[float, float] | None = None):
         request.node.stash[PENDING] = {
             "data": {**data, "_recorded_with": lm.meta()},
-            "rel": ToleranceJSONSnapshot.rel_tol if rel is None else rel,
-            "abs": ToleranceJSONSnapshot.abs_tol if abs_ is None else abs_, "half": half or HALF_TOL}
+            "rel": REL_TOL if rel is None else rel, "abs": ABS_TOL if abs_ is None else abs_, "half": half or HALF_TOL}
     return check
 
 
@@ -294,7 +308,7 @@ def _baseline_file(item) -> Path:
     """The snapshot this claim x model is compared with: the registry model's own (a candidate ``id@label`` uses
     ``id``'s; a bf16/fp16 run uses the float32 one)."""
     cs = item.callspec.params
-    spec = next(s for s in item.config._claims_models if s.id == cs["model_id"])
+    spec = _spec(item.config, cs["model_id"])
     layer = "" if cs.get("layer") is None else f"-L{cs['layer']}"
     return snapshot_file(Path(item.fspath).stem, f"{item.originalname}[{spec.baseline or spec.id}{layer}]")
 
@@ -310,7 +324,7 @@ def _settle_snapshot(item, pending: dict) -> None:
         return
     new = json.loads(serialize(pending["data"]))
     rel, abs_ = pending["rel"], pending["abs"]
-    if item.config.getoption("--dtype") not in ("float32", "fp32"):
+    if _half(item.config):
         rel, abs_ = max(rel, pending["half"][0]), max(abs_, pending["half"][1])
     if not path.exists():
         lines = serialize(new).splitlines()
@@ -341,7 +355,9 @@ def pytest_runtest_makereport(item, call):
     rep = yield
     mark = item.get_closest_marker("claim")
     cs = getattr(getattr(item, "callspec", None), "params", {})
-    if mark is None or cs.get("model_id") is None or not (rep.when == "call" or (rep.when == "setup" and not rep.passed)):
+    if mark is None or cs.get("model_id") is None:
+        return rep
+    if not (rep.when == "call" or (rep.when == "setup" and not rep.passed)):
         return rep
     exc = call.excinfo
     strict_xpass = rep.when == "call" and rep.failed and exc is None
@@ -358,7 +374,7 @@ def pytest_runtest_makereport(item, call):
     start = item.stash.get(STARTED, 0.0)
     figures = [os.path.relpath(p, ROOT) if p.is_relative_to(ROOT) else str(p)
                for p in dict.fromkeys(item.stash.get(FIGURES, [])) if p.is_file() and p.stat().st_mtime >= start]
-    spec = next(s for s in item.config._claims_models if s.id == cs["model_id"])
+    spec = _spec(item.config, cs["model_id"])
     rep.user_properties.append(("claim", {
         "claim": mark.kwargs.get("id"), "model": _param_id(spec, item.config.getoption("--dtype")),
         "baseline": spec.baseline, "layer": cs.get("layer"), "verdict": verdict, "message": message[:2000],
@@ -368,9 +384,6 @@ def pytest_runtest_makereport(item, call):
         "criterion": mark.kwargs.get("criterion", ""), "doc": (item.obj.__doc__ or "").strip().split("\n\n")[0],
         "nodeid": item.nodeid, "duration": round(rep.duration, 2)}))
     return rep
-
-
-STARTED = pytest.StashKey[float]()
 
 
 def pytest_runtest_setup(item):
@@ -392,36 +405,28 @@ def pytest_runtest_logreport(report):
 _CONFIG: list = []
 
 
+def _claim_file(request, name: str) -> Path:
+    """artifacts/<model>/<name>, remembered so that the summary and the reports list it once written."""
+    model_dir = _param_id(request.getfixturevalue("lm").spec, request.config.getoption("--dtype"))
+    p = _artifacts(request.config) / model_dir / name
+    request.node.stash.setdefault(FIGURES, []).append(p)
+    return p
+
+
 @pytest.fixture
 def figure_path(request, model_id):
-    """``figure_path(claim_id)`` -> artifacts/<model>/<claim_id>.png (listed in the summary and the reports once
-    written)"""
-    folder = Path(request.config.getoption("--artifacts"))
-    folder = folder if folder.is_absolute() else ROOT / folder
-    model_dir = _param_id(request.getfixturevalue("lm").spec, request.config.getoption("--dtype"))
-    asked = request.node.stash.setdefault(FIGURES, [])
-
-    def path(claim_id: str) -> Path:
-        p = folder / model_dir / f"{claim_id}.png"
-        asked.append(p)
-        return p
-    return path
+    """``figure_path(claim_id)`` -> artifacts/<model>/<claim_id>.png"""
+    return lambda claim_id: _claim_file(request, f"{claim_id}.png")
 
 
 @pytest.fixture
-def artifact_path(figure_path, request):
+def artifact_path(request, model_id):
     """``artifact_path(name)`` -> artifacts/<model>/<name> (folder created): non-figure artifacts of a claim."""
     def path(name: str) -> Path:
-        p = figure_path(name).with_name(name)
-        request.node.stash[FIGURES][-1] = p
+        p = _claim_file(request, name)
         p.parent.mkdir(parents=True, exist_ok=True)
         return p
     return path
-
-
-def _reports_folder(config) -> Path:
-    art = Path(config.getoption("--artifacts"))
-    return art if art.is_absolute() else ROOT / art
 
 
 def pytest_sessionfinish(session, exitstatus):
@@ -437,13 +442,14 @@ def pytest_sessionfinish(session, exitstatus):
     if not results:
         return
     meta = {"models": [_param_id(s, config.getoption("--dtype")) for s in config._claims_models],
-            "device": config.getoption("--device"), "dtype": config.getoption("--dtype"), "left_out": config._claims_left_out,
+            "device": config.getoption("--device"), "dtype": config.getoption("--dtype"),
+            "left_out": config._claims_left_out,
             "command": "pytest " + " ".join(config.invocation_params.args)}
     try:
-        config._claims_reports = V.write_reports(_reports_folder(config), results, meta, status)
+        config._claims_reports = V.write_reports(_artifacts(config), results, meta, status)
     except Exception as e:  # noqa: BLE001 - a report that cannot be written must not hide the verdicts above it
         config._claims_reports = []
-        loading.log(f"could not write the reports in {_reports_folder(config)}: {type(e).__name__}: {e}")
+        loading.log(f"could not write the reports in {_artifacts(config)}: {type(e).__name__}: {e}")
 
 
 def pytest_terminal_summary(terminalreporter, config):
@@ -457,7 +463,7 @@ def pytest_terminal_summary(terminalreporter, config):
                   f"dtype {config.getoption('--dtype')}")
     for mid, why in getattr(config, "_claims_left_out", []):
         tr.write_line(f"left out {mid}: {why}")
-    if config.getoption("--dtype") not in ("float32", "fp32") and any(
+    if _half(config) and any(
             r["verdict"] != V.SKIPPED for r in getattr(config, "_claims_results", [])):
         tr.write_line(f"{config.getoption('--dtype')} run: compared with the float32 snapshots under each claim's "
                       "half-precision tolerance")

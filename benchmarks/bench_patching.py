@@ -29,7 +29,6 @@ import argparse
 import os
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 import numpy as np
@@ -84,8 +83,6 @@ def main() -> None:
     print(f"gpt2 full config (random init), {a.prompts} prompts x {a.tokens} tokens, {L * H} heads, "
           f"{torch.get_num_threads()} threads", flush=True)
     tl = bridge(lm)
-    if tl is not None:
-        from transformer_lens import patching
 
     def metric(logits):  # per-prompt IOI score of the patched base run
         last = logits[:, -1]
@@ -107,7 +104,6 @@ def bench_heads(lm, s, heads, tl, metric) -> None:
     L, H = lm.adapter.n_layers, lm.adapter.n_heads
     src = ioi.head_acts(lm, s.source)
     pay = lambda l, h: src[l, :, :, h, :]  # noqa: E731
-    clean = ioi.scores(lm, s.base, s.a_ids, s.b_ids)
     loop, t_loop = timed(lambda: ioi.head_edit_scores_loop(lm, s, heads, pay))
     ours, t_ours = timed(lambda: ioi.head_edit_scores(lm, s, heads, pay,
                                                       prefix=ioi.first_difference(s.base, s.source)))
@@ -154,16 +150,15 @@ def bench_resid(lm, s, n_prompts, n_tokens, tl, metric) -> None:
     """residual patching, layer x position, per prompt (ours: one Case per prompt)"""
     ad, L = lm.adapter, lm.adapter.n_layers
     cases = cases_of(s, n_prompts)
-    a = argparse.Namespace(prompts=n_prompts, tokens=n_tokens)
 
     def resid_loop():
-        out = np.empty((a.prompts, L, a.tokens))
+        out = np.empty((n_prompts, L, n_tokens))
         from probes.hooks import capture
         for i, c in enumerate(cases):
             with capture(ad, [("resid_pre", l) for l in range(L)]) as rec:
                 lm.model(input_ids=c.clean)
             for l in range(L):
-                for p in range(a.tokens):
+                for p in range(n_tokens):
                     def put(x, src=rec[("resid_pre", l)], p=p):
                         x[:, p] = src[:, p]
                         return x
@@ -183,7 +178,7 @@ def bench_resid(lm, s, n_prompts, n_tokens, tl, metric) -> None:
             return metric(logits)
         res, t_tl = timed(lambda: patching.get_act_patch_resid_pre(tl, s.base, clean_cache, metric_src,
                                                                    reduce="none"))
-        d_tl = float(np.abs(res.values.reshape(L, a.tokens, -1).permute(2, 0, 1).numpy() - loop).max())
+        d_tl = float(np.abs(res.values.reshape(L, n_tokens, -1).permute(2, 0, 1).numpy() - loop).max())
     row("resid patching (L x pos)", t_loop, t_tl, t_ours, d_tl, float(np.abs(ours_raw - loop).max()))
 
 
@@ -219,11 +214,10 @@ def bench_neurons(lm, s, n_prompts, layer, tl) -> None:
 
 
 def bench_smollm2(n_prompts, n_tokens) -> None:
-    a = argparse.Namespace(prompts=n_prompts, tokens=n_tokens)
     from probes.loading import load
     from probes.registry import resolve
     sm = load(resolve("smollm2-135m"), device="cpu")
-    s2 = prompts(sm.model.config.vocab_size, a.prompts, a.tokens)
+    s2 = prompts(sm.model.config.vocab_size, n_prompts, n_tokens)
     hs = ioi.all_heads(sm)
     src = ioi.head_acts(sm, s2.source)
     pay = lambda l, h: src[l, :, :, h, :]  # noqa: E731

@@ -147,8 +147,3 @@ def record(path: Path, data: Any, rel: float = REL_TOL, abs_: float = ABS_TOL) -
     tmp.write_text(text)
     os.replace(tmp, path)
     return True
-
-
-def with_tolerance(rel: float, abs_: float) -> type[ToleranceJSONSnapshot]:
-    """A ToleranceJSONSnapshot subclass with its own tolerances (for a claim that needs looser ones)."""
-    return type("ToleranceJSONSnapshot_custom", (ToleranceJSONSnapshot,), {"rel_tol": rel, "abs_tol": abs_})
