@@ -13,19 +13,24 @@ on the CPU (IOI-shaped: clean and corrupted prompts share every token before S2)
 * one layer's neuron patching (TransformerLens has none per neuron: a ``run_with_hooks`` loop over
   ``mlp.hook_post``),
 
-and prints times, ratios and the largest difference from the loop. TransformerLens (``pip install
+and prints times, ratios and the largest difference from the loop. "loop" is the seed's method exactly: one
+forward of the whole model per component (``outEM = model(tokensEM)``: logits at every position), as
+TransformerLens's patching functions also run; for head patching a lean loop (no LM head, two unembedding rows) is
+timed too, to show what the batching gains by itself. TransformerLens (``pip install
 transformer-lens``, optional: the ``bench`` extra) wraps the very same HF model (``TransformerBridge``, raw HF
 weights, eager attention). ``--smollm2`` then times ours vs the loop on the real SmolLM2-135M (30 layers x 9
 heads) for head patching and one layer's neuron patching.
 
 Where the speed comes from (probes/ioi.py, probes/neuron.py): components of one layer are edited in copies of
 the prompt batch in one forward pass; the pass starts at the edited layer from the cached residual stream; the
-positions before the first difference come from a key/value cache of the shared prefix; only the target - foil
-direction of the unembedding is read at the last position.
+positions before the first difference come from a key/value cache of the shared prefix (residual patching there
+is a no-op and is not run at all); only the target - foil direction of the unembedding is read at the last
+position.
 """
 from __future__ import annotations
 
 import argparse
+import copy
 import os
 import sys
 import tempfile
@@ -60,7 +65,9 @@ def bridge(lm):
         return None
     folder = Path(tempfile.mkdtemp()) / "model"
     lm.model.config.save_pretrained(folder)
-    return TransformerBridge.boot_transformers(str(folder), hf_model=lm.model, device="cpu")
+    # a copy with the same weights: the bridge rewires the modules it wraps (with it on the very same model,
+    # transformers 5.24's prefix-cached passes of ours gave wrong numbers, off by 1.4 logits)
+    return TransformerBridge.boot_transformers(str(folder), hf_model=copy.deepcopy(lm.model), device="cpu")
 
 
 @torch.no_grad()
@@ -105,6 +112,7 @@ def bench_heads(lm, s, heads, tl, metric) -> None:
     src = ioi.head_acts(lm, s.source)
     pay = lambda l, h: src[l, :, :, h, :]  # noqa: E731
     loop, t_loop = timed(lambda: ioi.head_edit_scores_loop(lm, s, heads, pay))
+    lean, t_lean = timed(lambda: loop_two_logits(lm, s, heads, pay))
     ours, t_ours = timed(lambda: ioi.head_edit_scores(lm, s, heads, pay,
                                                       prefix=ioi.first_difference(s.base, s.source)))
     t_tl = d_tl = None
@@ -115,6 +123,25 @@ def bench_heads(lm, s, heads, tl, metric) -> None:
                                                                               reduce="none"))
         d_tl = float((res.values.reshape(L * H, -1) - loop).abs().max())
     row("head patching", t_loop, t_tl, t_ours, d_tl, float((ours - loop).abs().max()))
+    print(f"{'  (a lean loop)':<28} one forward per head without the LM head, two unembedding rows read: "
+          f"{t_lean:.2f}s, lean loop/ours {t_lean / t_ours:.1f}x, max|diff| {float((lean - loop).abs().max()):.1e}",
+          flush=True)
+
+
+def loop_two_logits(lm, s, heads, pay):
+    """The seed's loop with its read-out trimmed: one forward per head through the base model only, the score from
+    the two unembedding rows at the last position (what ioi.head_edit_scores_loop did before it became the seed's
+    method exactly). Times what the batching itself gains."""
+    out = []
+    for l, h in heads:
+        rep = pay(l, h)
+
+        def edit(x, h=h, rep=rep):
+            x[:, :, h, :] = rep
+            return x
+        with intervene(lm.adapter, {("heads", l): edit}):
+            out.append(ioi.scores(lm, s.base, s.a_ids, s.b_ids).cpu())
+    return torch.stack(out)
 
 
 def bench_silencing(lm, s, heads, tl, metric) -> None:
@@ -147,39 +174,23 @@ def cases_of(s, n_prompts: int) -> list:
 
 
 def bench_resid(lm, s, n_prompts, n_tokens, tl, metric) -> None:
-    """residual patching, layer x position, per prompt (ours: one Case per prompt)"""
-    ad, L = lm.adapter, lm.adapter.n_layers
+    """residual patching, layer x position, per prompt (ours and the loop: one Case per prompt)"""
+    L = lm.adapter.n_layers
     cases = cases_of(s, n_prompts)
-
-    def resid_loop():
-        out = np.empty((n_prompts, L, n_tokens))
-        from probes.hooks import capture
-        for i, c in enumerate(cases):
-            with capture(ad, [("resid_pre", l) for l in range(L)]) as rec:
-                lm.model(input_ids=c.clean)
-            for l in range(L):
-                for p in range(n_tokens):
-                    def put(x, src=rec[("resid_pre", l)], p=p):
-                        x[:, p] = src[:, p]
-                        return x
-                    with intervene(ad, {("resid_pre", l): put}):
-                        out[i, l, p] = float(Nn._diff(lm.model(input_ids=c.corrupted).logits, c)[0])
-        return out
-    loop, t_loop = timed(resid_loop)
-    ours, t_ours = timed(lambda: np.stack([Nn.layer_position_patching(lm, c)[:L] for c in cases]))
     clean_c = np.array([Nn.logit_diffs(lm, c) for c in cases])
-    ours_raw = ours * (clean_c[:, 0] - clean_c[:, 1])[:, None, None] + clean_c[:, 1][:, None, None]
+
+    def raw(r):  # restoration -> patched logit difference (what TransformerLens's metric returns)
+        return r * (clean_c[:, 0] - clean_c[:, 1])[:, None, None] + clean_c[:, 1][:, None, None]
+    loop, t_loop = timed(lambda: np.stack([Nn.layer_position_patching_loop(lm, c)[:L] for c in cases]))
+    ours, t_ours = timed(lambda: np.stack([Nn.layer_position_patching(lm, c)[:L] for c in cases]))
+    loop = raw(loop)
     t_tl = d_tl = None
     if tl is not None:
         from transformer_lens import patching
         _, clean_cache = tl.run_with_cache(s.source)
-
-        def metric_src(logits):  # patched base run, score as logit(A) - logit(B) (same as the cases)
-            return metric(logits)
-        res, t_tl = timed(lambda: patching.get_act_patch_resid_pre(tl, s.base, clean_cache, metric_src,
-                                                                   reduce="none"))
+        res, t_tl = timed(lambda: patching.get_act_patch_resid_pre(tl, s.base, clean_cache, metric, reduce="none"))
         d_tl = float(np.abs(res.values.reshape(L, n_tokens, -1).permute(2, 0, 1).numpy() - loop).max())
-    row("resid patching (L x pos)", t_loop, t_tl, t_ours, d_tl, float(np.abs(ours_raw - loop).max()))
+    row("resid patching (L x pos)", t_loop, t_tl, t_ours, d_tl, float(np.abs(raw(ours) - loop).max()))
 
 
 def bench_neurons(lm, s, n_prompts, layer, tl) -> None:

@@ -248,13 +248,26 @@ class Adapter:
             for h in handles:
                 h.remove()
 
-    def body(self, resid: torch.Tensor, past_key_values=None) -> torch.Tensor:
+    @property
+    def _cache_kw(self) -> str:
+        """The forward's name for a key/value cache: ``cache`` from transformers 5.24 on (``past_key_values`` is
+        deprecated there), ``past_key_values`` before."""
+        import inspect
+        return "cache" if "cache" in inspect.signature(self.base.forward).parameters else "past_key_values"
+
+    def prefix_cache(self, ids: torch.Tensor):
+        """A key/value cache of ``ids`` (every layer) from a forward of the base model: the shared prefix that
+        :meth:`body` continues."""
+        out = self.base(input_ids=ids, use_cache=True)
+        return out["cache"] if "cache" in out.keys() else out["past_key_values"]
+
+    def body(self, resid: torch.Tensor, cache=None) -> torch.Tensor:
         """Final-normed hidden states from ``resid`` entering the first block (use inside resume_from).
-        ``past_key_values``: a cache of the positions before ``resid`` from a full forward (all layers), for
-        continuing a sequence whose prefix is shared by every row."""
-        if past_key_values is None:
+        ``cache``: a key/value cache of the positions before ``resid`` (:meth:`prefix_cache`), for continuing a
+        sequence whose prefix is shared by every row."""
+        if cache is None:
             return self.base(inputs_embeds=resid, use_cache=False).last_hidden_state
-        return self.base(inputs_embeds=resid, past_key_values=past_key_values, use_cache=True).last_hidden_state
+        return self.base(inputs_embeds=resid, **{self._cache_kw: cache}, use_cache=True).last_hidden_state
 
 
 def adapter_for(model: nn.Module) -> Adapter:

@@ -135,7 +135,7 @@ def head_edit_scores(lm: LoadedModel, s: PromptSet, heads: list[tuple[int, int]]
         with capture(ad, [("resid_pre", l) for l in layers]) as resid:
             lm.acts(s.base)
         if prefix:
-            cache = lm.acts(s.base[:, :prefix], use_cache=True).past_key_values
+            cache = ad.prefix_cache(s.base[:, :prefix])
     order = sorted(range(len(heads)), key=lambda i: heads[i])
     out = torch.empty(len(heads), P)
     t0, done = time.time(), 0
@@ -171,7 +171,9 @@ def head_edit_scores(lm: LoadedModel, s: PromptSet, heads: list[tuple[int, int]]
 @torch.no_grad()
 def head_edit_scores_loop(lm: LoadedModel, s: PromptSet, heads: list[tuple[int, int]],
                           payload: Callable[[int, int], torch.Tensor]) -> torch.Tensor:
-    """Reference implementation, one forward pass per head (the seed's method); used by the benchmark and tests."""
+    """Reference implementation, the seed's method: one full forward pass of the model per head (``outEM =
+    model(tokensEM)``, logits at every position), the score read from the last position; the benchmark's baseline
+    and the tests' oracle."""
     out = []
     for l, h in heads:
         rep = payload(l, h).to(lm.dtype)
@@ -180,7 +182,7 @@ def head_edit_scores_loop(lm: LoadedModel, s: PromptSet, heads: list[tuple[int, 
             x[:, :, h, :] = rep
             return x
         with intervene(lm.adapter, {("heads", l): edit}):
-            out.append(scores(lm, s.base, s.a_ids, s.b_ids).cpu())
+            out.append(_score(lm.model(input_ids=s.base).logits, s.a_ids, s.b_ids).cpu())
     return torch.stack(out)
 
 

@@ -17,6 +17,7 @@ import torch
 
 from .errors import StimulusError
 from .hooks import capture, check_finite, intervene, with_grads
+from .ioi import tile_cache
 from .loading import LoadedModel
 from .tokens import prompt_ids, single_token, special_wrap
 
@@ -84,12 +85,52 @@ def spikes(lens: np.ndarray, frac: float = 0.2) -> list[tuple[int, int]]:
 
 
 @torch.no_grad()
-def layer_position_patching(lm: LoadedModel, case: Case) -> np.ndarray:
+def layer_position_patching(lm: LoadedModel, case: Case, *, max_batch_tokens: int = 8192) -> np.ndarray:
     """Residual stream patched clean -> corrupted at one (layer, position) at a time; normalised restoration,
     (L + 1, T), rows indexed like the lens: row l < L is the residual entering block l (row 0: embeddings), row L
-    the residual after the last block. One forward per row over a batch of T corrupted copies."""
-    L, T = lm.adapter.n_layers, case.clean.shape[1]
+    the residual after the last block.
+
+    Only what a patch can change is computed. Before the first position where the prompts differ, the clean and
+    corrupted residual streams are the same (a causal model), so patching there is a no-op: restoration 0. A patch
+    at (l, p) changes nothing before block l and nothing before position p, so the patched copies of row l start at
+    block l from the corrupted residual stream, over a key/value cache of the shared prefix, one copy per position
+    (batched). After the last block a patch changes only its own position's output: row L is 1 at the last
+    position, 0 elsewhere. Models that cannot resume (BERT) run one full forward per row over T copies.
+    """
+    ad = lm.adapter
+    L, T = ad.n_layers, case.clean.shape[1]
     clean, corr = logit_diffs(lm, case)
+    if not ad.can_resume:
+        return restoration(_layer_position_full(lm, case), clean, corr)
+    sites = [("resid_pre", l) for l in range(L)]
+    with capture(ad, sites) as rc:
+        lm.acts(case.clean)
+    with capture(ad, sites) as rk:
+        lm.acts(case.corrupted)
+    differ = (case.clean != case.corrupted)[0].nonzero()
+    first = int(differ[0, 0]) if len(differ) else T
+    out = np.full((L + 1, T), corr)  # positions before the first difference: the corrupted run itself
+    out[L, T - 1] = clean  # the final residual of the last position is all the readout sees
+    n = T - first
+    if n:
+        cache = lm.adapter.prefix_cache(case.corrupted[:, :first]) if first else None
+        K = max(1, max_batch_tokens // n)
+        for l in range(L):
+            src = rc[("resid_pre", l)][0, first:]  # (n, D)
+            for j0 in range(0, n, K):
+                j = torch.arange(j0, min(n, j0 + K), device=lm.device)
+                x = rk[("resid_pre", l)][:, first:].repeat(len(j), 1, 1)  # copy i patches position first + j[i]
+                x[torch.arange(len(j), device=lm.device), j] = src[j]
+                with ad.resume_from(l):
+                    h = ad.body(x, tile_cache(cache, len(j)) if first else None)[:, -1].float()
+                check_finite(h, "final hidden state")
+                out[l, first + j0:first + j0 + len(j)] = ad.logit_diff(h, case.target, case.foil).cpu().numpy()
+    return restoration(out, clean, corr)
+
+
+def _layer_position_full(lm: LoadedModel, case: Case) -> np.ndarray:
+    """Raw patched logit differences (L + 1, T) from one full forward per row over T corrupted copies."""
+    L, T = lm.adapter.n_layers, case.clean.shape[1]
     sites = [("resid_pre", l) for l in range(L)] + [("resid", L - 1)]
     with capture(lm.adapter, sites) as rec:
         lm.acts(case.clean)
@@ -103,6 +144,28 @@ def layer_position_patching(lm: LoadedModel, case: Case) -> np.ndarray:
             return x
         with intervene(lm.adapter, {site: put}):
             out[i] = lm.last_diff(case.corrupted.repeat(T, 1), case.target, case.foil).cpu().numpy()
+    return out
+
+
+@torch.no_grad()
+def layer_position_patching_loop(lm: LoadedModel, case: Case) -> np.ndarray:
+    """The seed's way (TransformerLens's ``get_act_patch_resid_pre``): one full forward of the model per (layer,
+    position), logits at every position; the benchmark's baseline and the test oracle. Same shape and rows as
+    :func:`layer_position_patching`."""
+    ad = lm.adapter
+    L, T = ad.n_layers, case.clean.shape[1]
+    clean, corr = logit_diffs(lm, case)
+    sites = [("resid_pre", l) for l in range(L)] + [("resid", L - 1)]
+    with capture(ad, sites) as rec:
+        lm.acts(case.clean)
+    out = np.empty((L + 1, T))
+    for i, site in enumerate(sites):
+        for p in range(T):
+            def put(x, src=rec[site], p=p):
+                x[:, p] = src[:, p]
+                return x
+            with intervene(ad, {site: put}):
+                out[i, p] = float(_diff(lm.model(input_ids=case.corrupted).logits, case)[0])
     return restoration(out, clean, corr)
 
 
@@ -148,7 +211,7 @@ def neuron_patching(lm: LoadedModel, case: Case, layer: int, neurons: np.ndarray
     def prefix_cache(b: int):
         if not first:
             return None
-        cache = lm.acts(case.corrupted[:, :first], use_cache=True).past_key_values
+        cache = lm.adapter.prefix_cache(case.corrupted[:, :first])
         cache.batch_repeat_interleave(b)
         return cache
     out = np.empty(len(idx))
@@ -175,7 +238,8 @@ def neuron_patching(lm: LoadedModel, case: Case, layer: int, neurons: np.ndarray
 
 @torch.no_grad()
 def neuron_patching_loop(lm: LoadedModel, case: Case, layer: int, neurons: np.ndarray) -> np.ndarray:
-    """The seed's way, one forward pass per neuron (the benchmark's baseline and the test oracle)."""
+    """The seed's way, one full forward pass of the model per neuron, logits at every position (the benchmark's
+    baseline and the test oracle)."""
     clean, corr = logit_diffs(lm, case)
     with capture(lm.adapter, [("mlp_act", layer)]) as rec:
         lm.acts(case.clean)
@@ -186,7 +250,7 @@ def neuron_patching_loop(lm: LoadedModel, case: Case, layer: int, neurons: np.nd
             x[0, :, n] = src[:, n]
             return x
         with intervene(lm.adapter, {("mlp_act", layer): put}):
-            out[i] = float(lm.last_diff(case.corrupted, case.target, case.foil)[0])
+            out[i] = float(_diff(lm.model(input_ids=case.corrupted).logits, case)[0])
     return restoration(out, clean, corr)
 
 

@@ -47,6 +47,16 @@ def test_layer_position_patching_endpoints(lm, case):
     np.testing.assert_allclose(r[-1, -1], 1, atol=1e-4)          # the final residual at the last position: all of it
 
 
+@pytest.mark.parametrize("model", ["gpt2-organism", "gpt-neo-organism"])
+def test_residual_patching_equals_loop(model):
+    """Resumed, prefix-cached residual patching equals the seed's one full forward per (layer, position)."""
+    lm = load(resolve(model), device="cpu")
+    case = Nn.make_case(lm, "big_small", "Issac is big. Todd is small. John is big. Mary is",
+                        "Issac is small. Todd is big. John is small. Mary is", " small", " big")
+    np.testing.assert_allclose(Nn.layer_position_patching(lm, case), Nn.layer_position_patching_loop(lm, case),
+                               atol=1e-5)
+
+
 def test_attribution_tracks_exact_patching(lm, case):
     a = Nn.attribution_patching(lm, case)
     assert a.shape == (lm.adapter.n_layers, lm.adapter.d_mlp)
