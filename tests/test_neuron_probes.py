@@ -55,6 +55,13 @@ def test_residual_patching_equals_loop(model):
                         "Issac is small. Todd is big. John is small. Mary is", " small", " big")
     np.testing.assert_allclose(Nn.layer_position_patching(lm, case), Nn.layer_position_patching_loop(lm, case),
                                atol=1e-5)
+    corr = case.clean.clone()
+    corr[0, 0] = case.clean[0, 4]  # the first name replaced by the second: no shared prefix, no key/value cache
+    assert corr[0, 0] != case.clean[0, 0]
+    first = Nn.Case("first", case.clean, corr, case.target, case.foil)
+    gap = np.subtract(*Nn.logit_diffs(lm, first))  # compared in logit units (a small gap magnifies restorations)
+    np.testing.assert_allclose(Nn.layer_position_patching(lm, first, max_batch_tokens=8) * gap,
+                               Nn.layer_position_patching_loop(lm, first) * gap, atol=1e-4)
 
 
 def test_attribution_tracks_exact_patching(lm, case):
