@@ -43,7 +43,6 @@ os.environ.setdefault("TQDM_DISABLE", "1")  # TransformerLens's progress bars
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from probes import ioi  # noqa: E402
 from probes import neuron as Nn  # noqa: E402
-from probes.hooks import intervene  # noqa: E402
 from benchmarks.bench_heads import make_prompts as prompts, timed  # noqa: E402
 from tests.conftest import random_lm  # noqa: E402
 
@@ -112,7 +111,7 @@ def bench_heads(lm, s, heads, tl, metric) -> None:
     src = ioi.head_acts(lm, s.source)
     pay = lambda l, h: src[l, :, :, h, :]  # noqa: E731
     loop, t_loop = timed(lambda: ioi.head_edit_scores_loop(lm, s, heads, pay))
-    lean, t_lean = timed(lambda: loop_two_logits(lm, s, heads, pay))
+    lean, t_lean = timed(lambda: ioi.head_edit_scores_loop(lm, s, heads, pay, lean=True))
     ours, t_ours = timed(lambda: ioi.head_edit_scores(lm, s, heads, pay,
                                                       prefix=ioi.first_difference(s.base, s.source)))
     t_tl = d_tl = None
@@ -126,22 +125,6 @@ def bench_heads(lm, s, heads, tl, metric) -> None:
     print(f"{'  (a lean loop)':<28} one forward per head without the LM head, two unembedding rows read: "
           f"{t_lean:.2f}s, lean loop/ours {t_lean / t_ours:.1f}x, max|diff| {float((lean - loop).abs().max()):.1e}",
           flush=True)
-
-
-def loop_two_logits(lm, s, heads, pay):
-    """The seed's loop with its read-out trimmed: one forward per head through the base model only, the score from
-    the two unembedding rows at the last position (what ioi.head_edit_scores_loop did before it became the seed's
-    method exactly). Times what the batching itself gains."""
-    out = []
-    for l, h in heads:
-        rep = pay(l, h)
-
-        def edit(x, h=h, rep=rep):
-            x[:, :, h, :] = rep
-            return x
-        with intervene(lm.adapter, {("heads", l): edit}):
-            out.append(ioi.scores(lm, s.base, s.a_ids, s.b_ids).cpu())
-    return torch.stack(out)
 
 
 def bench_silencing(lm, s, heads, tl, metric) -> None:

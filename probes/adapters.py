@@ -25,6 +25,8 @@ TransformerLens's bridge maps canonical names to HF modules); :class:`Adapter` d
 """
 from __future__ import annotations
 
+import copy
+import inspect
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 
@@ -104,6 +106,9 @@ class Adapter:
         self.spec = ARCHS[self.arch]
         self.base = model.base_model
         self.can_resume = self.spec.resume
+        # the forward's name for a key/value cache: ``cache`` from transformers 5.24 on (``past_key_values`` is
+        # deprecated there), ``past_key_values`` before
+        self._cache_kw = "cache" if "cache" in inspect.signature(self.base.forward).parameters else "past_key_values"
 
     # sizes -------------------------------------------------------------
     @property
@@ -248,18 +253,22 @@ class Adapter:
             for h in handles:
                 h.remove()
 
-    @property
-    def _cache_kw(self) -> str:
-        """The forward's name for a key/value cache: ``cache`` from transformers 5.24 on (``past_key_values`` is
-        deprecated there), ``past_key_values`` before."""
-        import inspect
-        return "cache" if "cache" in inspect.signature(self.base.forward).parameters else "past_key_values"
-
     def prefix_cache(self, ids: torch.Tensor):
         """A key/value cache of ``ids`` (every layer) from a forward of the base model: the shared prefix that
         :meth:`body` continues."""
         out = self.base(input_ids=ids, use_cache=True)
         return out["cache"] if "cache" in out.keys() else out["past_key_values"]
+
+    @staticmethod
+    def tile_cache(cache, k: int):
+        """A copy of a key/value cache with its batch repeated ``k`` times as blocks (row j*P + p = prompt p)."""
+        c = copy.deepcopy(cache)
+        for layer in getattr(c, "layers", []):
+            for name in ("keys", "values"):
+                t = getattr(layer, name, None)
+                if isinstance(t, torch.Tensor) and t.numel():
+                    setattr(layer, name, t.repeat(k, *([1] * (t.dim() - 1))))
+        return c
 
     def body(self, resid: torch.Tensor, cache=None) -> torch.Tensor:
         """Final-normed hidden states from ``resid`` entering the first block (use inside resume_from).

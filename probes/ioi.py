@@ -13,7 +13,6 @@ and each copy gets its own edit (``max_batch_tokens`` bounds memory).
 """
 from __future__ import annotations
 
-import copy
 import time
 from dataclasses import dataclass
 from typing import Callable, Sequence
@@ -94,17 +93,6 @@ def all_heads(lm: LoadedModel) -> list[tuple[int, int]]:
     return [(l, h) for l in range(lm.adapter.n_layers) for h in range(lm.adapter.n_heads)]
 
 
-def tile_cache(cache, k: int):
-    """A copy of a key/value cache with its batch repeated ``k`` times as blocks (row j*P + p = prompt p)."""
-    c = copy.deepcopy(cache)
-    for layer in getattr(c, "layers", []):
-        for name in ("keys", "values"):
-            t = getattr(layer, name, None)
-            if isinstance(t, torch.Tensor) and t.numel():
-                setattr(layer, name, t.repeat(k, *([1] * (t.dim() - 1))))
-    return c
-
-
 def first_difference(a: torch.Tensor, b: torch.Tensor) -> int:
     """The first position where any row of ``a`` differs from ``b`` (T if none): positions before it are the same
     in both runs of a causal model, so patching them changes nothing."""
@@ -156,7 +144,7 @@ def head_edit_scores(lm: LoadedModel, s: PromptSet, heads: list[tuple[int, int]]
                 if ad.can_resume:
                     with ad.resume_from(l):
                         h = ad.body(resid[("resid_pre", l)][:, prefix:].repeat(k, 1, 1),
-                                    tile_cache(cache, k) if prefix else None)[:, -1].float()
+                                    ad.tile_cache(cache, k) if prefix else None)[:, -1].float()
                     check_finite(h, "final hidden state")
                     sc = ad.logit_diff(h, s.a_ids.repeat(k), s.b_ids.repeat(k))  # two unembedding rows
                 else:
@@ -170,10 +158,11 @@ def head_edit_scores(lm: LoadedModel, s: PromptSet, heads: list[tuple[int, int]]
 
 @torch.no_grad()
 def head_edit_scores_loop(lm: LoadedModel, s: PromptSet, heads: list[tuple[int, int]],
-                          payload: Callable[[int, int], torch.Tensor]) -> torch.Tensor:
+                          payload: Callable[[int, int], torch.Tensor], *, lean: bool = False) -> torch.Tensor:
     """Reference implementation, the seed's method: one full forward pass of the model per head (``outEM =
     model(tokensEM)``, logits at every position), the score read from the last position; the benchmark's baseline
-    and the tests' oracle."""
+    and the tests' oracle. ``lean``: the same loop without the LM head, the score from two unembedding rows (the
+    benchmark times it to show what batching gains by itself)."""
     out = []
     for l, h in heads:
         rep = payload(l, h).to(lm.dtype)
@@ -182,7 +171,9 @@ def head_edit_scores_loop(lm: LoadedModel, s: PromptSet, heads: list[tuple[int, 
             x[:, :, h, :] = rep
             return x
         with intervene(lm.adapter, {("heads", l): edit}):
-            out.append(_score(lm.model(input_ids=s.base).logits, s.a_ids, s.b_ids).cpu())
+            sc = scores(lm, s.base, s.a_ids, s.b_ids) if lean else _score(lm.model(input_ids=s.base).logits,
+                                                                          s.a_ids, s.b_ids)
+            out.append(sc.cpu())
     return torch.stack(out)
 
 

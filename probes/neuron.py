@@ -17,7 +17,7 @@ import torch
 
 from .errors import StimulusError
 from .hooks import capture, check_finite, intervene, with_grads
-from .ioi import tile_cache
+from .ioi import first_difference
 from .loading import LoadedModel
 from .tokens import prompt_ids, single_token, special_wrap
 
@@ -107,13 +107,12 @@ def layer_position_patching(lm: LoadedModel, case: Case, *, max_batch_tokens: in
         lm.acts(case.clean)
     with capture(ad, sites) as rk:
         lm.acts(case.corrupted)
-    differ = (case.clean != case.corrupted)[0].nonzero()
-    first = int(differ[0, 0]) if len(differ) else T
+    first = first_difference(case.clean, case.corrupted)
     out = np.full((L + 1, T), corr)  # positions before the first difference: the corrupted run itself
     out[L, T - 1] = clean  # the final residual of the last position is all the readout sees
     n = T - first
     if n:
-        cache = lm.adapter.prefix_cache(case.corrupted[:, :first]) if first else None
+        cache = ad.prefix_cache(case.corrupted[:, :first]) if first else None
         K = max(1, max_batch_tokens // n)
         for l in range(L):
             src = rc[("resid_pre", l)][0, first:]  # (n, D)
@@ -122,7 +121,7 @@ def layer_position_patching(lm: LoadedModel, case: Case, *, max_batch_tokens: in
                 x = rk[("resid_pre", l)][:, first:].repeat(len(j), 1, 1)  # copy i patches position first + j[i]
                 x[torch.arange(len(j), device=lm.device), j] = src[j]
                 with ad.resume_from(l):
-                    h = ad.body(x, tile_cache(cache, len(j)) if first else None)[:, -1].float()
+                    h = ad.body(x, ad.tile_cache(cache, len(j)) if first else None)[:, -1].float()
                 check_finite(h, "final hidden state")
                 out[l, first + j0:first + j0 + len(j)] = ad.logit_diff(h, case.target, case.foil).cpu().numpy()
     return restoration(out, clean, corr)
@@ -208,12 +207,7 @@ def neuron_patching(lm: LoadedModel, case: Case, layer: int, neurons: np.ndarray
         first = int(differ[0, 0]) if len(differ) else 0
         src = src[first:]
 
-    def prefix_cache(b: int):
-        if not first:
-            return None
-        cache = lm.adapter.prefix_cache(case.corrupted[:, :first])
-        cache.batch_repeat_interleave(b)
-        return cache
+    cache = ad.prefix_cache(case.corrupted[:, :first]) if ad.can_resume and first else None  # no patch hook yet
     out = np.empty(len(idx))
     for b0 in range(0, len(idx), batch):
         nb = torch.as_tensor(idx[b0:b0 + batch], device=lm.device)
@@ -222,12 +216,11 @@ def neuron_patching(lm: LoadedModel, case: Case, layer: int, neurons: np.ndarray
         def put(x, nb=nb, rows=rows):
             x[rows, :, nb] = src[:, nb].T
             return x
-        cache = prefix_cache(len(nb)) if ad.can_resume else None  # built before the patch hook is on
         with intervene(ad, {("mlp_act", layer): put}):
             if ad.can_resume:
                 resid = pre[("resid_pre", layer)][:, first:].repeat(len(nb), 1, 1)
                 with ad.resume_from(layer):
-                    h = ad.body(resid, cache)[:, -1].float()
+                    h = ad.body(resid, ad.tile_cache(cache, len(nb)) if cache is not None else None)[:, -1].float()
                 check_finite(h, "final hidden state")
                 d = ad.logit_diff(h, case.target, case.foil)
             else:
