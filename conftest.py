@@ -227,7 +227,11 @@ def pytest_collection_modifyitems(config, items):
 
     Scheduling hints from the registry: ``xdist_split = [families]`` gives those claim families of a slow model
     a group of their own (the model then loads on a second worker, and its claims run on two cores at once), and
-    ``xdist_weight`` (default 1) puts the heavier models' tests first, so that the longest groups start first.
+    ``xdist_weight`` (default 1) puts the heavier models' tests first, so that the longest groups start first
+    (longest-first list scheduling). xdist hands groups out in the order they are first collected only with
+    ``--no-loadscope-reorder`` (in pyproject.toml's addopts): by default it re-sorts them by their number of
+    tests, which queued Gemma-3's few but slow neuron claims behind every organism. Tests that are not claims
+    (tests/) count as weight 1: many short items that fill in behind the real models, before the organisms.
     """
     specs = {s.id: s for s in getattr(config, "_claims_models", [])}
     weight = {}
@@ -243,8 +247,8 @@ def pytest_collection_modifyitems(config, items):
         split = spec is not None and family in spec.param("xdist_split", [])
         item.add_marker(pytest.mark.xdist_group(f"{mid}:{family}" if split else mid))
         weight[item.nodeid] = spec.param("xdist_weight", 1) if spec is not None else 1
-    # stable: collection order within a weight; tests that are not claims (tests/) keep their place in front
-    items.sort(key=lambda it: -weight.get(it.nodeid, float("inf")))
+    # stable: collection order within a weight (tests/ is collected before claims/)
+    items.sort(key=lambda it: -weight.get(it.nodeid, 1))
 
 
 _MODELS: dict[str, loading.LoadedModel] = {}
