@@ -32,3 +32,24 @@ def test_parallel_equals_serial_and_loads_once_per_model(tmp_path):
     assert sorted(m for _, m in (x.split() for x in loads0)) == ["gpt-neo-organism", "gpt2-organism"]
     per_model = Counter(m for _, m in (x.split() for x in loads2))
     assert per_model == {"gpt2-organism": 1, "gpt-neo-organism": 1}, loads2  # once each, on one worker
+
+
+def test_xdist_keeps_the_group_order(pytestconfig):
+    """xdist re-sorts loadgroup scopes by their number of tests unless told not to (which queued Gemma-3's few,
+    slow neuron claims behind every organism); pyproject.toml's addopts turns that off, so the order below is
+    the order groups are handed out in."""
+    assert pytestconfig.getoption("loadscopereorder") is False
+
+
+def test_heavier_models_are_queued_first():
+    """Longest-first: registry ``xdist_weight`` orders the claims (SmolLM2 weight 2 before the organisms'
+    default 1), and tests that are not claims (weight 1, collected first) come between."""
+    r = subprocess.run([sys.executable, "-m", "pytest", "tests/test_snapshot.py", "claims/test_ioi.py",
+                        "--collect-only", "-q", "--models", "gpt2-organism,smollm2-135m", "-p", "no:cacheprovider"],
+                       cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    ids = [line for line in r.stdout.splitlines() if "::" in line]
+    kind = ["smollm2" if "[smollm2-135m]" in i else "tests" if i.startswith("tests/") else "organism" for i in ids]
+    first = [k for i, k in enumerate(kind) if k not in kind[:i]]
+    assert first == ["smollm2", "tests", "organism"], ids
+    assert kind == sorted(kind, key=first.index), ids  # each kind contiguous
