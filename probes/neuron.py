@@ -203,8 +203,7 @@ def neuron_patching(lm: LoadedModel, case: Case, layer: int, neurons: np.ndarray
     if ad.can_resume:
         with capture(ad, [("resid_pre", layer)]) as pre:
             lm.acts(case.corrupted)
-        differ = (case.clean != case.corrupted)[0].nonzero()
-        first = int(differ[0, 0]) if len(differ) else 0
+        first = first_difference(case.clean, case.corrupted) % T  # identical prompts (T): no prefix to skip
         src = src[first:]
 
     cache = ad.prefix_cache(case.corrupted[:, :first]) if ad.can_resume and first else None  # no patch hook yet
