@@ -12,9 +12,10 @@ import pytest
 from probes import loading
 from probes.errors import ProbeError
 from probes.registry import ModelSpec, load_registry, resolve
+from probes import drift as D
+from probes import history as H
 from probes import verdicts as V
-from probes.snapshot import ABS_TOL, REL_TOL, compare, parse, record, serialize, snapshot_file
-from probes.verdicts import SnapshotDrift
+from probes.snapshot import ABS_TOL, REL_TOL, parse, plain, record, serialize, snapshot_file
 
 ROOT = Path(__file__).parent
 
@@ -39,6 +40,10 @@ def pytest_addoption(parser):
                 help="measure every component (head, neuron) exactly: on; screen all of them with attribution "
                      "patching and measure the top ones and a random sample exactly: off; auto (default): exact on "
                      "CUDA or when the model has at most 64 attention heads in all")
+    g.addoption("--history", default=None, metavar="DIR",
+                help="append this run (date, command, models with their hashes, packages, device, dtype, and per "
+                     "claim x model the verdict and its numbers with their roles) to DIR/history.jsonl, never "
+                     "rewriting earlier lines; report.html then plots each claim's effect over the runs in DIR")
     g.addoption("--record", action="store_true",
                 help="record the snapshot of every claim that passes its criterion in this run (atomically); "
                      "never deletes or rewrites the snapshot of a claim that failed, errored or did not run")
@@ -138,6 +143,15 @@ def pytest_configure(config):
     except OSError as e:
         raise pytest.UsageError(f"--artifacts {art}: cannot write figures there ({e.strerror}); give a writable "
                                 "folder") from None
+    hist = _history(config)
+    if hist is not None and not hasattr(config, "workerinput"):
+        try:
+            hist.mkdir(parents=True, exist_ok=True)
+            if (hist / H.FILE).exists() and not os.access(hist / H.FILE, os.W_OK) or not os.access(hist, os.W_OK):
+                raise PermissionError(13, "not writable")
+        except OSError as e:
+            raise pytest.UsageError(f"--history {hist}: cannot append there ({e.strerror}); give a writable folder "
+                                    "(its history.jsonl is created, or appended to)") from None
     config._claims_models, config._claims_left_out, config._claims_explicit = _select(config)
     config._claims_results, config._claims_other_failures = [], 0
     _CONFIG[:] = [config]
@@ -296,14 +310,20 @@ HALF_TOL = (0.05, 0.05)             # default (rel, abs) tolerance of a bf16/fp1
 
 @pytest.fixture
 def claim_snapshot(lm, request):
-    """``claim_snapshot(data, rel=..., abs_=..., half=(rel, abs))``: the claim's numbers, compared with this claim x
-    model's recorded snapshot (or recorded, with --record) after the test body has finished, so the claim's figure
-    is written first. ``half``: the claim's tolerance when a bf16/fp16 run is compared with the float32 snapshot
-    (default ``HALF_TOL``; the run's own tolerance applies where it is wider)."""
+    """``claim_snapshot(data, effect=[...], identity=[...], rel=..., abs_=..., half=(rel, abs))``: the claim's numbers,
+    compared with this claim x model's recorded snapshot (or recorded, with --record) after the test body has
+    finished, so the claim's figure is written first.
+
+    ``effect``: the paths of the numbers the finding is about; ``identity``: the paths of component ids (a list of
+    ids, or ``list[].field`` for a list of records keyed by that field); the rest are diagnostics (probes/drift.py).
+    A drift is then reported as the change of the effect and the overlap of the identities, and lists of components
+    are matched by id, not by position. ``half``: the claim's tolerance when a bf16/fp16 run is compared with the
+    float32 snapshot (default ``HALF_TOL``; the run's own tolerance applies where it is wider)."""
     def check(data: dict, rel: float | None = None, abs_: float | None = None,
-              half: tuple[float, float] | None = None):
+              half: tuple[float, float] | None = None, effect=(), identity=()):
+        roles = D.roles(effect, identity)
         request.node.stash[PENDING] = {
-            "data": {**data, "_recorded_with": lm.meta()},
+            "data": {**data, "_recorded_with": lm.meta()}, "roles": roles,
             "rel": REL_TOL if rel is None else rel, "abs": ABS_TOL if abs_ is None else abs_, "half": half or HALF_TOL}
     return check
 
@@ -317,29 +337,30 @@ def _baseline_file(item) -> Path:
     return snapshot_file(Path(item.fspath).stem, f"{item.originalname}[{spec.baseline or spec.id}{layer}]")
 
 
-def _settle_snapshot(item, pending: dict) -> None:
-    """Compare the claim's numbers with its snapshot (raise SnapshotDrift when they moved or none is recorded),
-    or, with --record, write them (the test body, criterion and figure included, has passed)."""
+def _settle_snapshot(item, pending: dict) -> dict:
+    """Compare the claim's numbers with its snapshot (its verdict: holds, numbers moved, or no snapshot), or, with
+    --record, write them (the test body, criterion and figure included, has passed). A drift is not a test
+    failure: the claim holds; the verdict, the exit status (6) and the reports say that its numbers moved."""
     path = _baseline_file(item)
     shown = os.path.relpath(path, ROOT)
     if item.config.getoption("--record"):
         changed = record(path, pending["data"], pending["rel"], pending["abs"])
         loading.log(f"recorded {shown}" if changed else f"{shown} unchanged (within tolerance)")
-        return
+        return {"verdict": V.HOLDS}
     new = json.loads(serialize(pending["data"]))
     rel, abs_ = pending["rel"], pending["abs"]
     if _half(item.config):
         rel, abs_ = max(rel, pending["half"][0]), max(abs_, pending["half"][1])
     if not path.exists():
-        lines = serialize(new).splitlines()
-        raise SnapshotDrift(f"the claim holds, but no snapshot is recorded at {shown}: review the numbers below and "
-                            "record them with --record (it writes only claims that pass):\n" + "\n".join(lines),
-                            lines, recorded=False)
-    old = parse(path.read_text(), shown)
-    lines = list(compare(old, new, rel, abs_))
-    if lines:
-        raise SnapshotDrift(f"the claim holds, but {len(lines)} number(s) moved beyond tolerance (snapshot {shown} -> "
-                            "this run):\n" + "\n".join(f"  {ln}" for ln in lines), lines, recorded=True)
+        return {"verdict": V.UNRECORDED, "lines": serialize({k: v for k, v in new.items() if k != "_recorded_with"})
+                .splitlines()}
+    drift = D.diff(parse(path.read_text(), shown), new, rel, abs_, pending["roles"])
+    if not drift.moved:
+        return {"verdict": V.HOLDS, "drift": drift.as_dict()}
+    return {"verdict": V.MOVED, "lines": drift.lines(), "drift": drift.as_dict()}
+
+
+SETTLED = pytest.StashKey[dict]()  # the snapshot comparison's outcome, read by pytest_runtest_makereport
 
 
 @pytest.hookimpl(wrapper=True)
@@ -349,7 +370,7 @@ def pytest_runtest_call(item):
     result = yield
     pending = item.stash.get(PENDING, None)
     if pending is not None and not any(m.name == "xfail" for m in item.iter_markers()):
-        _settle_snapshot(item, pending)
+        item.stash[SETTLED] = _settle_snapshot(item, pending)
     return result
 
 
@@ -365,9 +386,9 @@ def pytest_runtest_makereport(item, call):
         return rep
     exc = call.excinfo
     strict_xpass = rep.when == "call" and rep.failed and exc is None
-    verdict = V.classify(rep.when, rep.outcome, exc, getattr(rep, "wasxfail", None), strict_xpass)
-    if exc is not None and isinstance(exc.value, SnapshotDrift):
-        rep.longrepr = str(exc.value)  # the numbers, not a traceback through the hook
+    settled = item.stash.get(SETTLED, {}) if rep.when == "call" and rep.passed else {}
+    verdict = V.classify(rep.when, rep.outcome, exc, getattr(rep, "wasxfail", None), strict_xpass,
+                         settled.get("verdict"))
     message = ""
     if verdict in (V.BROKEN, V.ERROR):
         message = (exc.exconly() if exc is not None else str(rep.longrepr)[-600:]).split("\n")[0]
@@ -379,15 +400,30 @@ def pytest_runtest_makereport(item, call):
     figures = [os.path.relpath(p, ROOT) if p.is_relative_to(ROOT) else str(p)
                for p in dict.fromkeys(item.stash.get(FIGURES, [])) if p.is_file() and p.stat().st_mtime >= start]
     spec = _spec(item.config, cs["model_id"])
+    pending = item.stash.get(PENDING, None) if rep.when == "call" else None
     rep.user_properties.append(("claim", {
         "claim": mark.kwargs.get("id"), "model": _param_id(spec, item.config.getoption("--dtype")),
         "baseline": spec.baseline, "layer": cs.get("layer"), "verdict": verdict, "message": message[:2000],
-        "moved": exc.value.lines if exc is not None and isinstance(exc.value, SnapshotDrift) else [],
+        "moved": settled.get("lines", []), "drift": settled.get("drift"),
+        "numbers": plain({k: v for k, v in pending["data"].items() if k != "_recorded_with"}) if pending else None,
+        "roles": pending["roles"] if pending else None,
         "snapshot": os.path.relpath(_baseline_file(item), ROOT), "figures": figures,
         "source": mark.kwargs.get("source", ""), "null": mark.kwargs.get("null", ""),
         "criterion": mark.kwargs.get("criterion", ""), "doc": (item.obj.__doc__ or "").strip().split("\n\n")[0],
         "nodeid": item.nodeid, "duration": round(rep.duration, 2)}))
     return rep
+
+
+def pytest_report_teststatus(report, config):
+    """pytest's own tally agrees with the verdicts: a claim that holds with moved numbers (or none recorded) passed
+    its criterion, and is counted as 'moved' (or 'unrecorded'), not as failed."""
+    props = dict(p for p in getattr(report, "user_properties", []) if p[0] == "claim")
+    verdict = props.get("claim", {}).get("verdict")
+    if report.when == "call" and report.passed and verdict == V.MOVED:
+        return "moved", "M", ("MOVED", {"yellow": True})
+    if report.when == "call" and report.passed and verdict == V.UNRECORDED:
+        return "unrecorded", "U", ("NO SNAPSHOT", {"yellow": True})
+    return None
 
 
 def pytest_runtest_setup(item):
@@ -447,13 +483,36 @@ def pytest_sessionfinish(session, exitstatus):
         return
     meta = {"models": [_param_id(s, config.getoption("--dtype")) for s in config._claims_models],
             "device": config.getoption("--device"), "dtype": config.getoption("--dtype"),
-            "left_out": config._claims_left_out,
+            "left_out": config._claims_left_out, "when": time.strftime("%Y-%m-%d %H:%M:%S"),
             "command": "pytest " + " ".join(config.invocation_params.args)}
+    runs, hist = [H.run_record(results, meta, status, config._claims_models)], _history(config)
+    meta.update(provenance=runs[0]["provenance"], packages=runs[0]["packages"])  # in report.json too (merges)
     try:
-        config._claims_reports = V.write_reports(_artifacts(config), results, meta, status)
+        if hist is not None:
+            config._claims_history = H.append(hist, runs[0])
+            runs, bad = H.load(hist)
+            for b in bad:
+                loading.log(b)
+            meta["trend_note"] = f"the {len(runs)} run(s) in {hist / H.FILE}; x = run date and model version"
+        else:
+            meta["trend_note"] = "the models of this run in the order given"
+        trends = H.trends(runs)
+    except Exception as e:  # noqa: BLE001 - history and plots must not hide the verdicts
+        trends = {}
+        loading.log(f"could not write the history or its plots: {type(e).__name__}: {e}")
+    try:
+        config._claims_reports = V.write_reports(_artifacts(config), results, meta, status, trends)
     except Exception as e:  # noqa: BLE001 - a report that cannot be written must not hide the verdicts above it
         config._claims_reports = []
         loading.log(f"could not write the reports in {_artifacts(config)}: {type(e).__name__}: {e}")
+
+
+def _history(config) -> Path | None:
+    """--history DIR, relative to the repository root unless absolute (as --artifacts)."""
+    h = config.getoption("--history")
+    if not h:
+        return None
+    return Path(h) if Path(h).is_absolute() else ROOT / h
 
 
 def pytest_terminal_summary(terminalreporter, config):
@@ -472,7 +531,10 @@ def pytest_terminal_summary(terminalreporter, config):
         tr.write_line(f"{config.getoption('--dtype')} run: compared with the float32 snapshots under each claim's "
                       "half-precision tolerance")
     results = getattr(config, "_claims_results", [])
-    for line in V.terminal_lines(results, getattr(config, "_claims_status", None)):
+    reports = getattr(config, "_claims_reports", [])
+    md = next((f for f in reports if f.name == "report.md"), None)
+    md = (os.path.relpath(md, ROOT) if md.is_relative_to(ROOT) else str(md)) if md else None
+    for line in V.terminal_lines(results, getattr(config, "_claims_status", None), md):
         tr.write_line(line)
     figs = list(dict.fromkeys(f for r in results for f in r.get("figures", [])))
     if results:
@@ -481,7 +543,9 @@ def pytest_terminal_summary(terminalreporter, config):
     if len(figs) <= 40:
         for f in figs:
             tr.write_line(f"  {f}")
-    for f in getattr(config, "_claims_reports", []):
+    for f in reports:
         tr.write_line(f"report: {os.path.relpath(f, ROOT) if f.is_relative_to(ROOT) else f}")
+    if getattr(config, "_claims_history", None):
+        tr.write_line(f"history: run appended to {config._claims_history}")
 
 

@@ -51,7 +51,7 @@ def test_word_length_is_not_a_large_confound(lm, words, claim_snapshot, figure_p
     ln, lv, t, p, d = lc["len_nouns"], lc["len_verbs"], lc["t"], lc["p"], lc["d"]
     assert abs(d) < 0.8, f"nouns and verbs differ in length with Cohen's d = {d:.2f} (a large confound)"
     claim_snapshot({"n_nouns": len(ln), "n_verbs": len(lv), "candidates": list(words.words.n_candidates),
-                    "length_t": t, "length_p": p, "length_d": d})
+                    "length_t": t, "length_p": p, "length_d": d}, effect=["length_d"])
     figures.save(figures.grammar_lengths(f"grammar.stimuli - {lm.spec.id}", ln, lv, t, p, d),
                  figure_path("grammar.stimuli"))
 
@@ -69,7 +69,8 @@ def test_noun_verb_neurons_in_one_layer(lm, words, claim_snapshot, figure_path):
     q95 = float(np.quantile(null, 0.95))
     assert tu["n_sig"] > q95, f"{tu['n_sig']} FDR-significant neurons, not above the label-shuffle 95% ({q95:.0f})"
     claim_snapshot({"layer": layer, "n_neurons": len(tu["t"]), "n_sig": tu["n_sig"], "n_large": tu["n_large"],
-                    "n_sig_large": tu["n_sig_large"], "null_q95": q95, "top": top_neurons(tu)}, rel=1e-3, abs_=1e-4)
+                    "n_sig_large": tu["n_sig_large"], "null_q95": q95, "top": top_neurons(tu)}, rel=1e-3, abs_=1e-4,
+                   effect=["n_sig", "n_sig_large", "top[].t"], identity=["top[].neuron"])
     figures.save(figures.grammar_neurons(f"grammar.neurons - {lm.spec.id}, layer {layer}", a["nouns1"], a["verbs1"],
                                          tu["t"], tu["d"], tu["sig"], null), figure_path("grammar.neurons"))
 
@@ -91,7 +92,7 @@ def test_tuning_replicates_across_word_splits(lm, words, claim_snapshot, figure_
     assert sh["n_both_sig"] == 0 or sh["sign_agreement"] >= 0.95, f"sign agreement {sh['sign_agreement']:.2f}"
     claim_snapshot({"layer": layer, "r_split1_split2": sh["r_12"], "r_split1_split12": sh["r_1_12"],
                     "n_both_sig": sh["n_both_sig"], "sign_agreement": sh["sign_agreement"], "null_q95": q95},
-                   rel=1e-3, abs_=1e-4)
+                   rel=1e-3, abs_=1e-4, effect=["r_split1_split2", "r_split1_split12", "n_both_sig"])
     figures.save(figures.grammar_split_half(f"grammar.split_half - {lm.spec.id}, layer {layer}", sh, null),
                  figure_path("grammar.split_half"))
 
@@ -118,7 +119,8 @@ def test_strongest_neurons_generalise_to_held_out_words(lm, words, claim_snapsho
     assert (np.abs(d2) > q95).all(), f"held-out |d| {np.abs(d2).round(2).tolist()} vs null 95% {q95.round(2).tolist()}"
     assert np.abs(d2).max() > 0.8, f"held-out Cohen's d of the strongest neurons: {d2.round(2).tolist()}, none large"
     claim_snapshot({"layer": layer, "max_t_neuron": max_t, "min_t_neuron": min_t, "t_split1": [t1[max_t], t1[min_t]],
-                    "d_split2": d2}, rel=1e-3, abs_=1e-4)
+                    "d_split2": d2}, rel=1e-3, abs_=1e-4,
+                   effect=["t_split1", "d_split2"], identity=["max_t_neuron", "min_t_neuron"])
     figures.save(figures.grammar_distributions(f"grammar.distributions - {lm.spec.id}, layer {layer}", a, t1,
                                                max_t, min_t), figure_path("grammar.distributions"))
 
@@ -141,7 +143,8 @@ def test_across_category_exceeds_within_category(lm, words, claim_snapshot, figu
     assert med_across > med_within, f"median |d| across {med_across:.3f} <= within {med_within:.3f}"
     claim_snapshot({"layer": layer, "n_sig_across": [across1["n_sig"], across2["n_sig"]],
                     "n_sig_within": [wn["n_sig"], wv["n_sig"]], "median_abs_d_across": med_across,
-                    "median_abs_d_within": med_within}, rel=1e-3, abs_=1e-4)
+                    "median_abs_d_within": med_within}, rel=1e-3, abs_=1e-4,
+                   effect=["median_abs_d_across", "n_sig_across"])
     figures.save(figures.grammar_within_across(f"grammar.within_vs_across - {lm.spec.id}, layer {layer}",
                                                across1["t"], across2["t"], wn["t"], wv["t"], across1["d"], wn["d"]),
                  figure_path("grammar.within_vs_across"))
@@ -169,7 +172,7 @@ def test_tuning_replicates_in_this_layer(lm, layer, words, claim_snapshot, figur
     row = laminar_row(lm, words, layer)
     assert row["r_split"] > row["null_q95"], \
         f"layer {layer}: split-half r {row['r_split']:.3f} not above label-shuffle 95% {row['null_q95']:.3f}"
-    claim_snapshot({"layer": layer, **row}, rel=1e-3, abs_=1e-4)
+    claim_snapshot({"layer": layer, **row}, rel=1e-3, abs_=1e-4, effect=["prop_sig", "mean_abs_t_sig", "r_split"])
     if layer == lm.adapter.n_layers - 1:  # the profile over all layers, drawn once per model
         rows = [laminar_row(lm, words, l) for l in range(lm.adapter.n_layers)]
         cols = [np.array([r[k] for r in rows]) for k in ("prop_sig", "mean_abs_t_sig", "r_split", "null_q95")]
@@ -207,7 +210,8 @@ def test_context_shapes_mlp_activations(lm, claim_snapshot, figure_path):
     claim_snapshot({"r_sentence_words": r[:, 0], "r_sentence_scrambled": r[:, 1], "r_scrambled_words": r[:, 2],
                     "context_gap": gap, "random_init_gap": ng.mean(0), "decline": decline,
                     "random_init_decline": nd.mean(0), "layers_gap": np.flatnonzero(ok_gap),
-                    "layers_decline": np.flatnonzero(ok_dec)}, rel=1e-3, abs_=1e-4)
+                    "layers_decline": np.flatnonzero(ok_dec)}, rel=1e-3, abs_=1e-4,
+                   effect=["context_gap", "decline"], identity=["layers_gap", "layers_decline"])
     layer = min(lm.spec.param("grammar_layer", 3), lm.adapter.n_layers - 1)
     figures.save(figures.grammar_token_order(f"grammar.token_order - {lm.spec.id}", dict(kept[0], r=r), layer,
                                              np.mean([n[0] for n in nulls], 0)),

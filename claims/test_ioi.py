@@ -76,7 +76,8 @@ def test_behaviour_prefers_indirect_object(lm, prompts, claim_snapshot, figure_p
     # snapshot
     claim_snapshot({"n_prompts": res["n_prompts"], "accuracy": res["accuracy"],
                     "mean_logit_diff": res["mean_logit_diff"], "median_logit_diff": res["median_logit_diff"],
-                    "dropped_multi_token": info["dropped_multi_token"]}, rel=1e-3, abs_=1e-4)
+                    "dropped_multi_token": info["dropped_multi_token"]}, rel=1e-3, abs_=1e-4,
+                   effect=["accuracy", "mean_logit_diff", "median_logit_diff"])
     # figure: the seed pair's log-softmax panels + the distribution over the set
     seed = next(s for s in sets if ("Mike", "Emma") in s.names) if any(("Mike", "Emma") in s.names for s in sets) \
         else sets[0]
@@ -120,7 +121,8 @@ def test_silencing_some_heads_lowers_ioi(lm, head_prompts, exact, claim_snapshot
     if not exact:
         snap.update(n_prompts=int(per.shape[-1]), measured_exactly=[f"{l}.{h}" for l, h in zip(*np.nonzero(measured))],
                     screen_agreement=res["agreement"])
-    claim_snapshot(snap, rel=1e-3, abs_=1e-4)
+    claim_snapshot(snap, rel=1e-3, abs_=1e-4, effect=["clean_mean", "top_heads[].delta"],
+                   identity=["top_heads[].head", "measured_exactly"])
     figures.save(figures.ioi_head_effects(f"ioi.head_silencing - {lm.spec.id}", d if exact else res["estimate"],
                                           third="norm", head_norm=res["head_norm"],
                                           kind="silenced" if exact else "silenced (attribution estimate)"),
@@ -145,7 +147,7 @@ def test_head_norms_are_head_specific(lm, prompts, claim_snapshot, figure_path):
     acts = ioi.head_acts(lm, s0.source[:1])
     nmap = ioi.head_norm_map(acts)
     claim_snapshot({"head_cv": observed, "random_init_head_cv": null, "layer": layer,
-                    "norm_by_layer": nmap[:, 1:].mean(1).tolist()}, rel=1e-3, abs_=1e-4)
+                    "norm_by_layer": nmap[:, 1:].mean(1).tolist()}, rel=1e-3, abs_=1e-4, effect=["head_cv"])
     labels = [lm.tokenizer.decode([t]) for t in s0.source[0].tolist()]
     figures.save(figures.ioi_head_activations(f"ioi.head_norms - {lm.spec.id}", acts[layer, 0].float().cpu().numpy(),
                                               labels, layer, nmap, null, observed), figure_path("ioi.head_norms"))
@@ -167,7 +169,7 @@ def test_heads_tell_first_from_second_mention(lm, head_prompts, claim_snapshot, 
     assert sig.any(), (f"no layer's selectivity ratio beats the head-shuffled null by 25% (best: layer {best}, "
                        f"ratio {res['ratio'][best]:.3f} vs null {res['null_mean'][best]:.3f}, p={res['p'][best]:.3g})")
     claim_snapshot({"ratio": res["ratio"], "null_q95": res["null_q95"], "significant_layers": np.flatnonzero(sig)},
-                   rel=1e-3, abs_=1e-4)
+                   rel=1e-3, abs_=1e-4, effect=["ratio"], identity=["significant_layers"])
     s0 = sets[0]
     acts = ioi.head_acts(lm, s0.source[:1])[:, 0].float()  # (L, T, H, dh)
     pos = ioi.repeat_positions(s0.source[:1], s0.a_ids[:1])[0]
@@ -201,6 +203,6 @@ def test_few_heads_carry_the_patching_effect(lm, head_prompts, claim_snapshot, f
     assert share >= 0.5, f"top {k}/{n} heads carry {share:.0%} of |delta IOI| (uniform: {k / n:.0%}), need >= 50%"
     assert abs(d[top]) >= 0.1 * abs(gap), f"top head moves {d[top]:.3f}, < 10% of the gap {gap:.3f}"
     claim_snapshot({"gap": gap, "k": k, "top_k_share": share, "top_heads": top_heads(d, 8, sign=0)},
-                   rel=1e-3, abs_=1e-4)
+                   rel=1e-3, abs_=1e-4, effect=["top_k_share", "top_heads[].delta", "gap"], identity=["top_heads[].head"])
     figures.save(figures.ioi_head_effects(f"ioi.head_patching - {lm.spec.id}", d, third="std", kind="patched"),
                  figure_path("ioi.head_patching"))

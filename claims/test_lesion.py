@@ -82,7 +82,7 @@ def test_him_her_neurons_in_one_layer(lm, claim_snapshot, figure_path):
     post = lesion.tuned(*(a[layer] for a in acts(lm, "mlp_act")))
     claim_snapshot({"layer": layer, "n_sentences": [len(him), len(her)], "n_him": len(tu["him"]),
                     "n_her": len(tu["her"]), "n_him_post_gelu": len(post["him"]), "n_her_post_gelu": len(post["her"]),
-                    "null_q95": q95}, rel=1e-3, abs_=1e-4)
+                    "null_q95": q95}, rel=1e-3, abs_=1e-4, effect=["n_him", "n_her"])
     figures.save(figures.lesion_tuning(f"lesion.tuning - {lm.spec.id}, layer {layer} (pre-GELU)", tu),
                  figure_path("lesion.tuning"))
 
@@ -100,7 +100,7 @@ def test_him_her_neurons_in_this_layer(lm, layer, claim_snapshot, figure_path):
     assert n_sig > q95, f"layer {layer}: {n_sig} significant neurons, not above label-shuffle 95% ({q95:.0f})"
     N = him.shape[1]
     claim_snapshot({"layer": layer, "pct_him": 100 * len(tu["him"]) / N, "pct_her": 100 * len(tu["her"]) / N,
-                    "null_q95": q95}, rel=1e-3, abs_=1e-4)
+                    "null_q95": q95}, rel=1e-3, abs_=1e-4, effect=["pct_him", "pct_her"])
     if layer == lm.adapter.n_layers - 1:
         A, B = acts(lm)
         tus = [lesion.tuned(A[l], B[l]) for l in range(lm.adapter.n_layers)]
@@ -125,7 +125,7 @@ def test_masked_pronoun_predictions(lm, claim_snapshot, figure_path):
     min_acc = lm.spec.expectation(FAMILY).get("min_accuracy", 0.9)
     assert acc >= min_acc and p < 0.01, f"pronoun accuracy {acc:.1%} (need {min_acc:.0%}), sign-flip p={p:.3g}"
     claim_snapshot({"n": len(m), "accuracy": acc, "mean_margin": float(m.mean()), "triple_margins": m[:2]},
-                   rel=1e-3, abs_=1e-4)
+                   rel=1e-3, abs_=1e-4, effect=["accuracy", "mean_margin", "triple_margins"])
     figures.save(figures.lesion_predictions(f"lesion.clean_predictions - {lm.spec.id}",
                                             lesion.triple_logits(lm, STIM["triple"]["texts"]), m),
                  figure_path("lesion.clean_predictions"))
@@ -201,7 +201,7 @@ def test_ablating_tuned_neurons_in_last_layer_shifts_logits(lm, claim_snapshot, 
                     "clean_margins": r["clean"], "ablated_margins": r["ablated_tuned"],
                     "n_him_all_significant": r["n_him_all"], "n_her_all_significant": r["n_her_all"],
                     "drop_all_significant": r["tuned_all"], "p_random_all_significant": r["p_all"]},
-                   rel=1e-3, abs_=1e-4)
+                   rel=1e-3, abs_=1e-4, effect=["drop_tuned", "drop_her", "drop_him"])
     figures.save(figures.lesion_ablation(f"lesion.ablation - {lm.spec.id}, layer {layer}", r),
                  figure_path("lesion.ablation"))
 
@@ -224,6 +224,6 @@ def test_ablation_impact_through_the_layers(lm, claim_snapshot, figure_path):
                     "drop_tuned": [r["tuned"] for r in res], "drop_least_tuned": [r["least"] for r in res],
                     "drop_random_q95": [float(np.quantile(r["random"], .95)) for r in res], "p_random": p,
                     "p_random_all_significant": [r["p_all"] for r in res]},
-                   rel=1e-3, abs_=1e-4)
+                   rel=1e-3, abs_=1e-4, effect=["drop_tuned", "drop_her", "drop_him"])
     figures.save(figures.lesion_laminar_ablation(f"lesion.laminar_ablation - {lm.spec.id}", res),
                  figure_path("lesion.laminar_ablation"))

@@ -105,7 +105,7 @@ def test_size_opposites_and_control_behaviour(lm, claim_snapshot, figure_path):
         assert p < 0.01, f"templated clean logit differences not above a sign-flip null (p={p:.3g})"
     claim_snapshot({"seed_clean": {n: v[0] for n, v in d.items()}, "seed_corrupted": {n: v[1] for n, v in d.items()},
                     "templated_n": len(td), "templated_dropped": dropped, "templated_accuracy": acc},
-                   rel=1e-3, abs_=1e-4)
+                   rel=1e-3, abs_=1e-4, effect=["seed_clean", "seed_corrupted", "templated_accuracy"])
     figures.save(figures.neuron_behaviour(f"neuron.behaviour - {lm.spec.id}", list(d), np.array([v[0] for v in d.values()]),
                                           np.array([v[1] for v in d.values()]), td[:, 0], td[:, 1]),
                  figure_path("neuron.behaviour"))
@@ -132,7 +132,8 @@ def test_logit_lens_jumps(lm, claim_snapshot, figure_path):
     if exp:
         missing = [j for j in map(tuple, exp) if j not in sp["tall_short"]]
         assert not missing, f"expected jumps {missing} not found; found {sp['tall_short']}"
-    claim_snapshot({"lens": lenses, "jumps": {n: [list(j) for j in v] for n, v in sp.items()}}, rel=1e-3, abs_=1e-3)
+    claim_snapshot({"lens": lenses, "jumps": {n: [list(j) for j in v] for n, v in sp.items()}}, rel=1e-3, abs_=1e-3,
+                   effect=["lens"], identity=["jumps"])
     figures.save(figures.neuron_logit_lens(f"neuron.logit_lens - {lm.spec.id}", lenses, sp),
                  figure_path("neuron.logit_lens"))
 
@@ -166,7 +167,8 @@ def test_information_moves_from_adjective_to_final_position(lm, claim_snapshot, 
         assert abs(cross["tall_short"] - exp) <= 1, f"the final position takes over at layer {cross['tall_short']}, " \
                                                     f"expected {exp} (+-1)"
     r = res["tall_short"]
-    claim_snapshot({"restoration": res, "crossover_layer": cross}, rel=1e-3, abs_=1e-3)
+    claim_snapshot({"restoration": res, "crossover_layer": cross}, rel=1e-3, abs_=1e-3, effect=["restoration"],
+                   identity=["crossover_layer"])
     figures.save(figures.neuron_layer_position(f"neuron.activation_patching - {lm.spec.id}, tall/short", r, c.labels),
                  figure_path("neuron.activation_patching"))
 
@@ -198,7 +200,8 @@ def test_stand_out_neuron_recurs_for_related_prompts(lm, claim_snapshot, figure_
     claim_snapshot({"neuron": f"L{layer}.N{star}", "robust_z": z, "rank": rank,
                     "restoration": {n: float(r[star]) for n, r in rest.items()},
                     "profile_corr": {f"tall_short~{n}": float(np.corrcoef(rest["tall_short"], r)[0, 1])
-                                     for n, r in rest.items() if n != "tall_short"}}, rel=1e-3, abs_=1e-3)
+                                     for n, r in rest.items() if n != "tall_short"}}, rel=1e-3, abs_=1e-3,
+                   effect=["restoration", "robust_z"], identity=["neuron"])
     figures.save(figures.neuron_patching(f"neuron.stand_out - {lm.spec.id}", rest, layer, star),
                  figure_path("neuron.stand_out"))
 
@@ -229,7 +232,8 @@ def test_congruence_finds_the_writer_of_an(lm, claim_snapshot, figure_path):
         assert set(exp["congruent_tokens"]) & set(cg["top"]), f"{cg['top']} has none of {exp['congruent_tokens']}"
     claim_snapshot({"an_writer": f"L{bl}.N{bn}", "an_writer_restoration": float(r[bn]), "an_writer_rank": rank,
                     "stand_out": f"L{layer}.N{star}", "top_tokens": cg["top"], "bottom_tokens": cg["bottom"]},
-                   rel=1e-3, abs_=1e-3)
+                   rel=1e-3, abs_=1e-3, effect=["an_writer_restoration"],
+                   identity=["an_writer", "stand_out", "top_tokens", "bottom_tokens"])
     figures.save(figures.neuron_congruence(f"neuron.congruence - {lm.spec.id}, L{layer}.N{star}", cg, w,
                                            "an - a", (int(bl), int(bn))), figure_path("neuron.congruence"))
 
@@ -267,7 +271,8 @@ def test_stand_out_neuron_fires_on_size_contexts(lm, claim_snapshot, artifact_pa
                        mine, [f"line {t['text'] + 1}" for t in mine])
     assert p < 0.01, f"{n_size}/{len(top)} top contexts are size texts (corpus share {K}/{M}; p={p:.3g})"
     claim_snapshot({"neuron": f"L{layer}.N{star}", "n_size": n_size, "p": p,
-                    "tokens": [t["token"] for t in top], "families": fam}, rel=1e-3, abs_=1e-4)
+                    "tokens": [t["token"] for t in top], "families": fam}, rel=1e-3, abs_=1e-4,
+                   effect=["n_size"], identity=["neuron", "tokens", "families"])
 
 
 @pytest.mark.claim(id="neuron.workflow", family=FAMILY, source="seed 002 (automating Finding 1)",
@@ -297,6 +302,8 @@ def test_workflow_finds_neurons_that_matter(lm, claim_snapshot, figure_path):
                      f"random sets (p={p:.3f})"
     claim_snapshot({"layers": inv.layers, "jumps": [list(j) for j in inv.spikes],
                     "neurons": [{k: v for k, v in n.items()} for n in inv.neurons], "drop": float(mean[0]),
-                    "random_q95": float(np.quantile(mean[1:], .95)), "p": p}, rel=1e-3, abs_=1e-3)
+                    "random_q95": float(np.quantile(mean[1:], .95)), "p": p}, rel=1e-3, abs_=1e-3,
+                   effect=["drop"], identity=["layers", "jumps", "neurons[].id", "neurons[].top_tokens",
+                                              "neurons[].bottom_tokens"])
     figures.save(figures.neuron_workflow(f"neuron.workflow - {lm.spec.id}", inv, float(mean[0]), mean[1:], p),
                  figure_path("neuron.workflow"))

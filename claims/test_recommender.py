@@ -72,7 +72,8 @@ def test_mlp_projection_norms(lm, claim_snapshot, figure_path):
     assert cv.max() > 2 * max(null), f"max norm CV {cv.max():.3f} not above 2x random-init copies {np.round(null, 3)}"
     norms = {k: np.linalg.norm(d["X"][k], axis=-1) for k in "ABC"}
     claim_snapshot({"position_0": "excluded", "norm_cv_by_layer": cv, "random_init_max_cv": null,
-                    "mean_norm_by_layer": {k: norms[k].mean(1) for k in "ABC"}}, rel=1e-3, abs_=1e-4)
+                    "mean_norm_by_layer": {k: norms[k].mean(1) for k in "ABC"}}, rel=1e-3, abs_=1e-4,
+                   effect=["norm_cv_by_layer"])
     figures.save(figures.recommender_norms(f"recommender.norms - {lm.spec.id} (position 0 excluded)", norms,
                                            d["labels"], float(cv.max()), null), figure_path("recommender.norms"))
 
@@ -100,7 +101,8 @@ def test_token_average_recommendation(lm, claim_snapshot, figure_path):
     claim_snapshot({"layer": layer, "cos_AB": ta["cos_AB"], "recommended": lC[ta["best"]], "similarity": sim,
                     "sims_C": ta["sims"], "null_q99": q99, "random_init": rnd,
                     "raw_cos_AB": float(raw["cos_AB"][layer]), "raw_recommended": lC[int(raw["rec"][layer])],
-                    "raw_similarity": float(raw["rec_sim"][layer])}, rel=1e-3, abs_=1e-4)
+                    "raw_similarity": float(raw["rec_sim"][layer])}, rel=1e-3, abs_=1e-4,
+                   effect=["similarity"], identity=["recommended", "raw_recommended"])
     figures.save(figures.recommender_token_average(f"recommender.token_average - {lm.spec.id}", ta, lC, layer, q99),
                  figure_path("recommender.token_average"))
 
@@ -121,7 +123,7 @@ def test_recommendations_through_the_layers(lm, claim_snapshot, figure_path):
     rec = [lC[i] for i in p["rec"]]
     claim_snapshot({"recommended": rec, "similarity": p["rec_sim"], "spread": spread, "random_init_spread": null,
                     "raw_recommended": [lC[i] for i in d["raw"]["rec"]], "raw_similarity": d["raw"]["rec_sim"]},
-                   rel=1e-3, abs_=1e-4)
+                   rel=1e-3, abs_=1e-4, effect=["spread", "similarity"])
     figures.save(figures.recommender_layers(f"recommender.through_layers - {lm.spec.id}", p["rec_sim"], rec,
                                             [r["profile"]["rec_sim"] for r in d["random"]]),
                  figure_path("recommender.through_layers"))
@@ -149,7 +151,7 @@ def test_pair_analogy_recommendations(lm, claim_snapshot, figure_path):
              "similarity": float(cmat[:, :, k].ravel()[i])}
             for k, i in enumerate(cmat.reshape(nA * cmat.shape[1], -1).argmax(0))]
     claim_snapshot({"layer": layer, "pair_score": score, "null_q99": q99, "random_init": rnd, "best_pairs": best},
-                   rel=1e-3, abs_=1e-4)
+                   rel=1e-3, abs_=1e-4, effect=["pair_score"], identity=["best_pairs[].C"])
     figures.save(figures.recommender_pairs(f"recommender.pairs - {lm.spec.id}, layer {layer} (centred)", cmat,
                                            lab["A"], lab["B"], lab["C"]), figure_path("recommender.pairs"))
 
@@ -177,4 +179,5 @@ def test_recommendations_best_in_middle_layers(lm, claim_snapshot, figure_path):
     claim_snapshot({"best_layer": best, "middle_layers": [mid.start, mid.stop - 1], "pair_score": p["pair_score"],
                     "random_init_best": rnd, "raw_pair_score": d["raw"]["pair_score"],
                     "max_sims": {lC[k] if lC.count(lC[k]) == 1 else f"{lC[k]}@{k}": p["max_sims"][:, k]
-                                 for k in range(len(lC))}}, rel=1e-3, abs_=1e-4)
+                                 for k in range(len(lC))}}, rel=1e-3, abs_=1e-4,
+                   effect=["pair_score"], identity=["best_layer"])

@@ -27,6 +27,16 @@ KIND_BY_ARCH = {"GPT2LMHeadModel": "causal", "GPTNeoForCausalLM": "causal", "Ber
                 "BertModel": "encoder"}
 
 
+def kind_of(config: dict) -> str:
+    """causal / masked / encoder, from config.json's ``architectures`` or, where it has none (a config saved on its
+    own, e.g. a converted GGUF or a training checkpoint), from ``model_type``: every adapter family but BERT is a
+    decoder-only LM, and a BERT config without a head class is taken as the bare encoder."""
+    archs = config.get("architectures") or []
+    if archs:
+        return KIND_BY_ARCH.get(archs[0], "causal" if "CausalLM" in archs[0] else "encoder")
+    return "encoder" if config.get("model_type") == "bert" else "causal"
+
+
 @dataclass
 class ModelSpec:
     id: str
@@ -224,8 +234,7 @@ def resolve(entry: str, registry: dict[str, ModelSpec] | None = None) -> ModelSp
         if not cfg.exists():
             raise UnknownModelError(f"{entry!r} is a folder without config.json (and without a .gguf file): save the "
                                     "model with `model.save_pretrained(folder)` and `tokenizer.save_pretrained(folder)`")
-        arch = (json.loads(cfg.read_text()).get("architectures") or ["?"])[0]
-        kind = KIND_BY_ARCH.get(arch, "causal" if "CausalLM" in arch else "encoder")
+        kind = kind_of(json.loads(cfg.read_text()))
         return _not_a_registry_id(ModelSpec(id=p.name, source="local", path=str(p.resolve()), kind=kind,
                                             families=FAMILIES_BY_KIND[kind]), entry, registry)
     if entry.startswith((".", "/", "~")) or entry.count("/") > 1:

@@ -39,19 +39,10 @@ COLOURS = {HOLDS: "#d9f2d9", MOVED: "#fff1c2", UNRECORDED: "#fff1c2", BROKEN: "#
            NEWLY: "#cfe2ff", KNOWN: "#eeeeee", SKIPPED: "#ffffff"}
 
 
-class SnapshotDrift(Exception):
-    """The claim's criterion held but its numbers differ from the recorded snapshot (or none is recorded).
-
-    Not an AssertionError: a registry known failure (a strict xfail on AssertionError) must not count a drift as
-    the expected failure of its criterion."""
-
-    def __init__(self, message: str, lines: list[str], recorded: bool):
-        super().__init__(message)
-        self.lines, self.recorded = lines, recorded
-
-
-def classify(when: str, outcome: str, excinfo, xfail_reason: str | None, strict_xpass: bool) -> str:
-    """The verdict of one test report (``when``: setup/call; ``excinfo``: the call's exception info or None)."""
+def classify(when: str, outcome: str, excinfo, xfail_reason: str | None, strict_xpass: bool,
+             settled: str | None = None) -> str:
+    """The verdict of one test report (``when``: setup/call; ``excinfo``: the call's exception info or None;
+    ``settled``: the snapshot comparison's verdict of a claim whose body passed)."""
     if when == "setup":
         return ERROR if outcome == "failed" else SKIPPED
     if xfail_reason is not None and outcome == "skipped":
@@ -59,20 +50,20 @@ def classify(when: str, outcome: str, excinfo, xfail_reason: str | None, strict_
     if strict_xpass:
         return NEWLY
     if outcome == "passed":
-        return HOLDS
+        return settled or HOLDS
     if outcome == "skipped":
         return SKIPPED
     exc = excinfo.value if excinfo is not None else None
-    if isinstance(exc, SnapshotDrift):
-        return MOVED if exc.recorded else UNRECORDED
     if isinstance(exc, AssertionError):
         return BROKEN
     return ERROR
 
 
 def exit_status(pytest_status: int, results: list[dict], other_failures: int) -> int:
-    """The run's exit status: pytest's, except that a run whose only failures are drifts exits 6."""
-    if pytest_status != 1 or other_failures:
+    """The run's exit status: pytest's, except that a run in which every claim holds (or fails as the registry
+    records) but some numbers moved or have no snapshot exits 6. Drifts are not test failures (pytest counts them
+    as 'moved' / 'unrecorded'), so such a run reaches here with pytest's 0."""
+    if pytest_status != 0 or other_failures:
         return pytest_status
     verdicts = {r["verdict"] for r in results}
     if verdicts & HARD or not verdicts & DRIFT:
@@ -80,19 +71,56 @@ def exit_status(pytest_status: int, results: list[dict], other_failures: int) ->
     return EXIT_DRIFT
 
 
+def level(r: dict) -> str | None:
+    """A drifted result's severity (probes/drift.py: large / medium / small); None for the others."""
+    if r["verdict"] == UNRECORDED:
+        return "unrecorded"
+    return (r.get("drift") or {}).get("level") if r["verdict"] == MOVED else None
+
+
+def severity_key(rs: list[dict]) -> tuple:
+    """Sort key of a group of results: worst verdict first, then within a verdict the largest severity, then the
+    largest effect change."""
+    worst = min(ORDER.index(r["verdict"]) for r in rs)
+    lv = [LEVEL_ORDER.index(level(r)) for r in rs if level(r) in LEVEL_ORDER]
+    eff = [abs((r.get("drift") or {}).get("effect_pct") or 0.0) for r in rs]
+    return worst, min(lv, default=len(LEVEL_ORDER)), -max(eff, default=0.0)
+
+
+LEVEL_ORDER = ["large", "medium", "small", "unrecorded"]
+
+
+def _moved_cell(rs: list[dict], of: int = 1) -> str:
+    """The short phrase of moved results: ``effect -7% (top_heads 8/8)``, or for the layers of a per-layer claim
+    (``of`` of them in all) ``12/30 layers moved, max effect -1.3% (L4)``."""
+    if len(rs) == 1 and rs[0].get("layer") is None:
+        return (rs[0].get("drift") or {}).get("summary", "numbers moved")
+    eff = [(r["drift"]["effect_pct"], r.get("layer")) for r in rs if (r.get("drift") or {}).get("effect_pct") is not None]
+    worst = max(eff, key=lambda x: abs(x[0]), default=None)
+    return f"{len(rs)}/{of} layers moved" + (f", max effect {worst[0]:+.1f}% (L{worst[1]})" if worst
+                                              else ", effect within tolerance")
+
+
 def _cell(results: list[dict]) -> str:
-    """One claim x model cell: the verdict, or for per-layer claims the count of each verdict and the layers
-    that did not hold with their numbers."""
+    """One claim x model cell: the verdict (for a claim whose numbers moved: the effect change and identity overlap),
+    or for per-layer claims the count of each verdict, the layers that did not hold and the largest effect change."""
     if len(results) == 1 and results[0].get("layer") is None:
-        return results[0]["verdict"]
+        r = results[0]
+        return f"holds, {_moved_cell(results)}" if r["verdict"] == MOVED else r["verdict"]
     by = defaultdict(list)
     for r in results:
-        by[r["verdict"]].append(r.get("layer"))
+        by[r["verdict"]].append(r)
     parts = []
     for v in ORDER:
-        if v in by:
-            layers = "" if v in (HOLDS, KNOWN, SKIPPED) else " (L" + ", L".join(str(l) for l in sorted(by[v])) + ")"
-            parts.append(f"{v} {len(by[v])}/{len(results)}{layers}")
+        if v not in by:
+            continue
+        n = f"{len(by[v])}/{len(results)}"
+        if v == MOVED:
+            parts.append("holds, " + _moved_cell(by[v], len(results)))
+        elif v in (HOLDS, KNOWN, SKIPPED, UNRECORDED):
+            parts.append(f"{v} {n}")
+        else:
+            parts.append(f"{v} {n} (L" + ", L".join(str(r.get("layer")) for r in by[v]) + ")")
     return "; ".join(parts)
 
 
@@ -104,13 +132,23 @@ def ordered(results: list[dict], models: list[str] | None = None) -> list[dict]:
 
 
 def table(results: list[dict]) -> tuple[list[str], list[list[str]]]:
-    """(models, rows): one row per claim, [claim id, cell per model] (models in order of first appearance)."""
+    """(models, rows): one row per claim, [claim id, cell per model] (models in order of first appearance), sorted by
+    the worst verdict of the row, then by severity within it (the largest effect change first)."""
     models = list(dict.fromkeys(r["model"] for r in results))
     grid: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for r in results:
         grid[r["claim"]][r["model"]].append(r)
-    rows = [[claim] + [_cell(grid[claim][m]) if grid[claim][m] else "-" for m in models] for claim in grid]
+    claims = sorted(grid, key=lambda c: severity_key([r for rs in grid[c].values() for r in rs]))
+    rows = [[claim] + [_cell(grid[claim][m]) if grid[claim][m] else "-" for m in models] for claim in claims]
     return models, rows
+
+
+def groups(results: list[dict]) -> list[list[dict]]:
+    """The results grouped per claim x model (the layers of a per-layer claim together), in severity order."""
+    g: dict[tuple, list] = defaultdict(list)
+    for r in results:
+        g[(r["claim"], r["model"])].append(r)
+    return sorted(g.values(), key=severity_key)
 
 
 def counts(results: list[dict]) -> dict[str, int]:
@@ -125,8 +163,24 @@ def _label(r: dict) -> str:
     return f"{r['claim']}{layer} x {r['model']}"
 
 
-def terminal_lines(results: list[dict], status: int | None = None) -> list[str]:
-    """The verdict table and every moved number, untruncated, for the terminal summary."""
+def _group_label(rs: list[dict]) -> str:
+    return f"{rs[0]['claim']} x {rs[0]['model']}"
+
+
+def _largest(rs: list[dict]) -> str:
+    """The largest effect move of a group, as one line (``top_heads[20.0].delta -5.25 -> -5.2``)."""
+    moves = [m for r in rs for m in ((r.get("drift") or {}).get("moves") or []) if m.get("role") == "effect"
+             and m.get("pct") is not None]
+    if not moves:
+        return ""
+    m = max(moves, key=lambda m: abs(m["pct"]))
+    layer = next((f"L{r['layer']} " for r in rs if r.get("layer") is not None and m in r["drift"]["moves"]), "")
+    return f"; largest: {layer}{m['path']} {m['old']:.4g} -> {m['new']:.4g}"
+
+
+def terminal_lines(results: list[dict], status: int | None = None, report: str | None = None) -> list[str]:
+    """The verdict table and one line per claim x model that moved (its severity, effect change, identity overlap
+    and largest effect move), then the broken and errored ones. Every moved number is in the reports."""
     if not results:
         return []
     models, rows = table(results)
@@ -135,13 +189,24 @@ def terminal_lines(results: list[dict], status: int | None = None) -> list[str]:
     out = [fmt.format("claim", *models), fmt.format(*("-" * w for w in widths))]
     out += [fmt.format(*row) for row in rows]
     out.append("verdicts: " + ", ".join(f"{n} {v}" for v, n in counts(results).items()))
-    for r in results:
-        if r["verdict"] in DRIFT:
-            out.append(f"{r['verdict']}: {_label(r)} (vs {r.get('snapshot')})")
-            out += [f"    {ln}" for ln in r.get("moved", [])]
+    drifted = [[r for r in rs if r["verdict"] in DRIFT] for rs in groups(results)]
+    drifted = [rs for rs in drifted if rs]
+    if drifted:
+        out.append("what moved (severity: large = an effect moved >= 20% or a quarter of a component set changed; "
+                   "medium >= 5% or a component entered/left; small: the rest):")
+    for rs in drifted:
+        if rs[0]["verdict"] == UNRECORDED:
+            n = f" ({len(rs)} layers)" if rs[0].get("layer") is not None else ""
+            out.append(f"  no snapshot  {_group_label(rs)}{n}: record with --record after reviewing the report")
+            continue
+        lv = min((level(r) for r in rs), key=LEVEL_ORDER.index)
+        cell = _moved_cell(rs, sum(r["claim"] == rs[0]["claim"] and r["model"] == rs[0]["model"] for r in results))
+        out.append(f"  {lv:<6} {_group_label(rs)}: {cell}{_largest(rs)}")
     for r in results:
         if r["verdict"] in HARD:
             out.append(f"{r['verdict']}: {_label(r)}: {r.get('message', '')}")
+    if drifted and report:
+        out.append(f"every moved number: {report}")
     if status is not None:
         out.append(f"exit status {status}: {EXIT_MEANING.get(status, 'see pytest exit codes')}")
     return out
@@ -164,8 +229,9 @@ def markdown(results: list[dict], meta: dict, status: int) -> str:
     drift = [r for r in results if r["verdict"] in DRIFT]
     if drift:
         out += ["", "## Numbers that moved", ""]
-        for r in drift:
-            out += [f"**{_md(_label(r))}** ({r['verdict']}; snapshot `{r.get('snapshot')}`)", "", "```"]
+        for r in sorted(drift, key=lambda r: severity_key([r])):
+            head = f"{level(r)}: {(r.get('drift') or {}).get('summary', '')}" if r["verdict"] == MOVED else r["verdict"]
+            out += [f"**{_md(_label(r))}** ({_md(head)}; snapshot `{r.get('snapshot')}`)", "", "```"]
             out += r.get("moved", []) + ["```", ""]
     hard = [r for r in results if r["verdict"] in HARD | {KNOWN}]
     if hard:
@@ -192,7 +258,7 @@ def _img(path: str) -> str:
     return f'<img alt="{html.escape(p.name)}" src="data:image/png;base64,{data}">'
 
 
-def html_report(results: list[dict], meta: dict, status: int) -> str:
+def html_report(results: list[dict], meta: dict, status: int, trends: dict[str, str] | None = None) -> str:
     """A self-contained HTML report: verdict table, then per claim its null and criterion and one column per model
     (baseline and candidates side by side) with the verdict, every moved number and the figures, embedded."""
     models, rows = table(results)
@@ -222,6 +288,9 @@ def html_report(results: list[dict], meta: dict, status: int) -> str:
         out.append(f"<p class='crit'>{e(first.get('doc', ''))}<br><b>source</b>: {e(first.get('source', ''))}<br>"
                    f"<b>null control</b>: {e(first.get('null', ''))}<br><b>criterion</b>: "
                    f"{e(first.get('criterion', ''))}</p>")
+        if trends and claim in trends:
+            out.append(f"<div class='trend'><b>effect across runs</b> ({e(meta.get('trend_note', ''))})"
+                       f"<img alt='{e(claim)} trend' src='data:image/png;base64,{trends[claim]}'></div>")
         out.append("<table><tr>" + "".join(f"<th>{e(m)}</th>" for m in models if per_model.get(m)) + "</tr><tr>")
         for m in models:
             if not per_model.get(m):
@@ -232,7 +301,8 @@ def html_report(results: list[dict], meta: dict, status: int) -> str:
             for r in rs:
                 if r["verdict"] in DRIFT:
                     where = "" if r.get("layer") is None else f"L{r['layer']}: "
-                    parts.append(f"<div class='moved'>{e(where)}vs {e(str(r.get('snapshot')))}\n"
+                    head = f"{level(r)}: {(r.get('drift') or {}).get('summary', '')}\n" if r["verdict"] == MOVED else ""
+                    parts.append(f"<div class='moved'>{e(where + head)}vs {e(str(r.get('snapshot')))}\n"
                                  + e("\n".join(r.get("moved", []))) + "</div>")
                 elif r["verdict"] in HARD | {KNOWN}:
                     parts.append(f"<div class='msg'>{e(r.get('message', ''))}</div>")
@@ -248,12 +318,15 @@ def html_report(results: list[dict], meta: dict, status: int) -> str:
     return "\n".join(out) + "\n"
 
 
-def write_reports(folder: Path, results: list[dict], meta: dict, status: int) -> list[Path]:
-    """report.md, report.html and report.json in ``folder`` (each written to a temporary file, then renamed)."""
+def write_reports(folder: Path, results: list[dict], meta: dict, status: int,
+                  trends: dict[str, str] | None = None) -> list[Path]:
+    """report.md, report.html and report.json in ``folder`` (each written to a temporary file, then renamed).
+    ``trends``: claim -> PNG (base64) of its effect across runs or candidates (probes/history.py), in the HTML."""
     folder.mkdir(parents=True, exist_ok=True)
     results = ordered(results, meta.get("models"))
     meta = {"when": time.strftime("%Y-%m-%d %H:%M:%S"), **meta}
-    files = {"report.md": markdown(results, meta, status), "report.html": html_report(results, meta, status),
+    files = {"report.md": markdown(results, meta, status),
+             "report.html": html_report(results, meta, status, trends),
              "report.json": json.dumps({"meta": meta, "exit_status": status, "results": results}, indent=1) + "\n"}
     out = []
     for name, text in files.items():

@@ -56,3 +56,25 @@ def random_lm(name: str, n_layers: int = 2, seed: int = 0):
 @pytest.fixture(scope="session")
 def small_models():
     return {n: random_model(n) for n in ("gpt2", "gpt2-large", "gpt-neo-125m", "bert-large-uncased")}
+
+
+@pytest.fixture(scope="session")
+def versions(tmp_path_factory):
+    """gpt2-organism with every weight x (1 + 0.02 N(0,1)) ("drifted") and x (1 + 1.0 N(0,1)) ("damaged"),
+    written as scripts/perturb.py writes them."""
+    import sys
+    root = Path(__file__).resolve().parents[1]
+    sys.path.insert(0, str(root / "scripts"))
+    from perturb import perturb
+
+    from probes.loading import load
+    from probes.registry import resolve
+    tmp = tmp_path_factory.mktemp("versions")
+    out = {}
+    for name, noise in (("drifted", 0.02), ("damaged", 1.0)):
+        lm = load(resolve("gpt2-organism"), device="cpu")
+        perturb(lm.model, noise, seed=0)
+        lm.model.save_pretrained(tmp / name)
+        lm.tokenizer.save_pretrained(tmp / name)
+        out[name] = tmp / name
+    return out

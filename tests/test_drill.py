@@ -13,8 +13,6 @@ from pathlib import Path
 import pytest
 
 from probes import verdicts as V
-from probes.loading import load
-from probes.registry import resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 BEHAVIOUR = "test_behaviour_prefers_indirect_object"
@@ -27,23 +25,6 @@ def claims(tmp: Path, *args: str, snaps: Path | None = None) -> subprocess.Compl
     return subprocess.run([sys.executable, "-m", "pytest", "claims/test_ioi.py", "-p", "no:cacheprovider", "-p",
                            "no:xdist", "-o", "addopts=", "-q", f"--artifacts={tmp / 'art'}", *args],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
-
-
-@pytest.fixture(scope="module")
-def versions(tmp_path_factory):
-    """gpt2-organism with every weight x (1 + 0.02 N(0,1)) ("drifted") and x (1 + 1.0 N(0,1)) ("damaged"),
-    written as scripts/perturb.py writes them."""
-    sys.path.insert(0, str(ROOT / "scripts"))
-    from perturb import perturb
-    tmp = tmp_path_factory.mktemp("versions")
-    out = {}
-    for name, noise in (("drifted", 0.02), ("damaged", 1.0)):
-        lm = load(resolve("gpt2-organism"), device="cpu")
-        perturb(lm.model, noise, seed=0)
-        lm.model.save_pretrained(tmp / name)
-        lm.tokenizer.save_pretrained(tmp / name)
-        out[name] = tmp / name
-    return out
 
 
 def report(tmp: Path) -> dict:
@@ -61,11 +42,20 @@ def test_candidates_beside_the_baseline_get_verdicts_and_exit_status(versions, t
     # candidates are compared with the registry entry's own snapshot, and measured under its expectations
     snap = f"snapshots/test_ioi/{BEHAVIOUR}[gpt2-organism].json"
     assert res["gpt2-organism@drifted"]["snapshot"] == snap and res["gpt2-organism@drifted"]["baseline"] == "gpt2-organism"
-    # every moved number, untruncated, in the terminal: old -> new (moved ..., tolerance ...)
+    # the terminal: one line per claim x model that moved (severity, effect change); every moved number, with its
+    # role, old -> new, its change in percent of the effect and in units of tolerance, is in the reports
     moved = res["gpt2-organism@drifted"]["moved"]
-    assert moved and all("->" in m and "tolerance" in m for m in moved)
-    assert all(f"    {m}" in r.stdout for m in moved) and "use -vv" not in r.stdout
+    assert moved and all("->" in m and "tolerance" in m and m.startswith("[") for m in moved)
+    drift = res["gpt2-organism@drifted"]["drift"]
+    assert drift["level"] in ("small", "medium", "large") and drift["summary"].startswith("effect ")
+    line = f"ioi.behaviour x gpt2-organism@drifted: {drift['summary']}"
+    assert line in r.stdout and not any(m in r.stdout for m in moved)
+    md = (tmp_path / "art" / "report.md").read_text()
+    assert all(m in md for m in moved) and f"every moved number: {tmp_path / 'art' / 'report.md'}" in r.stdout
     assert "holds, numbers moved" in r.stdout and "exit status 1" in r.stdout
+    # pytest's own tally agrees with the verdicts: the drifted claim holds, it is not a failure
+    import re
+    assert re.search(r"1 failed, 1 passed, \d+ deselected, 1 moved in", r.stdout.splitlines()[-1]), r.stdout[-300:]
     # only the drifted candidate: the claim holds but its numbers moved -> exit 6
     r = claims(tmp_path, "-k", "behaviour", "--models", f"gpt2-organism={versions['drifted']}")
     assert r.returncode == V.EXIT_DRIFT, r.stdout[-3000:]
@@ -143,7 +133,9 @@ def test_html_report_renders_in_a_headless_browser(versions, tmp_path):
     assert "id=\"verdicts\"" in dom and "gpt2-organism@drifted" in dom and "holds, numbers moved" in dom
     import re
     m = re.search(r'data-figures="(\d+)" data-figures-loaded="(\d+)"', dom)
-    assert m and int(m.group(1)) == 4 and m.group(1) == m.group(2), dom[:500]  # every embedded figure decoded
+    # every embedded figure decoded: 2 claims x 2 models, and per claim its effect across the two models
+    assert m and int(m.group(1)) == 6 and m.group(1) == m.group(2), dom[:500]
+    assert dom.count("class=\"trend\"") == 2
     shot = tmp_path / "report.png"
     subprocess.run(flags + ["--window-size=1200,1600", f"--screenshot={shot}", page.as_uri()],
                    capture_output=True, timeout=120)
@@ -163,15 +155,15 @@ def test_verdicts_classify_and_exit_status():
     assert V.classify("call", "skipped", None, "registry: ...", False) == V.KNOWN
     assert V.classify("call", "failed", None, None, True) == V.NEWLY
     assert V.classify("call", "failed", Exc(AssertionError("x")), None, False) == V.BROKEN
-    assert V.classify("call", "failed", Exc(V.SnapshotDrift("m", ["a"], True)), None, False) == V.MOVED
-    assert V.classify("call", "failed", Exc(V.SnapshotDrift("m", [], False)), None, False) == V.UNRECORDED
+    assert V.classify("call", "passed", None, None, False, V.MOVED) == V.MOVED  # a drift is not a failure
+    assert V.classify("call", "passed", None, None, False, V.UNRECORDED) == V.UNRECORDED
+    assert V.classify("call", "passed", None, None, False) == V.HOLDS
     assert V.classify("call", "failed", Exc(RuntimeError("x")), None, False) == V.ERROR
     drift = [{"verdict": V.MOVED}, {"verdict": V.HOLDS}]
-    assert V.exit_status(1, drift, 0) == 6
-    assert V.exit_status(1, drift, 1) == 1  # a failure outside the claims
-    assert V.exit_status(1, drift + [{"verdict": V.NEWLY}], 0) == 1
+    assert V.exit_status(0, drift, 0) == 6
+    assert V.exit_status(0, drift, 1) == 0 and V.exit_status(1, drift, 1) == 1  # a failure outside the claims
+    assert V.exit_status(1, drift + [{"verdict": V.BROKEN}], 0) == 1
     assert V.exit_status(0, [{"verdict": V.KNOWN}], 0) == 0
-    assert not issubclass(V.SnapshotDrift, AssertionError)  # a drift is never taken for a known failure's assertion
 
 
 def test_xdist_workers_spread_over_gpus(monkeypatch):

@@ -1,0 +1,330 @@
+"""What changed between a recorded snapshot and this run, and whether it matters.
+
+A claim's numbers have **roles** (declared with ``claim_snapshot(data, effect=[...], identity=[...])``):
+
+- *effect*: the numbers the finding is about (an IOI logit difference, the top heads' deltas, a top-k share, a
+  restoration);
+- *identity*: which components (heads, neurons, layers, tokens). A list of plain ids (``"significant_layers"``)
+  compares as a set with ranks; a field of a list of records (``"top_heads[].head"``) keys that list, so its records
+  are matched by id, never by position;
+- *diagnostic*: everything else (null quantiles, counts, p-values, sizes).
+
+Paths name keys with dots and list elements with ``[]``: ``"gap"``, ``"mean_norm_by_layer"`` (and everything under
+it), ``"top_heads[].delta"``. :func:`diff` returns a :class:`Drift`: every move beyond tolerance (a value with its
+change in percent of the recorded effect and in units of the tolerance, a set with the ids that entered or left),
+the identity overlap of every id list, and one line for the claim (``effect -7% (top_heads 8/8)``). A pure reorder
+of components is a rank change inside an unchanged set, never a change of sign or of identity.
+"""
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+EFFECT, IDENTITY, DIAGNOSTIC = "effect", "identity", "diagnostic"
+IGNORED = {"_recorded_with", "_roles"}  # provenance and roles: recorded, never compared
+LARGE, MEDIUM, SMALL = "large", "medium", "small"
+LEVELS = [LARGE, MEDIUM, SMALL]
+LARGE_EFFECT, MEDIUM_EFFECT = 20.0, 5.0  # percent of the recorded effect
+LARGE_LOSS = 0.25                        # fraction of an id set that left
+
+
+def _pattern(path: str) -> str:
+    return re.sub(r"\[[^\]]*\]", "[]", path)
+
+
+def roles(effect=(), identity=()) -> dict[str, str]:
+    """The role table a claim declares: path pattern -> role."""
+    out = {}
+    for role, paths in ((EFFECT, effect), (IDENTITY, identity)):
+        for p in [paths] if isinstance(paths, str) else paths:
+            if not isinstance(p, str) or not p:
+                raise ValueError(f"claim_snapshot roles: {p!r} is not a path (e.g. 'gap' or 'top_heads[].delta')")
+            out[_pattern(p)] = role
+    return out
+
+
+def role_of(path: str, table: dict[str, str]) -> str:
+    """The declared role of a path, or of the nearest declared path above it; diagnostic otherwise."""
+    p = _pattern(path)
+    while p:
+        if p in table:
+            return table[p]
+        if p.endswith("[]"):
+            p = p[:-2]
+            continue
+        cut = max(p.rfind("."), p.rfind("["))
+        p = p[:cut] if cut > 0 else ""
+    return DIAGNOSTIC
+
+
+def _key_field(path: str, table: dict[str, str], items: list) -> str | None:
+    """The identity field of a list of records at ``path`` (declared ``path[].field``), if any."""
+    if not items or not all(isinstance(x, dict) for x in items):
+        return None
+    base = _pattern(path) + "[]."
+    for pat, role in table.items():
+        if role == IDENTITY and pat.startswith(base) and "." not in pat[len(base):] and "[" not in pat[len(base):]:
+            f = pat[len(base):]
+            ids = [json.dumps(x.get(f)) for x in items]
+            if all(f in x for x in items) and len(set(ids)) == len(ids):
+                return f
+    return None
+
+
+def _ascending(ids: list[str]) -> bool:
+    try:
+        vals = [json.loads(i) for i in ids]
+        return all(a <= b for a, b in zip(vals, vals[1:]))
+    except (json.JSONDecodeError, TypeError):
+        return False
+
+
+def _num(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def _fmt(x) -> str:
+    return f"{x:.4g}" if isinstance(x, float) else json.dumps(x)
+
+
+def _id(x) -> str:
+    return x if isinstance(x, str) else json.dumps(x, separators=(",", ":"))
+
+
+@dataclass
+class Move:
+    """One change beyond tolerance. ``pct``: the change in percent of the recorded effect it belongs to (effect
+    numbers: of the largest recorded |value| of that effect; others: of their own recorded value); ``tol``: the
+    change in units of the claim's tolerance."""
+    path: str
+    role: str
+    kind: str  # value | set | changed | missing | new | length
+    old: Any = None
+    new: Any = None
+    change: float | None = None
+    pct: float | None = None
+    tol: float | None = None
+    text: str = ""
+
+
+@dataclass
+class IdentitySet:
+    """One list of component ids, old vs new: overlap, ids that entered or left, rank changes of the kept ones."""
+    path: str
+    n_old: int
+    n_new: int
+    same: int
+    entered: list = field(default_factory=list)
+    left: list = field(default_factory=list)
+    ranks: list = field(default_factory=list)  # [id, old rank, new rank] (1-based), kept ids whose rank changed
+
+    scalar: bool = False  # one named component (e.g. the stand-out neuron), not a list
+    lost_share: float | None = None  # records with effect values: the share of the recorded effect the ids that
+    #                                  left carried (a swap at the tail of a top-k list carries little)
+
+    @property
+    def label(self) -> str:
+        if self.scalar:
+            return f"{self.path} same" if self.same else f"{self.path} {self.left[0]} -> {self.entered[0]}"
+        return f"{self.path} {self.same}/{self.n_old}"
+
+    def text(self) -> str:
+        if self.scalar:
+            return f"{self.path}: " + ("same" if self.same else f"{self.left[0]} -> {self.entered[0]}")
+        if not self.entered and not self.left:
+            what = "same set" + (", reordered: " + ", ".join(f"{i} rank {a} -> {b}" for i, a, b in self.ranks[:6])
+                                 + (" ..." if len(self.ranks) > 6 else "") if self.ranks else ", same order")
+        else:
+            what = ", ".join(x for x in (
+                ("entered " + ", ".join(map(str, self.entered))) if self.entered else "",
+                ("left " + ", ".join(map(str, self.left))) if self.left else "",
+                ("rank changes " + ", ".join(f"{i} {a} -> {b}" for i, a, b in self.ranks[:6])) if self.ranks else "")
+                             if x)
+        return f"{self.path}: {self.same}/{self.n_old} same; {what}"
+
+
+@dataclass
+class Drift:
+    moves: list[Move] = field(default_factory=list)
+    identities: list[IdentitySet] = field(default_factory=list)
+    has_effect: bool = False  # whether the claim declares effect numbers
+
+    @property
+    def moved(self) -> bool:
+        return bool(self.moves)
+
+    @property
+    def effect(self) -> float | None:
+        """The signed largest change of an effect number, in percent of its recorded effect (None: none moved)."""
+        moves = [m for m in self.moves if m.role == EFFECT and m.pct is not None]
+        return max(moves, key=lambda m: abs(m.pct)).pct if moves else None
+
+    @property
+    def effect_path(self) -> str | None:
+        moves = [m for m in self.moves if m.role == EFFECT and m.pct is not None]
+        return max(moves, key=lambda m: abs(m.pct)).path if moves else None
+
+    @property
+    def level(self) -> str:
+        """large: an effect moved >= 20% of its recorded value, or >= 25% of an id set left (for records with
+        effect values: ids carrying >= 25% of the recorded effect), or an effect number appeared, vanished or changed
+        type; medium: an effect moved >= 5%, or an id entered or left (records: carrying >= 5% of the effect);
+        small: the rest (diagnostics, effects within 5%, a swap at the tail of a top-k list)."""
+        e = abs(self.effect or 0.0)
+        lost = max((s.lost_share if s.lost_share is not None else len(s.left) / s.n_old
+                    for s in self.identities if s.n_old), default=0.0)
+        minor = all(s.lost_share is not None and s.lost_share < MEDIUM_EFFECT / 100 for s in self.identities
+                    if s.entered or s.left)
+        structural = any(m.role == EFFECT and m.kind in ("missing", "new", "length", "changed") for m in self.moves)
+        if e >= LARGE_EFFECT or lost >= LARGE_LOSS or structural:
+            return LARGE
+        if e >= MEDIUM_EFFECT or not minor:
+            return MEDIUM
+        return SMALL
+
+    def summary(self) -> str:
+        """One short phrase: the effect change and the identity overlap (``effect -7% (top_heads 8/8)``)."""
+        parts = []
+        e = self.effect
+        if e is not None:
+            parts.append(f"effect {e:+.1f}%")
+        elif any(m.role == EFFECT for m in self.moves):
+            parts.append("effect changed")
+        elif self.has_effect:
+            parts.append("effect within tolerance")
+        n_diag = sum(m.role == DIAGNOSTIC for m in self.moves)
+        if n_diag and e is None:
+            parts[-1:] = [(parts[-1] + ", " if parts else "") + f"{n_diag} diagnostic{'s' if n_diag > 1 else ''} moved"]
+        ids = [s.label for s in self.identities if "[" not in s.path]  # not the id lists inside matched records
+        if ids:
+            parts.append("(" + ", ".join(ids) + ")")
+        return " ".join(parts) if parts else "no change"
+
+    def lines(self) -> list[str]:
+        """Every move, one line each: effects, then identities (sets that changed or were reordered), then
+        diagnostics."""
+        def of(role):
+            return [f"[{role}] {m.text}" for m in self.moves if m.role == role and m.kind != "set"]
+        ids = [f"[identity] {s.text()}" for s in self.identities if s.entered or s.left or s.ranks]
+        return of(EFFECT) + ids + of(IDENTITY) + of(DIAGNOSTIC)
+
+    def as_dict(self) -> dict:
+        return {"level": self.level, "effect_pct": self.effect, "effect_path": self.effect_path,
+                "summary": self.summary(), "identities": [asdict(s) for s in self.identities],
+                "moves": [asdict(m) for m in self.moves]}
+
+
+class _Differ:
+    def __init__(self, table: dict[str, str], rel: float, abs_: float):
+        self.table, self.rel, self.abs = table, rel, abs_
+        self.drift = Drift(has_effect=EFFECT in table.values())
+
+    def scale(self, old: Any) -> float:
+        """The largest |number| in an effect value (its scale, for percentages)."""
+        if _num(old):
+            return abs(old)
+        if isinstance(old, list):
+            return max((self.scale(x) for x in old), default=0.0)
+        if isinstance(old, dict):
+            return max((self.scale(v) for v in old.values()), default=0.0)
+        return 0.0
+
+    def add(self, path, kind, old, new, text, **kw):
+        self.drift.moves.append(Move(path, role_of(path, self.table), kind, old, new, text=text, **kw))
+
+    def walk(self, old: Any, new: Any, path: str, scale: float | None) -> None:
+        role = role_of(path, self.table) if path else DIAGNOSTIC
+        if role == EFFECT and scale is None:
+            scale = self.scale(old)  # the effect a number belongs to: the largest recorded |value| under its path
+        if isinstance(old, dict) and isinstance(new, dict):
+            old = {k: v for k, v in old.items() if k not in IGNORED}
+            new = {k: v for k, v in new.items() if k not in IGNORED}
+            for k in sorted(old.keys() - new.keys()):
+                p = f"{path}.{k}" if path else k
+                self.add(p, "missing", old[k], None, f"{p}: missing from this run (was {_fmt(old[k])})")
+            for k in sorted(new.keys() - old.keys()):
+                p = f"{path}.{k}" if path else k
+                self.add(p, "new", None, new[k], f"{p}: new, not in the snapshot ({_fmt(new[k])})")
+            for k in sorted(old.keys() & new.keys()):
+                self.walk(old[k], new[k], f"{path}.{k}" if path else k, scale)
+        elif isinstance(old, list) and isinstance(new, list):
+            self.walk_list(old, new, path, role, scale)
+        elif role == IDENTITY and not isinstance(old, (dict, list)) and not isinstance(new, (dict, list)):
+            self.id_set([_id(old)], [_id(new)], path, scalar=True)  # one named component (e.g. the stand-out neuron)
+        elif _num(old) and _num(new):
+            d = new - old
+            tol = self.abs + self.rel * abs(old)
+            if abs(d) > tol:
+                base = scale if role == EFFECT else abs(old)
+                pct = 100.0 * d / base if base else None
+                what = "of the recorded effect" if role == EFFECT else "of its recorded value"
+                pct_s = f"{pct:+.1f}% {what}, " if pct is not None else ""
+                self.add(path, "value", old, new, change=d, pct=pct, tol=abs(d) / tol if tol else math.inf,
+                         text=f"{path}: {_fmt(old)} -> {_fmt(new)} (moved {d:+.3g}: {pct_s}"
+                              f"{abs(d) / tol:.3g}x tolerance)" if tol else f"{path}: {_fmt(old)} -> {_fmt(new)}")
+        elif old != new:
+            self.add(path, "changed", old, new, f"{path}: {_fmt(old)} -> {_fmt(new)}")
+
+    def walk_list(self, old: list, new: list, path: str, role: str, scale: float | None) -> None:
+        key = _key_field(path, self.table, old)
+        if key is not None and _key_field(path, self.table, new) == key:
+            return self.keyed(old, new, path, key, scale)
+        if role == IDENTITY and not any(isinstance(x, dict) for x in old + new):
+            return self.id_set([_id(x) for x in old], [_id(x) for x in new], path)
+        if len(old) != len(new):
+            self.add(path, "length", len(old), len(new), f"{path}: length {len(old)} -> {len(new)}")
+        for i, (a, b) in enumerate(zip(old, new)):
+            self.walk(a, b, f"{path}[{i}]", scale)
+
+    def id_set(self, old: list[str], new: list[str], path: str, scalar: bool = False) -> IdentitySet:
+        """Old vs new ids as multisets (a token may recur), with the rank changes of ids that occur once."""
+        co, cn = Counter(old), Counter(new)
+        once = [i for i in old if co[i] == 1 and cn[i] == 1]
+        ranks = [[i, old.index(i) + 1, new.index(i) + 1] for i in once if old.index(i) != new.index(i)]
+        if _ascending(old) and _ascending(new):
+            ranks = []  # a sorted set (e.g. layers), not a ranking: its order says nothing
+        s = IdentitySet(path, len(old), len(new), sum((co & cn).values()), list((cn - co).elements()),
+                        list((co - cn).elements()), ranks, scalar)
+        self.drift.identities.append(s)
+        if s.entered or s.left:
+            self.drift.moves.append(Move(path, IDENTITY, "set", old, new, text=s.text()))
+        return s
+
+    def keyed(self, old: list[dict], new: list[dict], path: str, key: str, scale: float | None) -> None:
+        """Records matched by their id field: the id set (overlap, entered, left, ranks), then each kept record's
+        other fields compared with the same record in the snapshot."""
+        ids_old, ids_new = [_id(x[key]) for x in old], [_id(x[key]) for x in new]
+        ids = self.id_set(ids_old, ids_new, path)
+        eff = [f for f in {f for x in old for f in x} if role_of(f"{path}[].{f}", self.table) == EFFECT]
+        if eff:
+            def weight(rec):
+                return sum(abs(rec[f]) for f in eff if _num(rec.get(f)))
+            total = sum(weight(x) for x in old)
+            ids.lost_share = sum(weight(x) for i, x in zip(ids_old, old) if i in ids.left) / total if total else 0.0
+        by_new = dict(zip(ids_new, new))
+        if scale is None:  # the effect fields of the records share one scale: the largest recorded |value|
+            scale = max((abs(v) for x in old for f, v in x.items()
+                         if _num(v) and role_of(f"{path}[].{f}", self.table) == EFFECT), default=None)
+        for i, rec in zip(ids_old, old):
+            if i in by_new:
+                rest_old = {f: v for f, v in rec.items() if f != key}
+                rest_new = {f: v for f, v in by_new[i].items() if f != key}
+                for f in sorted(rest_old.keys() | rest_new.keys()):
+                    p = f"{path}[{i}].{f}"
+                    if f not in rest_new:
+                        self.add(p, "missing", rest_old[f], None, f"{p}: missing from this run")
+                    elif f not in rest_old:
+                        self.add(p, "new", None, rest_new[f], f"{p}: new ({_fmt(rest_new[f])})")
+                    else:
+                        self.walk(rest_old[f], rest_new[f], p, scale if role_of(p, self.table) == EFFECT else None)
+
+
+def diff(old: Any, new: Any, rel: float, abs_: float, table: dict[str, str] | None = None) -> Drift:
+    """Compare a recorded snapshot with this run's numbers under the claim's roles and tolerance."""
+    d = _Differ(table or {}, rel, abs_)
+    d.walk(old, new, "", None)
+    return d.drift

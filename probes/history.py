@@ -1,0 +1,220 @@
+"""A finding's history: an append-only record of runs, and each claim's effect plotted across runs or candidates.
+
+``pytest --history DIR`` appends one JSON line per run to ``DIR/history.jsonl``: date, command, the models with
+their provenance (source, revision, weights or GGUF hash), package versions, device, dtype, and per claim x model
+the verdict and its numbers with their roles. Lines are never rewritten: a run appends one line under an exclusive
+file lock with a single ``write`` on a file opened for appending (two runs at once, or an interrupted one, leave
+whole lines). Only the controller writes (under pytest-xdist the workers never touch the file).
+
+:func:`trends` turns runs (the history, or one run that holds a series of candidates, e.g. a training trajectory
+``--models gpt2-organism=ckpt-a,gpt2-organism=ckpt-b``) into one figure per claim: one panel per effect number, one
+line per model lineage (a registry model and its candidates), x = the runs in order, broken / error / known-failure
+points marked.
+"""
+from __future__ import annotations
+
+import base64
+import fcntl
+import hashlib
+import io
+import json
+import os
+import platform
+import time
+from importlib import metadata
+from pathlib import Path
+
+FILE = "history.jsonl"
+BREAKS = {"broken": "#c0392b", "error": "#8e44ad", "known failure": "#7f8c8d", "newly holds": "#2471a3"}
+PACKAGES = ["interp-claims", "torch", "transformers", "tokenizers", "numpy", "scipy", "safetensors", "gguf"]
+
+
+def file_sha256(path: Path, limit: int = 8 << 30) -> str | None:
+    """The sha256 of a weights file (None above ``limit`` bytes, or if it cannot be read)."""
+    try:
+        if path.stat().st_size > limit:
+            return None
+        h = hashlib.sha256()
+        with open(path, "rb") as f:
+            for chunk in iter(lambda: f.read(1 << 22), b""):
+                h.update(chunk)
+        return h.hexdigest()
+    except OSError:
+        return None
+
+
+def provenance(spec) -> dict:
+    """Where a model came from, enough to tell two versions apart: source, revision, and the hash of its
+    weights (local folders: model.safetensors; GGUF models: the pinned or computed file hash)."""
+    out = {"id": spec.id, "baseline": spec.baseline, "source": spec.source, "hub_id": spec.hub_id,
+           "revision": spec.revision, "path": spec.path, "package": spec.package}
+    if spec.gguf_sha256:
+        out["gguf_sha256"] = spec.gguf_sha256
+    elif spec.source == "gguf" and spec.path:
+        out["gguf_sha256"] = file_sha256(Path(spec.path))
+    if spec.source in ("local", "package") and not spec.gguf:
+        try:
+            folder = Path(spec.location())
+            files = sorted(folder.glob("*.safetensors"))
+            out["weights_sha256"] = {f.name: file_sha256(f) for f in files} or None
+        except Exception:  # noqa: BLE001 - provenance must never stop a run; the verdicts say what failed
+            out["weights_sha256"] = None
+    if spec.package:
+        try:
+            out["package_version"] = metadata.version(spec.package)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def packages() -> dict:
+    out = {"python": platform.python_version()}
+    for name in PACKAGES:
+        try:
+            out[name] = metadata.version(name)
+        except metadata.PackageNotFoundError:
+            pass
+    return out
+
+
+def run_record(results: list[dict], meta: dict, status: int, specs=()) -> dict:
+    """The history line of one run: what ran, on what, and per claim x model its verdict and numbers."""
+    keep = ("claim", "model", "baseline", "layer", "verdict", "numbers", "roles", "drift", "message", "snapshot")
+    return {"when": meta.get("when") or time.strftime("%Y-%m-%d %H:%M:%S"), "command": meta.get("command"),
+            "device": meta.get("device"), "dtype": meta.get("dtype"), "exit_status": status,
+            "models": meta.get("models"), "provenance": [provenance(s) for s in specs] or meta.get("provenance", []),
+            "packages": meta.get("packages") or packages(),
+            "results": [{k: r.get(k) for k in keep if k in r} for r in results]}
+
+
+def append(folder: Path, record: dict) -> Path:
+    """Append one run to ``folder/history.jsonl`` (created if missing); earlier lines are never rewritten."""
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / FILE
+    line = (json.dumps(record, separators=(",", ":"), default=str) + "\n").encode()
+    fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        try:
+            os.write(fd, line)
+            os.fsync(fd)
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+    finally:
+        os.close(fd)
+    return path
+
+
+def load(folder: Path) -> tuple[list[dict], list[str]]:
+    """The runs recorded in ``folder/history.jsonl``, oldest first, and a warning per line that could not be read
+    (such a line is left in the file, and left out of the plots)."""
+    path = folder / FILE
+    if not path.exists():
+        return [], []
+    runs, bad = [], []
+    with open(path, "rb") as f:
+        for i, raw in enumerate(f, 1):
+            try:
+                runs.append(json.loads(raw))
+            except (json.JSONDecodeError, UnicodeDecodeError):
+                bad.append(f"{path}:{i} is not a JSON line (left as it is, not plotted)")
+    return runs, bad
+
+
+def _paths(numbers: dict, roles: dict) -> dict[str, float]:
+    """The effect numbers of one result as plottable scalars: a scalar effect as itself, a list (or the field of a
+    list of records) as its mean (``mean |x|`` for a field of records, whose signs differ by component)."""
+    from .drift import EFFECT
+    out = {}
+    for pat, role in (roles or {}).items():
+        if role != EFFECT:
+            continue
+        head, _, field = pat.partition("[].")
+        node = numbers
+        for k in head.replace("[]", "").split("."):
+            node = node.get(k) if isinstance(node, dict) else None
+        if field and isinstance(node, list):
+            vals = [abs(x[field]) for x in node if isinstance(x, dict) and isinstance(x.get(field), (int, float))]
+            if vals:
+                out[f"mean |{head}.{field}|"] = sum(vals) / len(vals)
+        elif isinstance(node, list):
+            vals = [x for x in node if isinstance(x, (int, float)) and not isinstance(x, bool)]
+            if vals:
+                out[f"mean {head}"] = sum(vals) / len(vals)
+        elif isinstance(node, (int, float)) and not isinstance(node, bool):
+            out[head] = float(node)
+    return out
+
+
+def points(runs: list[dict]) -> dict[str, dict[str, list[dict]]]:
+    """claim -> lineage (registry id) -> points in order: {"x": label, "verdict", "values": {effect: value}}.
+    Per-layer claims are averaged over their layers; a point's verdict is its worst layer's."""
+    from .verdicts import ORDER
+    out: dict[str, dict[str, list[dict]]] = {}
+    for run in runs:
+        date = str(run.get("when", ""))[:16]
+        multi = len(runs) > 1
+        by: dict[tuple, list[dict]] = {}
+        for r in run.get("results", []):
+            if r.get("verdict") == "skipped":
+                continue
+            by.setdefault((r["claim"], r["model"]), []).append(r)
+        order = list(run.get("models") or [])
+        for (claim, model), rs in sorted(by.items(), key=lambda kv: order.index(kv[0][1]) if kv[0][1] in order
+                                         else len(order)):
+            lineage = rs[0].get("baseline") or model
+            vals: dict[str, list[float]] = {}
+            for r in rs:
+                for k, v in _paths(r.get("numbers") or {}, r.get("roles") or {}).items():
+                    vals.setdefault(k, []).append(v)
+            verdict = min((r["verdict"] for r in rs), key=lambda v: ORDER.index(v) if v in ORDER else len(ORDER))
+            label = model.split("@", 1)[1] if "@" in model else model
+            out.setdefault(claim, {}).setdefault(lineage, []).append(
+                {"x": f"{date}\n{label}" if multi else label, "verdict": verdict,
+                 "values": {k: sum(v) / len(v) for k, v in vals.items()}})
+    return out
+
+
+def trends(runs: list[dict], min_points: int = 2) -> dict[str, str]:
+    """claim -> a PNG (base64) of its effect numbers across the runs / candidates, for each claim with a lineage
+    of at least ``min_points`` points."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    out = {}
+    for claim, lineages in points(runs).items():
+        lineages = {k: v for k, v in lineages.items() if len(v) >= min_points}
+        if not lineages:
+            continue
+        keys = list(dict.fromkeys(k for pts in lineages.values() for p in pts for k in p["values"]))[:4] or ["(none)"]
+        fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys) + 1.0, 3.6), squeeze=False)
+        for ax, key in zip(axes[0], keys):
+            for lineage, pts in lineages.items():
+                xs = list(range(len(pts)))
+                ys = [p["values"].get(key) for p in pts]
+                ok = [(x, y) for x, y in zip(xs, ys) if y is not None]
+                if ok:
+                    ax.plot(*zip(*ok), marker="o", label=lineage)
+                for x, p in zip(xs, pts):
+                    if p["verdict"] in BREAKS:
+                        ax.axvline(x, color=BREAKS[p["verdict"]], alpha=0.25, lw=6)
+                        ax.text(x, 0.02, p["verdict"], rotation=90, transform=ax.get_xaxis_transform(),
+                                ha="center", va="bottom", fontsize=8, color=BREAKS[p["verdict"]])
+                ax.set_xticks(xs, [p["x"] for p in pts], rotation=30, ha="right", fontsize=7)
+            lo, hi = ax.get_ylim()  # at least 10% of the largest |value| tall: float noise must not look like a cliff
+            span = 0.1 * max((abs(p["values"][key]) for pts in lineages.values() for p in pts if key in p["values"]),
+                             default=0.0)
+            if hi - lo < span:
+                mid = (hi + lo) / 2
+                ax.set_ylim(mid - span / 2, mid + span / 2)
+            ax.set_title(key, fontsize=9)
+            ax.grid(alpha=0.3)
+        axes[0][0].legend(fontsize=7, loc="best")
+        fig.suptitle(f"{claim}: effect across runs (bands: broken / error / known failure)", fontsize=10)
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=90)
+        plt.close(fig)
+        out[claim] = base64.b64encode(buf.getvalue()).decode()
+    return out

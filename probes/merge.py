@@ -1,0 +1,81 @@
+"""Merge the report.json files of several runs (e.g. the nightly workflow's matrix jobs) into one report.
+
+    python -m probes.merge OUT_DIR reports/small/report.json reports/gpt2-large/report.json [--history DIR]
+
+Writes OUT_DIR/report.md, report.html and report.json with one verdict table over every model (the same code as
+a run's own reports, probes/verdicts.py), prints the table, and with ``--history DIR`` appends the merged run to
+DIR/history.jsonl and plots each claim's effect over the runs there. The exit status is the merged run's: 1 if
+any part had a broken, errored or newly holding claim (or failed otherwise), else 6 if numbers moved, else 0;
+2 when an input cannot be read.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from . import history as H
+from . import verdicts as V
+
+
+def merge(reports: list[dict]) -> tuple[list[dict], dict, int]:
+    """(results, meta, exit status) of several runs' report.json contents."""
+    results, models, left_out, statuses, commands = [], [], [], [], []
+    for rep in reports:
+        meta = rep.get("meta", {})
+        results += rep.get("results", [])
+        models += [m for m in meta.get("models", []) if m not in models]
+        left_out += [tuple(x) for x in meta.get("left_out", []) if tuple(x) not in left_out]
+        statuses.append(int(rep.get("exit_status", 1)))
+        commands.append(meta.get("command", ""))
+    first = reports[0].get("meta", {}) if reports else {}
+    status = 0
+    if any(s not in (0, V.EXIT_DRIFT) for s in statuses):
+        status = next(s for s in statuses if s not in (0, V.EXIT_DRIFT))
+    elif V.EXIT_DRIFT in statuses:
+        status = V.EXIT_DRIFT
+    meta = {"models": models, "device": first.get("device"), "dtype": first.get("dtype"), "left_out": left_out,
+            "command": " ; ".join(c for c in commands if c), "merged_from": len(reports),
+            "provenance": [p for r in reports for p in r.get("meta", {}).get("provenance", [])],
+            "packages": first.get("packages"),
+            "when": max((r.get("meta", {}).get("when", "") for r in reports), default="")}
+    return results, meta, status
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(prog="python -m probes.merge", description=__doc__.split("\n\n")[0])
+    ap.add_argument("out", type=Path, help="folder for the merged report.md / report.html / report.json")
+    ap.add_argument("reports", nargs="+", type=Path, help="report.json files (a folder: its report.json)")
+    ap.add_argument("--history", type=Path, default=None,
+                    help="append the merged run to DIR/history.jsonl and plot each claim's effect over its runs")
+    a = ap.parse_args(argv)
+    loaded = []
+    for p in a.reports:
+        f = p / "report.json" if p.is_dir() else p
+        try:
+            loaded.append(json.loads(f.read_text()))
+        except (OSError, json.JSONDecodeError) as e:
+            print(f"error: cannot read {f}: {e}. Give the report.json that a run wrote in its --artifacts folder.",
+                  file=sys.stderr)
+            return 2
+    results, meta, status = merge(loaded)
+    run = H.run_record(results, meta, status)
+    runs = [run]
+    if a.history is not None:
+        print(f"history: run appended to {H.append(a.history, run)}")
+        runs, bad = H.load(a.history)
+        for b in bad:
+            print(f"warning: {b}", file=sys.stderr)
+        meta["trend_note"] = f"the {len(runs)} run(s) in {a.history / H.FILE}; x = run date and model version"
+    else:
+        meta["trend_note"] = "the models of the merged runs in order"
+    for f in V.write_reports(a.out, results, meta, status, H.trends(runs)):
+        print(f"report: {f}")
+    for line in V.terminal_lines(V.ordered(results, meta["models"]), status, str(a.out / "report.md")):
+        print(line)
+    return status
+
+
+if __name__ == "__main__":
+    sys.exit(main())

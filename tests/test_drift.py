@@ -1,0 +1,111 @@
+"""Numbers with roles: components compared by identity, a severity per move, short verdict cells."""
+from __future__ import annotations
+
+from probes import drift as D
+from probes import verdicts as V
+
+ROLES = D.roles(effect=["top_k_share", "top_heads[].delta"], identity=["top_heads[].head"])
+OLD = {"top_k_share": 0.80, "k": 14, "_recorded_with": {"device": "cpu"},
+       "top_heads": [{"head": "20.0", "delta": -5.25}, {"head": "24.4", "delta": 3.60},
+                     {"head": "23.3", "delta": -3.22}, {"head": "17.4", "delta": -1.394},
+                     {"head": "24.5", "delta": 1.282}]}
+
+
+def heads(*pairs):
+    return [{"head": h, "delta": d} for h, d in pairs]
+
+
+def test_a_pure_reorder_is_a_reorder_not_a_change_of_sign_or_identity():
+    # ranks 4 and 5 swap (their values barely move): the position-keyed diff read this as 17.4 -> 24.5 and a
+    # delta of -1.394 -> 1.282 ("moved +2.68, +192%")
+    new = dict(OLD, top_heads=heads(("20.0", -5.25), ("24.4", 3.60), ("23.3", -3.22), ("24.5", 1.293),
+                                    ("17.4", -1.3941)))
+    d = D.diff(OLD, new, 1e-3, 1e-4, ROLES)
+    (ids,) = d.identities
+    assert (ids.same, ids.entered, ids.left) == (5, [], [])
+    assert ids.ranks == [["17.4", 4, 5], ["24.5", 5, 4]]
+    assert "same set, reordered: 17.4 rank 4 -> 5, 24.5 rank 5 -> 4" in "\n".join(d.lines())
+    moved = {m.path: m for m in d.moves}
+    assert set(moved) == {"top_heads[24.5].delta"}  # the one delta that moved beyond tolerance, matched by id
+    m = moved["top_heads[24.5].delta"]
+    assert m.old == 1.282 and m.new == 1.293 and m.role == D.EFFECT
+    assert abs(m.pct - 100 * 0.011 / 5.25) < 1e-9  # percent of the recorded effect (the largest |delta|)
+    text = "\n".join(d.lines())
+    assert "17.4 -> 24.5" not in text and '"17.4" -> "24.5"' not in text  # no change of identity
+    assert all((m.old > 0) == (m.new > 0) for m in d.moves if m.kind == "value")  # no change of sign
+    assert d.summary() == "effect +0.2% (top_heads 5/5)" and d.level == D.SMALL
+
+
+def test_a_real_swap_is_a_swap():
+    new = dict(OLD, top_heads=heads(("20.0", -5.25), ("9.9", 3.61), ("23.3", -3.22), ("17.4", -1.394),
+                                    ("24.5", 1.282)))
+    d = D.diff(OLD, new, 1e-3, 1e-4, ROLES)
+    (ids,) = d.identities
+    assert (ids.same, ids.entered, ids.left) == (4, ["9.9"], ["24.4"])
+    assert "top_heads: 4/5 same; entered 9.9, left 24.4" in d.lines()[0]
+    assert d.summary() == "effect within tolerance (top_heads 4/5)"
+    # 24.4 carried 3.60 of the 14.75 summed |delta|: 24% of the effect left -> medium (>= 5%, < 25%)
+    assert abs(ids.lost_share - 3.60 / 14.746) < 1e-3 and d.level == D.MEDIUM
+    # the top head replaced: large
+    new = dict(OLD, top_heads=heads(("1.1", -5.3), ("9.9", 3.6), ("23.3", -3.22), ("17.4", -1.394), ("24.5", 1.282)))
+    assert D.diff(OLD, new, 1e-3, 1e-4, ROLES).level == D.LARGE
+
+
+def test_severity_follows_the_effect_and_diagnostics_stay_small():
+    new = dict(OLD, top_k_share=0.60)  # -25% of the recorded effect
+    d = D.diff(OLD, new, 1e-3, 1e-4, ROLES)
+    assert d.level == D.LARGE and round(d.effect, 1) == -25.0 and d.effect_path == "top_k_share"
+    new = dict(OLD, top_k_share=0.76)
+    assert D.diff(OLD, new, 1e-3, 1e-4, ROLES).level == D.MEDIUM
+    new = dict(OLD, k=15)  # a diagnostic moved by 7%: small, and named as a diagnostic
+    d = D.diff(OLD, new, 1e-3, 1e-4, ROLES)
+    assert d.level == D.SMALL and d.summary() == "effect within tolerance, 1 diagnostic moved (top_heads 5/5)"
+    assert d.lines() == ["[diagnostic] k: 14 -> 15 (moved +1: +7.1% of its recorded value, 70.9x tolerance)"]
+    # within tolerance: nothing moved
+    assert not D.diff(OLD, dict(OLD, top_k_share=0.80005), 1e-3, 1e-4, ROLES).moved
+
+
+def test_id_lists_compare_as_sets_and_one_named_component_as_itself():
+    t = D.roles(effect=["drop"], identity=["tokens", "neuron", "layers"])
+    old = {"drop": 1.0, "neuron": "L3.N315", "tokens": [" is", " is", " tall"], "layers": [0, 3]}
+    new = {"drop": 1.0, "neuron": "L2.N7", "tokens": [" is", " tall", " is"], "layers": [0, 2, 3]}
+    d = D.diff(old, new, 1e-3, 1e-4, t)
+    by = {s.path: s for s in d.identities}
+    assert by["tokens"].same == 3 and not by["tokens"].entered  # a multiset: the same tokens
+    assert by["tokens"].ranks == [[" tall", 3, 2]]  # ranks only for tokens that occur once
+    assert by["neuron"].label == "neuron L3.N315 -> L2.N7" and d.level == D.LARGE
+    assert by["layers"].entered == ["2"] and by["layers"].ranks == []  # a sorted set, not a ranking
+    assert "(layers 2/2, neuron L3.N315 -> L2.N7, tokens 3/3)" in d.summary()
+
+
+def test_roles_apply_to_everything_under_a_declared_path():
+    t = D.roles(effect=["lens"], identity=["jumps"])
+    assert D.role_of("lens.tall_short[3]", t) == D.EFFECT
+    assert D.role_of("jumps.big_small", t) == D.IDENTITY
+    assert D.role_of("null_q95[2]", t) == D.DIAGNOSTIC
+    old = {"lens": {"a": [1.0, 2.0, 10.0]}, "jumps": {"a": [[0, 1], [3, 4]]}}
+    new = {"lens": {"a": [1.0, 2.5, 10.0]}, "jumps": {"a": [[0, 1], [2, 3]]}}
+    d = D.diff(old, new, 1e-3, 1e-4, t)
+    (m,) = [m for m in d.moves if m.kind == "value"]
+    assert m.path == "lens.a[1]" and m.pct == 5.0  # 0.5 of the profile's largest |value| 10
+    assert "jumps.a: 1/2 same; entered [2,3], left [3,4]" in "\n".join(d.lines())
+
+
+def test_cells_are_short_and_the_table_sorts_by_severity():
+    def res(claim, verdict, level=None, effect=None, layer=None, summary=""):
+        return {"claim": claim, "model": "m@v2", "verdict": verdict, "layer": layer,
+                "drift": {"level": level, "effect_pct": effect, "summary": summary} if level else None}
+    layers = [res("grammar.laminar", V.MOVED, D.SMALL, e, layer=i, summary="x") for i, e in enumerate([-0.4, 1.3, 0.2])]
+    layers.append(res("grammar.laminar", V.HOLDS, layer=3))
+    results = layers + [res("ioi.behaviour", V.MOVED, D.SMALL, -1.1, summary="effect -1.1%"),
+                        res("ioi.head_patching", V.MOVED, D.LARGE, -40.0, summary="effect -40.0% (top_heads 8/8)"),
+                        res("ioi.head_norms", V.HOLDS), res("ioi.head_silencing", V.BROKEN)]
+    _, rows = V.table(results)
+    assert [r[0] for r in rows] == ["ioi.head_silencing", "ioi.head_patching", "grammar.laminar", "ioi.behaviour",
+                                    "ioi.head_norms"]
+    cells = dict((r[0], r[1]) for r in rows)
+    assert cells["ioi.head_patching"] == "holds, effect -40.0% (top_heads 8/8)"
+    assert cells["grammar.laminar"] == "holds, 3/4 layers moved, max effect +1.3% (L1); holds 1/4"
+    lines = V.terminal_lines(results, 6, "artifacts/report.md")
+    assert any(ln.startswith("  large  ioi.head_patching x m@v2: effect -40.0%") for ln in lines)
+    assert lines[-2:] == ["every moved number: artifacts/report.md", f"exit status 6: {V.EXIT_MEANING[6]}"]

@@ -1,0 +1,135 @@
+"""A finding's history: ``--history DIR`` (append-only, whole lines under concurrent writers), the HTML report's
+effect plots across runs and across a series of candidates, and the nightly merge of report.json files (the merge
+job's step, run verbatim)."""
+from __future__ import annotations
+
+import json
+import multiprocessing
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+from probes import history as H
+from probes import verdicts as V
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKFLOW = ROOT / ".github" / "workflows" / "nightly.yml"
+
+
+def claims(tmp: Path, *args: str, files=("claims/test_ioi.py",)) -> subprocess.CompletedProcess:
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    return subprocess.run([sys.executable, "-m", "pytest", *files, "-p", "no:cacheprovider", "-p", "no:xdist", "-o",
+                           "addopts=", "-q", f"--artifacts={tmp / 'art'}", *args],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+
+
+def rendered(page: Path, tmp: Path) -> str | None:
+    """The page's DOM after a headless Chromium loaded it (None without chromium, outside CI)."""
+    from tests.test_drill import chromium
+    browser = chromium()
+    if browser is None:
+        if os.environ.get("CI"):
+            pytest.fail("chromium is not installed (`apt-get install chromium`; .ci/run installs it)")
+        pytest.skip("needs chromium (`apt-get install chromium`) to render the HTML report")
+    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+             "--disable-background-networking", "--disable-extensions", f"--user-data-dir={tmp / 'profile'}"]
+    return subprocess.run(flags + ["--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
+                          capture_output=True, text=True, timeout=120).stdout
+
+
+def test_history_over_three_versions_is_appended_and_plotted(versions, tmp_path):
+    """Baseline, a drifted copy and a damaged copy, run one after the other with --history: three whole lines, the
+    earlier ones never rewritten, and report.html plots each claim's effect over the three runs, the break marked."""
+    hist = tmp_path / "hist"
+    first = None
+    for m in ("gpt2-organism", f"gpt2-organism={versions['drifted']}", f"gpt2-organism={versions['damaged']}"):
+        r = claims(tmp_path, "-k", "behaviour or head_norms", "--models", m, "--history", str(hist))
+        assert f"history: run appended to {hist / 'history.jsonl'}" in r.stdout, r.stdout[-2000:]
+        first = first or (hist / "history.jsonl").read_bytes()
+    text = (hist / "history.jsonl").read_bytes()
+    assert text.startswith(first)  # append-only
+    runs = [json.loads(x) for x in text.splitlines()]
+    assert [r["exit_status"] for r in runs] == [0, V.EXIT_DRIFT, 1]
+    assert [r["models"] for r in runs] == [["gpt2-organism"], ["gpt2-organism@drifted"], ["gpt2-organism@damaged"]]
+    hashes = [r["provenance"][0]["weights_sha256"]["model.safetensors"] for r in runs]
+    assert len(set(hashes)) == 3 and all(re.fullmatch("[0-9a-f]{64}", h) for h in hashes)
+    assert all(r["packages"]["torch"] and r["device"] and r["dtype"] == "float32" and r["command"] for r in runs)
+    beh = [next(x for x in r["results"] if x["claim"] == "ioi.behaviour") for r in runs]
+    assert [b["verdict"] for b in beh] == [V.HOLDS, V.MOVED, V.BROKEN]
+    assert beh[0]["roles"]["accuracy"] == "effect" and beh[0]["numbers"]["n_prompts"] > 20
+    assert beh[1]["drift"]["summary"].startswith("effect ")
+    # the trend: one point per run in each claim's lineage, the damaged run's break marked
+    pts = H.points(runs)["ioi.behaviour"]["gpt2-organism"]
+    assert [p["verdict"] for p in pts] == [V.HOLDS, V.MOVED, V.BROKEN] and "mean_logit_diff" in pts[0]["values"]
+    assert pts[2]["values"] == {}  # a broken claim recorded no numbers: a band, not a point
+    page = tmp_path / "art" / "report.html"
+    html = page.read_text()
+    assert html.count("class='trend'") == 2 and "3 run(s) in" in html
+    dom = rendered(page, tmp_path)
+    m = re.search(r'data-figures="(\d+)" data-figures-loaded="(\d+)"', dom)
+    assert m and m.group(1) == m.group(2) and int(m.group(1)) >= 3, dom[:500]  # the trends decoded in a browser
+    assert dom.count('class="trend"') == 2
+
+
+def _append_many(folder: str, tag: str, n: int) -> None:
+    for i in range(n):
+        H.append(Path(folder), {"tag": tag, "i": i, "pad": "x" * 20000})  # lines far over a pipe buffer
+
+
+def test_concurrent_runs_append_whole_lines(tmp_path):
+    ctx = multiprocessing.get_context("spawn")
+    ps = [ctx.Process(target=_append_many, args=(str(tmp_path), t, 40)) for t in "ab"]
+    for p in ps:
+        p.start()
+    for p in ps:
+        p.join(60)
+    runs, bad = H.load(tmp_path)
+    assert not bad and len(runs) == 80
+    for t in "ab":  # each writer's lines whole and in its order
+        assert [r["i"] for r in runs if r["tag"] == t] == list(range(40))
+
+
+def test_a_damaged_history_line_is_named_and_left_alone(tmp_path):
+    H.append(tmp_path, {"when": "1"})
+    with open(tmp_path / "history.jsonl", "ab") as f:
+        f.write(b'{"when": "2", "resu\n')  # e.g. a disk filled up mid-line, written by another tool
+    H.append(tmp_path, {"when": "3"})
+    before = (tmp_path / "history.jsonl").read_bytes()
+    runs, bad = H.load(tmp_path)
+    assert [r["when"] for r in runs] == ["1", "3"] and bad == [f"{tmp_path / 'history.jsonl'}:2 is not a JSON line "
+                                                               "(left as it is, not plotted)"]
+    assert (tmp_path / "history.jsonl").read_bytes() == before
+
+
+def test_nightly_merge_step_merges_two_reports(tmp_path):
+    """The workflow's merge step, verbatim, on the report.json files of two real runs (two models): one verdict
+    table, one HTML report, the history started, the step summary written."""
+    for name, model in (("small", "gpt2-organism"), ("neo", "gpt-neo-organism")):
+        claims(tmp_path / name, "-k", "behaviour", "--models", model)
+        (tmp_path / "reports" / f"claims-{name}").mkdir(parents=True)
+        (tmp_path / name / "art" / "report.json").rename(tmp_path / "reports" / f"claims-{name}" / "report.json")
+    job = yaml.safe_load(WORKFLOW.read_text())["jobs"]["merge"]
+    step = next(s for s in job["steps"] if s.get("id") == "merge")
+    summary, out = tmp_path / "summary.md", tmp_path / "github_output"
+    env = dict(os.environ, GITHUB_STEP_SUMMARY=str(summary), GITHUB_OUTPUT=str(out), PYTHONPATH=str(ROOT))
+    r = subprocess.run(["bash", "-e", "-c", step["run"]], cwd=tmp_path, env=env, capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-2000:]
+    assert out.read_text().strip() == "status=0"
+    merged = json.loads((tmp_path / "reports" / "merged" / "report.json").read_text())
+    assert merged["meta"]["models"] == ["gpt-neo-organism", "gpt2-organism"] and merged["meta"]["merged_from"] == 2
+    assert {(x["claim"], x["model"]) for x in merged["results"]} == {
+        ("ioi.behaviour", "gpt2-organism"), ("ioi.behaviour", "gpt-neo-organism")}
+    assert "| `ioi.behaviour` | holds | holds |" in summary.read_text()
+    assert len((tmp_path / "history" / "history.jsonl").read_text().splitlines()) == 1
+    # an unreadable input is named, exit 2, nothing written
+    bad = tmp_path / "bad.json"
+    bad.write_text("{")
+    r = subprocess.run([sys.executable, "-m", "probes.merge", str(tmp_path / "m2"), str(bad)], cwd=ROOT,
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and f"cannot read {bad}" in r.stderr and not (tmp_path / "m2").exists()
