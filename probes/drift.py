@@ -199,7 +199,17 @@ class Drift:
         n_diag = sum(m.role == DIAGNOSTIC for m in self.moves)
         if n_diag and e is None:
             parts[-1:] = [(parts[-1] + ", " if parts else "") + f"{n_diag} diagnostic{'s' if n_diag > 1 else ''} moved"]
-        ids = [s.label for s in self.identities if "[" not in s.path]  # not the id lists inside matched records
+        # not the id lists inside matched records, nor sets that are empty before and after
+        top = [s for s in self.identities if "[" not in s.path and (s.n_old or s.n_new)]
+        changed = [s for s in top if s.entered or s.left]
+        same = [s for s in top if not (s.entered or s.left) and not s.scalar]
+        shown = changed[:2] + same[:max(0, 1 - len(changed))]
+        ids = [s.label for s in shown]
+        if len(changed) > 2:
+            ids.append(f"{len(changed) - 2} more changed")
+        n = len(top) - len(changed) - len([s for s in shown if s in same])
+        if n:
+            ids.append(f"{n} {'more ' if shown else ''}id{'s' if n > 1 else ''} same")
         if ids:
             parts.append("(" + ", ".join(ids) + ")")
         return " ".join(parts) if parts else "no change"

@@ -133,3 +133,30 @@ def test_nightly_merge_step_merges_two_reports(tmp_path):
     r = subprocess.run([sys.executable, "-m", "probes.merge", str(tmp_path / "m2"), str(bad)], cwd=ROOT,
                        capture_output=True, text=True)
     assert r.returncode == 2 and f"cannot read {bad}" in r.stderr and not (tmp_path / "m2").exists()
+
+
+TRAJECTORY = ROOT / "fixtures" / "organisms" / "trajectory" / "gpt2-organism"
+
+
+def test_training_trajectory_shows_when_findings_emerge(tmp_path):
+    """Four checkpoints of gpt2-organism's training recipe, run as a series of candidates (in the order given):
+    the size behaviour holds from step 400 on, IOI only from step 1600 (README, "A training trajectory"); the HTML
+    report plots both claims' effect across the checkpoints."""
+    steps = [400, 900, 1600, 2600]
+    models = ",".join(f"gpt2-organism={TRAJECTORY / f'step-{s}'}" for s in steps)
+    r = claims(tmp_path, "-k", "behaviour", "--models", models, files=("claims/test_ioi.py", "claims/test_neuron.py"))
+    assert r.returncode == 1, r.stdout[-3000:]  # the early checkpoints break IOI
+    res = {(x["claim"], x["model"].split("@")[1]): x for x in json.loads((tmp_path / "art" / "report.json")
+                                                                        .read_text())["results"]}
+    ioi = [res[("ioi.behaviour", f"step-{s}")]["verdict"] for s in steps]
+    size = [res[("neuron.behaviour", f"step-{s}")]["verdict"] for s in steps]
+    assert ioi == [V.BROKEN, V.BROKEN, V.MOVED, V.MOVED], ioi
+    assert size == [V.MOVED] * 4, size
+    assert "IO>S on" in res[("ioi.behaviour", "step-900")]["message"]
+    rep = json.loads((tmp_path / "art" / "report.json").read_text())
+    pts = H.points([H.run_record(rep["results"], rep["meta"], rep["exit_status"])])
+    assert [p["x"] for p in pts["neuron.behaviour"]["gpt2-organism"]] == [f"step-{s}" for s in steps]
+    acc = [p["values"].get("templated_accuracy") for p in pts["neuron.behaviour"]["gpt2-organism"]]
+    assert all(a is not None and a >= 0.9 for a in acc)
+    html = (tmp_path / "art" / "report.html").read_text()
+    assert html.count("class='trend'") == 2
