@@ -483,6 +483,7 @@ def pytest_sessionfinish(session, exitstatus):
         return
     meta = {"models": [_param_id(s, config.getoption("--dtype")) for s in config._claims_models],
             "device": config.getoption("--device"), "dtype": config.getoption("--dtype"),
+            "device_used": _device_used(config),
             "left_out": config._claims_left_out, "when": time.strftime("%Y-%m-%d %H:%M:%S"),
             "command": "pytest " + " ".join(config.invocation_params.args)}
     runs, hist = [H.run_record(results, meta, status, config._claims_models)], _history(config)
@@ -505,6 +506,14 @@ def pytest_sessionfinish(session, exitstatus):
     except Exception as e:  # noqa: BLE001 - a report that cannot be written must not hide the verdicts above it
         config._claims_reports = []
         loading.log(f"could not write the reports in {_artifacts(config)}: {type(e).__name__}: {e}")
+
+
+def _device_used(config) -> str:
+    """What --device resolved to (auto: cuda when available), for the reports and the history."""
+    try:
+        return str(loading.pick_device(config.getoption("--device")))
+    except ProbeError:
+        return config.getoption("--device")
 
 
 def _history(config) -> Path | None:

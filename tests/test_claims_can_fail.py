@@ -97,8 +97,8 @@ def test_ioi_behaviour_fails_when_carrying_heads_are_zeroed(gpt2_organism, tmp_p
     res_top = run_claims("test_ioi.py", damaged(top), tmp_path, "test_behaviour")
     assert "IO>S on" in res_top["test_behaviour_prefers_indirect_object"], res_top
     res_bottom = run_claims("test_ioi.py", damaged(bottom), tmp_path, "test_behaviour")
-    # the control damage keeps the behaviour criterion; only the (missing) snapshot can fail it
-    assert "IO>S on" not in res_bottom["test_behaviour_prefers_indirect_object"], res_bottom
+    # the control damage keeps the behaviour criterion (its verdict: holds, no snapshot, which is not a failure)
+    assert res_bottom["test_behaviour_prefers_indirect_object"] == "passed", res_bottom
 
 
 
@@ -115,9 +115,9 @@ GRAMMAR_REASONS = {
 def test_grammar_claims_fail_on_random_init(gpt2_organism, tmp_path):
     res = run_on_random_init(gpt2_organism, "test_grammar.py", tmp_path)
     assert_fail_for(res, GRAMMAR_REASONS, complete=False)
-    # the word-length check is about the stimuli, not the weights: on the same tokenizer it can only fail
-    # on the (missing) snapshot; tests/test_grammar_stats.py shows its criterion failing on confounded words
-    assert "snapshot" in res["test_word_length_is_not_a_large_confound"]
+    # the word-length check is about the stimuli, not the weights: on the same tokenizer it holds (no snapshot, which
+    # is not a failure); tests/test_grammar_stats.py shows its criterion failing on confounded words
+    assert res["test_word_length_is_not_a_large_confound"] == "passed", res
 
 
 @pytest.fixture(scope="module")

@@ -109,3 +109,13 @@ def test_cells_are_short_and_the_table_sorts_by_severity():
     lines = V.terminal_lines(results, 6, "artifacts/report.md")
     assert any(ln.startswith("  large  ioi.head_patching x m@v2: effect -40.0%") for ln in lines)
     assert lines[-2:] == ["every moved number: artifacts/report.md", f"exit status 6: {V.EXIT_MEANING[6]}"]
+
+
+def test_records_keyed_by_a_recurring_token_match_by_occurrence():
+    t = D.roles(effect=["best[].similarity"], identity=["best[].C"])
+    old = {"best": [{"C": " his", "A": " a", "similarity": 0.5}, {"C": " the", "A": " b", "similarity": 0.4},
+                    {"C": " his", "A": " c", "similarity": 0.3}]}
+    new = {"best": [{"C": " his", "A": " a", "similarity": 0.5}, {"C": " the", "A": " b", "similarity": 0.4},
+                    {"C": " his", "A": " d", "similarity": 0.3}]}
+    d = D.diff(old, new, 1e-3, 1e-4, t)
+    assert d.lines() == ['[diagnostic] best[ his#2].A: " c" -> " d"'] and d.identities[0].same == 3

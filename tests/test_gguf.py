@@ -74,3 +74,47 @@ def test_concurrent_workers_convert_once(tmp_path):
     cfg = json.loads((folder / "config.json").read_text())
     assert "quantization_config" not in cfg and cfg["num_hidden_layers"] == 30
     assert (folder / "model.safetensors").exists() and not list(folder.parent.glob(".smol-*"))  # no temp left
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not_gguf"])
+def test_a_bad_gguf_file_is_a_usage_error_naming_it(tmp_path, damage):
+    """`--models file.gguf` on a truncated download or on a file that is not GGUF at all: a usage error that names
+    the file and the fix (no INTERNALERROR), and nothing is left in the cache."""
+    bad = tmp_path / "model.gguf"
+    if damage == "truncated":
+        with open(smol_file(), "rb") as f:
+            bad.write_bytes(f.read(8 << 20))  # the header and the first 8 MiB of tensors
+        why = "is truncated or damaged"
+    else:
+        bad.write_text("<html>404 Not Found</html>\n")  # e.g. an error page saved under the model's name
+        why = "is not a GGUF file (it starts with b'<htm'"
+    cache = tmp_path / "cache"
+    r = subprocess.run([sys.executable, "-m", "pytest", "claims/test_ioi.py", "-p", "no:cacheprovider", "-p",
+                        "no:xdist", "-o", "addopts=", "-q", "--models", str(bad), f"--artifacts={tmp_path / 'art'}"],
+                       cwd=ROOT, env=dict(os.environ, **{G.CACHE_ENV: str(cache)}), capture_output=True, text=True,
+                       timeout=300)
+    assert r.returncode == 4 and "INTERNALERROR" not in r.stdout + r.stderr, (r.stdout + r.stderr)[-3000:]
+    assert why in r.stderr and str(bad) in r.stderr, r.stderr[-2000:]
+    assert not [p for p in cache.rglob("*") if p.suffix != ".lock"]
+
+
+def test_an_incomplete_cache_folder_is_converted_again_and_kept(tmp_path, monkeypatch):
+    """A converted folder that lost model.safetensors (a full disk, a hand clean-up) is set aside, renamed, never
+    deleted, and the model converted again; the message names both folders."""
+    monkeypatch.setenv(G.CACHE_ENV, str(tmp_path / "cache"))
+    f = smol_file()
+    calls, logs = [], []
+
+    def fake_convert(path, out):  # the real conversion is tested above; here only the cache logic
+        calls.append(path)
+        for name in ("config.json", "model.safetensors"):
+            (out / name).write_text("{}")
+    monkeypatch.setattr(G, "_convert", fake_convert)
+    monkeypatch.setattr(G, "quantisation", lambda p: "MOSTLY_Q4_1")
+    folder = G.converted_folder("smol", f, SMOL.gguf_sha256, logs.append)
+    assert G.converted_folder("smol", f, SMOL.gguf_sha256, logs.append) == folder and len(calls) == 1
+    (folder / "model.safetensors").unlink()
+    assert G.converted_folder("smol", f, SMOL.gguf_sha256, logs.append) == folder and len(calls) == 2
+    aside = [p for p in folder.parent.iterdir() if p.name.startswith(f".{folder.name}.incomplete-")]
+    assert len(aside) == 1 and (aside[0] / "source.json").is_file()  # kept, not deleted
+    assert any("missing model.safetensors" in m and aside[0].name in m for m in logs), logs
