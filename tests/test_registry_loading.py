@@ -170,3 +170,15 @@ def test_bad_model_folders_name_the_file_and_the_fix(tmp_path):
         load(resolve(str(remote)), device="cpu")
     with pytest.raises(ModelLoadError, match="no tokenizer files.*tokenizer.save_pretrained"):
         load(resolve(str(notok)), device="cpu")
+
+
+def test_a_config_without_architectures_gets_its_kind_from_model_type(tmp_path):
+    """Configs saved on their own (converted GGUF folders, training checkpoints) have no `architectures`: the kind
+    comes from model_type, not a default of 'encoder'."""
+    for model_type, kind in (("gpt2", "causal"), ("llama", "causal"), ("gemma3_text", "causal"), ("bert", "encoder")):
+        d = tmp_path / f"my-{model_type}"
+        d.mkdir()
+        (d / "config.json").write_text(json.dumps({"model_type": model_type}))
+        assert resolve(str(d)).kind == kind, model_type
+    step = ROOT / "fixtures" / "organisms" / "trajectory" / "gpt2-organism" / "step-400"
+    assert resolve(f"gpt2-organism={step}").kind == "causal"
