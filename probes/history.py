@@ -152,9 +152,10 @@ def points(runs: list[dict]) -> dict[str, dict[str, list[dict]]]:
     Per-layer claims are averaged over their layers; a point's verdict is its worst layer's."""
     from .verdicts import ORDER
     out: dict[str, dict[str, list[dict]]] = {}
-    for run in runs:
+    for i, run in enumerate(runs):
         date = str(run.get("when", ""))[:16]
         multi = len(runs) > 1
+        k_of: dict[tuple, int] = {}  # the position of a model within its lineage in this run
         by: dict[tuple, list[dict]] = {}
         for r in run.get("results", []):
             if r.get("verdict") == "skipped":
@@ -170,9 +171,10 @@ def points(runs: list[dict]) -> dict[str, dict[str, list[dict]]]:
                     vals.setdefault(k, []).append(v)
             verdict = min((r["verdict"] for r in rs), key=lambda v: ORDER.index(v) if v in ORDER else len(ORDER))
             label = model.split("@", 1)[1] if "@" in model else model
+            k = k_of[(claim, lineage)] = k_of.get((claim, lineage), -1) + 1
             out.setdefault(claim, {}).setdefault(lineage, []).append(
-                {"x": f"{date}\n{label}" if multi else label, "verdict": verdict,
-                 "values": {k: sum(v) / len(v) for k, v in vals.items()}})
+                {"x": f"{date}\n{label}" if multi else label, "slot": (i, k), "date": date, "label": label,
+                 "verdict": verdict, "values": {k: sum(v) / len(v) for k, v in vals.items()}})
     return out
 
 
@@ -189,10 +191,19 @@ def trends(runs: list[dict], min_points: int = 2) -> dict[str, str]:
         if not lineages:
             continue
         keys = list(dict.fromkeys(k for pts in lineages.values() for p in pts for k in p["values"]))[:4] or ["(none)"]
+        # one x position per (run, position of the model in its lineage in that run), shared by all lineages, so
+        # that the lines of several models over several nights line up by run
+        slots = sorted({p["slot"] for pts in lineages.values() for p in pts})
+        labels = {}
+        for sl in slots:
+            names = {p["x"] for pts in lineages.values() for p in pts if p["slot"] == sl}
+            labels[sl] = names.pop() if len(names) == 1 else \
+                next(p["date"] for pts in lineages.values() for p in pts if p["slot"] == sl) + (f" #{sl[1] + 1}"
+                                                                                               if sl[1] else "")
         fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys) + 1.0, 3.6), squeeze=False)
         for ax, key in zip(axes[0], keys):
             for lineage, pts in lineages.items():
-                xs = list(range(len(pts)))
+                xs = [slots.index(p["slot"]) for p in pts]
                 ys = [p["values"].get(key) for p in pts]
                 ok = [(x, y) for x, y in zip(xs, ys) if y is not None]
                 if ok:
@@ -202,7 +213,7 @@ def trends(runs: list[dict], min_points: int = 2) -> dict[str, str]:
                         ax.axvline(x, color=BREAKS[p["verdict"]], alpha=0.25, lw=6)
                         ax.text(x, 0.02, p["verdict"], rotation=90, transform=ax.get_xaxis_transform(),
                                 ha="center", va="bottom", fontsize=8, color=BREAKS[p["verdict"]])
-                ax.set_xticks(xs, [p["x"] for p in pts], rotation=30, ha="right", fontsize=7)
+            ax.set_xticks(range(len(slots)), [labels[sl] for sl in slots], rotation=30, ha="right", fontsize=7)
             lo, hi = ax.get_ylim()  # at least 10% of the largest |value| tall: float noise must not look like a cliff
             span = 0.1 * max((abs(p["values"][key]) for pts in lineages.values() for p in pts if key in p["values"]),
                              default=0.0)

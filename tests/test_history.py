@@ -160,3 +160,23 @@ def test_training_trajectory_shows_when_findings_emerge(tmp_path):
     assert all(a is not None and a >= 0.9 for a in acc)
     html = (tmp_path / "art" / "report.html").read_text()
     assert html.count("class='trend'") == 2
+
+
+def test_trend_points_line_up_by_run_across_models_and_candidates():
+    """Several models over several runs share one x axis (one slot per run); candidates of one lineage within a run
+    take one slot each, in the order given."""
+    def res(model, v, verdict=V.HOLDS, baseline=None):
+        return {"claim": "c", "model": model, "baseline": baseline, "verdict": verdict, "layer": None,
+                "numbers": {"e": v, "top": [{"id": "a", "d": -v}, {"id": "b", "d": v}]},
+                "roles": {"e": "effect", "top[].d": "effect", "top[].id": "identity"}}
+    runs = [{"when": "2026-12-01 03:17", "models": ["m1", "m2"], "results": [res("m1", 1.0), res("m2", 2.0)]},
+            {"when": "2026-12-02 03:17", "models": ["m2", "m1"],
+             "results": [res("m1", 1.1), res("m2", 0.0, V.BROKEN)]}]
+    pts = H.points(runs)["c"]
+    assert [p["slot"] for p in pts["m1"]] == [(0, 0), (1, 0)] and [p["slot"] for p in pts["m2"]] == [(0, 0), (1, 0)]
+    assert pts["m1"][1]["values"] == {"e": 1.1, "mean |top.d|": 1.1} and pts["m2"][1]["verdict"] == V.BROKEN
+    one = [{"when": "2026-12-02", "models": ["m1", "m1@ckpt-a", "m1@ckpt-b"],
+            "results": [res("m1@ckpt-b", 3.0, baseline="m1"), res("m1", 1.0), res("m1@ckpt-a", 2.0, baseline="m1")]}]
+    pts = H.points(one)["c"]["m1"]
+    assert [(p["x"], p["values"]["e"]) for p in pts] == [("m1", 1.0), ("ckpt-a", 2.0), ("ckpt-b", 3.0)]
+    assert set(H.trends(runs)) == {"c"} and set(H.trends(one)) == {"c"}
