@@ -1,11 +1,12 @@
 """Tolerance-aware JSON snapshots (a syrupy extension) under the top-level ``snapshots/`` folder.
 
 One JSON file per claim x model: ``snapshots/<test module>/<test name>[<model>].json``. conftest.py compares a
-claim's numbers with it after the claim's body has run (so figures are written first), with :func:`compare`;
-a candidate (``id@label``) or a half-precision run reads the registry model's float32 file.
-Numbers compare with ``|new - old| <= abs_tol + rel_tol * |old|``; strings, booleans,
-keys and list lengths compare exactly. A mismatch lists every number that moved and
-by how much. A corrupt snapshot file raises :class:`SnapshotFileError` naming the
+claim's numbers with it after the claim's body has run (so figures are written first), with
+:func:`probes.drift.diff` under the claim's roles (lists of components by id, a severity per move); a candidate
+(``id@label``) or a half-precision run reads the registry model's float32 file.
+Numbers compare with ``|new - old| <= abs_tol + rel_tol * |old|``. :func:`compare` here is the plain positional
+comparison (no roles) that :func:`record` uses to leave a file that matches within tolerance untouched, and the
+syrupy extension uses. A corrupt snapshot file raises :class:`SnapshotFileError` naming the
 file and the fix; nothing on disk changes unless pytest runs with ``--record``, which writes (atomically) the
 snapshot of each claim that passed its criterion in that run and never deletes or touches any other
 (:func:`record`). syrupy's own ``--snapshot-update``, which deletes the snapshots of failed, errored, deselected

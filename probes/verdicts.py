@@ -3,7 +3,8 @@
 The claim's criterion decides holds vs broken; the snapshot decides whether the numbers moved:
 
     holds                   criterion held, every number within tolerance of the recorded snapshot
-    holds, numbers moved    criterion held, some numbers moved beyond tolerance (listed: old, new, change, tolerance)
+    holds, numbers moved    criterion held, some numbers moved beyond tolerance (probes/drift.py: the effect change
+                            and identity overlap in the cell and on the terminal, every number in the reports)
     holds, no snapshot      criterion held, nothing recorded yet for this claim x model (record with --record)
     broken                  the criterion failed (an assertion of the claim)
     known failure           the registry records that it does not hold for this model, and it still does not
@@ -13,7 +14,8 @@ The claim's criterion decides holds vs broken; the snapshot decides whether the 
 
 Exit status of the run (``pytest_sessionfinish`` in conftest.py): 0 every claim holds with its numbers (known
 failures still failing as recorded); 1 some claim is broken, errored or newly holds, or a test outside claims/ failed;
-6 every claim holds but some numbers moved or have no snapshot yet; pytest's own 2-5 otherwise.
+6 every claim holds but some numbers moved or have no snapshot yet; pytest's own 2-5 otherwise. A drift is not a
+test failure: pytest counts such a claim as 'moved' or 'unrecorded' (conftest.py's pytest_report_teststatus).
 """
 from __future__ import annotations
 
