@@ -43,7 +43,8 @@ def pytest_addoption(parser):
     g.addoption("--history", default=None, metavar="DIR",
                 help="append this run (date, command, models with their hashes, packages, device, dtype, and per "
                      "claim x model the verdict and its numbers with their roles) to DIR/history.jsonl, never "
-                     "rewriting earlier lines; report.html then plots each claim's effect over the runs in DIR")
+                     "rewriting earlier lines; report.html then plots each claim's effect over the runs in DIR "
+                     "(relative to the repository root unless absolute, as --artifacts)")
     g.addoption("--record", action="store_true",
                 help="record the snapshot of every claim that passes its criterion in this run (atomically); "
                      "never deletes or rewrites the snapshot of a claim that failed, errored or did not run")

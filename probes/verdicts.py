@@ -252,6 +252,17 @@ td,th{border:1px solid #bbb;padding:4px 8px;vertical-align:top;font-size:14px}th
 .claim table{width:100%;table-layout:fixed}img{max-width:100%;display:block;margin-top:4px}.msg{font-family:monospace;font-size:12px;white-space:pre-wrap}"""
 
 
+LEVEL_COLOURS = {"large": "#ffc98a", "medium": "#fff1c2", "small": "#fffbe3"}
+
+
+def _colour(rs: list[dict], worst: int) -> str:
+    """A cell's background: its worst verdict's colour; numbers that moved shaded by their severity."""
+    if ORDER[worst] == MOVED:
+        lv = min((level(r) for r in rs if level(r) in LEVEL_COLOURS), key=LEVEL_ORDER.index, default="medium")
+        return LEVEL_COLOURS[lv]
+    return COLOURS[ORDER[worst]]
+
+
 def _img(path: str) -> str:
     p = Path(path)
     if p.suffix != ".png" or not p.is_file():
@@ -281,7 +292,7 @@ def html_report(results: list[dict], meta: dict, status: int, trends: dict[str, 
         for m, c in zip(models, row[1:]):
             rs = by_claim[row[0]].get(m, [])
             worst = min((ORDER.index(r["verdict"]) for r in rs), default=len(ORDER) - 1)
-            cells.append(f"<td style='background:{COLOURS[ORDER[worst]]}'>{e(c)}</td>")
+            cells.append(f"<td style='background:{_colour(rs, worst)}'>{e(c)}</td>")
         out.append(f"<tr><td><a href='#{e(row[0])}'>{e(row[0])}</a></td>{''.join(cells)}</tr>")
     out.append("</table>")
     for claim, per_model in by_claim.items():
@@ -303,14 +314,15 @@ def html_report(results: list[dict], meta: dict, status: int, trends: dict[str, 
             for r in rs:
                 if r["verdict"] in DRIFT:
                     where = "" if r.get("layer") is None else f"L{r['layer']}: "
-                    head = f"{level(r)}: {(r.get('drift') or {}).get('summary', '')}\n" if r["verdict"] == MOVED else ""
+                    summary = (r.get("drift") or {}).get("summary", "") if where else ""  # the cell has it otherwise
+                    head = f"severity {level(r)}{': ' + summary if summary else ''}\n" if r["verdict"] == MOVED else ""
                     parts.append(f"<div class='moved'>{e(where + head)}vs {e(str(r.get('snapshot')))}\n"
                                  + e("\n".join(r.get("moved", []))) + "</div>")
                 elif r["verdict"] in HARD | {KNOWN}:
                     parts.append(f"<div class='msg'>{e(r.get('message', ''))}</div>")
             for f in dict.fromkeys(f for r in rs for f in r.get("figures", [])):
                 parts.append(_img(f))
-            out.append(f"<td style='background:{COLOURS[ORDER[worst]]}'>{''.join(parts)}</td>")
+            out.append(f"<td style='background:{_colour(rs, worst)}'>{''.join(parts)}</td>")
         out.append("</tr></table></div>")
     # once loaded, the page records how many of its figures decoded (read by tests/ in a headless browser)
     out.append("<script>window.addEventListener('load',function(){var i=Array.prototype.slice.call(document.images);"
