@@ -99,7 +99,12 @@ def _num(x) -> bool:
 
 
 def _fmt(x) -> str:
-    return f"{x:.4g}" if isinstance(x, float) else json.dumps(x)
+    """A recorded or measured value: floats to 7 significant digits (enough to show any move beyond a 1e-4
+    relative tolerance), other values as JSON."""
+    if not isinstance(x, float):
+        return json.dumps(x)
+    t = f"{x:.7g}"
+    return t if any(c in t for c in ".einf") else t + ".0"
 
 
 def _id(x) -> str:
@@ -186,9 +191,10 @@ class Drift:
         type; medium: an effect moved >= 5%, or an id entered or left (records: carrying >= 5% of the effect);
         small: the rest (diagnostics, effects within 5%, a swap at the tail of a top-k list)."""
         e = abs(self.effect or 0.0)
-        lost = max((s.lost_share if s.lost_share is not None else len(s.left) / s.n_old
-                    for s in self.identities if s.n_old), default=0.0)
-        minor = all(s.lost_share is not None and s.lost_share < MEDIUM_EFFECT / 100 for s in self.identities
+        top = [s for s in self.identities if "[" not in s.path]  # the id lists inside kept records (e.g. a neuron's
+        lost = max((s.lost_share if s.lost_share is not None else len(s.left) / s.n_old  # top tokens) are details
+                    for s in top if s.n_old), default=0.0)
+        minor = all(s.lost_share is not None and s.lost_share < MEDIUM_EFFECT / 100 for s in top
                     if s.entered or s.left)
         structural = any(m.role == EFFECT and m.kind in ("missing", "new", "length", "changed") for m in self.moves)
         if e >= LARGE_EFFECT or lost >= LARGE_LOSS or structural:
@@ -269,7 +275,7 @@ class _Differ:
                 self.add(p, "missing", old[k], None, f"{p}: missing from this run (was {_fmt(old[k])})")
             for k in sorted(new.keys() - old.keys()):
                 p = f"{path}.{k}" if path else k
-                self.add(p, "new", None, new[k], f"{p}: new, not in the snapshot ({_fmt(new[k])})")
+                self.add(p, "new", None, new[k], f"{p}: new key, not in the snapshot ({_fmt(new[k])})")
             for k in sorted(old.keys() & new.keys()):
                 self.walk(old[k], new[k], f"{path}.{k}" if path else k, scale)
         elif isinstance(old, list) and isinstance(new, list):

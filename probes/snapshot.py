@@ -28,7 +28,6 @@ ROOT = Path(__file__).resolve().parents[1]
 # CLAIMS_SNAPSHOT_DIR redirects snapshots (used by tests/ to compare parallel and serial runs in a temp dir)
 SNAPSHOTS = Path(os.environ.get("CLAIMS_SNAPSHOT_DIR") or ROOT / "snapshots")
 REL_TOL, ABS_TOL = 1e-4, 1e-6
-IGNORED = {"_recorded_with"}  # provenance (model, dtype, device): recorded, not compared
 
 
 def plain(x: Any) -> Any:
@@ -48,31 +47,12 @@ def plain(x: Any) -> Any:
     raise TypeError(f"snapshot values must be plain numbers, strings, lists or dicts; got {type(x).__name__}")
 
 
-def compare(old: Any, new: Any, rel: float, abs_: float, path: str = "") -> Iterator[str]:
-    """Yield one line per difference beyond tolerance."""
-    where = path or "<root>"
-    if isinstance(old, dict) and isinstance(new, dict):
-        old = {k: v for k, v in old.items() if k not in IGNORED}
-        new = {k: v for k, v in new.items() if k not in IGNORED}
-        for k in old.keys() - new.keys():
-            yield f"{path}.{k}: missing from the new result (was {json.dumps(old[k])})"
-        for k in new.keys() - old.keys():
-            yield f"{path}.{k}: new key, not in the snapshot ({json.dumps(new[k])})"
-        for k in old.keys() & new.keys():
-            yield from compare(old[k], new[k], rel, abs_, f"{path}.{k}" if path else k)
-    elif isinstance(old, list) and isinstance(new, list):
-        if len(old) != len(new):
-            yield f"{where}: length {len(old)} -> {len(new)}"
-        for i, (a, b) in enumerate(zip(old, new)):
-            yield from compare(a, b, rel, abs_, f"{path}[{i}]")
-    elif isinstance(old, (int, float)) and isinstance(new, (int, float)) \
-            and not isinstance(old, bool) and not isinstance(new, bool):
-        d = new - old
-        if abs(d) > abs_ + rel * abs(old):
-            relpct = f", {100 * d / abs(old):+.3g}%" if old else ""
-            yield f"{where}: {old!r} -> {new!r} (moved {d:+.3g}{relpct}; tolerance {abs_:g} + {rel:g}*|old|)"
-    elif old != new:
-        yield f"{where}: {json.dumps(old)} -> {json.dumps(new)}"
+def compare(old: Any, new: Any, rel: float, abs_: float) -> Iterator[str]:
+    """Yield one line per difference beyond tolerance, with no roles declared (lists compare by position): the
+    same comparison as :func:`probes.drift.diff`, which conftest.py runs with the claim's roles."""
+    from .drift import diff
+    for m in diff(old, new, rel, abs_).moves:
+        yield m.text
 
 
 def parse(text: str, location: str = "snapshot") -> Any:

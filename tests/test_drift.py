@@ -119,3 +119,12 @@ def test_records_keyed_by_a_recurring_token_match_by_occurrence():
                     {"C": " his", "A": " d", "similarity": 0.3}]}
     d = D.diff(old, new, 1e-3, 1e-4, t)
     assert d.lines() == ['[diagnostic] best[ his#2].A: " c" -> " d"'] and d.identities[0].same == 3
+
+
+def test_id_lists_inside_kept_records_are_details_not_severity():
+    t = D.roles(effect=["drop"], identity=["neurons[].id", "neurons[].top_tokens"])
+    old = {"drop": 1.0, "neurons": [{"id": "L3.N1", "top_tokens": [" a", " b"]}]}
+    new = {"drop": 1.0, "neurons": [{"id": "L3.N1", "top_tokens": [" a", " c"]}]}
+    d = D.diff(old, new, 1e-3, 1e-4, t)
+    assert "[identity] neurons[L3.N1].top_tokens: 1/2 same; entered  c, left  b" in d.lines()
+    assert d.level == D.SMALL and d.summary() == "effect within tolerance (neurons 1/1)"
