@@ -69,7 +69,7 @@ class LoadedModel:
 
 def pick_device(name: str = "auto") -> torch.device:
     """``auto``: CUDA when available, else CPU. Under pytest-xdist on a machine with several GPUs, worker gwN takes
-    GPU N mod (number of GPUs), so that the workers (one model each, see conftest.py) spread over the GPUs."""
+    GPU N mod (number of GPUs), so that the workers (one model each, see probes/plugin.py) spread over the GPUs."""
     if name == "auto":
         if not torch.cuda.is_available():
             return torch.device("cpu")

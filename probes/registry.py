@@ -1,4 +1,5 @@
-"""The model registry (fixtures/models.toml) and resolution of ``--models`` entries.
+"""The model registry (this repository's fixtures/models.toml, or a project's ``claims_registry``) and resolution of
+``--models`` entries.
 
 An entry of ``--models`` is a registry id, a hub id (``owner/name`` or a bare
 hub name, optionally ``@revision``), a local folder holding ``config.json``, or a
@@ -57,6 +58,8 @@ class ModelSpec:
     expect: dict = field(default_factory=dict)
     note: str = ""
     baseline: str | None = None        # a candidate: the registry id whose parameters and snapshots it is measured by
+    root: str | None = None            # the project root a relative ``path`` is read from (default: this repository)
+    origin: str | None = None          # the registry file the entry comes from (named in messages)
 
     def param(self, name: str, default=None):
         return self.params.get(name, default)
@@ -120,12 +123,16 @@ class ModelSpec:
         elif self.source != "hub":
             self.location()
 
+    def local_path(self) -> Path:
+        """A ``local`` entry's folder: ``path`` as written, relative to the project root unless absolute."""
+        p = Path(self.path).expanduser()
+        return p if p.is_absolute() else Path(self.root or ROOT) / p
+
     def location(self) -> str:
         """A local folder, or a hub id; raises UnknownModelError with a fix when it cannot be found. GGUF models
         are dequantised into the cache folder on first use (see probes/gguf.py)."""
         if self.source == "local":
-            p = Path(self.path)
-            p = p if p.is_absolute() else ROOT / p
+            p = self.local_path()
             if not (p / "config.json").exists():
                 raise UnknownModelError(
                     f"model {self.id!r}: no config.json in {p}. For an organism, retrain it with "
@@ -153,7 +160,7 @@ def _not_a_registry_id(spec: ModelSpec, entry: str, registry: dict[str, ModelSpe
     if reg is None:
         return spec
     if reg.source == "local" and spec.source == "local" and \
-            Path(spec.path).resolve() == (Path(reg.path) if Path(reg.path).is_absolute() else ROOT / reg.path).resolve():
+            Path(spec.path).resolve() == reg.local_path().resolve():
         return reg
     raise UnknownModelError(
         f"--models {entry!r} is named like the registry model {spec.id!r} but is not its folder. To check it against "
@@ -161,11 +168,36 @@ def _not_a_registry_id(spec: ModelSpec, entry: str, registry: dict[str, ModelSpe
         "it as a model of its own, give it a folder (or file) name that is not a registry id.")
 
 
-def load_registry(path: Path = REGISTRY) -> dict[str, ModelSpec]:
-    data = tomllib.loads(path.read_text())
+FIELDS = {f for f in ModelSpec.__dataclass_fields__ if f not in ("id", "root", "origin", "baseline")}
+
+
+def load_registry(path: Path = REGISTRY, root: Path | None = None) -> dict[str, ModelSpec]:
+    """The registry's models by id. ``root``: the folder that relative ``path`` entries are read from (a project's
+    root; default: this repository's). A file that cannot be read or an entry with an unknown field or without
+    ``source`` / ``kind`` / ``families`` is an error naming the file, the entry and the fix."""
+    path = Path(path)
+    where = str(path)
+    try:
+        data = tomllib.loads(path.read_text())
+    except FileNotFoundError:
+        raise UnknownModelError(f"registry {where} does not exist: create it (README, Writing your own claims) or "
+                                "point the ini option claims_registry at yours") from None
+    except tomllib.TOMLDecodeError as e:
+        raise UnknownModelError(f"registry {where} is not valid TOML ({e}); fix the file") from None
     out = {}
-    for mid, e in data["models"].items():
-        out[mid] = ModelSpec(id=mid, **{k: v for k, v in e.items()})
+    for mid, e in (data.get("models") or {}).items():
+        unknown = sorted(set(e) - FIELDS)
+        missing = [k for k in ("source", "kind", "families") if k not in e]
+        if unknown or missing:
+            raise UnknownModelError(
+                f"registry {where}, [models.{mid}]: " + "; ".join(
+                    ([f"unknown field(s) {', '.join(unknown)}"] if unknown else []) +
+                    ([f"missing {', '.join(missing)}"] if missing else [])) +
+                f". Fields an entry may have: {', '.join(sorted(FIELDS))}")
+        out[mid] = ModelSpec(id=mid, **e, root=str(root or ROOT), origin=where)
+    if not out:
+        raise UnknownModelError(f"registry {where} has no [models.<id>] entry; add one (README, Writing your own "
+                                "claims)")
     return out
 
 
@@ -244,6 +276,7 @@ def resolve(entry: str, registry: dict[str, ModelSpec] | None = None) -> ModelSp
         return ModelSpec(id=entry.replace("/", "--").replace("@", "-"), source="hub", hub_id=hub_id,
                          revision=rev or None, kind="causal", families=FAMILIES_BY_KIND["causal"])
     known = ", ".join(sorted(registry))
+    origin = next((s.origin for s in registry.values() if s.origin), "the registry")
     raise UnknownModelError(
         f"unknown model {entry!r}: not a registry id ({known}), not an existing folder, and not a hub id of the "
-        "form owner/name[@revision]. Add it to fixtures/models.toml or pass a folder or hub id.")
+        f"form owner/name[@revision]. Add it to {origin} or pass a folder or hub id.")

@@ -1,6 +1,7 @@
-"""Tolerance-aware JSON snapshots (a syrupy extension) under the top-level ``snapshots/`` folder.
+"""Tolerance-aware JSON snapshots (a syrupy extension) under the top-level ``snapshots/`` folder (a project's
+``claims_snapshots`` folder).
 
-One JSON file per claim x model: ``snapshots/<test module>/<test name>[<model>].json``. conftest.py compares a
+One JSON file per claim x model: ``snapshots/<test module>/<test name>[<model>].json``. The plugin compares a
 claim's numbers with it after the claim's body has run (so figures are written first), with
 :func:`probes.drift.diff` under the claim's roles (lists of components by id, a severity per move); a candidate
 (``id@label``) or a half-precision run reads the registry model's float32 file.
@@ -10,7 +11,7 @@ syrupy extension uses. A corrupt snapshot file raises :class:`SnapshotFileError`
 file and the fix; nothing on disk changes unless pytest runs with ``--record``, which writes (atomically) the
 snapshot of each claim that passed its criterion in that run and never deletes or touches any other
 (:func:`record`). syrupy's own ``--snapshot-update``, which deletes the snapshots of failed, errored, deselected
-or interrupted tests, is refused by conftest.py.
+or interrupted tests, is refused by the plugin (probes/plugin.py).
 """
 from __future__ import annotations
 
@@ -49,7 +50,7 @@ def plain(x: Any) -> Any:
 
 def compare(old: Any, new: Any, rel: float, abs_: float) -> Iterator[str]:
     """Yield one line per difference beyond tolerance, with no roles declared (lists compare by position): the
-    same comparison as :func:`probes.drift.diff`, which conftest.py runs with the claim's roles."""
+    same comparison as :func:`probes.drift.diff`, which the plugin (probes/plugin.py) runs with the claim's roles."""
     from .drift import diff
     for m in diff(old, new, rel, abs_).moves:
         yield m.text
@@ -107,9 +108,11 @@ def serialize(data: Any) -> str:
     return json.dumps(plain(data), indent=1, sort_keys=True) + "\n"
 
 
-def snapshot_file(module: str, test_name: str) -> Path:
-    """Where syrupy keeps this claim x model's snapshot: snapshots/<test module>/<test name>[<param>].json."""
-    return Path(ToleranceJSONSnapshot.root) / module / f"{test_name}.json"
+def snapshot_file(module: str, test_name: str, root: Path | None = None) -> Path:
+    """This claim x model's snapshot: <root>/<test module>/<test name>[<param>].json (root: the project's snapshot
+    folder, default this repository's snapshots/; $CLAIMS_SNAPSHOT_DIR overrides both)."""
+    env = os.environ.get("CLAIMS_SNAPSHOT_DIR")
+    return Path(env or root or ToleranceJSONSnapshot.root) / module / f"{test_name}.json"
 
 
 def record(path: Path, data: Any, rel: float = REL_TOL, abs_: float = ABS_TOL) -> bool:

@@ -12,10 +12,10 @@ The claim's criterion decides holds vs broken; the snapshot decides whether the 
     error                   the claim could not be measured (load failure, bad stimulus, NaN, corrupt snapshot, ...)
     skipped                 not run
 
-Exit status of the run (``pytest_sessionfinish`` in conftest.py): 0 every claim holds with its numbers (known
+Exit status of the run (``pytest_sessionfinish`` in probes/plugin.py): 0 every claim holds with its numbers (known
 failures still failing as recorded); 1 some claim is broken, errored or newly holds, or a test outside claims/ failed;
 6 every claim holds but some numbers moved or have no snapshot yet; pytest's own 2-5 otherwise. A drift is not a
-test failure: pytest counts such a claim as 'moved' or 'unrecorded' (conftest.py's pytest_report_teststatus).
+test failure: pytest counts such a claim as 'moved' or 'unrecorded' (pytest_report_teststatus in probes/plugin.py).
 """
 from __future__ import annotations
 
