@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
-pytestmark = pytest.mark.slow
+pytest_plugins = ["pytester"]
+pytestmark = pytest.mark.xdist_group("plugin")  # one worker builds the wheel's environment once (module fixture)
 
 
 def _need_index(proc: subprocess.CompletedProcess, what: str) -> None:
@@ -42,9 +43,15 @@ def installed(tmp_path_factory):
         shutil.copy(ROOT / f, src / f)
     shutil.copytree(ROOT / "probes", src / "probes", ignore=shutil.ignore_patterns("__pycache__"))
     dist = tmp / "dist"
-    b = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                        str(dist), str(src)], capture_output=True, text=True, timeout=600)
-    assert b.returncode == 0, b.stderr[-2000:]
+    try:  # this environment's setuptools when it meets pyproject.toml's build requirement, else pip's own build env
+        import setuptools
+        isolation = [] if int(setuptools.__version__.split(".")[0]) >= 68 else None
+    except ImportError:
+        isolation = None
+    b = subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "-q", "-w", str(dist), str(src)]
+                       + (["--no-build-isolation"] if isolation is not None else []),
+                       capture_output=True, text=True, timeout=600)
+    _need_index(b, "building the wheel")
     (wheel,) = dist.glob("interp_claims-*.whl")
     venv = tmp / "venv"
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=300)
@@ -156,7 +163,8 @@ def _run(py, proj, *args):
 def test_fresh_project_records_then_holds_and_a_damaged_candidate_breaks(installed, tmp_path):
     """A project outside this repository, with the wheel's plugin in a fresh environment: exit 6 (holds, no
     snapshot) -> --record -> exit 0 -> a damaged copy of the model as a candidate: broken, exit 1. Nothing of this
-    repository is on its path."""
+    repository is on its path. Then examples/induction-heads, run the same way on the damaged copy: all three of its
+    claims broken."""
     proj = _project(tmp_path)
     py = installed["python"]
     r, v = _run(py, proj)
@@ -189,3 +197,41 @@ def test_fresh_project_records_then_holds_and_a_damaged_candidate_breaks(install
     assert r.returncode == 1, r.stdout[-3000:]
     assert v == {("copying.repeat", "smollm2-135m@smollm2-damaged"): "broken"}, v
     assert snap.read_text() == recorded  # the finding on disk is untouched
+
+    # the example project's three claims fail on the same damaged copy (they pass on SmolLM2 itself: CI runs the
+    # example from its folder)
+    example = ROOT / "examples" / "induction-heads"
+    before = {f: f.read_bytes() for f in (example / "snapshots").rglob("*.json")}
+    r = subprocess.run([str(py), "-m", "pytest", "-p", "no:cacheprovider", "--models", f"smollm2-135m={damaged}",
+                        "--artifacts", str(tmp_path / "example-artifacts")], cwd=example, capture_output=True,
+                       text=True, timeout=900,
+                       env={k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "CLAIMS_"))})
+    assert r.returncode == 1, r.stdout[-3000:]
+    v = {x["claim"]: x["verdict"] for x in
+         json.loads((tmp_path / "example-artifacts" / "report.json").read_text())["results"]}
+    assert v == {"induction.behaviour": "broken", "induction.scores": "broken", "induction.ablation": "broken"}, v
+    assert {f: f.read_bytes() for f in (example / "snapshots").rglob("*.json")} == before
+
+
+def test_ini_options_name_the_files_and_errors_name_the_fix(pytester):
+    """claims_registry pointing at no file is a usage error naming the file; an entry with an unknown field names
+    the entry and the fields; a project with no registry at all leaves the plugin idle (plain tests run, syrupy's
+    own options untouched) and a claim there is skipped with the fix."""
+    pytester.makeini("[pytest]\nclaims_registry = ours/models.toml\n")
+    r = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-o", "addopts=")
+    assert r.ret == 4 and "claims_registry = ours/models.toml" in r.stderr.str() and "no such file" in r.stderr.str()
+
+    (pytester.path / "ours").mkdir()
+    (pytester.path / "ours" / "models.toml").write_text(
+        '[models.m]\nsource = "local"\npath = "m"\nkind = "causal"\nfamilies = ["x"]\nlayer = 3\n')
+    r = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-o", "addopts=")
+    err = r.stderr.str()
+    assert r.ret == 4 and "[models.m]: unknown field(s) layer" in err and "params" in err, err
+
+    (pytester.path / "tox.ini").unlink()
+    pytester.makepyfile(test_plain="def test_plain():\n    assert True\n",
+                        test_claim="import pytest\n\n@pytest.mark.claim(id='x.y', family='x')\n"
+                                   "def test_claim(lm):\n    pass\n")
+    r = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-o", "addopts=", "-rs")
+    r.assert_outcomes(passed=1, skipped=1)
+    assert "no claims registry" in r.stdout.str() and "claims_registry" in r.stdout.str()
