@@ -88,42 +88,62 @@ def spikes(lens: np.ndarray, frac: float = 0.2) -> list[tuple[int, int]]:
 def layer_position_patching(lm: LoadedModel, case: Case, *, max_batch_tokens: int = 8192) -> np.ndarray:
     """Residual stream patched clean -> corrupted at one (layer, position) at a time; normalised restoration,
     (L + 1, T), rows indexed like the lens: row l < L is the residual entering block l (row 0: embeddings), row L
-    the residual after the last block.
+    the residual after the last block. One case of :func:`layer_position_patching_many`."""
+    return layer_position_patching_many(lm, [case], max_batch_tokens=max_batch_tokens)[0]
 
-    Only what a patch can change is computed. Before the first position where the prompts differ, the clean and
-    corrupted residual streams are the same (a causal model), so patching there is a no-op: restoration 0. A patch
-    at (l, p) changes nothing before block l and nothing before position p, so the patched copies of row l start at
-    block l from the corrupted residual stream, over a key/value cache of the shared prefix, one copy per position
-    (batched). After the last block a patch changes only its own position's output: row L is 1 at the last
-    position, 0 elsewhere. Models that cannot resume (BERT) run one full forward per row over T copies.
+
+@torch.no_grad()
+def layer_position_patching_many(lm: LoadedModel, cases: list[Case], *, max_batch_tokens: int = 8192) -> np.ndarray:
+    """:func:`layer_position_patching` for several cases of one token length at once: (P, L + 1, T), batched over
+    the cases and the positions (as TransformerLens's ``get_act_patch_resid_pre`` batches the prompts of each
+    (layer, position), but in one pass per layer and chunk of positions rather than one per (layer, position)).
+
+    Only what a patch can change is computed. Before the first position where any case's prompts differ, the clean
+    and corrupted residual streams are the same (a causal model), so patching there is a no-op: restoration 0. A
+    patch at (l, p) changes nothing before block l and nothing before position p, so the patched copies of row l
+    start at block l from the corrupted residual stream, over a key/value cache of the shared prefix, one copy per
+    (position, case) (batched). After the last block a patch changes only its own position's output: row L is 1 at
+    the last position, 0 elsewhere. Models that cannot resume (BERT) run one full forward per row over T copies,
+    case by case.
     """
     ad = lm.adapter
-    L, T = ad.n_layers, case.clean.shape[1]
-    clean, corr = logit_diffs(lm, case)
+    L, T, P = ad.n_layers, cases[0].clean.shape[1], len(cases)
+    if any(c.clean.shape[1] != T for c in cases):
+        raise StimulusError(f"layer_position_patching_many: cases of {sorted({c.clean.shape[1] for c in cases})} "
+                            "tokens; batch cases of one token length together")
+    diffs = np.array([logit_diffs(lm, c) for c in cases])  # (P, 2): clean, corrupted
+    clean, corr = diffs[:, 0, None, None], diffs[:, 1, None, None]
     if not ad.can_resume:
-        return restoration(_layer_position_full(lm, case), clean, corr)
+        return np.stack([restoration(_layer_position_full(lm, c), c0, c1) for c, (c0, c1) in zip(cases, diffs)])
+    ids_clean = torch.cat([c.clean for c in cases])
+    ids_corr = torch.cat([c.corrupted for c in cases])
+    target = torch.tensor([c.target for c in cases], device=lm.device)
+    foil = torch.tensor([c.foil for c in cases], device=lm.device)
     sites = [("resid_pre", l) for l in range(L)]
     with capture(ad, sites) as rc:
-        lm.acts(case.clean)
+        lm.acts(ids_clean)
     with capture(ad, sites) as rk:
-        lm.acts(case.corrupted)
-    first = first_difference(case.clean, case.corrupted)
-    out = np.full((L + 1, T), corr)  # positions before the first difference: the corrupted run itself
-    out[L, T - 1] = clean  # the final residual of the last position is all the readout sees
+        lm.acts(ids_corr)
+    first = first_difference(ids_clean, ids_corr)
+    out = np.broadcast_to(corr, (P, L + 1, T)).copy()  # before the first difference: the corrupted run itself
+    out[:, L, T - 1] = diffs[:, 0]  # the final residual of the last position is all the readout sees
     n = T - first
     if n:
-        cache = ad.prefix_cache(case.corrupted[:, :first]) if first else None
-        K = max(1, max_batch_tokens // n)
+        cache = ad.prefix_cache(ids_corr[:, :first]) if first else None
+        K = max(1, max_batch_tokens // (n * P))  # positions per pass; rows j * P + p: position j, case p
         for l in range(L):
-            src = rc[("resid_pre", l)][0, first:]  # (n, D)
+            src, base = rc[("resid_pre", l)][:, first:], rk[("resid_pre", l)][:, first:]  # (P, n, D)
             for j0 in range(0, n, K):
-                j = torch.arange(j0, min(n, j0 + K), device=lm.device)
-                x = rk[("resid_pre", l)][:, first:].repeat(len(j), 1, 1)  # copy i patches position first + j[i]
-                x[torch.arange(len(j), device=lm.device), j] = src[j]
+                k = min(n, j0 + K) - j0
+                x = base.repeat(k, 1, 1)
+                rows = torch.arange(k * P, device=lm.device)
+                j = torch.arange(j0, j0 + k, device=lm.device).repeat_interleave(P)
+                x[rows, j] = src[rows % P, j]
                 with ad.resume_from(l):
-                    h = ad.body(x, ad.tile_cache(cache, len(j)) if first else None)[:, -1].float()
+                    h = ad.body(x, ad.tile_cache(cache, k) if first else None)[:, -1].float()
                 check_finite(h, "final hidden state")
-                out[l, first + j0:first + j0 + len(j)] = ad.logit_diff(h, case.target, case.foil).cpu().numpy()
+                d = ad.logit_diff(h, target.repeat(k), foil.repeat(k)).cpu().numpy().reshape(k, P)
+                out[:, l, first + j0:first + j0 + k] = d.T
     return restoration(out, clean, corr)
 
 

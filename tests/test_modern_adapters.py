@@ -164,6 +164,24 @@ def test_residual_patching_equals_the_loop(rlm):
     assert abs((fast - loop) * gap).max() < 1e-4
 
 
+def test_residual_patching_batched_over_cases_equals_the_loop(rlm):
+    """Several cases in one batch (each its own prompts, targets and first difference: 2 and 4; the shared prefix
+    of the batch is the earliest) equal the loop case by case within 1e-4 in logit units, with chunks that split a
+    layer's positions."""
+    _, lm = rlm
+    g = torch.Generator().manual_seed(6)
+    cases = []
+    for i, at in enumerate((4, 2, 4)):
+        clean = torch.randint(5, 1000, (1, 7), generator=g)
+        corr = clean.clone()
+        corr[0, at] = (clean[0, at] + 31) % 1000
+        cases.append(Nn.Case(f"c{i}", clean, corr, 11 + i, 40 + i))
+    fast = Nn.layer_position_patching_many(lm, cases, max_batch_tokens=40)  # 2 positions x 3 cases per pass
+    for c, f in zip(cases, fast):
+        gap = float(np.subtract(*Nn.logit_diffs(lm, c)))
+        assert abs((f - Nn.layer_position_patching_loop(lm, c)) * gap).max() < 1e-4
+
+
 def test_batched_ablation_equals_one_set_at_a_time(rlm):
     """Zeroing many neuron sets in one resumed forward (a mask per copy) equals zeroing each set on its own."""
     _, lm = rlm
