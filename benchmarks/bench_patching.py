@@ -1,7 +1,8 @@
-"""Benchmark, one run, side by side: the seed's one-forward-per-component loop, TransformerLens's patching
-function on the same HF model, and this suite's batched patching.
+"""The benchmark, one run, side by side: the seed's one-forward-per-component loop, TransformerLens's patching
+function on the same HF model, and this suite's batched patching; every row with the ratio its FLOPs allow.
 
-    python benchmarks/bench_patching.py [--prompts 8] [--tokens 14] [--rows heads,silencing,resid,neurons] [--smollm2]
+    python benchmarks/bench_patching.py [--prompts 8] [--tokens 14] [--rows heads,silencing,resid,neurons]
+                                        [--smollm2] [--agreement]
 
 On a randomly initialised model of gpt2's full config (fixtures/configs/gpt2.json), 8 prompts of equal length
 on the CPU (IOI-shaped: clean and corrupted prompts share every token before S2), it times
@@ -9,7 +10,7 @@ on the CPU (IOI-shaped: clean and corrupted prompts share every token before S2)
 * head patching (every head, all positions; TransformerLens: ``get_act_patch_attn_head_out_all_pos``),
 * head silencing (every head's output permuted; TransformerLens has no patching function for it, so its row is
   a ``run_with_hooks`` loop over the bridge's ``hook_z``),
-* residual patching over layer x position (TransformerLens: ``get_act_patch_resid_pre``),
+* residual patching over layer x position, all prompts at once (TransformerLens: ``get_act_patch_resid_pre``),
 * one layer's neuron patching (TransformerLens has none per neuron: a ``run_with_hooks`` loop over
   ``mlp.hook_post``),
 
@@ -19,7 +20,15 @@ TransformerLens's patching functions also run; for head patching a lean loop (no
 timed too, to show what the batching gains by itself. TransformerLens (``pip install
 transformer-lens``, optional: the ``bench`` extra) wraps the very same HF model (``TransformerBridge``, raw HF
 weights, eager attention). ``--smollm2`` then times ours vs the loop on the real SmolLM2-135M (30 layers x 9
-heads) for head patching and one layer's neuron patching.
+heads) for head patching and one layer's neuron patching. ``--agreement`` adds how well attribution patching (the
+screen used for head silencing and neurons on a CPU) tracks exact neuron patching on the trained organisms.
+
+**The FLOP limit** beside each ratio: the floating-point operations each method must do, counted for that config
+and prompt set from the (rows x positions x layers) it runs through the blocks (2 x the block's parameters per
+token and layer, plus attention over the context) and the positions it unembeds (2 x d_model x vocabulary each;
+ours reads two rows of the unembedding at the last position, negligible), including ours' setup passes (clean and
+corrupted activations, the prefix cache). loop/ours can exceed it: the loop's many small passes use the CPU worse
+than ours' large batched ones; a ratio far below it is time lost to something other than arithmetic.
 
 Where the speed comes from (probes/ioi.py, probes/neuron.py): components of one layer are edited in copies of
 the prompt batch in one forward pass; the pass starts at the edited layer from the cached residual stream; the
@@ -31,28 +40,71 @@ from __future__ import annotations
 
 import argparse
 import copy
-import os
+import json
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
 import torch
 
-os.environ.setdefault("TQDM_DISABLE", "1")  # TransformerLens's progress bars
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
 from probes import ioi  # noqa: E402
 from probes import neuron as Nn  # noqa: E402
-from benchmarks.bench_heads import make_prompts as prompts, timed  # noqa: E402
 from tests.conftest import random_lm  # noqa: E402
 
 
-def row(name, t_loop, t_tl, t_ours, d_tl, d_ours):
+def prompts(vocab: int, P: int, T: int, seed: int = 0) -> ioi.PromptSet:
+    """IOI-shaped random prompts: A at 1, B at 3, S2 at T-4 (B in base, A in source)."""
+    g = torch.Generator().manual_seed(seed)
+    base = torch.randint(1000, vocab - 1, (P, T), generator=g)
+    a, b = torch.randint(1000, vocab - 1, (P,), generator=g), torch.randint(1000, vocab - 1, (P,), generator=g)
+    base[:, 1], base[:, 3], base[:, T - 4] = a, b, b
+    source = base.clone()
+    source[:, T - 4] = a
+    return ioi.PromptSet(base, source, a, b, [""] * P, [("A", "B")] * P)
+
+
+def timed(fn):
+    t0 = time.perf_counter()
+    out = fn()
+    return out, time.perf_counter() - t0
+
+
+class Flops:
+    """FLOPs of passes through a model (multiply-adds count 2): ``blocks(rows, new, layers, ctx)`` for ``rows``
+    sequences of ``new`` positions through ``layers`` blocks attending to ``ctx`` positions in all (the prefix
+    cache's included); ``head(positions)`` for unembedding that many positions over the whole vocabulary."""
+
+    def __init__(self, lm):
+        ad = lm.adapter
+        self.block = sum(p.numel() for n, p in ad.block(0).named_parameters() if "norm" not in n and "ln" not in n)
+        self.D, self.L = ad.d_model, ad.n_layers
+        self.V = lm.model.get_output_embeddings().weight.shape[0]
+        self.width = ad.n_heads * ad.head_dim
+
+    def blocks(self, rows, new, layers, ctx=None):
+        ctx = new if ctx is None else ctx
+        attn = 4 * self.width * (ctx - new / 2)  # scores and weighted values, causal: the mean context
+        return rows * new * layers * (2 * self.block + attn)
+
+    def head(self, positions):
+        return positions * 2 * self.D * self.V
+
+    def full(self, rows, T, logits=True):
+        """One full forward of ``rows`` x T tokens; with the seed's logits at every position."""
+        return self.blocks(rows, T, self.L) + (self.head(rows * T) if logits else 0)
+
+
+def row(name, t_loop, t_tl, t_ours, d_tl, d_ours, lim_loop, lim_tl):
     tl = f"{t_tl:8.2f}s" if t_tl is not None else "       -"
-    r_tl = f"{t_tl / t_ours:6.1f}x" if t_tl is not None else "      -"
+    r_tl = f"{t_tl / t_ours:5.1f}x (limit {lim_tl:5.1f}x)" if t_tl is not None else " " * 20
     dtl = f"{d_tl:.1e}" if d_tl is not None else "-"
-    print(f"{name:<28} loop {t_loop:8.2f}s  TL {tl}  ours {t_ours:7.2f}s  loop/ours {t_loop / t_ours:6.1f}x  "
-          f"TL/ours {r_tl}  max|diff| TL {dtl}, ours {d_ours:.1e}", flush=True)
+    print(f"{name:<26} loop {t_loop:7.2f}s  TL {tl}  ours {t_ours:6.2f}s  "
+          f"loop/ours {t_loop / t_ours:5.1f}x (limit {lim_loop:5.1f}x)  TL/ours {r_tl}  "
+          f"max|diff| TL {dtl}, ours {d_ours:.1e}", flush=True)
 
 
 def bridge(lm):
@@ -62,6 +114,8 @@ def bridge(lm):
     except ImportError:
         print("(TransformerLens not installed: `pip install transformer-lens`; its columns are left out)")
         return None
+    from transformer_lens import patching
+    patching.tqdm = lambda it, **kw: it  # its per-index progress bars would bury the table
     folder = Path(tempfile.mkdtemp()) / "model"
     lm.model.config.save_pretrained(folder)
     # a copy with the same weights: the bridge rewires the modules it wraps (with it on the very same model,
@@ -71,23 +125,24 @@ def bridge(lm):
 
 @torch.no_grad()
 def main() -> None:
-    ap = argparse.ArgumentParser()
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--prompts", type=int, default=8)
     ap.add_argument("--tokens", type=int, default=14)
     ap.add_argument("--neuron-layer", type=int, default=6)
-    ap.add_argument("--smollm2", action="store_true")
+    ap.add_argument("--smollm2", action="store_true", help="also time ours vs the loop on SmolLM2-135M")
+    ap.add_argument("--agreement", action="store_true",
+                    help="also print attribution vs exact neuron patching on the trained organisms")
     ap.add_argument("--rows", default="heads,silencing,resid,neurons",
                     help="which gpt2-config rows to time (comma-separated; default all)")
     a = ap.parse_args()
     rows = set(a.rows.split(","))
-    torch.set_num_threads(torch.get_num_threads())
     lm = random_lm("gpt2", n_layers=12)
     ad = lm.adapter
     s = prompts(lm.model.config.vocab_size, a.prompts, a.tokens)
     L, H = ad.n_layers, ad.n_heads
     heads = ioi.all_heads(lm)
     print(f"gpt2 full config (random init), {a.prompts} prompts x {a.tokens} tokens, {L * H} heads, "
-          f"{torch.get_num_threads()} threads", flush=True)
+          f"{torch.get_num_threads()} threads; limit: the ratio the FLOPs of the two methods allow", flush=True)
     tl = bridge(lm)
 
     def metric(logits):  # per-prompt IOI score of the patched base run
@@ -104,16 +159,28 @@ def main() -> None:
         bench_neurons(lm, s, a.prompts, a.neuron_layer, tl)
     if a.smollm2:
         bench_smollm2(a.prompts, a.tokens)
+    if a.agreement:
+        agreement()
+
+
+def head_flops(lm, P, T, prefix):
+    """(loop, ours): every head edited at every position after ``prefix``, the IOI score read at the last one."""
+    F, L, H = Flops(lm), lm.adapter.n_layers, lm.adapter.n_heads
+    loop = L * H * F.full(P, T)
+    ours = F.full(P, T, logits=False) + F.blocks(P, prefix, L) + \
+        sum(F.blocks(H * P, T - prefix, L - l, ctx=T) for l in range(L))
+    return loop, ours
 
 
 def bench_heads(lm, s, heads, tl, metric) -> None:
     L, H = lm.adapter.n_layers, lm.adapter.n_heads
+    P, T = s.base.shape
+    first = ioi.first_difference(s.base, s.source)
     src = ioi.head_acts(lm, s.source)
     pay = lambda l, h: src[l, :, :, h, :]  # noqa: E731
     loop, t_loop = timed(lambda: ioi.head_edit_scores_loop(lm, s, heads, pay))
     lean, t_lean = timed(lambda: ioi.head_edit_scores_loop(lm, s, heads, pay, lean=True))
-    ours, t_ours = timed(lambda: ioi.head_edit_scores(lm, s, heads, pay,
-                                                      prefix=ioi.first_difference(s.base, s.source)))
+    ours, t_ours = timed(lambda: ioi.head_edit_scores(lm, s, heads, pay, prefix=first))
     t_tl = d_tl = None
     if tl is not None:
         from transformer_lens import patching
@@ -121,14 +188,18 @@ def bench_heads(lm, s, heads, tl, metric) -> None:
         res, t_tl = timed(lambda: patching.get_act_patch_attn_head_out_all_pos(tl, s.base, src_cache, metric,
                                                                               reduce="none"))
         d_tl = float((res.values.reshape(L * H, -1) - loop).abs().max())
-    row("head patching", t_loop, t_tl, t_ours, d_tl, float((ours - loop).abs().max()))
-    print(f"{'  (a lean loop)':<28} one forward per head without the LM head, two unembedding rows read: "
-          f"{t_lean:.2f}s, lean loop/ours {t_lean / t_ours:.1f}x, max|diff| {float((lean - loop).abs().max()):.1e}",
-          flush=True)
+    f_loop, f_ours = head_flops(lm, P, T, first)
+    row("head patching", t_loop, t_tl, t_ours, d_tl, float((ours - loop).abs().max()), f_loop / f_ours,
+        f_loop / f_ours)
+    f_lean = L * H * Flops(lm).full(P, T, logits=False)
+    print(f"{'  (a lean loop)':<26} one forward per head without the LM head, two unembedding rows read: "
+          f"{t_lean:.2f}s, lean loop/ours {t_lean / t_ours:.1f}x (limit {f_lean / f_ours:.1f}x), "
+          f"max|diff| {float((lean - loop).abs().max()):.1e}", flush=True)
 
 
 def bench_silencing(lm, s, heads, tl, metric) -> None:
     """head silencing (permutation: every position changes, no shared prefix)"""
+    P, T = s.base.shape
     acts = ioi.head_acts(lm, s.base)
     pay = ioi.permutation_payload(acts, 0, 0)
     loop, t_loop = timed(lambda: ioi.head_edit_scores_loop(lm, s, heads, pay))
@@ -148,7 +219,9 @@ def bench_silencing(lm, s, heads, tl, metric) -> None:
             return torch.stack(out)
         res, t_tl = timed(tl_silencing)
         d_tl = float((res - loop).abs().max())
-    row("head silencing (all pos)", t_loop, t_tl, t_ours, d_tl, float((ours - loop).abs().max()))
+    f_loop, f_ours = head_flops(lm, P, T, 0)
+    row("head silencing (all pos)", t_loop, t_tl, t_ours, d_tl, float((ours - loop).abs().max()), f_loop / f_ours,
+        f_loop / f_ours)
 
 
 def cases_of(s, n_prompts: int) -> list:
@@ -157,15 +230,16 @@ def cases_of(s, n_prompts: int) -> list:
 
 
 def bench_resid(lm, s, n_prompts, n_tokens, tl, metric) -> None:
-    """residual patching, layer x position, per prompt (ours and the loop: one Case per prompt)"""
-    L = lm.adapter.n_layers
+    """residual patching, layer x position: the loop one case and one (layer, position) at a time, TransformerLens
+    all prompts per (layer, position), ours all prompts and positions of a layer in one resumed pass"""
+    L, F, T = lm.adapter.n_layers, Flops(lm), n_tokens
     cases = cases_of(s, n_prompts)
     clean_c = np.array([Nn.logit_diffs(lm, c) for c in cases])
 
     def raw(r):  # restoration -> patched logit difference (what TransformerLens's metric returns)
         return r * (clean_c[:, 0] - clean_c[:, 1])[:, None, None] + clean_c[:, 1][:, None, None]
     loop, t_loop = timed(lambda: np.stack([Nn.layer_position_patching_loop(lm, c)[:L] for c in cases]))
-    ours, t_ours = timed(lambda: np.stack([Nn.layer_position_patching(lm, c)[:L] for c in cases]))
+    ours, t_ours = timed(lambda: Nn.layer_position_patching_many(lm, cases)[:, :L])
     loop = raw(loop)
     t_tl = d_tl = None
     if tl is not None:
@@ -173,13 +247,29 @@ def bench_resid(lm, s, n_prompts, n_tokens, tl, metric) -> None:
         _, clean_cache = tl.run_with_cache(s.source)
         res, t_tl = timed(lambda: patching.get_act_patch_resid_pre(tl, s.base, clean_cache, metric, reduce="none"))
         d_tl = float(np.abs(res.values.reshape(L, n_tokens, -1).permute(2, 0, 1).numpy() - loop).max())
-    row("resid patching (L x pos)", t_loop, t_tl, t_ours, d_tl, float(np.abs(raw(ours) - loop).max()))
+    P = n_prompts
+    first = ioi.first_difference(s.base, s.source)
+    n = T - first
+    f_loop = P * (L + 1) * T * F.full(1, T) + P * F.full(2, T, logits=False)  # + each case's clean/corrupted
+    f_tl = L * T * F.full(P, T)
+    f_ours = P * F.full(2, T, logits=False) + 2 * F.full(P, T, logits=False) + F.blocks(P, first, L) + \
+        sum(F.blocks(P * n, n, L - l, ctx=T) for l in range(L))
+    row("resid patching (L x pos)", t_loop, t_tl, t_ours, d_tl, float(np.abs(raw(ours) - loop).max()),
+        f_loop / f_ours, f_tl / f_ours)
+
+
+def neuron_flops(lm, T, first, layer, n):
+    """(per-neuron loop, ours) for ``n`` neurons of ``layer`` patched at every position of one case."""
+    F, L = Flops(lm), lm.adapter.n_layers
+    loop = n * F.full(1, T)
+    ours = 4 * F.full(1, T, logits=False) + F.blocks(1, first, L) + F.blocks(n, T - first, L - layer, ctx=T)
+    return loop, ours
 
 
 def bench_neurons(lm, s, n_prompts, layer, tl) -> None:
     """one layer's neuron patching (first case; all 3072 neurons of the layer)"""
     c = cases_of(s, n_prompts)[0]
-    N = lm.adapter.d_mlp
+    N, T = lm.adapter.d_mlp, c.clean.shape[1]
     idx = np.arange(N)
     n_loop = 512  # the loop is timed on 512 neurons and extrapolated to the layer
     loop, t_loop512 = timed(lambda: Nn.neuron_patching_loop(lm, c, layer, idx[:n_loop]))
@@ -204,7 +294,9 @@ def bench_neurons(lm, s, n_prompts, layer, tl) -> None:
         t_tl = t_tl512 * N / n_loop
         d_tl = float(np.abs(res - loop).max())
     print(f"(neuron loops timed on {n_loop} neurons and scaled to the layer's {N})")
-    row(f"neuron patching (L{layer})", t_loop, t_tl, t_ours, d_tl, float(np.abs(ours[:n_loop] - loop).max()))
+    f_loop, f_ours = neuron_flops(lm, T, ioi.first_difference(c.clean, c.corrupted), layer, N)
+    row(f"neuron patching (L{layer})", t_loop, t_tl, t_ours, d_tl, float(np.abs(ours[:n_loop] - loop).max()),
+        f_loop / f_ours, f_loop / f_ours)
 
 
 def bench_smollm2(n_prompts, n_tokens) -> None:
@@ -216,17 +308,42 @@ def bench_smollm2(n_prompts, n_tokens) -> None:
     src = ioi.head_acts(sm, s2.source)
     pay = lambda l, h: src[l, :, :, h, :]  # noqa: E731
     sub = hs[::6]  # the loop on every 6th head, scaled to all
+    first = ioi.first_difference(s2.base, s2.source)
     loop, t = timed(lambda: ioi.head_edit_scores_loop(sm, s2, sub, pay))
-    ours, t_ours = timed(lambda: ioi.head_edit_scores(sm, s2, hs, pay, prefix=ioi.first_difference(s2.base, s2.source)))
+    ours, t_ours = timed(lambda: ioi.head_edit_scores(sm, s2, hs, pay, prefix=first))
     pos = [hs.index(h) for h in sub]
     print(f"SmolLM2-135M, {len(hs)} heads (loop timed on {len(sub)} and scaled)")
-    row("head patching", t * len(hs) / len(sub), None, t_ours, None, float((ours[pos] - loop).abs().max()))
+    f_loop, f_ours = head_flops(sm, n_prompts, n_tokens, first)
+    row("SmolLM2 head patching", t * len(hs) / len(sub), None, t_ours, None, float((ours[pos] - loop).abs().max()),
+        f_loop / f_ours, None)
     c2 = Nn.Case("s", s2.source[:1], s2.base[:1], int(s2.a_ids[0]), int(s2.b_ids[0]))
     N2 = sm.adapter.d_mlp
     loop, t = timed(lambda: Nn.neuron_patching_loop(sm, c2, 15, np.arange(256)))
     ours, t_ours = timed(lambda: Nn.neuron_patching(sm, c2, 15))
     print(f"(loop timed on 256 of {N2} neurons and scaled)")
-    row("neuron patching (L15)", t * N2 / 256, None, t_ours, None, float(np.abs(ours[:256] - loop).max()))
+    f_loop, f_ours = neuron_flops(sm, n_tokens, ioi.first_difference(c2.clean, c2.corrupted), 15, N2)
+    row("SmolLM2 neuron patching", t * N2 / 256, None, t_ours, None, float(np.abs(ours[:256] - loop).max()),
+        f_loop / f_ours, None)
+
+
+def agreement() -> None:
+    """Attribution patching (one forward and one backward pass) vs exact patching of every neuron of every layer,
+    on the trained organisms and the seed's size cases."""
+    from probes.loading import load
+    from probes.registry import resolve
+    print("attribution vs exact neuron patching on the trained organisms (all neurons of all layers):")
+    stim = json.loads((ROOT / "fixtures/stimuli/neuron_v1.json").read_text())["seed"]
+    for name in ("gpt2-organism", "gpt-neo-organism"):
+        lm = load(resolve(name), device="cpu")
+        for c in stim:
+            case = Nn.make_case(lm, c["name"], c["clean"], c["corrupted"], c["target"], c["foil"])
+            attr = Nn.attribution_patching(lm, case)
+            exact = np.stack([Nn.neuron_patching(lm, case, l) for l in range(lm.adapter.n_layers)])
+            r = np.corrcoef(attr.ravel(), exact.ravel())[0, 1]
+            hits = [len(set(np.argsort(-exact[l])[:10]) & set(np.argsort(-attr[l])[:10]))
+                    for l in range(lm.adapter.n_layers)]
+            print(f"  {name:17s} {c['name']:11s} r(attribution, exact) = {r:.3f}; exact top-10 found in the "
+                  f"attribution top-10, per layer: {hits}")
 
 
 if __name__ == "__main__":
