@@ -229,7 +229,7 @@ def test_ini_options_name_the_files_and_errors_name_the_fix(pytester):
     assert r.ret == 4 and "[models.m]: unknown field(s) layer" in err and "params" in err, err
 
     (pytester.path / "tox.ini").unlink()
-    pytester.makepyfile(test_plain="def test_plain():\n    assert True\n",
+    pytester.makepyfile(test_plain="def test_plain():\n    assert sum([1, 1]) == 2\n",
                         test_claim="import pytest\n\n@pytest.mark.claim(id='x.y', family='x')\n"
                                    "def test_claim(lm):\n    pass\n")
     r = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-o", "addopts=", "-rs")
