@@ -164,10 +164,10 @@ def test_residual_patching_equals_the_loop(rlm):
     assert abs((fast - loop) * gap).max() < 1e-4
 
 
-def test_residual_patching_batched_over_cases_equals_the_loop(rlm):
+def test_residual_patching_batched_over_cases_equals_one_case_at_a_time(rlm):
     """Several cases in one batch (each its own prompts, targets and first difference: 2 and 4; the shared prefix
-    of the batch is the earliest) equal the loop case by case within 1e-4 in logit units, with chunks that split a
-    layer's positions."""
+    of the batch is the earliest) equal the one-case patching case by case within 1e-4 in logit units (which the
+    test above checks against the loop), with chunks that split a layer's positions."""
     _, lm = rlm
     g = torch.Generator().manual_seed(6)
     cases = []
@@ -179,7 +179,7 @@ def test_residual_patching_batched_over_cases_equals_the_loop(rlm):
     fast = Nn.layer_position_patching_many(lm, cases, max_batch_tokens=40)  # 2 positions x 3 cases per pass
     for c, f in zip(cases, fast):
         gap = float(np.subtract(*Nn.logit_diffs(lm, c)))
-        assert abs((f - Nn.layer_position_patching_loop(lm, c)) * gap).max() < 1e-4
+        assert abs((f - Nn.layer_position_patching(lm, c)) * gap).max() < 1e-4
 
 
 def test_batched_ablation_equals_one_set_at_a_time(rlm):
