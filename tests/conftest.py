@@ -10,8 +10,27 @@ import torch
 CONFIGS = Path(__file__).resolve().parents[1] / "fixtures" / "configs"
 
 
-def real_config(name: str, n_layers: int = 2):
-    """The real hub config of ``name`` with fewer layers (all other sizes real)."""
+NARROW_DH = 32  # head width of the narrowed configs
+
+
+def narrowed(d: dict) -> dict:
+    """A >1B config made narrow for the probe tests: every head count, the key/value grouping, the norms, rotary
+    settings, soft-capping, sliding windows and layer kinds as in the real config; head_dim 32, the residual
+    width (heads x 32) and the MLP width (4 x that) scaled down. Smaller configs come back unchanged."""
+    D = d.get("hidden_size") or d.get("n_embd")
+    if D <= 1024:
+        return d
+    d = dict(d)
+    H = d.get("num_attention_heads") or d.get("n_head") or d.get("num_heads")
+    d["hidden_size"] = H * NARROW_DH
+    if "head_dim" in d:
+        d["head_dim"] = NARROW_DH
+    d["intermediate_size"] = 4 * H * NARROW_DH
+    return d
+
+
+def real_config(name: str, n_layers: int = 2, narrow: bool = False):
+    """The real hub config of ``name`` with fewer layers (all other sizes real); ``narrow``: :func:`narrowed`."""
     from transformers import AutoConfig
     d = json.loads((CONFIGS / f"{name}.json").read_text())
     if d.get("vocab_size", 0) * d.get("hidden_size", 0) > 60_000_000:  # 7B / 256k-vocabulary configs: a smaller
@@ -30,25 +49,27 @@ def real_config(name: str, n_layers: int = 2):
         d["attention_layers"] = ["global", "local"] * (n_layers // 2)
     else:
         d["num_hidden_layers"] = n_layers
+    if narrow:
+        d = narrowed(d)
     mt = d.pop("model_type")
     return AutoConfig.for_model(mt, **d)
 
 
-def random_model(name: str, n_layers: int = 2, seed: int = 0):
+def random_model(name: str, n_layers: int = 2, seed: int = 0, narrow: bool = False):
     from transformers import AutoModelForCausalLM, AutoModelForMaskedLM
     torch.manual_seed(seed)
-    cfg = real_config(name, n_layers)
+    cfg = real_config(name, n_layers, narrow)
     cfg._attn_implementation = "eager"
     cls = AutoModelForMaskedLM if cfg.model_type == "bert" else AutoModelForCausalLM
     return cls.from_config(cfg).eval()
 
 
-def random_lm(name: str, n_layers: int = 2, seed: int = 0):
+def random_lm(name: str, n_layers: int = 2, seed: int = 0, narrow: bool = False):
     """A LoadedModel (no tokenizer) around a random model built from a real config, for probe-level tests."""
     from probes.adapters import adapter_for
     from probes.loading import LoadedModel
     from probes.registry import ModelSpec
-    m = random_model(name, n_layers, seed)
+    m = random_model(name, n_layers, seed, narrow)
     spec = ModelSpec(id=f"{name}-random", source="local", kind="causal", families=[])
     return LoadedModel(spec, m, None, adapter_for(m), torch.device("cpu"), torch.float32)
 

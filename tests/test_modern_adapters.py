@@ -1,6 +1,12 @@
 """Adapters of the modern architectures, on randomly initialised models built from each family's real config
 (fixtures/configs/, 2 layers): shapes, gated-MLP neurons, no-op interventions, hook removal, the logit lens,
-resumed passes (with a prefix key/value cache) and batched patching against the one-pass-per-component loop."""
+resumed passes (with a prefix key/value cache) and batched patching against the one-pass-per-component loop.
+
+The sizes the adapter reads are checked against the real config at its real widths (built on the meta device: no
+memory, no initialisation). The behaviour tests run on the real config with its widths narrowed where the model
+has more than 1B parameters (``tests.conftest.narrowed``: head counts, key/value grouping, norms, rotary settings,
+soft-capping and layer kinds as in the config, head_dim 32): a 2-layer Mistral-7B at full width took 70 s of
+the suite for the same code paths."""
 from __future__ import annotations
 
 import json
@@ -13,7 +19,7 @@ from probes import ioi
 from probes import neuron as Nn
 from probes.adapters import ARCHS, adapter_for
 from probes.hooks import capture, intervene
-from tests.conftest import CONFIGS, random_lm
+from tests.conftest import CONFIGS, narrowed, random_lm, random_model
 from tests.test_adapters import check_hooks_removed_on_error, check_noop_is_bit_identical
 
 MODERN = ["smollm2-135m", "llama-3.2-1b", "mistral-7b-v0.1", "qwen2.5-0.5b", "qwen3-0.6b", "gemma-2b", "gemma-2-2b",
@@ -23,7 +29,7 @@ ALL = MODERN + ["gpt2", "gpt-neo-125m"]
 
 @pytest.fixture(scope="module", params=ALL)
 def rlm(request):
-    return request.param, random_lm(request.param)
+    return request.param, random_lm(request.param, narrow=True)
 
 
 def ids(n=3, T=9, seed=1):
@@ -35,13 +41,23 @@ def test_every_architecture_has_a_config_fixture():
     assert set(ARCHS) - {"bert"} <= types | {"gemma3_text"}
 
 
-def test_shapes_and_sizes_from_the_config(rlm):
-    name, lm = rlm
-    ad, cfg = lm.adapter, json.loads((CONFIGS / f"{name}.json").read_text())
+def sizes(cfg: dict) -> tuple[int, int, int, int]:
+    """(d_model, heads, head_dim, d_mlp) as a config states them."""
     D = cfg.get("hidden_size") or cfg.get("n_embd")
     H = cfg.get("num_attention_heads") or cfg.get("n_head") or cfg.get("num_heads")
-    dh = cfg.get("head_dim") or D // H
-    N = cfg.get("intermediate_size") or cfg.get("n_inner") or 4 * D
+    return D, H, cfg.get("head_dim") or D // H, cfg.get("intermediate_size") or cfg.get("n_inner") or 4 * D
+
+
+def test_shapes_and_sizes_from_the_config(rlm):
+    name, lm = rlm
+    cfg = json.loads((CONFIGS / f"{name}.json").read_text())
+    with torch.device("meta"):  # the real widths, without memory or initialisation
+        full = adapter_for(random_model(name))
+    D, H, dh, N = sizes(cfg)
+    assert (full.d_model, full.n_heads, full.head_dim, full.d_mlp) == (D, H, dh, N)
+    assert full.mlp_out_weight(0).shape == (N, D)
+    ad = lm.adapter  # the model the tests below run (narrowed above 1B parameters)
+    D, H, dh, N = sizes(narrowed(cfg))
     assert (ad.d_model, ad.n_heads, ad.head_dim, ad.d_mlp) == (D, H, dh, N)
     sites = [(s, l) for s in ("heads", "mlp_act", "mlp_out", "resid", "resid_pre") for l in range(2)]
     with torch.no_grad(), capture(ad, sites) as rec:
