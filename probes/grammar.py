@@ -54,13 +54,23 @@ def word_activations(lm: LoadedModel, words: list[str], site: str = "mlp_act", b
     tok = lm.tokenizer
     ids = [encode(tok, " " + w)[0] for w in words]
     pre, post = special_wrap(tok)  # BERT: [CLS] w [SEP]; Gemma: <bos> w; GPT-2: w
-    L = lm.adapter.n_layers
+    ad = lm.adapter
+    L = ad.n_layers
+    # a causal model's leading special tokens (Gemma's <bos>) are the same prefix for every word: computed once, as
+    # a key/value cache every word continues (the same attention, half the positions for Gemma)
+    shared = bool(pre) and not post and lm.kind == "causal" and ad.can_resume
+    cache = ad.prefix_cache(torch.tensor([pre], device=lm.device)) if shared else None
     out = []
     for i in range(0, len(ids), batch):
-        chunk = torch.tensor([pre + [w] + post for w in ids[i:i + batch]], device=lm.device)
-        with capture(lm.adapter, [(site, l) for l in range(L)]) as rec:
-            lm.acts(chunk, attention_mask=torch.ones_like(chunk))
-        pos = len(pre)
+        words = ids[i:i + batch]
+        with capture(ad, [(site, l) for l in range(L)]) as rec:
+            if shared:
+                lm.acts(torch.tensor(words, device=lm.device)[:, None], use_cache=True,
+                        **{ad._cache_kw: ad.tile_cache(cache, len(words))})
+            else:
+                chunk = torch.tensor([pre + [w] + post for w in words], device=lm.device)
+                lm.acts(chunk, attention_mask=torch.ones_like(chunk))
+        pos = 0 if shared else len(pre)
         out.append(torch.stack([rec[(site, l)][:, pos] for l in range(L)]).float().cpu().numpy())
     return np.concatenate(out, 1)
 
