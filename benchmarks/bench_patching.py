@@ -33,8 +33,9 @@ than ours' large batched ones; a ratio far below it is time lost to something ot
 Where the speed comes from (probes/ioi.py, probes/neuron.py): components of one layer are edited in copies of
 the prompt batch in one forward pass; the pass starts at the edited layer from the cached residual stream; the
 positions before the first difference come from a key/value cache of the shared prefix (residual patching there
-is a no-op and is not run at all); only the target - foil direction of the unembedding is read at the last
-position.
+is a no-op and is not run at all); the last block runs its attention output projection and its MLP at the last
+position only (keys and values at every position); only the target - foil direction of the unembedding is read
+at the last position.
 """
 from __future__ import annotations
 
@@ -79,16 +80,26 @@ class Flops:
     cache's included); ``head(positions)`` for unembedding that many positions over the whole vocabulary."""
 
     def __init__(self, lm):
+        from probes.adapters import _get_path
         ad = lm.adapter
-        self.block = sum(p.numel() for n, p in ad.block(0).named_parameters() if "norm" not in n and "ln" not in n)
+
+        def weights(module):
+            return sum(p.numel() for n, p in module.named_parameters() if "norm" not in n and "ln" not in n)
+        self.block = weights(ad.block(0))
+        # what ours' last block runs at the last position only (Adapter.body(last_only=True)): the attention
+        # output projection and the MLP
+        self.tail = weights(_get_path(ad.block(0), ad.spec.heads)) + \
+            weights(_get_path(ad.block(0), ad.spec.down.rpartition(".")[0]))
         self.D, self.L = ad.d_model, ad.n_layers
         self.V = lm.model.get_output_embeddings().weight.shape[0]
         self.width = ad.n_heads * ad.head_dim
 
-    def blocks(self, rows, new, layers, ctx=None):
+    def blocks(self, rows, new, layers, ctx=None, last_only=False):
+        """``last_only``: the last of these blocks runs its output projection and MLP at the last position only."""
         ctx = new if ctx is None else ctx
         attn = 4 * self.width * (ctx - new / 2)  # scores and weighted values, causal: the mean context
-        return rows * new * layers * (2 * self.block + attn)
+        cut = rows * (new - 1) * 2 * self.tail if last_only and layers else 0
+        return rows * new * layers * (2 * self.block + attn) - cut
 
     def head(self, positions):
         return positions * 2 * self.D * self.V
@@ -168,7 +179,7 @@ def head_flops(lm, P, T, prefix):
     F, L, H = Flops(lm), lm.adapter.n_layers, lm.adapter.n_heads
     loop = L * H * F.full(P, T)
     ours = F.full(P, T, logits=False) + F.blocks(P, prefix, L) + \
-        sum(F.blocks(H * P, T - prefix, L - l, ctx=T) for l in range(L))
+        sum(F.blocks(H * P, T - prefix, L - l, ctx=T, last_only=True) for l in range(L))
     return loop, ours
 
 
@@ -253,7 +264,7 @@ def bench_resid(lm, s, n_prompts, n_tokens, tl, metric) -> None:
     f_loop = P * (L + 1) * T * F.full(1, T) + P * F.full(2, T, logits=False)  # + each case's clean/corrupted
     f_tl = L * T * F.full(P, T)
     f_ours = P * F.full(2, T, logits=False) + 2 * F.full(P, T, logits=False) + F.blocks(P, first, L) + \
-        sum(F.blocks(P * n, n, L - l, ctx=T) for l in range(L))
+        sum(F.blocks(P * n, n, L - l, ctx=T, last_only=True) for l in range(L))
     row("resid patching (L x pos)", t_loop, t_tl, t_ours, d_tl, float(np.abs(raw(ours) - loop).max()),
         f_loop / f_ours, f_tl / f_ours)
 
@@ -262,7 +273,7 @@ def neuron_flops(lm, T, first, layer, n):
     """(per-neuron loop, ours) for ``n`` neurons of ``layer`` patched at every position of one case."""
     F, L = Flops(lm), lm.adapter.n_layers
     loop = n * F.full(1, T)
-    ours = 4 * F.full(1, T, logits=False) + F.blocks(1, first, L) + F.blocks(n, T - first, L - layer, ctx=T)
+    ours = 4 * F.full(1, T, logits=False) + F.blocks(1, first, L) + F.blocks(n, T - first, L - layer, ctx=T, last_only=True)
     return loop, ours
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import copy
 import inspect
-from contextlib import contextmanager
+from contextlib import contextmanager, nullcontext
 from dataclasses import dataclass, field
 
 import torch
@@ -270,13 +270,35 @@ class Adapter:
                     setattr(layer, name, t.repeat(k, *([1] * (t.dim() - 1))))
         return c
 
-    def body(self, resid: torch.Tensor, cache=None) -> torch.Tensor:
+    def body(self, resid: torch.Tensor, cache=None, last_only: bool = False) -> torch.Tensor:
         """Final-normed hidden states from ``resid`` entering the first block (use inside resume_from).
         ``cache``: a key/value cache of the positions before ``resid`` (:meth:`prefix_cache`), for continuing a
-        sequence whose prefix is shared by every row."""
-        if cache is None:
-            return self.base(inputs_embeds=resid, use_cache=False).last_hidden_state
-        return self.base(inputs_embeds=resid, **{self._cache_kw: cache}, use_cache=True).last_hidden_state
+        sequence whose prefix is shared by every row. ``last_only``: only the last position's, (B, D); the last
+        block then runs its attention output projection and its MLP at that position alone (keys and values are
+        still computed at every position), so an edit hooked inside the last block's MLP sees one position."""
+        kw = {} if cache is None else {self._cache_kw: cache}
+        with self._last_position() if last_only else nullcontext():
+            h = self.base(inputs_embeds=resid, use_cache=cache is not None, **kw).last_hidden_state
+        return h[:, -1] if last_only else h
+
+    @contextmanager
+    def _last_position(self):
+        """The last block's attention output projection and MLP take the last position only. Their outputs (one
+        position) broadcast over the residual stream's positions when added to it: the last position is exact,
+        the others are not meaningful (the final hidden state is read at the last position only). Hooks
+        registered here run after those an edit registered earlier on the same module (an edited head's output
+        is edited at every position, then cut)."""
+        block = self.blocks()[-1]  # also inside resume_from (the block list is then a slice ending at the same block)
+
+        def cut(module, args):
+            return (args[0][:, -1:], *args[1:]) if args and args[0].dim() == 3 else None  # keyword calls: untouched
+        hooks = [_get_path(block, path).register_forward_pre_hook(cut)
+                 for path in (self.spec.heads, self.spec.down.rpartition(".")[0])]
+        try:
+            yield
+        finally:
+            for h in hooks:
+                h.remove()
 
 
 def adapter_for(model: nn.Module) -> Adapter:

@@ -160,27 +160,47 @@ def split_half_null(acts: dict[str, np.ndarray], n: int = 200, seed: int = 0) ->
 def token_order(lm: LoadedModel, sentence: str, seed: int = 0, site: str = "mlp_act") -> dict:
     """Seed Part 8: activations for a sentence, its tokens presented one by one (alone), and its scrambled
     order (re-ordered back to the original positions), correlated per layer over tokens x neurons."""
+    return token_order_many(lm, [sentence], [seed], site)[0]
+
+
+@torch.no_grad()
+def token_order_many(lm: LoadedModel, sentences: list[str], seeds: list[int], site: str = "mlp_act") -> list[dict]:
+    """:func:`token_order` for several sentences (sentence i scrambled with ``seeds[i]``). A causal model runs
+    them in two passes: every sentence and its scrambled order as rows of one batch (right-padded: a causal model's
+    positions cannot see the padding after them), and every token of every sentence alone as rows of another.
+    Encoders run each sentence on its own (their positions would see the padding)."""
     tok = lm.tokenizer
-    ids = torch.tensor(encode(tok, sentence), device=lm.device)
-    g = torch.Generator().manual_seed(seed)
-    perm = torch.randperm(len(ids), generator=g).to(lm.device)
-    inverse = torch.argsort(perm)
     L = lm.adapter.n_layers
     pre, post = special_wrap(tok)  # BERT: [CLS] ... [SEP]; Gemma: <bos> ...; GPT-2: nothing
+    ids = [torch.tensor(encode(tok, s), device=lm.device) for s in sentences]
+    perms = [torch.randperm(len(x), generator=torch.Generator().manual_seed(seed)).to(lm.device)
+             for x, seed in zip(ids, seeds)]
 
-    def run(x):  # x: (B, T) -> (L, B, T, N) without special positions
-        x = torch.cat([torch.tensor(pre, dtype=x.dtype, device=x.device).expand(len(x), -1), x,
-                       torch.tensor(post, dtype=x.dtype, device=x.device).expand(len(x), -1)], 1)
+    def run(rows: list[torch.Tensor]) -> torch.Tensor:  # rows of token ids -> (L, rows, T max, N), pre/post cut
+        n = max(len(r) for r in rows)
+        pad = [torch.cat([r, r.new_full((n - len(r),), r[0])]) for r in rows]  # any token: never seen
+        x = torch.stack([torch.cat([torch.tensor(pre, dtype=r.dtype, device=r.device), r,
+                                    torch.tensor(post, dtype=r.dtype, device=r.device)]) for r in pad])
         with capture(lm.adapter, [(site, l) for l in range(L)]) as rec:
             lm.acts(x, attention_mask=torch.ones_like(x))
         a = torch.stack([rec[(site, l)] for l in range(L)]).float()
-        return a[:, :, len(pre):a.shape[2] - len(post)]
-    sent = run(ids[None])[:, 0]  # (L, T, N)
-    words = run(ids[:, None])[:, :, 0]  # (L, T, N): each token alone
-    scr = run(ids[perm][None])[:, 0][:, inverse]  # back in original order
-    r = np.zeros((L, 3))
-    for l in range(L):
-        s, w, c = (v[l].flatten().cpu().numpy() for v in (sent, words, scr))
-        r[l] = np.corrcoef(s, w)[0, 1], np.corrcoef(s, c)[0, 1], np.corrcoef(c, w)[0, 1]
-    return {"r": r, "n_tokens": int(len(ids)), "sentence": sent.cpu().numpy(), "words": words.cpu().numpy(),
-            "scrambled": scr.cpu().numpy(), "scrambled_text": tok.decode(ids[perm])}
+        return a[:, :, len(pre):len(pre) + n]
+
+    if lm.kind == "causal" and not post:
+        both = run([r for x, p in zip(ids, perms) for r in (x, x[p])])  # (L, 2S, T max, N)
+        alone = run([t[None] for x in ids for t in x])[:, :, 0]  # (L, sum T, N)
+        starts = np.cumsum([0] + [len(x) for x in ids])
+        parts = [(both[:, 2 * i, :len(x)], alone[:, starts[i]:starts[i + 1]], both[:, 2 * i + 1, :len(x)])
+                 for i, x in enumerate(ids)]
+    else:
+        parts = [(run([x])[:, 0], run(list(x[:, None]))[:, :, 0], run([x[p]])[:, 0]) for x, p in zip(ids, perms)]
+    out = []
+    for x, p, (sent, words, scr) in zip(ids, perms, parts):
+        scr = scr[:, torch.argsort(p)]  # back in the original order
+        r = np.zeros((L, 3))
+        for l in range(L):
+            s, w, c = (v[l].flatten().cpu().numpy() for v in (sent, words, scr))
+            r[l] = np.corrcoef(s, w)[0, 1], np.corrcoef(s, c)[0, 1], np.corrcoef(c, w)[0, 1]
+        out.append({"r": r, "n_tokens": int(len(x)), "sentence": sent.cpu().numpy(), "words": words.cpu().numpy(),
+                    "scrambled": scr.cpu().numpy(), "scrambled_text": tok.decode(x[p])})
+    return out

@@ -140,7 +140,7 @@ def layer_position_patching_many(lm: LoadedModel, cases: list[Case], *, max_batc
                 j = torch.arange(j0, j0 + k, device=lm.device).repeat_interleave(P)
                 x[rows, j] = src[rows % P, j]
                 with ad.resume_from(l):
-                    h = ad.body(x, ad.tile_cache(cache, k) if first else None)[:, -1].float()
+                    h = ad.body(x, ad.tile_cache(cache, k) if first else None, last_only=True).float()
                 check_finite(h, "final hidden state")
                 d = ad.logit_diff(h, target.repeat(k), foil.repeat(k)).cpu().numpy().reshape(k, P)
                 out[:, l, first + j0:first + j0 + k] = d.T
@@ -232,14 +232,15 @@ def neuron_patching(lm: LoadedModel, case: Case, layer: int, neurons: np.ndarray
         nb = torch.as_tensor(idx[b0:b0 + batch], device=lm.device)
         rows = torch.arange(len(nb), device=lm.device)
 
-        def put(x, nb=nb, rows=rows):
-            x[rows, :, nb] = src[:, nb].T
+        def put(x, nb=nb, rows=rows):  # x: (batch, positions, N); the last block runs the last position only
+            x[rows, :, nb] = src[src.shape[0] - x.shape[1]:, nb].T
             return x
         with intervene(ad, {("mlp_act", layer): put}):
             if ad.can_resume:
                 resid = pre[("resid_pre", layer)][:, first:].repeat(len(nb), 1, 1)
                 with ad.resume_from(layer):
-                    h = ad.body(resid, ad.tile_cache(cache, len(nb)) if cache is not None else None)[:, -1].float()
+                    h = ad.body(resid, ad.tile_cache(cache, len(nb)) if cache is not None else None,
+                                last_only=True).float()
                 check_finite(h, "final hidden state")
                 d = ad.logit_diff(h, case.target, case.foil)
             else:
@@ -290,12 +291,13 @@ def robust_z(x: np.ndarray) -> np.ndarray:
 
 
 @torch.no_grad()
-def congruence(lm: LoadedModel, layer: int, neuron: int, k: int = 10) -> dict:
+def congruence(lm: LoadedModel, layer: int, neuron: int, k: int = 10,
+               spaces: tuple[str, ...] = ("unembed", "embed")) -> dict:
     """A neuron's output weights against every token's unembedding (and embedding): top and bottom tokens."""
     w = lm.adapter.mlp_out_weight(layer)[neuron].float()
     out = {}
     for name, M in (("unembed", lm.adapter.unembed_matrix()), ("embed", lm.adapter.embed_matrix())):
-        if M is None:
+        if M is None or name not in spaces:
             continue
         s = (M.float() @ w).cpu().numpy()
         order = np.argsort(-s, kind="stable")
@@ -349,7 +351,8 @@ def ablated_diffs(lm: LoadedModel, cases: list[Case], sets: list[dict[int, np.nd
     Row 0 of ``sets`` may be ``{}`` for the unablated model. Batched: cases of equal length, repeated once per
     set in a chunk of sets, run in one forward pass in which copy r zeroes set r's neurons (a mask per layer);
     where the adapter supports it the pass starts at the first ablated layer from the cached clean residual
-    stream, and only the target - foil direction is read."""
+    stream, and only the target - foil direction is read. Tokens every case of a length begins with (Gemma's
+    ``<bos>``) run once per set, as a key/value cache (under that set's ablation) that the set's cases continue."""
     ad = lm.adapter
     groups: dict[int, list[int]] = {}
     for i, c in enumerate(cases):
@@ -363,9 +366,11 @@ def ablated_diffs(lm: LoadedModel, cases: list[Case], sets: list[dict[int, np.nd
         C, T = ids.shape
         tgt = torch.tensor([cases[i].target for i in idx], device=lm.device)
         foil = torch.tensor([cases[i].foil for i in idx], device=lm.device)
+        f = 0  # the shared leading tokens (at least one position is left to run)
         if start is not None:
             with capture(ad, [("resid_pre", start)]) as rec:
                 lm.acts(ids)
+            f = min(first_difference(ids, ids[:1].expand(C, -1)), T - 1) if C > 1 else 0
         R = max(1, max_batch_tokens // (C * T))
         for r0 in range(0, len(sets), R):
             chunk = sets[r0:r0 + R]
@@ -375,18 +380,34 @@ def ablated_diffs(lm: LoadedModel, cases: list[Case], sets: list[dict[int, np.nd
                 for l, n in s.items():
                     keep[l][j, torch.as_tensor(np.asarray(n), dtype=torch.long)] = 0
 
-            def edit(x, m):  # x: (k*C, T, N); copy j keeps the neurons of mask row j
-                return (x.view(k, C, T, N) * m[:, None, None, :]).view(k * C, T, N)
-            with intervene(ad, {("mlp_act", l): (lambda x, m=keep[l]: edit(x, m)) for l in layers}):
+            def ablate(rows):  # edits for k * rows sequences, copy j (rows j*rows ...) keeping mask row j
+                def edit(x, m):  # x: (k*rows, positions, N) (one position in the last block)
+                    return (x.view(k, rows, -1, N) * m[:, None, None, :]).view(x.shape)
+                return {("mlp_act", l): (lambda x, m=keep[l]: edit(x, m)) for l in layers}
+            cache = None
+            if f:
+                with intervene(ad, ablate(1)):  # the shared prefix under each set's ablation
+                    cache = _repeat_rows(ad.prefix_cache(ids[:1, :f].repeat(k, 1)), C)
+            with intervene(ad, ablate(C)):
                 if start is not None:
                     with ad.resume_from(start):
-                        h = ad.body(rec[("resid_pre", start)].repeat(k, 1, 1))[:, -1]
+                        h = ad.body(rec[("resid_pre", start)][:, f:].repeat(k, 1, 1), cache, last_only=True)
                     check_finite(h, "final hidden state")
                     d = ad.logit_diff(h, tgt.repeat(k), foil.repeat(k))
                 else:
                     d = lm.last_diff(ids.repeat(k, 1), tgt.repeat(k), foil.repeat(k))
             out[r0:r0 + k, idx] = d.view(k, C).cpu().numpy()
     return out
+
+
+def _repeat_rows(cache, each: int):
+    """A key/value cache with each row repeated ``each`` times in place (row j -> rows j*each .. j*each+each-1)."""
+    for layer in getattr(cache, "layers", []):
+        for name in ("keys", "values"):
+            t = getattr(layer, name, None)
+            if isinstance(t, torch.Tensor) and t.numel():
+                setattr(layer, name, t.repeat_interleave(each, dim=0))
+    return cache
 
 
 @dataclass
@@ -439,7 +460,7 @@ def investigate(lm: LoadedModel, case: Case, *, spike_frac: float = 0.2, z_min: 
     cands.sort(key=lambda t: -t[0])
     neurons = []
     for v, l, n, z in cands[:max_neurons]:
-        cg = congruence(lm, l, n, n_tokens)["unembed"]
+        cg = congruence(lm, l, n, n_tokens, spaces=("unembed",))["unembed"]
         neurons.append({"layer": l, "neuron": n, "id": f"L{l}.N{n}", "restoration": v, "robust_z": z,
                         "top_tokens": cg["top"], "bottom_tokens": cg["bottom"]})
     say(f"{case.name}: outlier neurons {[d['id'] for d in neurons]}")

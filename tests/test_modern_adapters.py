@@ -112,7 +112,7 @@ def test_logit_lens_reproduces_the_logits(rlm):
 
 def test_resumed_pass_equals_full_pass(rlm):
     """Resuming at layer 1 from the captured residual (and continuing a shared prefix from a key/value cache, with
-    the rotary positions following it) gives the full pass's hidden states."""
+    the rotary positions following it) gives the full pass's hidden states; ``last_only`` its last position."""
     _, lm = rlm
     ad = lm.adapter
     x = ids()
@@ -127,6 +127,11 @@ def test_resumed_pass_equals_full_pass(rlm):
         with ad.resume_from(1):
             h2 = ad.body(rec[("resid_pre", 1)][:, 4:], cache)
         assert (h2 - full[:, 4:]).abs().max() < 1e-4
+        # the last position alone (the last block's output projection and MLP run there only)
+        cache = ad.prefix_cache(x[:, :4])  # a fresh one (a pass extends the cache it continues)
+        with ad.resume_from(1):
+            h3 = ad.body(rec[("resid_pre", 1)][:, 4:], cache, last_only=True)
+        assert h3.shape == (3, ad.d_model) and (h3 - full[:, -1]).abs().max() < 1e-4
     assert ad.n_layers == 2 and len(ad.blocks()) == 2  # restored
 
 
@@ -199,11 +204,14 @@ def test_residual_patching_batched_over_cases_equals_one_case_at_a_time(rlm):
 
 
 def test_batched_ablation_equals_one_set_at_a_time(rlm):
-    """Zeroing many neuron sets in one resumed forward (a mask per copy) equals zeroing each set on its own."""
+    """Zeroing many neuron sets in one resumed forward (a mask per copy) equals zeroing each set on its own; the
+    cases share their first two tokens (as Gemma's cases share <bos>), which run once per set as a cache."""
     _, lm = rlm
     g = torch.Generator().manual_seed(5)
     cases = [Nn.Case(f"c{i}", torch.randint(5, 1000, (1, 7 + i % 2), generator=g), None, 11 + i, 20 + i)
              for i in range(4)]
+    for c in cases:
+        c.clean[0, :2] = torch.tensor([3, 4])
     N = lm.adapter.d_mlp
     sets = [{}, {1: [0, 3, 5]}, {0: [1, 2], 1: [N - 1]}, {1: list(range(0, N, 7))}]
     batched = Nn.ablated_diffs(lm, cases, sets, max_batch_tokens=40)
