@@ -69,12 +69,14 @@ def strongest(tu: dict, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 @torch.no_grad()
 def masked_margins(lm: LoadedModel, texts: list[str], targets: list[str], layer: int | None = None,
-                   sets: list[tuple[np.ndarray, np.ndarray]] | None = None, batch: int = 256) -> np.ndarray:
+                   sets: list[tuple[np.ndarray, np.ndarray]] | None = None, batch: int = 256,
+                   shared_layer: bool = True) -> np.ndarray:
     """logit(target) - logit(foil) at each [MASK] (target him -> foil her and vice versa).
 
     Without ``sets``: clean margins, shape (S,). With ``sets`` = [(him_neurons, her_neurons), ...] and a layer:
     margins with those neurons zeroed at the mask (him-neurons where the target is him, her-neurons where it is
-    her), one row per set: (R, S), computed as batches of R x S ablated copies.
+    her), one row per set: (R, S), computed as batches of R x S ablated copies. ``shared_layer=False`` runs
+    ``layer`` itself in every copy too (the reference the tests compare with).
     """
     him_id, her_id = target_ids(lm)
     enc = _tokenize(lm, texts)
@@ -107,6 +109,15 @@ def masked_margins(lm: LoadedModel, texts: list[str], targets: list[str], layer:
     finally:
         hook.remove()
     head = _mlm_head(lm)
+    blk = blocks[layer]
+    # within ``layer`` itself the copies differ only in the MLP at the mask (BERT's layer: attention, then a
+    # position-wise feed-forward): the attention and the other positions' MLP run once, each copy runs the MLP
+    # at its mask position alone
+    within = shared_layer and hasattr(blk, "attention") and hasattr(blk, "feed_forward_chunk")
+    if within:
+        att = blk.attention(got["h"], got["mask"])[0]  # (S, T, D): the same in every copy
+        after = blk.feed_forward_chunk(att)  # the clean output of ``layer``
+        att_at = att[torch.arange(S, device=lm.device), pos][:, None]  # (S, 1, D): the MLP's input at the masks
     out = []
     per = max(1, batch // S)
     for c0 in range(0, len(sets), per):
@@ -119,14 +130,21 @@ def masked_margins(lm: LoadedModel, texts: list[str], targets: list[str], layer:
         keep = keep.view(R * S, N)
         rows = torch.arange(R * S, device=lm.device)
         p = pos.repeat(R)
-
-        def zero(x):
-            x[rows, p] = x[rows, p] * keep
-            return x
-        h = got["h"].repeat(R, 1, 1)
         mask = None if got["mask"] is None else got["mask"].repeat(R, *([1] * (got["mask"].dim() - 1)))
-        with intervene(lm.adapter, {("mlp_pre", layer): zero}):
-            for block in blocks[layer:]:
+        if within:
+            with intervene(lm.adapter, {("mlp_pre", layer): lambda x: x * keep[:, None, :]}):
+                at = blk.feed_forward_chunk(att_at.repeat(R, 1, 1))  # (R*S, 1, D)
+            h = after.repeat(R, 1, 1)
+            h[rows, p] = at[:, 0]
+            rest = blocks[layer + 1:]
+        else:
+            def zero(x):
+                x[rows, p] = x[rows, p] * keep
+                return x
+            h = got["h"].repeat(R, 1, 1)
+            rest = blocks[layer:]
+        with intervene(lm.adapter, {} if within else {("mlp_pre", layer): zero}):
+            for block in rest:
                 h = block(h, mask)
                 h = h[0] if isinstance(h, tuple) else h
         out.append(margins(head(h[rows, p]), R).view(R, S).cpu())  # the MLM head at the mask positions only
