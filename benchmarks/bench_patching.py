@@ -25,8 +25,9 @@ screen used for head silencing and neurons on a CPU) tracks exact neuron patchin
 
 **The FLOP limit** beside each ratio: the floating-point operations each method must do, counted for that config
 and prompt set from the (rows x positions x layers) it runs through the blocks (2 x the block's parameters per
-token and layer, plus attention over the context) and the positions it unembeds (2 x d_model x vocabulary each;
-ours reads two rows of the unembedding at the last position, negligible), including ours' setup passes (clean and
+token and layer, plus attention over the context; ours' last block runs its output projection and MLP at the last
+position only) and the positions it unembeds (2 x d_model x vocabulary each; ours reads two rows of the
+unembedding at the last position, negligible), including ours' setup passes (clean and
 corrupted activations, the prefix cache). loop/ours can exceed it: the loop's many small passes use the CPU worse
 than ours' large batched ones; a ratio far below it is time lost to something other than arithmetic.
 
