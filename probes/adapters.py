@@ -260,14 +260,16 @@ class Adapter:
         return out["cache"] if "cache" in out.keys() else out["past_key_values"]
 
     @staticmethod
-    def tile_cache(cache, k: int):
-        """A copy of a key/value cache with its batch repeated ``k`` times as blocks (row j*P + p = prompt p)."""
+    def tile_cache(cache, k: int, interleave: bool = False):
+        """A copy of a key/value cache with its batch repeated ``k`` times as blocks (row j*P + p = prompt p), or
+        with ``interleave`` each row ``k`` times in place (row j*k + i = row j)."""
         c = copy.deepcopy(cache)
         for layer in getattr(c, "layers", []):
             for name in ("keys", "values"):
                 t = getattr(layer, name, None)
                 if isinstance(t, torch.Tensor) and t.numel():
-                    setattr(layer, name, t.repeat(k, *([1] * (t.dim() - 1))))
+                    setattr(layer, name, t.repeat_interleave(k, dim=0) if interleave else
+                            t.repeat(k, *([1] * (t.dim() - 1))))
         return c
 
     def body(self, resid: torch.Tensor, cache=None, last_only: bool = False) -> torch.Tensor:

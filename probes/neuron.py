@@ -387,7 +387,7 @@ def ablated_diffs(lm: LoadedModel, cases: list[Case], sets: list[dict[int, np.nd
             cache = None
             if f:
                 with intervene(ad, ablate(1)):  # the shared prefix under each set's ablation
-                    cache = _repeat_rows(ad.prefix_cache(ids[:1, :f].repeat(k, 1)), C)
+                    cache = ad.tile_cache(ad.prefix_cache(ids[:1, :f].repeat(k, 1)), C, interleave=True)
             with intervene(ad, ablate(C)):
                 if start is not None:
                     with ad.resume_from(start):
@@ -398,16 +398,6 @@ def ablated_diffs(lm: LoadedModel, cases: list[Case], sets: list[dict[int, np.nd
                     d = lm.last_diff(ids.repeat(k, 1), tgt.repeat(k), foil.repeat(k))
             out[r0:r0 + k, idx] = d.view(k, C).cpu().numpy()
     return out
-
-
-def _repeat_rows(cache, each: int):
-    """A key/value cache with each row repeated ``each`` times in place (row j -> rows j*each .. j*each+each-1)."""
-    for layer in getattr(cache, "layers", []):
-        for name in ("keys", "values"):
-            t = getattr(layer, name, None)
-            if isinstance(t, torch.Tensor) and t.numel():
-                setattr(layer, name, t.repeat_interleave(each, dim=0))
-    return cache
 
 
 @dataclass
