@@ -128,6 +128,9 @@ def record(path: Path, data: Any, rel: float = REL_TOL, abs_: float = ABS_TOL) -
             pass  # a corrupt snapshot of a claim that now passes is replaced
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    tmp.write_text(text)
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text)
+        os.replace(tmp, path)
+    finally:  # interrupted (Ctrl-C) before the rename: the old file stays, the temporary one goes
+        tmp.unlink(missing_ok=True)
     return True

@@ -78,11 +78,12 @@ def test_interrupted_parallel_record_deletes_nothing(tmp_path):
     env = dict(os.environ, CLAIMS_SNAPSHOT_DIR=str(snaps), OMP_NUM_THREADS="1")
     p = subprocess.Popen([sys.executable, "-m", "pytest", "claims/test_ioi.py", "-p", "no:cacheprovider", "-n", "2",
                           "--models", "gpt2-organism,gpt-neo-organism", "--record", f"--artifacts={tmp_path / 'art'}"],
-                         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+                         cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                         start_new_session=True)  # its own process group, as a terminal's foreground job
     deadline = time.time() + 300
     while time.time() < deadline and all(f.read_text() == SENTINEL for f in files):
         time.sleep(0.2)  # interrupt once the first claim has been recorded, while others are still running
-    p.send_signal(signal.SIGINT)
+    os.killpg(p.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the whole group, the xdist workers too
     out, _ = p.communicate(timeout=300)
     assert p.returncode != 0, out[-2000:]  # interrupted (2), not a completed run
     rewritten = [f for f in files if f.read_text() != SENTINEL]
