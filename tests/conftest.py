@@ -22,10 +22,10 @@ def narrowed(d: dict) -> dict:
         return d
     d = dict(d)
     H = d.get("num_attention_heads") or d.get("n_head") or d.get("num_heads")
-    d["hidden_size"] = H * NARROW_DH
+    d["hidden_size" if "hidden_size" in d else "n_embd"] = H * NARROW_DH
     if "head_dim" in d:
         d["head_dim"] = NARROW_DH
-    d["intermediate_size"] = 4 * H * NARROW_DH
+    d["intermediate_size" if "intermediate_size" in d else "n_inner"] = 4 * H * NARROW_DH
     return d
 
 
