@@ -14,6 +14,7 @@ fixtures but selects no model and loads nothing. State lives in ``config.stash``
 process: the controller and each xdist worker)."""
 from __future__ import annotations
 
+import inspect
 import json
 import os
 import time
@@ -212,7 +213,39 @@ def _threads_per_worker() -> None:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(n)))
 
 
+PATH_OPTIONS = ("--artifacts", "--history", "--corpus")  # options whose value is a path
+
+
+def _check_rootdir_not_taken_from_an_option(config) -> None:
+    """pytest chooses its rootdir and ini file before any plugin's options are known: in ``--artifacts DIR`` (a space,
+    not ``=``) it takes an existing DIR for a test path and looks for the ini file from there. When that finds
+    another ini file (or none) than the command's own test paths would, the project's ini file (its registry,
+    snapshots) is not read: a usage error naming the ``=`` spelling, which pytest parses as one word."""
+    args = [str(a) for a in config.invocation_params.args]
+    taken = [(opt, val) for opt, val in zip(args, args[1:]) if opt in PATH_OPTIONS and Path(val).exists()]
+    if not taken:
+        return
+    try:
+        from _pytest.config.findpaths import determine_setup  # pytest's own rootdir/ini search (private API)
+        given = [str(a) for a in config.args] if config.args_source == pytest.Config.ArgsSource.ARGS else []
+        kw = dict(inifile=config.known_args_namespace.inifilename, args=given,
+                  rootdir_cmd_arg=config.known_args_namespace.rootdir or None,
+                  invocation_dir=Path(config.invocation_params.dir))
+        if "override_ini" in inspect.signature(determine_setup).parameters:
+            kw["override_ini"] = config.known_args_namespace.override_ini
+        _, inipath, *_ = determine_setup(**kw)
+    except Exception:  # another pytest: leave its choice alone
+        return
+    if inipath != config.inipath:
+        opt, val = taken[0]
+        raise pytest.UsageError(
+            f"{opt} {val}: pytest took this path for a test path when it looked for its ini file, before this "
+            f"plugin's options were known, and read {config.inipath or 'no ini file'} instead of {inipath}. Write "
+            f"the value with '=': {opt}={val}")
+
+
 def pytest_configure(config):
+    _check_rootdir_not_taken_from_an_option(config)
     config.addinivalue_line("markers", "claim(id, family, source, kinds, null, criterion): an interpretability "
                                        "claim (interp-claims)")
     config.addinivalue_line("markers", "xdist_group(name): run on one xdist worker (set per model)")

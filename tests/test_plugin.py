@@ -235,3 +235,20 @@ def test_ini_options_name_the_files_and_errors_name_the_fix(pytester):
     r = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-o", "addopts=", "-rs")
     r.assert_outcomes(passed=1, skipped=1)
     assert "no claims registry" in r.stdout.str() and "claims_registry" in r.stdout.str()
+
+
+def test_a_path_option_spelt_with_a_space_is_not_taken_for_the_rootdir(pytester, tmp_path_factory):
+    """``--artifacts DIR`` with an existing DIR outside the project and no test path: pytest (which chooses its
+    rootdir before plugins' options are known) would make DIR the rootdir and read no ini file; the plugin says so
+    and names the '=' spelling, which works."""
+    pytester.makeini("[pytest]\nclaims_registry = models.toml\n")
+    (pytester.path / "models.toml").write_text(
+        '[models.m]\nsource = "local"\npath = "m"\nkind = "causal"\nfamilies = ["x"]\n')
+    pytester.makepyfile(test_plain="def test_plain():\n    assert sum([1, 1]) == 2\n")
+    out = tmp_path_factory.mktemp("elsewhere")
+    r = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--artifacts", str(out))
+    err = r.stderr.str()
+    assert r.ret == 4 and f"--artifacts {out}: pytest took this path for a test path" in err, err
+    assert f"--artifacts={out}" in err and not list(out.iterdir()), err
+    r = pytester.runpytest_subprocess("-p", "no:cacheprovider", f"--artifacts={out}")
+    r.assert_outcomes(passed=1)
