@@ -26,15 +26,16 @@ screen used for head silencing and neurons on a CPU) tracks exact neuron patchin
 **The FLOP limit** beside each ratio: the floating-point operations each method must do, counted for that config
 and prompt set from the (rows x positions x layers) it runs through the blocks (2 x the block's parameters per
 token and layer, plus attention over the context; ours' last block runs its output projection and MLP at the last
-position only) and the positions it unembeds (2 x d_model x vocabulary each; ours reads two rows of the
-unembedding at the last position, negligible), including ours' setup passes (clean and
-corrupted activations, the prefix cache). loop/ours can exceed it: the loop's many small passes use the CPU worse
+position only, and a head edit's block its output projection and MLP only) and the positions it unembeds (2 x
+d_model x vocabulary each; ours reads two rows of the unembedding at the last position, negligible), including
+ours' setup passes (clean and corrupted activations; the prefix cache is cut from the latter's). loop/ours can exceed it: the loop's many small passes use the CPU worse
 than ours' large batched ones; a ratio far below it is time lost to something other than arithmetic.
 
 Where the speed comes from (probes/ioi.py, probes/neuron.py): components of one layer are edited in copies of
-the prompt batch in one forward pass; the pass starts at the edited layer from the cached residual stream; the
-positions before the first difference come from a key/value cache of the shared prefix (residual patching there
-is a no-op and is not run at all); the last block runs its attention output projection and its MLP at the last
+the prompt batch in one forward pass; the pass starts at the edited layer from the cached residual stream (for
+heads, at the edited layer's output projection: its attention is the clean pass's); the positions before the
+first difference come from a key/value cache of the shared prefix, cut from the clean or corrupted pass that is
+run anyway (residual patching there is a no-op and is not run at all); the last block runs its attention output projection and its MLP at the last
 position only (keys and values at every position); only the target - foil direction of the unembedding is read
 at the last position.
 """
@@ -91,16 +92,22 @@ class Flops:
         # output projection and the MLP
         self.tail = weights(_get_path(ad.block(0), ad.spec.heads)) + \
             weights(_get_path(ad.block(0), ad.spec.down.rpartition(".")[0]))
+        # what ours' edited block does not run for head edits (Adapter.attention_output): queries, keys, values
+        self.qkv = weights(_get_path(ad.block(0), ad.spec.heads.rpartition(".")[0])) - \
+            weights(_get_path(ad.block(0), ad.spec.heads))
         self.D, self.L = ad.d_model, ad.n_layers
         self.V = lm.model.get_output_embeddings().weight.shape[0]
         self.width = ad.n_heads * ad.head_dim
 
-    def blocks(self, rows, new, layers, ctx=None, last_only=False):
-        """``last_only``: the last of these blocks runs its output projection and MLP at the last position only."""
+    def blocks(self, rows, new, layers, ctx=None, last_only=False, given_heads=False):
+        """``last_only``: the last of these blocks runs its output projection and MLP at the last position only.
+        ``given_heads``: the first of them takes its per-head outputs as given (no queries, keys, values or
+        attention), as ours' head edits do."""
         ctx = new if ctx is None else ctx
         attn = 4 * self.width * (ctx - new / 2)  # scores and weighted values, causal: the mean context
         cut = rows * (new - 1) * 2 * self.tail if last_only and layers else 0
-        return rows * new * layers * (2 * self.block + attn) - cut
+        given = rows * new * (2 * self.qkv + attn) if given_heads and layers else 0
+        return rows * new * layers * (2 * self.block + attn) - cut - given
 
     def head(self, positions):
         return positions * 2 * self.D * self.V
@@ -179,8 +186,8 @@ def head_flops(lm, P, T, prefix):
     """(loop, ours): every head edited at every position after ``prefix``, the IOI score read at the last one."""
     F, L, H = Flops(lm), lm.adapter.n_layers, lm.adapter.n_heads
     loop = L * H * F.full(P, T)
-    ours = F.full(P, T, logits=False) + F.blocks(P, prefix, L) + \
-        sum(F.blocks(H * P, T - prefix, L - l, ctx=T, last_only=True) for l in range(L))
+    ours = F.full(P, T, logits=False) + \
+        sum(F.blocks(H * P, T - prefix, L - l, ctx=T, last_only=True, given_heads=True) for l in range(L))
     return loop, ours
 
 
@@ -264,7 +271,7 @@ def bench_resid(lm, s, n_prompts, n_tokens, tl, metric) -> None:
     n = T - first
     f_loop = P * (L + 1) * T * F.full(1, T) + P * F.full(2, T, logits=False)  # + each case's clean/corrupted
     f_tl = L * T * F.full(P, T)
-    f_ours = P * F.full(2, T, logits=False) + 2 * F.full(P, T, logits=False) + F.blocks(P, first, L) + \
+    f_ours = P * F.full(2, T, logits=False) + 2 * F.full(P, T, logits=False) + \
         sum(F.blocks(P * n, n, L - l, ctx=T, last_only=True) for l in range(L))
     row("resid patching (L x pos)", t_loop, t_tl, t_ours, d_tl, float(np.abs(raw(ours) - loop).max()),
         f_loop / f_ours, f_tl / f_ours)
@@ -274,7 +281,7 @@ def neuron_flops(lm, T, first, layer, n):
     """(per-neuron loop, ours) for ``n`` neurons of ``layer`` patched at every position of one case."""
     F, L = Flops(lm), lm.adapter.n_layers
     loop = n * F.full(1, T)
-    ours = 4 * F.full(1, T, logits=False) + F.blocks(1, first, L) + F.blocks(n, T - first, L - layer, ctx=T, last_only=True)
+    ours = 4 * F.full(1, T, logits=False) + F.blocks(n, T - first, L - layer, ctx=T, last_only=True)
     return loop, ours
 
 

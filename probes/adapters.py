@@ -253,11 +253,44 @@ class Adapter:
             for h in handles:
                 h.remove()
 
+    @contextmanager
+    def attention_output(self, layer: int, z: torch.Tensor):
+        """Within this context block ``layer``'s attention is not computed: the module returns its output projection
+        of ``z`` (B, T, H, dh), per-head outputs computed earlier (a clean pass's), and hooks on the projection
+        (an edit of the heads) still apply. For resumed passes whose edits start at the heads of ``layer``: their
+        queries, keys and values there equal the clean pass's. The layer's key/value cache is not extended (no
+        later layer reads it). Enter it before :meth:`resume_from` (which renumbers the blocks)."""
+        attn_path, _, proj_name = self.spec.heads.rpartition(".")
+        attn = _get_path(self.block(layer), attn_path)
+        proj = getattr(attn, proj_name)
+        flat = z.reshape(*z.shape[:2], -1)
+        attn.forward = lambda *args, **kwargs: (proj(flat), None)  # the (output, attention weights) pair
+        try:
+            yield
+        finally:
+            del attn.forward
+
     def prefix_cache(self, ids: torch.Tensor):
         """A key/value cache of ``ids`` (every layer) from a forward of the base model: the shared prefix that
         :meth:`body` continues."""
         out = self.base(input_ids=ids, use_cache=True)
         return out["cache"] if "cache" in out.keys() else out["past_key_values"]
+
+    def acts_and_prefix_cache(self, ids: torch.Tensor, keep: int):
+        """One forward of ``ids`` through the base model (hooks around it see every position) and the key/value
+        cache of its first ``keep`` positions, cut from that pass's cache: the shared prefix costs no pass of its
+        own. None when ``keep`` is 0 or covers every position, or when a sliding-window layer may have dropped
+        those positions (a window not longer than ``ids``): the caller then takes :meth:`prefix_cache` of the
+        prefix alone."""
+        T = ids.shape[1]
+        window = getattr(self.config, "sliding_window", None)
+        if not 0 < keep < T or (window and T >= window - 1):
+            self.base(input_ids=ids)
+            return None
+        out = self.base(input_ids=ids, use_cache=True)
+        cache = out["cache"] if "cache" in out.keys() else out["past_key_values"]
+        cache.crop(keep - T)  # a negative count: remove the last T - keep positions
+        return cache
 
     @staticmethod
     def tile_cache(cache, k: int, interleave: bool = False):

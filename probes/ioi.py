@@ -119,10 +119,10 @@ def head_edit_scores(lm: LoadedModel, s: PromptSet, heads: list[tuple[int, int]]
     K = max(1, max_batch_tokens // (P * (T - prefix)))
     layers = sorted({l for l, _ in heads})
     resid, cache = {}, None
-    if ad.can_resume:
-        with capture(ad, [("resid_pre", l) for l in layers]) as resid:
-            lm.acts(s.base)
-        if prefix:
+    if ad.can_resume:  # the clean residual stream and per-head outputs at each edited layer
+        with capture(ad, [(site, l) for l in layers for site in ("resid_pre", "heads")]) as resid:
+            cache = ad.acts_and_prefix_cache(s.base, prefix)
+        if prefix and cache is None:
             cache = ad.prefix_cache(s.base[:, :prefix])
     order = sorted(range(len(heads)), key=lambda i: heads[i])
     out = torch.empty(len(heads), P)
@@ -141,8 +141,9 @@ def head_edit_scores(lm: LoadedModel, s: PromptSet, heads: list[tuple[int, int]]
                 x[ks, :, :, hs, :] = rep
                 return x.view(k * P, *x.shape[2:])
             with intervene(ad, {("heads", l): edit}):
-                if ad.can_resume:
-                    with ad.resume_from(l):
+                if ad.can_resume:  # the edited layer's attention is the clean pass's up to its output projection
+                    z = resid[("heads", l)][:, prefix:].repeat(k, 1, 1, 1)
+                    with ad.attention_output(l, z), ad.resume_from(l):
                         h = ad.body(resid[("resid_pre", l)][:, prefix:].repeat(k, 1, 1),
                                     ad.tile_cache(cache, k) if prefix else None, last_only=True).float()
                     check_finite(h, "final hidden state")

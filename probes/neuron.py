@@ -122,14 +122,15 @@ def layer_position_patching_many(lm: LoadedModel, cases: list[Case], *, max_batc
     sites = [("resid_pre", l) for l in range(L)]
     with capture(ad, sites) as rc:
         lm.acts(ids_clean)
-    with capture(ad, sites) as rk:
-        lm.acts(ids_corr)
     first = first_difference(ids_clean, ids_corr)
+    with capture(ad, sites) as rk:
+        cache = ad.acts_and_prefix_cache(ids_corr, first)
     out = np.broadcast_to(corr, (P, L + 1, T)).copy()  # before the first difference: the corrupted run itself
     out[:, L, T - 1] = diffs[:, 0]  # the final residual of the last position is all the readout sees
     n = T - first
     if n:
-        cache = ad.prefix_cache(ids_corr[:, :first]) if first else None
+        if first and cache is None:
+            cache = ad.prefix_cache(ids_corr[:, :first])
         K = max(1, max_batch_tokens // (n * P))  # positions per pass; rows j * P + p: position j, case p
         for l in range(L):
             src, base = rc[("resid_pre", l)][:, first:], rk[("resid_pre", l)][:, first:]  # (P, n, D)
@@ -219,14 +220,14 @@ def neuron_patching(lm: LoadedModel, case: Case, layer: int, neurons: np.ndarray
     with capture(ad, [("mlp_act", layer)]) as rec:
         lm.acts(case.clean)
     src = rec[("mlp_act", layer)][0]  # (T, N)
-    first = 0
+    first, cache = 0, None
     if ad.can_resume:
-        with capture(ad, [("resid_pre", layer)]) as pre:
-            lm.acts(case.corrupted)
         first = first_difference(case.clean, case.corrupted) % T  # identical prompts (T): no prefix to skip
+        with capture(ad, [("resid_pre", layer)]) as pre:
+            cache = ad.acts_and_prefix_cache(case.corrupted, first)
         src = src[first:]
-
-    cache = ad.prefix_cache(case.corrupted[:, :first]) if ad.can_resume and first else None  # no patch hook yet
+        if first and cache is None:
+            cache = ad.prefix_cache(case.corrupted[:, :first])  # no patch hook yet
     out = np.empty(len(idx))
     for b0 in range(0, len(idx), batch):
         nb = torch.as_tensor(idx[b0:b0 + batch], device=lm.device)

@@ -132,6 +132,17 @@ def test_resumed_pass_equals_full_pass(rlm):
         with ad.resume_from(1):
             h3 = ad.body(rec[("resid_pre", 1)][:, 4:], cache, last_only=True)
         assert h3.shape == (3, ad.d_model) and (h3 - full[:, -1]).abs().max() < 1e-4
+        # the prefix's cache cut from a pass of the whole sequence serves the same
+        cut = ad.acts_and_prefix_cache(x, 4)
+        with ad.resume_from(1):
+            h4 = ad.body(rec[("resid_pre", 1)][:, 4:], cut, last_only=True)
+        assert (h4 - full[:, -1]).abs().max() < 1e-4
+        window = getattr(ad.config, "sliding_window", None)
+        ad.config.sliding_window = x.shape[1]  # a window the sequence fills: no cut (the caller runs the prefix)
+        try:
+            assert ad.acts_and_prefix_cache(x, 4) is None
+        finally:
+            ad.config.sliding_window = window
     assert ad.n_layers == 2 and len(ad.blocks()) == 2  # restored
 
 

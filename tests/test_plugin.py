@@ -1,7 +1,7 @@
 """The installed plugin, as another project meets it: the wheel (no top-level ``fixtures`` package, a ``pytest11``
 entry point) installed into a fresh virtual environment beside PyPI's ``fixtures``, and a fresh project outside this
 repository (its own ini file, registry and one claim written with the public API) run with it: no snapshot (exit 6)
--> --record -> holds (exit 0) -> a damaged copy as a candidate is broken (exit 1)."""
+-> --record (exit 0) -> the model holds and a damaged copy beside it as a candidate is broken (exit 1)."""
 from __future__ import annotations
 
 import json
@@ -162,7 +162,8 @@ def _run(py, proj, *args):
 
 def test_fresh_project_records_then_holds_and_a_damaged_candidate_breaks(installed, tmp_path):
     """A project outside this repository, with the wheel's plugin in a fresh environment: exit 6 (holds, no
-    snapshot) -> --record -> exit 0 -> a damaged copy of the model as a candidate: broken, exit 1. Nothing of this
+    snapshot) -> --record (exit 0) -> the model holds and a damaged copy beside it as a candidate is broken (exit
+    1). Nothing of this
     repository is on its path. Then examples/induction-heads, run the same way on the damaged copy: all three of its
     claims broken."""
     proj = _project(tmp_path)
@@ -176,11 +177,9 @@ def test_fresh_project_records_then_holds_and_a_damaged_candidate_breaks(install
     snap = proj / "snapshots" / "test_copying" / "test_second_repeat_is_predicted[smollm2-135m].json"
     recorded = snap.read_text()
     assert json.loads(recorded)["drop"] > 1
-    r, v = _run(py, proj)
-    assert r.returncode == 0 and v == {("copying.repeat", "smollm2-135m"): "holds"}, r.stdout[-3000:]
-    assert (proj / "artifacts" / "smollm2-135m" / "copying.repeat.png").is_file()
 
-    # a damaged copy (every weight x (1 + N(0,1)), as scripts/perturb.py --noise 1.0), checked as a new version
+    # the model as recorded holds; a damaged copy (every weight x (1 + N(0,1)), as scripts/perturb.py --noise 1.0),
+    # checked beside it as a new version, is broken (one run, as README's drill)
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
     from probes.registry import load_registry
@@ -193,9 +192,11 @@ def test_fresh_project_records_then_holds_and_a_damaged_candidate_breaks(install
     model.save_pretrained(damaged)
     AutoTokenizer.from_pretrained(folder).save_pretrained(damaged)
     del model
-    r, v = _run(py, proj, "--models", f"smollm2-135m={damaged}")
+    r, v = _run(py, proj, "--models", f"smollm2-135m,smollm2-135m={damaged}")
     assert r.returncode == 1, r.stdout[-3000:]
-    assert v == {("copying.repeat", "smollm2-135m@smollm2-damaged"): "broken"}, v
+    assert v == {("copying.repeat", "smollm2-135m"): "holds",
+                 ("copying.repeat", "smollm2-135m@smollm2-damaged"): "broken"}, v
+    assert (proj / "artifacts" / "smollm2-135m" / "copying.repeat.png").is_file()
     assert snap.read_text() == recorded  # the finding on disk is untouched
 
     # the example project's three claims fail on the same damaged copy (they pass on SmolLM2 itself: CI runs the
