@@ -264,11 +264,15 @@ class Adapter:
         attn = _get_path(self.block(layer), attn_path)
         proj = getattr(attn, proj_name)
         flat = z.reshape(*z.shape[:2], -1)
+        own = attn.__dict__.get("forward")  # a wrapper already set on the instance (accelerate's, --device-map)
         attn.forward = lambda *args, **kwargs: (proj(flat), None)  # the (output, attention weights) pair
         try:
             yield
         finally:
-            del attn.forward
+            if own is None:
+                del attn.forward
+            else:
+                attn.forward = own
 
     def prefix_cache(self, ids: torch.Tensor):
         """A key/value cache of ``ids`` (every layer) from a forward of the base model: the shared prefix that
@@ -293,11 +297,18 @@ class Adapter:
         return cache
 
     @staticmethod
-    def tile_cache(cache, k: int, interleave: bool = False):
+    def tile_cache(cache, k: int, interleave: bool = False, first_layer: int = 0):
         """A copy of a key/value cache with its batch repeated ``k`` times as blocks (row j*P + p = prompt p), or
-        with ``interleave`` each row ``k`` times in place (row j*k + i = row j)."""
-        c = copy.deepcopy(cache)
-        for layer in getattr(c, "layers", []):
+        with ``interleave`` each row ``k`` times in place (row j*k + i = row j). ``first_layer``: the layers before
+        it keep the original's untiled tensors, unread by a pass resumed at ``first_layer`` (a pass only rebinds a
+        layer's tensors, never writes into them)."""
+        tensors = [t for layer in getattr(cache, "layers", []) for t in (getattr(layer, "keys", None),
+                                                                       getattr(layer, "values", None))
+                   if isinstance(t, torch.Tensor)]
+        c = copy.deepcopy(cache, {id(t): t for t in tensors})  # the structure copied, the tensors shared
+        for i, layer in enumerate(getattr(c, "layers", [])):
+            if i < first_layer:
+                continue
             for name in ("keys", "values"):
                 t = getattr(layer, name, None)
                 if isinstance(t, torch.Tensor) and t.numel():

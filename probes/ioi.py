@@ -145,7 +145,7 @@ def head_edit_scores(lm: LoadedModel, s: PromptSet, heads: list[tuple[int, int]]
                     z = resid[("heads", l)][:, prefix:].repeat(k, 1, 1, 1)
                     with ad.attention_output(l, z), ad.resume_from(l):
                         h = ad.body(resid[("resid_pre", l)][:, prefix:].repeat(k, 1, 1),
-                                    ad.tile_cache(cache, k) if prefix else None, last_only=True).float()
+                                    ad.tile_cache(cache, k, first_layer=l) if prefix else None, last_only=True).float()
                     check_finite(h, "final hidden state")
                     sc = ad.logit_diff(h, s.a_ids.repeat(k), s.b_ids.repeat(k))  # two unembedding rows
                 else:

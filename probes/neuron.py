@@ -141,7 +141,7 @@ def layer_position_patching_many(lm: LoadedModel, cases: list[Case], *, max_batc
                 j = torch.arange(j0, j0 + k, device=lm.device).repeat_interleave(P)
                 x[rows, j] = src[rows % P, j]
                 with ad.resume_from(l):
-                    h = ad.body(x, ad.tile_cache(cache, k) if first else None, last_only=True).float()
+                    h = ad.body(x, ad.tile_cache(cache, k, first_layer=l) if first else None, last_only=True).float()
                 check_finite(h, "final hidden state")
                 d = ad.logit_diff(h, target.repeat(k), foil.repeat(k)).cpu().numpy().reshape(k, P)
                 out[:, l, first + j0:first + j0 + k] = d.T
@@ -240,7 +240,7 @@ def neuron_patching(lm: LoadedModel, case: Case, layer: int, neurons: np.ndarray
             if ad.can_resume:
                 resid = pre[("resid_pre", layer)][:, first:].repeat(len(nb), 1, 1)
                 with ad.resume_from(layer):
-                    h = ad.body(resid, ad.tile_cache(cache, len(nb)) if cache is not None else None,
+                    h = ad.body(resid, ad.tile_cache(cache, len(nb), first_layer=layer) if cache is not None else None,
                                 last_only=True).float()
                 check_finite(h, "final hidden state")
                 d = ad.logit_diff(h, case.target, case.foil)
@@ -388,7 +388,8 @@ def ablated_diffs(lm: LoadedModel, cases: list[Case], sets: list[dict[int, np.nd
             cache = None
             if f:
                 with intervene(ad, ablate(1)):  # the shared prefix under each set's ablation
-                    cache = ad.tile_cache(ad.prefix_cache(ids[:1, :f].repeat(k, 1)), C, interleave=True)
+                    cache = ad.tile_cache(ad.prefix_cache(ids[:1, :f].repeat(k, 1)), C, interleave=True,
+                                           first_layer=start or 0)
             with intervene(ad, ablate(C)):
                 if start is not None:
                     with ad.resume_from(start):

@@ -166,6 +166,8 @@ def test_batched_patching_equals_the_loop(rlm):
     x = ioi.head_edit_scores(lm, s, heads, lambda l, h: src[l, :, :, h, :], max_batch_tokens=60)
     y = ioi.head_edit_scores_loop(lm, s, heads, lambda l, h: src[l, :, :, h, :])
     assert (x - y).abs().max() < 1e-4
+    attn = lm.adapter.block(1).get_submodule(lm.adapter.spec.heads.rpartition(".")[0])
+    assert "forward" not in vars(attn)  # the edited layer's attention (given per-head outputs) is restored
     # patching from prompts that share a prefix: the prefix comes from a key/value cache, only the rest is computed
     src_ids = base.clone()
     src_ids[:, 5:] = base.flip(1)[:, 5:]
