@@ -206,11 +206,15 @@ def _spec(config, model_id: str) -> ModelSpec:
 
 def _threads_per_worker() -> None:
     """Under pytest-xdist, split the cores between the workers: every worker's torch defaulting to all cores
-    oversubscribes the CPU (measured here: 2 workers x 2 threads on 2 cores ran the claims several times slower)."""
+    oversubscribes the CPU (measured here: 2 workers x 2 threads on 2 cores ran the claims several times slower).
+    The share goes into OMP_NUM_THREADS as well, for the processes a worker starts (a test running pytest or a
+    script): a 2-thread child beside the other worker's busy thread took 227 s where 1 thread took 135 s."""
     n = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
     if n and not os.environ.get("OMP_NUM_THREADS"):
         import torch
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // int(n)))
+        share = max(1, (os.cpu_count() or 1) // int(n))
+        torch.set_num_threads(share)
+        os.environ["OMP_NUM_THREADS"] = str(share)
 
 
 PATH_OPTIONS = ("--artifacts", "--history", "--corpus")  # options whose value is a path
