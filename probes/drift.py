@@ -11,9 +11,26 @@ A claim's numbers have **roles** (declared with ``claim_snapshot(data, effect=[.
 
 Paths name keys with dots and list elements with ``[]``: ``"gap"``, ``"mean_norm_by_layer"`` (and everything under
 it), ``"top_heads[].delta"``. :func:`diff` returns a :class:`Drift`: every move beyond tolerance (a value with its
-change in percent of the recorded effect and in units of the tolerance, a set with the ids that entered or left),
-the identity overlap of every id list, and one line for the claim (``effect -7% (top_heads 8/8)``). A pure reorder
-of components is a rank change inside an unchanged set, never a change of sign or of identity.
+change in percent of its own recorded value and in units of the tolerance, a set with the ids that entered or
+left), the identity overlap of every id list, and one line for the claim (``effect -7% (top_heads: 7 kept, +1,
+-1)``). A pure reorder of components is a rank change inside an unchanged set, never a change of sign or of
+identity.
+
+**Noise is not change.** A snapshot may carry, beside its numbers (never compared as numbers):
+
+- ``_noise``: each number's measured **noise floor** (``floor``: path -> the largest move seen when the claim was
+  re-measured under float32-rounding perturbations: other SIMD kernels, MKL code paths, thread counts, a 1e-6
+  weight jitter; scripts/calibrate.py) and the component ids that changed under them (``unstable``). A number
+  moves only beyond ``max(declared tolerance, FLOOR_K x floor)``; ids that float noise moves never count.
+- ``_intervals``: the claim's 95% bootstrap intervals over its stimuli, in the shape of the numbers they belong
+  to (a number -> ``[lo, hi]``; a list -> a list of those; records -> a list of dicts aligned with the records).
+- ``_stability``: per identity path, each component's share of bootstrap resamples in which it is in the set.
+
+A move is **significant** when an effect leaves its recorded interval (an effect without one: as soon as it
+moves beyond its floor), when a component that was stable in its set (>= STABLE of the resamples) leaves it or
+one stably out enters, or when an effect number appears, vanishes or changes type; diagnostics are reported and
+never significant. With ``mode="floor"`` every move beyond the floor is significant: how this project's own tests
+catch a change of its measuring code that moves recorded numbers on the same model.
 """
 from __future__ import annotations
 
@@ -25,9 +42,13 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 EFFECT, IDENTITY, DIAGNOSTIC = "effect", "identity", "diagnostic"
-IGNORED = {"_recorded_with", "_roles"}  # provenance and roles: recorded, never compared
-LARGE, MEDIUM, SMALL = "large", "medium", "small"
-LEVELS = [LARGE, MEDIUM, SMALL]
+IGNORED = {"_recorded_with", "_roles", "_noise", "_intervals", "_stability"}  # provenance, roles, floors,
+#                                      intervals and stabilities: recorded beside the numbers, never compared as numbers
+LARGE, MEDIUM, SMALL, NOISE = "large", "medium", "small", "noise"
+LEVELS = [LARGE, MEDIUM, SMALL, NOISE]
+FLOOR_K = 4.0    # a number moves only beyond max(declared tolerance, FLOOR_K x its measured noise floor)
+STABLE = 0.95    # a component is stable in a top set when it is there in >= 95% of the bootstrap resamples
+INTERVAL, FLOOR = "interval", "floor"  # significance: leaving the recorded interval, or any move beyond the floor
 LARGE_EFFECT, MEDIUM_EFFECT = 20.0, 5.0  # percent of the recorded effect
 LARGE_LOSS = 0.25                        # fraction of an id set that left
 
@@ -113,9 +134,10 @@ def _id(x) -> str:
 
 @dataclass
 class Move:
-    """One change beyond tolerance. ``pct``: the change in percent of the recorded effect it belongs to (effect
-    numbers: of the largest recorded |value| of that effect; others: of their own recorded value); ``tol``: the
-    change in units of the claim's tolerance."""
+    """One change beyond tolerance (the larger of the declared one and FLOOR_K x the number's noise floor).
+    ``pct``: the change in percent of the number's own recorded value; ``tol``: the change in units of that
+    tolerance; ``sig``: whether it is significant (see :func:`diff`); ``width``: the change in half-widths of
+    the recorded interval."""
     path: str
     role: str
     kind: str  # value | set | changed | missing | new | length
@@ -125,6 +147,8 @@ class Move:
     pct: float | None = None
     tol: float | None = None
     text: str = ""
+    sig: bool = True     # significant: beyond the recorded interval (or stable ids left), not sampling noise
+    width: float | None = None  # the change in half-widths of the recorded interval (effects with an interval)
 
 
 @dataclass
@@ -141,12 +165,16 @@ class IdentitySet:
     scalar: bool = False  # one named component (e.g. the stand-out neuron), not a list
     lost_share: float | None = None  # records with effect values: the share of the recorded effect the ids that
     #                                  left carried (a swap at the tail of a top-k list carries little)
+    sig: bool = True    # the change involves a component that was stable in the set (or whose stability is unknown)
+    floor_noise: bool = False  # every id that entered or left also did so under float-noise perturbations
 
     @property
     def label(self) -> str:
         if self.scalar:
             return f"{self.path} same" if self.same else f"{self.path} {self.left[0]} -> {self.entered[0]}"
-        return f"{self.path} {self.same}/{self.n_old}"
+        if self.entered or self.left:
+            return f"{self.path}: {self.same} kept, +{len(self.entered)}, -{len(self.left)}"
+        return f"{self.path}: {self.same} kept"
 
     def text(self) -> str:
         if self.scalar:
@@ -160,7 +188,9 @@ class IdentitySet:
                 ("left " + ", ".join(map(str, self.left))) if self.left else "",
                 ("rank changes " + ", ".join(f"{i} {a} -> {b}" for i, a, b in self.ranks[:6])) if self.ranks else "")
                              if x)
-        return f"{self.path}: {self.same}/{self.n_old} same; {what}"
+        note = "" if self.sig else (" (within float noise)" if self.floor_noise else " (within noise: no stable "
+                                                                                 "component changed)")
+        return f"{self.path}: {self.same} kept, +{len(self.entered)}, -{len(self.left)}; {what}{note}"
 
 
 @dataclass
@@ -171,32 +201,49 @@ class Drift:
 
     @property
     def moved(self) -> bool:
+        """Some number moved beyond its noise floor (significant or not)."""
         return bool(self.moves)
 
     @property
-    def effect(self) -> float | None:
-        """The signed largest change of an effect number, in percent of its recorded effect (None: none moved)."""
+    def significant(self) -> bool:
+        """Some move is significant: an effect left its recorded interval, a stable component left its set, an
+        effect number appeared, vanished or changed type (or, with significance "floor", anything moved beyond
+        its floor). Diagnostics never are, except under "floor"."""
+        return any(m.sig for m in self.moves)
+
+    def _effect_moves(self) -> list[Move]:
         moves = [m for m in self.moves if m.role == EFFECT and m.pct is not None]
+        sig = [m for m in moves if m.sig]
+        return sig or moves
+
+    @property
+    def effect(self) -> float | None:
+        """The signed largest change of an effect number (significant ones first), in percent of that number's own
+        recorded value (None: none moved)."""
+        moves = self._effect_moves()
         return max(moves, key=lambda m: abs(m.pct)).pct if moves else None
 
     @property
     def effect_path(self) -> str | None:
-        moves = [m for m in self.moves if m.role == EFFECT and m.pct is not None]
+        moves = self._effect_moves()
         return max(moves, key=lambda m: abs(m.pct)).path if moves else None
 
     @property
     def level(self) -> str:
-        """large: an effect moved >= 20% of its recorded value, or >= 25% of an id set left (for records with
-        effect values: ids carrying >= 25% of the recorded effect), or an effect number appeared, vanished or changed
-        type; medium: an effect moved >= 5%, or an id entered or left (records: carrying >= 5% of the effect);
-        small: the rest (diagnostics, effects within 5%, a swap at the tail of a top-k list)."""
-        e = abs(self.effect or 0.0)
-        top = [s for s in self.identities if "[" not in s.path]  # the id lists inside kept records (e.g. a neuron's
-        lost = max((s.lost_share if s.lost_share is not None else len(s.left) / s.n_old  # top tokens) are details
-                    for s in top if s.n_old), default=0.0)
-        minor = all(s.lost_share is not None and s.lost_share < MEDIUM_EFFECT / 100 for s in top
-                    if s.entered or s.left)
-        structural = any(m.role == EFFECT and m.kind in ("missing", "new", "length", "changed") for m in self.moves)
+        """Significance first, size second. noise: nothing significant moved (every move within its recorded
+        interval, or of a diagnostic, or of an unstable component). Among significant moves: large: an effect moved
+        >= 20% of its own recorded value, or >= 25% of an id set left (for records with effect values: ids carrying
+        >= 25% of the recorded effect), or an effect number appeared, vanished or changed type; medium: an effect
+        moved >= 5%, or a stable id entered or left; small: the rest."""
+        if not self.significant:
+            return NOISE
+        sig = [m for m in self.moves if m.sig]
+        e = max((abs(m.pct) for m in sig if m.role == EFFECT and m.pct is not None), default=0.0)
+        top = [s for s in self.identities if "[" not in s.path and s.sig and (s.entered or s.left)]
+        lost = max((s.lost_share if s.lost_share is not None else len(s.left) / s.n_old  # the id lists inside kept
+                    for s in top if s.n_old), default=0.0)                              # records are details
+        minor = all(s.lost_share is not None and s.lost_share < MEDIUM_EFFECT / 100 for s in top)
+        structural = any(m.role == EFFECT and m.kind in ("missing", "new", "length", "changed") for m in sig)
         if e >= LARGE_EFFECT or lost >= LARGE_LOSS or structural:
             return LARGE
         if e >= MEDIUM_EFFECT or not minor:
@@ -204,7 +251,8 @@ class Drift:
         return SMALL
 
     def summary(self) -> str:
-        """One short phrase: the effect change and the identity overlap (``effect -7% (top_heads 8/8)``)."""
+        """One short phrase: the effect change and the identity sets' entries and exits
+        (``effect -7% (top_heads: 7 kept, +1, -1)``), ``within noise`` when nothing moved significantly."""
         parts = []
         e = self.effect
         if e is not None:
@@ -228,45 +276,52 @@ class Drift:
         if n:
             ids.append(f"{n} {'more ' if shown else ''}id{'s' if n > 1 else ''} same")
         if ids:
-            parts.append("(" + ", ".join(ids) + ")")
+            parts.append("(" + "; ".join(ids) + ")")
+        if self.moves and not self.significant:
+            parts.append("within noise")
         return " ".join(parts) if parts else "no change"
 
     def lines(self) -> list[str]:
         """Every move, one line each: effects, then identities (sets that changed or were reordered), then
-        diagnostics."""
+        diagnostics; a move that is not significant says so."""
         def of(role):
-            return [f"[{role}] {m.text}" for m in self.moves if m.role == role and m.kind != "set"]
+            return [f"[{role}] {m.text}{'' if m.sig else ' - within noise'}" for m in self.moves
+                    if m.role == role and m.kind != "set"]
         ids = [f"[identity] {s.text()}" for s in self.identities if s.entered or s.left or s.ranks]
         return of(EFFECT) + ids + of(IDENTITY) + of(DIAGNOSTIC)
 
     def as_dict(self) -> dict:
-        return {"level": self.level, "effect_pct": self.effect, "effect_path": self.effect_path,
-                "summary": self.summary(), "identities": [asdict(s) for s in self.identities],
-                "moves": [asdict(m) for m in self.moves]}
+        return {"level": self.level, "significant": self.significant, "effect_pct": self.effect,
+                "effect_path": self.effect_path, "summary": self.summary(),
+                "identities": [asdict(s) for s in self.identities], "moves": [asdict(m) for m in self.moves]}
+
+
+def _is_interval(x) -> bool:
+    return isinstance(x, list) and len(x) == 2 and all(_num(v) for v in x)
 
 
 class _Differ:
-    def __init__(self, table: dict[str, str], rel: float, abs_: float):
+    def __init__(self, table: dict[str, str], rel: float, abs_: float, noise: dict | None = None,
+                 stab: dict | None = None, mode: str = INTERVAL):
         self.table, self.rel, self.abs = table, rel, abs_
+        self.floor = (noise or {}).get("floor", {})
+        self.unstable = {k: set(map(str, v)) for k, v in (noise or {}).get("unstable", {}).items()}
+        self.stab = stab or {}
+        self.mode = mode
         self.drift = Drift(has_effect=EFFECT in table.values())
+        self.leaves: list[tuple] = []  # (path, role, recorded value, interval or None) of every number compared
 
-    def scale(self, old: Any) -> float:
-        """The largest |number| in an effect value (its scale, for percentages)."""
-        if _num(old):
-            return abs(old)
-        if isinstance(old, list):
-            return max((self.scale(x) for x in old), default=0.0)
-        if isinstance(old, dict):
-            return max((self.scale(v) for v in old.values()), default=0.0)
-        return 0.0
+    def tol(self, path: str, old: float) -> float:
+        """A number's tolerance: the claim's declared one or FLOOR_K x its measured noise floor, the larger."""
+        return max(self.abs + self.rel * abs(old), FLOOR_K * float(self.floor.get(path, 0.0)))
 
     def add(self, path, kind, old, new, text, **kw):
-        self.drift.moves.append(Move(path, role_of(path, self.table), kind, old, new, text=text, **kw))
+        role = role_of(path, self.table)
+        kw.setdefault("sig", self.mode == FLOOR or role == EFFECT)  # structural changes of effects are significant
+        self.drift.moves.append(Move(path, role, kind, old, new, text=text, **kw))
 
-    def walk(self, old: Any, new: Any, path: str, scale: float | None) -> None:
+    def walk(self, old: Any, new: Any, path: str, iv: Any) -> None:
         role = role_of(path, self.table) if path else DIAGNOSTIC
-        if role == EFFECT and scale is None:
-            scale = self.scale(old)  # the effect a number belongs to: the largest recorded |value| under its path
         if isinstance(old, dict) and isinstance(new, dict):
             old = {k: v for k, v in old.items() if k not in IGNORED}
             new = {k: v for k, v in new.items() if k not in IGNORED}
@@ -277,38 +332,54 @@ class _Differ:
                 p = f"{path}.{k}" if path else k
                 self.add(p, "new", None, new[k], f"{p}: new key, not in the snapshot ({_fmt(new[k])})")
             for k in sorted(old.keys() & new.keys()):
-                self.walk(old[k], new[k], f"{path}.{k}" if path else k, scale)
+                self.walk(old[k], new[k], f"{path}.{k}" if path else k, iv.get(k) if isinstance(iv, dict) else None)
         elif isinstance(old, list) and isinstance(new, list):
-            self.walk_list(old, new, path, role, scale)
+            self.walk_list(old, new, path, role, iv)
         elif role == IDENTITY and not isinstance(old, (dict, list)) and not isinstance(new, (dict, list)):
             self.id_set([_id(old)], [_id(new)], path, scalar=True)  # one named component (e.g. the stand-out neuron)
         elif _num(old) and _num(new):
+            self.leaves.append((path, role, old, iv if _is_interval(iv) else None))
             d = new - old
-            tol = self.abs + self.rel * abs(old)
+            tol = self.tol(path, old)
             if abs(d) > tol:
-                base = scale if role == EFFECT else abs(old)
-                pct = 100.0 * d / base if base else None
-                what = "of the recorded effect" if role == EFFECT else "of its recorded value"
-                pct_s = f"{pct:+.1f}% {what}, " if pct is not None else ""
+                pct = 100.0 * d / abs(old) if old else None
+                width = sig = None
+                if self.mode == FLOOR:
+                    sig = True
+                elif role != EFFECT:
+                    sig = False  # diagnostics are reported, never a change on their own
+                elif _is_interval(iv):
+                    lo, hi = min(iv), max(iv)
+                    half = (hi - lo) / 2
+                    width = d / half if half > 0 else None
+                    sig = new < lo - tol or new > hi + tol
+                else:
+                    sig = True  # an effect without a recorded interval: beyond its noise floor is a change
+                pct_s = f"{pct:+.1f}% of its recorded value, " if pct is not None else ""
+                iv_s = f"recorded interval [{_fmt(min(iv))}, {_fmt(max(iv))}], " if _is_interval(iv) else ""
                 self.add(path, "value", old, new, change=d, pct=pct, tol=abs(d) / tol if tol else math.inf,
-                         text=f"{path}: {_fmt(old)} -> {_fmt(new)} (moved {d:+.3g}: {pct_s}"
+                         sig=sig, width=width,
+                         text=f"{path}: {_fmt(old)} -> {_fmt(new)} (moved {d:+.3g}: {pct_s}{iv_s}"
                               f"{abs(d) / tol:.3g}x tolerance)" if tol else f"{path}: {_fmt(old)} -> {_fmt(new)}")
         elif old != new:
             self.add(path, "changed", old, new, f"{path}: {_fmt(old)} -> {_fmt(new)}")
 
-    def walk_list(self, old: list, new: list, path: str, role: str, scale: float | None) -> None:
+    def walk_list(self, old: list, new: list, path: str, role: str, iv: Any) -> None:
         key = _key_field(path, self.table, old)
         if key is not None and _key_field(path, self.table, new) == key:
-            return self.keyed(old, new, path, key, scale)
+            return self.keyed(old, new, path, key, iv)
         if role == IDENTITY and not any(isinstance(x, dict) for x in old + new):
             return self.id_set([_id(x) for x in old], [_id(x) for x in new], path)
         if len(old) != len(new):
             self.add(path, "length", len(old), len(new), f"{path}: length {len(old)} -> {len(new)}")
+        ivs = iv if isinstance(iv, list) and len(iv) == len(old) and not _is_interval(iv) else [None] * len(old)
         for i, (a, b) in enumerate(zip(old, new)):
-            self.walk(a, b, f"{path}[{i}]", scale)
+            self.walk(a, b, f"{path}[{i}]", ivs[i])
 
     def id_set(self, old: list[str], new: list[str], path: str, scalar: bool = False) -> IdentitySet:
-        """Old vs new ids as multisets (a token may recur), with the rank changes of ids that occur once."""
+        """Old vs new ids as multisets (a token may recur), with the rank changes of ids that occur once. The change
+        is significant when a component that was stable in the set left it, or one that was stably out entered
+        (``_stability``); without recorded stabilities, when an id changed that float noise does not change."""
         co, cn = Counter(old), Counter(new)
         once = [i for i in old if co[i] == 1 and cn[i] == 1]
         ranks = [[i, old.index(i) + 1, new.index(i) + 1] for i in once if old.index(i) != new.index(i)]
@@ -318,12 +389,25 @@ class _Differ:
                         list((co - cn).elements()), ranks, scalar)
         self.drift.identities.append(s)
         if s.entered or s.left:
-            self.drift.moves.append(Move(path, IDENTITY, "set", old, new, text=s.text()))
+            changed = {str(i) for i in s.entered + s.left}
+            unstable = self.unstable.get(path, set())
+            s.floor_noise = changed <= unstable
+            stab = self.stab.get(_pattern(path)) or self.stab.get(path)
+            if s.floor_noise:
+                s.sig = False
+            elif self.mode == FLOOR or not isinstance(stab, dict):
+                s.sig = True
+            else:
+                s.sig = any(stab.get(str(i), 1.0) >= STABLE for i in s.left) or \
+                    any(str(i) in stab and stab[str(i)] <= 1 - STABLE for i in s.entered)
+            if not s.floor_noise:
+                self.drift.moves.append(Move(path, IDENTITY, "set", old, new, text=s.text(), sig=s.sig))
         return s
 
-    def keyed(self, old: list[dict], new: list[dict], path: str, key: str, scale: float | None) -> None:
+    def keyed(self, old: list[dict], new: list[dict], path: str, key: str, iv: Any) -> None:
         """Records matched by their id field: the id set (overlap, entered, left, ranks), then each kept record's
-        other fields compared with the same record in the snapshot."""
+        other fields compared with the same record in the snapshot (intervals: a list aligned with the recorded
+        records)."""
         ids_old, ids_new = _record_ids(old, key), _record_ids(new, key)
         ids = self.id_set(ids_old, ids_new, path)
         eff = [f for f in {f for x in old for f in x} if role_of(f"{path}[].{f}", self.table) == EFFECT]
@@ -333,10 +417,8 @@ class _Differ:
             total = sum(weight(x) for x in old)
             ids.lost_share = sum(weight(x) for i, x in zip(ids_old, old) if i in ids.left) / total if total else 0.0
         by_new = dict(zip(ids_new, new))
-        if scale is None:  # the effect fields of the records share one scale: the largest recorded |value|
-            scale = max((abs(v) for x in old for f, v in x.items()
-                         if _num(v) and role_of(f"{path}[].{f}", self.table) == EFFECT), default=None)
-        for i, rec in zip(ids_old, old):
+        ivs = iv if isinstance(iv, list) and len(iv) == len(old) else [None] * len(old)
+        for i, rec, riv in zip(ids_old, old, ivs):
             if i in by_new:
                 rest_old = {f: v for f, v in rec.items() if f != key}
                 rest_new = {f: v for f, v in by_new[i].items() if f != key}
@@ -347,11 +429,41 @@ class _Differ:
                     elif f not in rest_old:
                         self.add(p, "new", None, rest_new[f], f"{p}: new ({_fmt(rest_new[f])})")
                     else:
-                        self.walk(rest_old[f], rest_new[f], p, scale if role_of(p, self.table) == EFFECT else None)
+                        self.walk(rest_old[f], rest_new[f], p, riv.get(f) if isinstance(riv, dict) else None)
 
 
-def diff(old: Any, new: Any, rel: float, abs_: float, table: dict[str, str] | None = None) -> Drift:
-    """Compare a recorded snapshot with this run's numbers under the claim's roles and tolerance."""
-    d = _Differ(table or {}, rel, abs_)
-    d.walk(old, new, "", None)
+def diff(old: Any, new: Any, rel: float, abs_: float, table: dict[str, str] | None = None,
+         mode: str = INTERVAL) -> Drift:
+    """Compare a recorded snapshot with this run's numbers under the claim's roles and tolerance, the snapshot's
+    measured noise floors (``_noise``), intervals (``_intervals``) and stabilities (``_stability``). ``mode``:
+    ``interval`` (a move is significant when an effect leaves its recorded interval or a stable component leaves
+    its set) or ``floor`` (any move beyond the noise floor is: a regression test of the measuring code on the
+    same model)."""
+    if mode not in (INTERVAL, FLOOR):
+        raise ValueError(f"significance {mode!r}: use {INTERVAL!r} or {FLOOR!r}")
+    o = old if isinstance(old, dict) else {}
+    d = _Differ(table or {}, rel, abs_, o.get("_noise"), o.get("_stability"), mode)
+    d.walk(old, new, "", o.get("_intervals"))
     return d.drift
+
+
+def leaves(data: dict, table: dict[str, str] | None = None) -> list[tuple]:
+    """Every number of a snapshot as the comparison names it: (path, role, value, interval or None)."""
+    o = data if isinstance(data, dict) else {}
+    d = _Differ(table or {}, 0.0, 0.0, None, None)
+    d.walk(data, data, "", o.get("_intervals"))
+    return d.leaves
+
+
+def headline(data: dict, table: dict[str, str]) -> tuple[str, float, list | None] | None:
+    """A claim's headline effect: the first declared effect path that names one number, with its interval if
+    recorded (path, value, [lo, hi] or None)."""
+    iv = data.get("_intervals") or {}
+    for pat, role in table.items():
+        if role != EFFECT or "[" in pat or "." in pat:
+            continue
+        v = data.get(pat)
+        if _num(v):
+            i = iv.get(pat)
+            return pat, float(v), ([float(min(i)), float(max(i))] if _is_interval(i) else None)
+    return None

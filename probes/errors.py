@@ -23,3 +23,15 @@ class NumericsError(ProbeError):
 
 class SnapshotFileError(ProbeError):
     pass
+
+
+class PreconditionFailed(AssertionError):
+    """The behaviour a claim dissects is absent (e.g. no IOI score to patch, no tall/short gap): the claim has
+    nothing to test. An AssertionError, so a registry known failure still matches it; its verdict is 'precondition
+    failed', counted apart from a finding that failed (probes/verdicts.py)."""
+
+
+def require(condition: bool, message: str) -> None:
+    """A claim's precondition: raise :class:`PreconditionFailed` with ``message`` unless ``condition`` holds."""
+    if not condition:
+        raise PreconditionFailed(message)

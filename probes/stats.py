@@ -82,3 +82,136 @@ def ttest_1samp(x: np.ndarray, axis: int = -1) -> tuple[np.ndarray, np.ndarray]:
     """One-sample t-test against 0 along ``axis``; returns (t, p)."""
     r = sps.ttest_1samp(np.asarray(x, float), 0.0, axis=axis)
     return np.asarray(r.statistic), np.asarray(r.pvalue)
+
+
+# ---- intervals: a seeded, vectorised bootstrap over the stimuli (prompts, words, sentences, cases) ----------------
+N_BOOT, ALPHA = 1000, 0.05   # draws and two-sided level of every interval (95%)
+
+
+def boot_index(n: int, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
+    """(n_boot, n) indices of resamples with replacement of n units (seeded: the same draws every run)."""
+    if n < 1:
+        raise ValueError("bootstrap: no units to resample")
+    return rng(seed).integers(0, n, size=(n_boot, n))
+
+
+def boot_means(x: np.ndarray, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
+    """The mean over axis 0 of ``x`` (units first; any further axes kept) in every resample of its units, at once:
+    (n_boot, *x.shape[1:]). One weighted sum per resample: a resample's mean is counts @ x / n."""
+    x = np.asarray(x, dtype=np.float64)
+    n = x.shape[0]
+    idx = boot_index(n, n_boot, seed)
+    counts = np.zeros((n_boot, n))
+    np.add.at(counts, (np.repeat(np.arange(n_boot), n), idx.ravel()), 1.0)
+    flat = x.reshape(n, -1)
+    return (counts @ np.nan_to_num(flat) / n).reshape((n_boot,) + x.shape[1:])
+
+
+def interval(draws: np.ndarray, alpha: float = ALPHA, centre=None) -> list:
+    """The percentile interval [lo, hi] of bootstrap draws (axis 0), as plain floats (nested lists for arrays).
+    ``centre``: the statistic's value on all the stimuli; the interval is then shifted by the bootstrap's bias
+    (the estimate minus the draws' median), for statistics that resampling biases (a correlation of noisy
+    t-values falls when words are drawn twice: uncorrected, its interval can exclude its own estimate)."""
+    d = np.asarray(draws, dtype=np.float64)
+    lo, hi = np.nanquantile(d, alpha / 2, axis=0), np.nanquantile(d, 1 - alpha / 2, axis=0)
+    if centre is not None:
+        shift = np.asarray(centre, dtype=np.float64) - np.nanmedian(d, axis=0)
+        lo, hi = lo + shift, hi + shift
+    if lo.ndim == 0:
+        return [float(lo), float(hi)]
+    return np.stack([lo, hi], -1).tolist()
+
+
+def mean_ci(x: np.ndarray, n_boot: int = N_BOOT, seed: int = 0) -> list:
+    """95% bootstrap interval of the mean over axis 0 (units: prompts, words, cases...)."""
+    return interval(boot_means(x, n_boot, seed))
+
+
+def boot_stat(fn, n: int, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
+    """``fn(idx)`` on every resample of n units (idx: one row of :func:`boot_index`); for statistics that are not
+    means (a median, a ratio of sums, a correlation). Returns the stacked draws."""
+    return np.stack([np.asarray(fn(i), dtype=np.float64) for i in boot_index(n, n_boot, seed)])
+
+
+def stability(draws_ids: list, ids: list) -> dict:
+    """For each recorded component id, the share of resamples whose top set contains it."""
+    sets = [set(map(str, d)) for d in draws_ids]
+    return {str(i): round(sum(str(i) in s for s in sets) / len(sets), 4) for i in ids}
+
+
+def top_k_stability(draws: np.ndarray, k: int, names: list, order: str = "abs", n_report: int | None = None) -> dict:
+    """How often each component is among the top ``k`` across bootstrap draws ((n_boot, C) component values;
+    ``order``: ``abs`` largest |value|, ``neg`` most negative, ``pos`` largest). Reported for the components of
+    the top ``n_report`` (default 2k) by their mean over the draws, so that runners-up that could enter have a
+    recorded stability too."""
+    d = np.asarray(draws, dtype=np.float64)
+    key = {"abs": -np.abs(d), "neg": d, "pos": -d}[order]
+    top = np.argsort(key, axis=1, kind="stable")[:, :k]
+    freq = np.zeros(d.shape[1])
+    np.add.at(freq, top.ravel(), 1.0)
+    freq /= len(d)
+    mean_key = key.mean(0)
+    shown = np.argsort(mean_key, kind="stable")[:n_report or 2 * k]
+    return {str(names[i]): round(float(freq[i]), 4) for i in shown}
+
+
+def resample(x: np.ndarray, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
+    """Every bootstrap resample of the units (axis 0) of ``x`` at once: (n_boot, n, ...)."""
+    x = np.asarray(x)
+    return x[boot_index(len(x), n_boot, seed)]
+
+
+def boot_group_moments(x: np.ndarray, n_boot: int = N_BOOT, seed: int = 0) -> tuple[np.ndarray, np.ndarray, int]:
+    """Per-column mean and unbiased variance of ``x`` (units x columns) in every resample of its units:
+    ((n_boot, C), (n_boot, C), n). Sums come from one matrix product with the resample counts (float64)."""
+    x = np.asarray(x, dtype=np.float64)
+    n = len(x)
+    idx = boot_index(n, n_boot, seed)
+    counts = np.zeros((n_boot, n))
+    np.add.at(counts, (np.repeat(np.arange(n_boot), n), idx.ravel()), 1.0)
+    s1, s2 = counts @ x, counts @ (x * x)
+    m = s1 / n
+    v = np.maximum(s2 - n * m * m, 0.0) / (n - 1)
+    return m, v, n
+
+
+def boot_ttest_ind(a: np.ndarray, b: np.ndarray, n_boot: int = N_BOOT, seed: int = 0,
+                   seed_b: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """Student's t (equal variances) and Cohen's d (pooled SD) of ``a`` vs ``b`` for every column, in every
+    bootstrap resample of each group's units (groups resampled separately, seeds ``seed`` and ``seed_b``, default
+    ``seed + 1``; a group given the same seed twice is resampled the same way): ((n_boot, C), (n_boot, C))."""
+    ma, va, na = boot_group_moments(a, n_boot, seed)
+    mb, vb, nb = boot_group_moments(b, n_boot, seed + 1 if seed_b is None else seed_b)
+    pooled = ((na - 1) * va + (nb - 1) * vb) / (na + nb - 2)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        t = (ma - mb) / np.sqrt(pooled * (1 / na + 1 / nb))
+        d = (ma - mb) / np.sqrt(pooled)
+    return t, d
+
+
+def fdr_counts(p: np.ndarray, q: float = 0.05) -> np.ndarray:
+    """Benjamini-Hochberg discoveries per row of p-values (rows: draws): the count of each row."""
+    p = np.sort(np.nan_to_num(np.asarray(p, dtype=np.float64), nan=1.0), axis=1)
+    m = p.shape[1]
+    ok = p <= q * np.arange(1, m + 1) / m
+    last = np.where(ok.any(1), m - np.argmax(ok[:, ::-1], axis=1), 0)
+    return last
+
+
+def rowwise_corr(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Pearson r of x[i] and y[i] for every row, over the columns where both are finite."""
+    x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
+    ok = np.isfinite(x) & np.isfinite(y)
+    n = ok.sum(1)
+    x, y = np.where(ok, x, 0.0), np.where(ok, y, 0.0)
+    mx, my = x.sum(1) / n, y.sum(1) / n
+    xc, yc = np.where(ok, x - mx[:, None], 0.0), np.where(ok, y - my[:, None], 0.0)
+    return (xc * yc).sum(1) / np.sqrt((xc * xc).sum(1) * (yc * yc).sum(1))
+
+
+def fdr_masks(p: np.ndarray, q: float = 0.05) -> np.ndarray:
+    """Benjamini-Hochberg discoveries per row of p-values (rows: draws), as a boolean mask."""
+    p = np.nan_to_num(np.asarray(p, dtype=np.float64), nan=1.0)
+    k = fdr_counts(p, q)
+    thr = np.where(k > 0, np.take_along_axis(np.sort(p, 1), np.maximum(k - 1, 0)[:, None], 1)[:, 0], -1.0)
+    return p <= thr[:, None]

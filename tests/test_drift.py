@@ -29,11 +29,11 @@ def test_a_pure_reorder_is_a_reorder_not_a_change_of_sign_or_identity():
     assert set(moved) == {"top_heads[24.5].delta"}  # the one delta that moved beyond tolerance, matched by id
     m = moved["top_heads[24.5].delta"]
     assert m.old == 1.282 and m.new == 1.293 and m.role == D.EFFECT
-    assert abs(m.pct - 100 * 0.011 / 5.25) < 1e-9  # percent of the recorded effect (the largest |delta|)
+    assert abs(m.pct - 100 * 0.011 / 1.282) < 1e-9  # percent of its own recorded value, not the list's largest
     text = "\n".join(d.lines())
     assert "17.4 -> 24.5" not in text and '"17.4" -> "24.5"' not in text  # no change of identity
     assert all((m.old > 0) == (m.new > 0) for m in d.moves if m.kind == "value")  # no change of sign
-    assert d.summary() == "effect +0.2% (top_heads 5/5)" and d.level == D.SMALL
+    assert d.summary() == "effect +0.9% (top_heads: 5 kept)" and d.level == D.SMALL
 
 
 def test_a_real_swap_is_a_swap():
@@ -42,8 +42,8 @@ def test_a_real_swap_is_a_swap():
     d = D.diff(OLD, new, 1e-3, 1e-4, ROLES)
     (ids,) = d.identities
     assert (ids.same, ids.entered, ids.left) == (4, ["9.9"], ["24.4"])
-    assert "top_heads: 4/5 same; entered 9.9, left 24.4" in d.lines()[0]
-    assert d.summary() == "effect within tolerance (top_heads 4/5)"
+    assert "top_heads: 4 kept, +1, -1; entered 9.9, left 24.4" in d.lines()[0]
+    assert d.summary() == "effect within tolerance (top_heads: 4 kept, +1, -1)"
     # 24.4 carried 3.60 of the 14.75 summed |delta|: 24% of the effect left -> medium (>= 5%, < 25%)
     assert abs(ids.lost_share - 3.60 / 14.746) < 1e-3 and d.level == D.MEDIUM
     # the top head replaced: large
@@ -57,10 +57,14 @@ def test_severity_follows_the_effect_and_diagnostics_stay_small():
     assert d.level == D.LARGE and round(d.effect, 1) == -25.0 and d.effect_path == "top_k_share"
     new = dict(OLD, top_k_share=0.76)
     assert D.diff(OLD, new, 1e-3, 1e-4, ROLES).level == D.MEDIUM
-    new = dict(OLD, k=15)  # a diagnostic moved by 7%: small, and named as a diagnostic
+    new = dict(OLD, k=15)  # a diagnostic moved by 7%: reported, never significant on its own
     d = D.diff(OLD, new, 1e-3, 1e-4, ROLES)
-    assert d.level == D.SMALL and d.summary() == "effect within tolerance, 1 diagnostic moved (top_heads 5/5)"
-    assert d.lines() == ["[diagnostic] k: 14 -> 15 (moved +1: +7.1% of its recorded value, 70.9x tolerance)"]
+    assert d.moved and not d.significant and d.level == D.NOISE
+    assert d.summary() == "effect within tolerance, 1 diagnostic moved (top_heads: 5 kept) within noise"
+    assert d.lines() == ["[diagnostic] k: 14 -> 15 (moved +1: +7.1% of its recorded value, 70.9x tolerance) - "
+                         "within noise"]
+    # ... except under significance "floor" (this project's own CI: a change of the measuring code)
+    assert D.diff(OLD, new, 1e-3, 1e-4, ROLES, mode=D.FLOOR).significant
     # within tolerance: nothing moved
     assert not D.diff(OLD, dict(OLD, top_k_share=0.80005), 1e-3, 1e-4, ROLES).moved
 
@@ -75,7 +79,7 @@ def test_id_lists_compare_as_sets_and_one_named_component_as_itself():
     assert by["tokens"].ranks == [[" tall", 3, 2]]  # ranks only for tokens that occur once
     assert by["neuron"].label == "neuron L3.N315 -> L2.N7" and d.level == D.LARGE
     assert by["layers"].entered == ["2"] and by["layers"].ranks == []  # a sorted set, not a ranking
-    assert d.summary().endswith("(layers 2/2, neuron L3.N315 -> L2.N7, 1 more id same)")  # changed ones first
+    assert d.summary().endswith("(layers: 2 kept, +1, -0; neuron L3.N315 -> L2.N7; 1 more id same)")
 
 
 def test_roles_apply_to_everything_under_a_declared_path():
@@ -87,8 +91,8 @@ def test_roles_apply_to_everything_under_a_declared_path():
     new = {"lens": {"a": [1.0, 2.5, 10.0]}, "jumps": {"a": [[0, 1], [2, 3]]}}
     d = D.diff(old, new, 1e-3, 1e-4, t)
     (m,) = [m for m in d.moves if m.kind == "value"]
-    assert m.path == "lens.a[1]" and m.pct == 5.0  # 0.5 of the profile's largest |value| 10
-    assert "jumps.a: 1/2 same; entered [2,3], left [3,4]" in "\n".join(d.lines())
+    assert m.path == "lens.a[1]" and m.pct == 25.0  # 0.5 of its own recorded 2.0, not of the profile's largest
+    assert "jumps.a: 1 kept, +1, -1; entered [2,3], left [3,4]" in "\n".join(d.lines())
 
 
 def test_cells_are_short_and_the_table_sorts_by_severity():
@@ -104,8 +108,8 @@ def test_cells_are_short_and_the_table_sorts_by_severity():
     assert [r[0] for r in rows] == ["ioi.head_silencing", "ioi.head_patching", "grammar.laminar", "ioi.behaviour",
                                     "ioi.head_norms"]
     cells = dict((r[0], r[1]) for r in rows)
-    assert cells["ioi.head_patching"] == "holds, effect -40.0% (top_heads 8/8)"
-    assert cells["grammar.laminar"] == "holds, 3/4 layers moved, max effect +1.3% (L1); holds 1/4"
+    assert cells["ioi.head_patching"] == "holds but changed: effect -40.0% (top_heads 8/8)"
+    assert cells["grammar.laminar"] == "holds but changed 3/4 layers, max effect +1.3% (L1); holds 1/4"
     lines = V.terminal_lines(results, 6, "artifacts/report.md")
     assert any(ln.startswith("  large  ioi.head_patching x m@v2: effect -40.0%") for ln in lines)
     assert lines[-2:] == ["every moved number: artifacts/report.md", f"exit status 6: {V.EXIT_MEANING[6]}"]
@@ -118,7 +122,7 @@ def test_records_keyed_by_a_recurring_token_match_by_occurrence():
     new = {"best": [{"C": " his", "A": " a", "similarity": 0.5}, {"C": " the", "A": " b", "similarity": 0.4},
                     {"C": " his", "A": " d", "similarity": 0.3}]}
     d = D.diff(old, new, 1e-3, 1e-4, t)
-    assert d.lines() == ['[diagnostic] best[ his#2].A: " c" -> " d"'] and d.identities[0].same == 3
+    assert d.lines() == ['[diagnostic] best[ his#2].A: " c" -> " d" - within noise'] and d.identities[0].same == 3
 
 
 def test_id_lists_inside_kept_records_are_details_not_severity():
@@ -126,5 +130,49 @@ def test_id_lists_inside_kept_records_are_details_not_severity():
     old = {"drop": 1.0, "neurons": [{"id": "L3.N1", "top_tokens": [" a", " b"]}]}
     new = {"drop": 1.0, "neurons": [{"id": "L3.N1", "top_tokens": [" a", " c"]}]}
     d = D.diff(old, new, 1e-3, 1e-4, t)
-    assert "[identity] neurons[L3.N1].top_tokens: 1/2 same; entered  c, left  b" in d.lines()
-    assert d.level == D.SMALL and d.summary() == "effect within tolerance (neurons 1/1)"
+    assert "[identity] neurons[L3.N1].top_tokens: 1 kept, +1, -1; entered  c, left  b" in d.lines()
+    assert d.level == D.SMALL and d.summary() == "effect within tolerance (neurons: 1 kept)"
+
+
+def test_noise_floors_widen_the_tolerance_of_the_numbers_that_have_them():
+    old = dict(OLD, _noise={"floor": {"top_k_share": 0.001}, "unstable": {}})
+    # 0.0035 is 35x the declared tolerance but within FLOOR_K x the measured floor: not a move
+    assert not D.diff(old, dict(OLD, top_k_share=0.8035), 1e-4, 1e-6, ROLES).moved
+    # beyond FLOOR_K x floor it moves; with no interval recorded, an effect beyond its floor is significant
+    d = D.diff(old, dict(OLD, top_k_share=0.81), 1e-4, 1e-6, ROLES)
+    assert d.moved and d.significant
+    # the floor of one number says nothing of another's
+    assert D.diff(old, dict(OLD, k=14.01), 1e-4, 1e-6, ROLES).moved
+
+
+def test_a_move_is_significant_only_when_the_effect_leaves_its_recorded_interval():
+    old = dict(OLD, _intervals={"top_k_share": [0.75, 0.85],
+                                "top_heads": [{"delta": [-5.6, -4.9]}, {}, {}, {}, {}]})
+    d = D.diff(old, dict(OLD, top_k_share=0.84), 1e-4, 1e-6, ROLES)  # moved 5%, inside [0.75, 0.85]
+    assert d.moved and not d.significant and d.level == D.NOISE and "within noise" in d.summary()
+    (m,) = d.moves
+    assert "recorded interval [0.75, 0.85]" in m.text and abs(m.width - 0.8) < 1e-9  # 0.04 of a half-width 0.05
+    d = D.diff(old, dict(OLD, top_k_share=0.70), 1e-4, 1e-6, ROLES)  # outside: a change, sized by its own value
+    assert d.significant and d.level == D.MEDIUM and round(d.effect, 2) == -12.5
+    # records: the interval list is aligned with the recorded records (the top head's delta)
+    new = dict(OLD, top_heads=heads(("20.0", -5.5), ("24.4", 3.60), ("23.3", -3.22), ("17.4", -1.394),
+                                    ("24.5", 1.282)))
+    assert not D.diff(old, new, 1e-4, 1e-6, ROLES).significant
+    new["top_heads"][0]["delta"] = -4.0
+    assert D.diff(old, new, 1e-4, 1e-6, ROLES).significant
+
+
+def test_a_component_leaving_a_top_set_is_a_change_only_if_it_was_stable_there():
+    swap = dict(OLD, top_heads=heads(("20.0", -5.25), ("24.4", 3.60), ("23.3", -3.22), ("17.4", -1.394),
+                                     ("9.9", 1.27)))  # the 5th head, 24.5, replaced by 9.9
+    stab = {"top_heads": {"20.0": 1.0, "24.4": 1.0, "23.3": 0.99, "17.4": 0.97, "24.5": 0.55}}
+    d = D.diff(dict(OLD, _stability=stab), swap, 1e-4, 1e-6, ROLES)
+    (ids,) = d.identities
+    assert ids.left == ["24.5"] and not ids.sig and not d.significant and "no stable component" in ids.text()
+    stab["top_heads"]["24.5"] = 0.98  # it was in the top 5 in 98% of resamples: its exit is a change
+    assert D.diff(dict(OLD, _stability=stab), swap, 1e-4, 1e-6, ROLES).significant
+    # ids that float-noise perturbations moved (scripts/calibrate.py) never count
+    noise = {"floor": {}, "unstable": {"top_heads": ["24.5", "9.9"]}}
+    d = D.diff(dict(OLD, _noise=noise), swap, 1e-4, 1e-6, ROLES)
+    assert not d.significant and d.identities[0].floor_noise
+    assert not any(m.kind == "set" for m in d.moves)
