@@ -15,8 +15,14 @@ plt.rcParams.update({"axes.spines.right": False, "axes.spines.top": False, "axes
 
 
 def save(fig, path: Path) -> Path:
+    """Write a figure and close it. Matplotlib's warnings about glyphs a font lacks (tokens of any script) and
+    about layout are the figure's business, not the terminal's: they are kept off it."""
+    import warnings
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, bbox_inches="tight")
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", UserWarning)
+        warnings.simplefilter("ignore", RuntimeWarning)
+        fig.savefig(path, bbox_inches="tight")
     plt.close(fig)
     return path
 

@@ -77,6 +77,26 @@ def packages() -> dict:
     return out
 
 
+def lock_diff(lock: Path) -> list[str]:
+    """``name locked -> installed`` for each package of a lock file (``name==version`` lines, e.g. this
+    repository's constraints/ci.txt) whose installed version differs; empty when the file does not exist."""
+    import re
+    out = []
+    if not lock.is_file():
+        return out
+    for line in lock.read_text().splitlines():
+        m = re.match(r"^([A-Za-z0-9_.\-]+)==(\S+)", line.strip())
+        if not m:
+            continue
+        try:
+            have = metadata.version(m.group(1)).split("+")[0]
+        except metadata.PackageNotFoundError:
+            have = "not installed"
+        if have != m.group(2):
+            out.append(f"{m.group(1)} {m.group(2)} -> {have}")
+    return out
+
+
 def run_record(results: list[dict], meta: dict, status: int, specs=()) -> dict:
     """The history line of one run: what ran, on what, and per claim x model its verdict and numbers."""
     keep = ("claim", "model", "baseline", "layer", "verdict", "numbers", "roles", "drift", "message", "snapshot")
@@ -116,15 +136,23 @@ def load(folder: Path) -> tuple[list[dict], list[str]]:
     with open(path, "rb") as f:
         for i, raw in enumerate(f, 1):
             try:
-                runs.append(json.loads(raw))
+                run = json.loads(raw)
             except (json.JSONDecodeError, UnicodeDecodeError):
                 bad.append(f"{path}:{i} is not a JSON line (left as it is, not plotted)")
+                continue
+            if not (isinstance(run, dict) and isinstance(run.get("results"), list)
+                    and all(isinstance(r, dict) and "claim" in r and "model" in r for r in run["results"])):
+                bad.append(f"{path}:{i} is not a run of this history format (an object with 'results', each with "
+                           "'claim' and 'model'; left as it is, not plotted)")
+                continue
+            runs.append(run)
     return runs, bad
 
 
 def _paths(numbers: dict, roles: dict) -> dict[str, float]:
     """The effect numbers of one result as plottable scalars: a scalar effect as itself, a list (or the field of a
-    list of records) as its mean (``mean |x|`` for a field of records, whose signs differ by component)."""
+    list of records) as its mean (``mean |x|`` for a field of records, whose signs differ by component, and for a
+    list whose numbers differ in sign)."""
     from .drift import EFFECT
     out = {}
     for pat, role in (roles or {}).items():
@@ -140,8 +168,10 @@ def _paths(numbers: dict, roles: dict) -> dict[str, float]:
                 out[f"mean |{head}.{field}|"] = sum(vals) / len(vals)
         elif isinstance(node, list):
             vals = [x for x in node if isinstance(x, (int, float)) and not isinstance(x, bool)]
-            if vals:
+            if vals and (all(v >= 0 for v in vals) or all(v <= 0 for v in vals)):
                 out[f"mean {head}"] = sum(vals) / len(vals)
+            elif vals:  # numbers of opposite sign (e.g. the strongest positive and negative neuron's t): never
+                out[f"mean |{head}|"] = sum(abs(v) for v in vals) / len(vals)  # averaged with their signs
         elif isinstance(node, (int, float)) and not isinstance(node, bool):
             out[head] = float(node)
     return out
@@ -224,6 +254,55 @@ def trends(runs: list[dict], min_points: int = 2) -> dict[str, str]:
             ax.grid(alpha=0.3)
         axes[0][0].legend(fontsize=7, loc="best")
         fig.suptitle(f"{claim}: effect across runs (bands: broken / error / known failure)", fontsize=10)
+        fig.tight_layout()
+        buf = io.BytesIO()
+        fig.savefig(buf, format="png", dpi=90)
+        plt.close(fig)
+        out[claim] = base64.b64encode(buf.getvalue()).decode()
+    return out
+
+
+def forests(results: list[dict], runs: list[dict] | None = None) -> dict[str, str]:
+    """claim -> a PNG (base64) forest plot of its headline effect with its 95% interval: for every model and
+    candidate of this run, the recorded snapshot's value beside it (grey), and with ``runs`` (a history) every
+    earlier run's point. Claims whose effect is not one number (per-layer profiles) have none."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    from .drift import headline
+    rows: dict[str, list[tuple]] = {}
+    for run in (runs or [])[:-1] if runs else []:  # the last history line is this run: drawn from ``results``
+        when = str(run.get("when", ""))[:16]
+        for r in run.get("results", []):
+            if r.get("layer") is None and r.get("numbers"):
+                h = headline(r["numbers"], r.get("roles") or {})
+                if h is not None:
+                    rows.setdefault(r["claim"], []).append((f"{r['model']} {when}", h[0], h[1], h[2], "history"))
+    for r in results:
+        h = r.get("headline")
+        if r.get("layer") is not None or not h or h.get("value") is None:
+            continue
+        if h.get("old") is not None and not r.get("baseline"):
+            rows.setdefault(r["claim"], []).append((f"{r['model']} (recorded)", h["path"], h["old"], h.get("old_ci"),
+                                                    "recorded"))
+        rows.setdefault(r["claim"], []).append((f"{r['model']}: {r['verdict']}", h["path"], h["value"], h.get("ci"),
+                                                r["verdict"]))
+    out = {}
+    colours = {"recorded": "#888888", "history": "#9db4d0", "broken": "#c0392b", "precondition failed": "#c0392b",
+               "holds but changed": "#d68910", "holds within noise": "#1e8449", "holds": "#1e8449"}
+    for claim, rs in rows.items():
+        fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(rs) + 1.2))
+        for i, (label, path, v, ci, kind) in enumerate(rs):
+            y = len(rs) - 1 - i
+            c = colours.get(kind, "#1f4e79")
+            if ci:
+                ax.plot(ci, [y, y], color=c, lw=2.5, alpha=0.8)
+            ax.plot([v], [y], "o", color=c, ms=6)
+        ax.set_yticks(range(len(rs)), [r[0] for r in rs][::-1], fontsize=8)
+        ax.set_xlabel(f"{rs[0][1]} (dot: value; bar: 95% bootstrap interval over the stimuli)", fontsize=8)
+        ax.grid(axis="x", alpha=0.3)
+        ax.set_title(f"{claim}: headline effect by model", fontsize=9)
         fig.tight_layout()
         buf = io.BytesIO()
         fig.savefig(buf, format="png", dpi=90)

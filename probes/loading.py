@@ -114,6 +114,8 @@ def load(spec: ModelSpec, device: str = "auto", dtype: str = "float32", *, allow
     from transformers import AutoTokenizer
 
     dev, dt = pick_device(device), pick_dtype(dtype)
+    from transformers.utils import logging as hf_logging
+    hf_logging.disable_progress_bar()  # our own log line says what loads: no bars in captured output or tracebacks
     where = spec.location()
     kw = dict(use_safetensors=None if allow_pickle else True, trust_remote_code=trust_remote_code)
     if spec.source == "hub":
@@ -164,9 +166,28 @@ def load(spec: ModelSpec, device: str = "auto", dtype: str = "float32", *, allow
         model.eval()
     else:
         model.to(dev).eval()
+    jitter_weights(model)
     from .gguf import read_source
     return LoadedModel(spec, model, tok, adapter_for(model), dev, dt,
                        read_source(where) if spec.source != "hub" else {})
+
+
+JITTER_ENV = "CLAIMS_WEIGHT_JITTER"
+
+
+def jitter_weights(model) -> None:
+    """Noise-floor calibration only (scripts/calibrate.py): with ``$CLAIMS_WEIGHT_JITTER`` set to a relative size
+    (e.g. ``1e-6``, about 8 float32 rounding steps), multiply every floating-point weight by ``1 + size * N(0, 1)``
+    (seeded), a perturbation at the scale of another CPU's rounding. The plugin refuses ``--record`` while it is
+    set."""
+    size = float(os.environ.get(JITTER_ENV) or 0.0)
+    if not size:
+        return
+    g = torch.Generator().manual_seed(int(os.environ.get("CLAIMS_WEIGHT_JITTER_SEED", "0")))
+    with torch.no_grad():
+        for p in model.parameters():
+            if p.is_floating_point():
+                p.mul_(1.0 + size * torch.randn(p.shape, generator=g).to(p.device, p.dtype))
 
 
 def random_init_like(lm: LoadedModel, seed: int) -> LoadedModel:

@@ -19,6 +19,21 @@ from . import history as H
 from . import verdicts as V
 
 
+def check_report(rep) -> str | None:
+    """Why a parsed file is not a report.json this version can merge (None: it is)."""
+    if not isinstance(rep, dict) or not isinstance(rep.get("results"), list):
+        return ("not a report.json (an object with 'results' and 'meta', as a run writes in its --artifacts "
+                "folder; a snapshot or history file is not one)")
+    if rep.get("version") != V.REPORT_VERSION:
+        return (f"report.json of version {rep.get('version', 1)}, this is version {V.REPORT_VERSION}; re-run the "
+                "claims with this version to merge it")
+    bad = [i for i, r in enumerate(rep["results"]) if not (isinstance(r, dict) and all(k in r for k in
+                                                                                       ("claim", "model", "verdict")))]
+    if bad:
+        return f"results[{bad[0]}] lacks claim / model / verdict"
+    return None
+
+
 def merge(reports: list[dict]) -> tuple[list[dict], dict, int]:
     """(results, meta, exit status) of several runs' report.json contents."""
     results, models, left_out, statuses, commands = [], [], [], [], []
@@ -54,11 +69,19 @@ def main(argv=None) -> int:
     for p in a.reports:
         f = p / "report.json" if p.is_dir() else p
         try:
-            loaded.append(json.loads(f.read_text()))
+            rep = json.loads(f.read_text())
         except (OSError, json.JSONDecodeError) as e:
             print(f"error: cannot read {f}: {e}. Give the report.json that a run wrote in its --artifacts folder.",
                   file=sys.stderr)
             return 2
+        why = check_report(rep)
+        if why:
+            print(f"warning: skipped {f}: {why}", file=sys.stderr)
+            continue
+        loaded.append(rep)
+    if not loaded:
+        print("error: no input is a report.json of this version; nothing to merge", file=sys.stderr)
+        return 2
     results, meta, status = merge(loaded)
     run = H.run_record(results, meta, status)
     runs = [run]

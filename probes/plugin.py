@@ -29,7 +29,7 @@ from . import loading
 from . import verdicts as V
 from .errors import ProbeError
 from .registry import ModelSpec, load_registry, resolve
-from .snapshot import ABS_TOL, REL_TOL, parse, plain, record, serialize, snapshot_file
+from .snapshot import ABS_TOL, REL_TOL, check_snapshot, parse, plain, record, serialize, snapshot_file
 
 INI = {"claims_registry": ("fixtures/models.toml", "the model registry (TOML), relative to the project root"),
        "claims_snapshots": ("snapshots", "the folder of the recorded snapshots, relative to the project root"),
@@ -98,6 +98,11 @@ def pytest_addoption(parser):
                      "claim x model the verdict and its numbers with their roles) to DIR/history.jsonl, never "
                      "rewriting earlier lines; report.html then plots each claim's effect over the runs in DIR "
                      "(relative to the project root unless absolute, as --artifacts)")
+    g.addoption("--significance", default="interval", choices=["interval", "floor"],
+                help="when a move beyond a number's noise floor is a change (exit 6): interval (default): an effect "
+                     "left its recorded bootstrap interval or a stable component left its set; floor: any move "
+                     "beyond the floor, diagnostics included (this project's own CI: a change of the measuring code "
+                     "on the same model must not hide inside sampling noise)")
     g.addoption("--record", action="store_true",
                 help="record the snapshot of every claim that passes its criterion in this run (atomically); "
                      "never deletes or rewrites the snapshot of a claim that failed, errored or did not run")
@@ -296,6 +301,9 @@ def pytest_configure(config):
                 f"--record with candidate models ({', '.join(cands)}): a candidate is compared with its registry "
                 "entry's snapshots, never recorded over them. To adopt the new version, point the registry entry "
                 f"({st.registry_name}) at it, then run --record for that id.")
+        if os.environ.get(loading.JITTER_ENV):
+            raise pytest.UsageError(f"--record with ${loading.JITTER_ENV} set: jittered weights are for measuring "
+                                    "noise floors (scripts/calibrate.py), never recorded; unset it")
         if _half(config):
             raise pytest.UsageError(f"--record with --dtype {config.getoption('--dtype')}: snapshots are the float32 "
                                     "findings; a half-precision run is compared with them, not recorded")
@@ -339,6 +347,13 @@ def pytest_generate_tests(metafunc):
     if "model_id" not in metafunc.fixturenames:
         return
     mark = metafunc.definition.get_closest_marker("claim")
+    if mark is not None:
+        lacking = [k for k in ("id", "family") if not mark.kwargs.get(k)]
+        if lacking:
+            raise pytest.UsageError(
+                f"{metafunc.definition.nodeid}: @pytest.mark.claim needs {' and '.join(f'{k}=' for k in lacking)} "
+                f"(e.g. @pytest.mark.claim(id=\"myfamily.finding\", family=\"myfamily\", source=..., null=..., "
+                f"criterion=...)): the id names the claim in verdicts and reports, the family picks its models")
     family = mark.kwargs["family"] if mark else None
     kinds = mark.kwargs.get("kinds") if mark else None
     cfg = metafunc.config
@@ -456,12 +471,26 @@ def claim_snapshot(lm, request):
     ids, or ``list[].field`` for a list of records keyed by that field); the rest are diagnostics (probes/drift.py).
     A drift is then reported as the change of the effect and the overlap of the identities, and lists of components
     are matched by id, not by position. ``half``: the claim's tolerance when a bf16/fp16 run is compared with the
-    float32 snapshot (default ``HALF_TOL``; the run's own tolerance applies where it is wider)."""
+    float32 snapshot (default ``HALF_TOL``; the run's own tolerance applies where it is wider).
+
+    ``intervals``: 95% bootstrap intervals over the claim's stimuli (``probes.stats.mean_ci`` and friends), in the
+    shape of the numbers (``{"mean_logit_diff": [lo, hi], "top_heads": [{"delta": [lo, hi]}, ...]}``);
+    ``stability``: per identity path, each component's share of resamples in which it is in the set. Both are
+    recorded beside the numbers; a move is significant when an effect leaves its recorded interval or a stable
+    component leaves its set (probes/drift.py).
+
+    Call it **before** the criterion's assertions (and write the figure before them too): a broken claim's
+    numbers are then compared with its snapshot (never recorded) and shown beside its verdict."""
     def check(data: dict, rel: float | None = None, abs_: float | None = None,
-              half: tuple[float, float] | None = None, effect=(), identity=()):
+              half: tuple[float, float] | None = None, effect=(), identity=(), intervals=None, stability=None):
         roles = D.roles(effect, identity)
+        extra = {}
+        if intervals:
+            extra["_intervals"] = intervals
+        if stability:
+            extra["_stability"] = stability
         request.node.stash[PENDING] = {
-            "data": {**data, "_recorded_with": lm.meta()}, "roles": roles,
+            "data": {**data, **extra, "_recorded_with": lm.meta()}, "roles": roles,
             "rel": REL_TOL if rel is None else rel, "abs": ABS_TOL if abs_ is None else abs_, "half": half or HALF_TOL}
     return check
 
@@ -476,36 +505,64 @@ def _baseline_file(item) -> Path:
                          state(item.config).snapshots)
 
 
-def _settle_snapshot(item, pending: dict) -> dict:
-    """Compare the claim's numbers with its snapshot (its verdict: holds, numbers moved, or no snapshot), or, with
-    --record, write them (the test body, criterion and figure included, has passed). A drift is not a test
-    failure: the claim holds; the verdict, the exit status (6) and the reports say that its numbers moved."""
+def _headline(old: dict | None, new: dict, roles: dict) -> dict | None:
+    """The headline effect (probes/drift.py: headline) of this run, with the recorded value and interval."""
+    h = D.headline(new, roles)
+    if h is None:
+        return None
+    out = {"path": h[0], "value": h[1], "ci": h[2], "old": None, "old_ci": None}
+    if old is not None:
+        ho = D.headline(old, {h[0]: D.EFFECT})
+        if ho is not None:
+            out.update(old=ho[1], old_ci=ho[2])
+    return out
+
+
+def _settle_snapshot(item, pending: dict, record_ok: bool = True) -> dict:
+    """Compare the claim's numbers with its snapshot (its verdict: holds, holds within noise, holds but changed,
+    or holds without snapshot), or, with --record, write them (the test body, criterion and figure included, has
+    passed). A drift is not a test failure: the claim holds; the verdict, the exit status (6, for a significant
+    change) and the reports say that its numbers moved. ``record_ok=False`` (a broken claim): compare only."""
     path = _baseline_file(item)
     shown = state(item.config).shown(path)
-    if item.config.getoption("--record"):
+    new = json.loads(serialize(pending["data"]))
+    if item.config.getoption("--record") and record_ok:
         changed = record(path, pending["data"], pending["rel"], pending["abs"])
         loading.log(f"recorded {shown}" if changed else f"{shown} unchanged (within tolerance)")
-        return {"verdict": V.HOLDS}
-    new = json.loads(serialize(pending["data"]))
+        return {"verdict": V.HOLDS, "headline": _headline(None, new, pending["roles"])}
     rel, abs_ = pending["rel"], pending["abs"]
     if _half(item.config):
         rel, abs_ = max(rel, pending["half"][0]), max(abs_, pending["half"][1])
     if not path.exists():
-        return {"verdict": V.UNRECORDED, "lines": serialize({k: v for k, v in new.items() if k != "_recorded_with"})
-                .splitlines()}
-    drift = D.diff(parse(path.read_text(), shown), new, rel, abs_, pending["roles"])
+        return {"verdict": V.UNRECORDED, "headline": _headline(None, new, pending["roles"]),
+                "lines": serialize({k: v for k, v in new.items() if k != "_recorded_with"}).splitlines()}
+    old = parse(path.read_text(), shown)
+    check_snapshot(old, new, shown)
+    drift = D.diff(old, new, rel, abs_, pending["roles"], item.config.getoption("--significance"))
+    head = _headline(old, new, pending["roles"])
     if not drift.moved:
-        return {"verdict": V.HOLDS, "drift": drift.as_dict()}
-    return {"verdict": V.MOVED, "lines": drift.lines(), "drift": drift.as_dict()}
+        return {"verdict": V.HOLDS, "drift": drift.as_dict(), "headline": head}
+    return {"verdict": V.MOVED if drift.significant else V.NOISE, "lines": drift.lines(), "drift": drift.as_dict(),
+            "headline": head}
 
 
 @pytest.hookimpl(wrapper=True)
 def pytest_runtest_call(item):
     """After a claim's body (criterion and figure) has passed, settle its snapshot. A registry known failure that
     now holds is not compared: its verdict is 'newly holds'."""
-    result = yield
+    xfail = any(m.name == "xfail" for m in item.iter_markers())
+    try:
+        result = yield
+    except AssertionError:  # broken (or its precondition failed): its numbers are compared, never recorded
+        pending = item.stash.get(PENDING, None)
+        if pending is not None and not xfail:
+            try:
+                item.stash[SETTLED] = _settle_snapshot(item, pending, record_ok=False)
+            except ProbeError as e:  # a corrupt snapshot must not hide the claim's own failure
+                loading.log(f"{item.nodeid}: {e}")
+        raise
     pending = item.stash.get(PENDING, None)
-    if pending is not None and not any(m.name == "xfail" for m in item.iter_markers()):
+    if pending is not None and not xfail:
         item.stash[SETTLED] = _settle_snapshot(item, pending)
     return result
 
@@ -523,9 +580,9 @@ def pytest_runtest_makereport(item, call):
     st = state(item.config)
     exc = call.excinfo
     strict_xpass = rep.when == "call" and rep.failed and exc is None
-    settled = item.stash.get(SETTLED, {}) if rep.when == "call" and rep.passed else {}
+    settled = item.stash.get(SETTLED, {}) if rep.when == "call" else {}
     verdict = V.classify(rep.when, rep.outcome, exc, getattr(rep, "wasxfail", None), strict_xpass,
-                         settled.get("verdict"))
+                         settled.get("verdict") if rep.passed else None)
     spec = _spec(item.config, cs["model_id"])
     message = ""
     if verdict in (V.BROKEN, V.ERROR):
@@ -542,7 +599,8 @@ def pytest_runtest_makereport(item, call):
     rep.user_properties.append(("claim", {
         "claim": mark.kwargs.get("id"), "model": _param_id(spec, item.config.getoption("--dtype")),
         "baseline": spec.baseline, "layer": cs.get("layer"), "verdict": verdict, "message": message[:2000],
-        "moved": settled.get("lines", []), "drift": settled.get("drift"),
+        "moved": settled.get("lines", []),
+        "drift": settled.get("drift"), "headline": settled.get("headline"),
         "numbers": plain({k: v for k, v in pending["data"].items() if k != "_recorded_with"}) if pending else None,
         "roles": pending["roles"] if pending else None,
         "snapshot": st.shown(_baseline_file(item)), "figures": figures,
@@ -558,7 +616,11 @@ def pytest_report_teststatus(report, config):
     props = dict(p for p in getattr(report, "user_properties", []) if p[0] == "claim")
     verdict = props.get("claim", {}).get("verdict")
     if report.when == "call" and report.passed and verdict == V.MOVED:
-        return "moved", "M", ("MOVED", {"yellow": True})
+        return "changed", "C", ("CHANGED", {"yellow": True})
+    if report.when == "call" and report.passed and verdict == V.NOISE:
+        return "passed", "n", ("PASSED (within noise)", {"green": True})
+    if report.when == "call" and report.failed and verdict == V.PRECONDITION:
+        return "failed", "P", ("PRECONDITION FAILED", {"red": True})
     if report.when == "call" and report.passed and verdict == V.UNRECORDED:
         return "unrecorded", "U", ("NO SNAPSHOT", {"yellow": True})
     return None
@@ -625,6 +687,7 @@ def pytest_sessionfinish(session, exitstatus):
             "device_used": _device_used(config),
             "left_out": st.left_out, "when": time.strftime("%Y-%m-%d %H:%M:%S"),
             "command": "pytest " + " ".join(config.invocation_params.args)}
+    meta["lock_diff"] = H.lock_diff(st.root / "constraints" / "ci.txt")  # newer releases than CI's lock
     runs, hist = [H.run_record(results, meta, status, st.models)], _history(config)
     meta.update(provenance=runs[0]["provenance"], packages=runs[0]["packages"])  # in report.json too (merges)
     try:
@@ -641,7 +704,12 @@ def pytest_sessionfinish(session, exitstatus):
         trends = {}
         loading.log(f"could not write the history or its plots: {type(e).__name__}: {e}")
     try:
-        st.reports = V.write_reports(_artifacts(config), results, meta, status, trends)
+        forests = H.forests(results, runs if hist is not None else None)
+    except Exception as e:  # noqa: BLE001 - a plot must not hide the verdicts
+        forests = {}
+        loading.log(f"could not draw the forest plots: {type(e).__name__}: {e}")
+    try:
+        st.reports = V.write_reports(_artifacts(config), results, meta, status, trends, forests)
     except Exception as e:  # noqa: BLE001 - a report that cannot be written must not hide the verdicts above it
         st.reports = []
         loading.log(f"could not write the reports in {_artifacts(config)}: {type(e).__name__}: {e}")

@@ -194,6 +194,11 @@ def load_registry(path: Path = REGISTRY, root: Path | None = None) -> dict[str, 
                     ([f"unknown field(s) {', '.join(unknown)}"] if unknown else []) +
                     ([f"missing {', '.join(missing)}"] if missing else [])) +
                 f". Fields an entry may have: {', '.join(sorted(FIELDS))}")
+        if e.get("source") == "hub" and not (e.get("hub_id") and e.get("revision")):
+            raise UnknownModelError(
+                f"registry {where}, [models.{mid}]: a hub entry needs hub_id and a pinned revision (a commit hash or "
+                f"tag), so that every run measures the same weights; add revision = \"<commit>\" "
+                f"(the commit of {e.get('hub_id') or 'the model'} you recorded)")
         out[mid] = ModelSpec(id=mid, **e, root=str(root or ROOT), origin=where)
     if not out:
         raise UnknownModelError(f"registry {where} has no [models.<id>] entry; add one (README, Writing your own "

@@ -1,21 +1,28 @@
 """A verdict per claim x model, separate from the numbers, and the run's reports.
 
-The claim's criterion decides holds vs broken; the snapshot decides whether the numbers moved:
+The claim's criterion decides holds vs broken; the snapshot decides whether the numbers changed, measured against
+their noise (probes/drift.py: noise floors, bootstrap intervals, component stabilities):
 
-    holds                   criterion held, every number within tolerance of the recorded snapshot
-    holds, numbers moved    criterion held, some numbers moved beyond tolerance (probes/drift.py: the effect change
-                            and identity overlap in the cell and on the terminal, every number in the reports)
-    holds, no snapshot      criterion held, nothing recorded yet for this claim x model (record with --record)
-    broken                  the criterion failed (an assertion of the claim)
-    known failure           the registry records that it does not hold for this model, and it still does not
-    newly holds             a registry known failure now holds (remove it from fixtures/models.toml)
-    error                   the claim could not be measured (load failure, bad stimulus, NaN, corrupt snapshot, ...)
-    skipped                 not run
+    holds                    criterion held, every number within its noise floor of the recorded snapshot
+    holds within noise       criterion held, some numbers moved beyond their floor, none significantly (effects
+                             inside their recorded intervals, diagnostics, unstable components): reported, exit 0
+    holds but changed        criterion held, an effect left its recorded interval or a stable component left its
+                             set (the cell and the terminal give the headline effect, its interval and what moved)
+    holds without snapshot   criterion held, nothing recorded yet for this claim x model (record with --record)
+    broken                   the criterion failed (an assertion of the claim); its numbers, compared with the
+                             snapshot (never recorded), and its figure are in the reports
+    precondition failed      the behaviour the claim dissects is absent (e.g. no IOI to patch): nothing to test
+    known failure            the registry records that it does not hold for this model, and it still does not
+    newly holds              a registry known failure now holds (remove it from fixtures/models.toml)
+    error                    the claim could not be measured (load failure, bad stimulus, NaN, corrupt snapshot)
+    skipped                  not run
 
-Exit status of the run (``pytest_sessionfinish`` in probes/plugin.py): 0 every claim holds with its numbers (known
-failures still failing as recorded); 1 some claim is broken, errored or newly holds, or a test outside claims/ failed;
-6 every claim holds but some numbers moved or have no snapshot yet; pytest's own 2-5 otherwise. A drift is not a
-test failure: pytest counts such a claim as 'moved' or 'unrecorded' (pytest_report_teststatus in probes/plugin.py).
+Exit status of the run (``pytest_sessionfinish`` in probes/plugin.py): 0 every claim holds and nothing moved
+significantly (known failures still failing as recorded); 1 some claim is broken, lost its precondition, errored or
+newly holds, or a test outside claims/ failed; 6 every claim holds but an effect or a stable component changed
+significantly, or has no snapshot yet; pytest's own 2-5 otherwise. A drift is not a test failure: pytest counts such
+a claim as 'changed' or 'unrecorded' (pytest_report_teststatus in probes/plugin.py). Counts are of claims x models
+(a per-layer claim: one per layer).
 """
 from __future__ import annotations
 
@@ -26,18 +33,23 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
-HOLDS, MOVED, UNRECORDED = "holds", "holds, numbers moved", "holds, no snapshot"
-BROKEN, KNOWN, NEWLY, ERROR, SKIPPED = "broken", "known failure", "newly holds", "error", "skipped"
-ORDER = [BROKEN, ERROR, NEWLY, MOVED, UNRECORDED, KNOWN, HOLDS, SKIPPED]
-DRIFT = {MOVED, UNRECORDED}
-HARD = {BROKEN, ERROR, NEWLY}
+from .errors import PreconditionFailed
+
+HOLDS, NOISE, MOVED, UNRECORDED = "holds", "holds within noise", "holds but changed", "holds without snapshot"
+BROKEN, PRECONDITION = "broken", "precondition failed"
+KNOWN, NEWLY, ERROR, SKIPPED = "known failure", "newly holds", "error", "skipped"
+ORDER = [BROKEN, PRECONDITION, ERROR, NEWLY, MOVED, UNRECORDED, NOISE, KNOWN, HOLDS, SKIPPED]
+DRIFT = {MOVED, UNRECORDED}     # exit 6
+SHOWN = {MOVED, UNRECORDED, NOISE}  # listed under "what moved"
+HARD = {BROKEN, PRECONDITION, ERROR, NEWLY}
 EXIT_DRIFT = 6
+REPORT_VERSION = 2  # report.json's schema: 2 = verdicts measured against noise (headline, intervals, significance)
 EXIT_MEANING = {
-    0: "every claim holds with its recorded numbers (known failures still fail as recorded)",
-    1: "a claim is broken, errored or newly holds (or a test outside claims/ failed)",
-    6: "every claim holds, but some numbers moved beyond tolerance or have no snapshot yet",
+    0: "every claim holds and nothing changed beyond its noise (known failures still fail as recorded)",
+    1: "a claim is broken, lost its precondition, errored or newly holds (or a test outside claims/ failed)",
+    6: "every claim holds, but an effect or a stable component changed significantly, or has no snapshot yet",
 }
-COLOURS = {HOLDS: "#d9f2d9", MOVED: "#fff1c2", UNRECORDED: "#fff1c2", BROKEN: "#f8c9c9", ERROR: "#f8c9c9",
+COLOURS = {HOLDS: "#d9f2d9", NOISE: "#e8f5e0", PRECONDITION: "#f3d9c9", MOVED: "#fff1c2", UNRECORDED: "#fff1c2", BROKEN: "#f8c9c9", ERROR: "#f8c9c9",
            NEWLY: "#cfe2ff", KNOWN: "#eeeeee", SKIPPED: "#ffffff"}
 
 
@@ -56,6 +68,8 @@ def classify(when: str, outcome: str, excinfo, xfail_reason: str | None, strict_
     if outcome == "skipped":
         return SKIPPED
     exc = excinfo.value if excinfo is not None else None
+    if isinstance(exc, PreconditionFailed):
+        return PRECONDITION
     if isinstance(exc, AssertionError):
         return BROKEN
     return ERROR
@@ -74,9 +88,12 @@ def exit_status(pytest_status: int, results: list[dict], other_failures: int) ->
 
 
 def level(r: dict) -> str | None:
-    """A drifted result's severity (probes/drift.py: large / medium / small); None for the others."""
+    """A drifted result's severity (probes/drift.py: large / medium / small, or noise when nothing moved
+    significantly); None for the others."""
     if r["verdict"] == UNRECORDED:
         return "unrecorded"
+    if r["verdict"] == NOISE:
+        return "noise"
     return (r.get("drift") or {}).get("level") if r["verdict"] == MOVED else None
 
 
@@ -89,26 +106,48 @@ def severity_key(rs: list[dict]) -> tuple:
     return worst, min(lv, default=len(LEVEL_ORDER)), -max(eff, default=0.0)
 
 
-LEVEL_ORDER = ["large", "medium", "small", "unrecorded"]
+LEVEL_ORDER = ["large", "medium", "small", "unrecorded", "noise"]
+
+
+def _g(x: float) -> str:
+    return f"{x:.3g}"
+
+
+def effect_text(r: dict, was: bool = True) -> str:
+    """The headline effect of one result: ``mean_logit_diff 4.75 [4.52, 4.98]``, with the recorded value when it
+    differs (``(was 4.75 [4.52, 4.98])``); empty when the claim has no single-number effect."""
+    h = r.get("headline")
+    if not h or h.get("value") is None:
+        return ""
+    out = f"{h['path']} {_g(h['value'])}" + (f" [{_g(h['ci'][0])}, {_g(h['ci'][1])}]" if h.get("ci") else "")
+    if was and h.get("old") is not None and r["verdict"] not in (HOLDS, UNRECORDED, KNOWN):
+        out += f" (was {_g(h['old'])}" + (f" [{_g(h['old_ci'][0])}, {_g(h['old_ci'][1])}]" if h.get("old_ci")
+                                          else "") + ")"
+    return out
 
 
 def _moved_cell(rs: list[dict], of: int = 1) -> str:
-    """The short phrase of moved results: ``effect -7% (top_heads 8/8)``, or for the layers of a per-layer claim
-    (``of`` of them in all) ``12/30 layers moved, max effect -1.3% (L4)``."""
+    """The short phrase of moved results: ``effect -7% (top_heads: 7 kept, +1, -1)``, or for the layers of a
+    per-layer claim (``of`` of them in all) ``12/30 layers moved, max effect -1.3% (L4)``."""
     if len(rs) == 1 and rs[0].get("layer") is None:
         return (rs[0].get("drift") or {}).get("summary", "numbers moved")
     eff = [(r["drift"]["effect_pct"], r.get("layer")) for r in rs if (r.get("drift") or {}).get("effect_pct") is not None]
     worst = max(eff, key=lambda x: abs(x[0]), default=None)
-    return f"{len(rs)}/{of} layers moved" + (f", max effect {worst[0]:+.1f}% (L{worst[1]})" if worst
-                                              else ", effect within tolerance")
+    return f"{len(rs)}/{of} layers" + (f", max effect {worst[0]:+.1f}% (L{worst[1]})" if worst
+                                       else ", effect within tolerance")
 
 
 def _cell(results: list[dict]) -> str:
-    """One claim x model cell: the verdict (for a claim whose numbers moved: the effect change and identity overlap),
-    or for per-layer claims the count of each verdict, the layers that did not hold and the largest effect change."""
+    """One claim x model cell: the verdict with the headline effect and its interval (``holds: mean_logit_diff 4.75
+    [4.52, 4.98]``; a change: the recorded value and what moved), or for per-layer claims the count of each
+    verdict, the layers that did not hold and the largest effect change."""
     if len(results) == 1 and results[0].get("layer") is None:
         r = results[0]
-        return f"holds, {_moved_cell(results)}" if r["verdict"] == MOVED else r["verdict"]
+        eff = effect_text(r)
+        if r["verdict"] == MOVED:
+            ids = (r.get("drift") or {}).get("summary", "")
+            return f"{r['verdict']}: " + "; ".join(x for x in (eff, ids) if x)
+        return f"{r['verdict']}: {eff}" if eff else r["verdict"]
     by = defaultdict(list)
     for r in results:
         by[r["verdict"]].append(r)
@@ -117,8 +156,8 @@ def _cell(results: list[dict]) -> str:
         if v not in by:
             continue
         n = f"{len(by[v])}/{len(results)}"
-        if v == MOVED:
-            parts.append("holds, " + _moved_cell(by[v], len(results)))
+        if v in (MOVED, NOISE):
+            parts.append(f"{v} " + _moved_cell(by[v], len(results)))
         elif v in (HOLDS, KNOWN, SKIPPED, UNRECORDED):
             parts.append(f"{v} {n}")
         else:
@@ -153,6 +192,12 @@ def groups(results: list[dict]) -> list[list[dict]]:
     return sorted(g.values(), key=severity_key)
 
 
+def verdict_counts(results: list[dict]) -> str:
+    """``verdicts (claims x models; a per-layer claim counts each layer): 3 holds, 1 broken``"""
+    return ("verdicts (claims x models; a per-layer claim counts each layer): "
+            + ", ".join(f"{n} {v}" for v, n in counts(results).items()))
+
+
 def counts(results: list[dict]) -> dict[str, int]:
     c = defaultdict(int)
     for r in results:
@@ -173,6 +218,7 @@ def _largest(rs: list[dict]) -> str:
     """The largest effect move of a group, as one line (``top_heads[20.0].delta -5.25 -> -5.2``)."""
     moves = [m for r in rs for m in ((r.get("drift") or {}).get("moves") or []) if m.get("role") == "effect"
              and m.get("pct") is not None]
+    moves = [m for m in moves if m.get("sig", True)] or moves
     if not moves:
         return ""
     m = max(moves, key=lambda m: abs(m["pct"]))
@@ -190,12 +236,13 @@ def terminal_lines(results: list[dict], status: int | None = None, report: str |
     fmt = "  ".join(f"{{:<{w}}}" for w in widths)
     out = [fmt.format("claim", *models), fmt.format(*("-" * w for w in widths))]
     out += [fmt.format(*row) for row in rows]
-    out.append("verdicts: " + ", ".join(f"{n} {v}" for v, n in counts(results).items()))
-    drifted = [[r for r in rs if r["verdict"] in DRIFT] for rs in groups(results)]
+    out.append(verdict_counts(results))
+    drifted = [[r for r in rs if r["verdict"] in SHOWN] for rs in groups(results)]
     drifted = [rs for rs in drifted if rs]
     if drifted:
-        out.append("what moved (severity: large = an effect moved >= 20% or a quarter of a component set changed; "
-                   "medium >= 5% or a component entered/left; small: the rest):")
+        out.append("what moved (significant first: an effect left its recorded interval or a stable component its "
+                   "set; then large = >= 20% of its own value or a quarter of a set, medium >= 5% or a component "
+                   "entered/left, small: the rest; noise: moved beyond its float floor, within its interval):")
     for rs in drifted:
         if rs[0]["verdict"] == UNRECORDED:
             n = f" ({len(rs)} layers)" if rs[0].get("layer") is not None else ""
@@ -203,10 +250,12 @@ def terminal_lines(results: list[dict], status: int | None = None, report: str |
             continue
         lv = min((level(r) for r in rs), key=LEVEL_ORDER.index)
         cell = _moved_cell(rs, sum(r["claim"] == rs[0]["claim"] and r["model"] == rs[0]["model"] for r in results))
-        out.append(f"  {lv:<6} {_group_label(rs)}: {cell}{_largest(rs)}")
+        head = effect_text(rs[0]) if len(rs) == 1 and rs[0].get("layer") is None else ""
+        out.append(f"  {lv:<6} {_group_label(rs)}: {head + '; ' if head else ''}{cell}{_largest(rs)}")
     for r in results:
         if r["verdict"] in HARD:
-            out.append(f"{r['verdict']}: {_label(r)}: {r.get('message', '')}")
+            eff = effect_text(r)
+            out.append(f"{r['verdict']}: {_label(r)}: {r.get('message', '')}" + (f" [{eff}]" if eff else ""))
     if drifted and report:
         out.append(f"every moved number: {report}")
     if status is not None:
@@ -223,22 +272,28 @@ def markdown(results: list[dict], meta: dict, status: int) -> str:
     out = [f"# Interpretability claims: {', '.join(models) or 'no model'}", "",
            f"{meta.get('when', '')} · device {meta.get('device')} · dtype {meta.get('dtype')} · "
            f"exit status **{status}**: {EXIT_MEANING.get(status, 'see pytest exit codes')}", "",
-           "verdicts: " + ", ".join(f"{n} {v}" for v, n in counts(results).items()), ""]
+           verdict_counts(results), ""]
     for mid, why in meta.get("left_out", []):
         out.append(f"- left out {mid}: {why}")
+    if meta.get("lock_diff"):
+        out.append("- packages that differ from the CI lock (constraints/ci.txt): " + ", ".join(meta["lock_diff"]))
     out += ["", "| claim | " + " | ".join(models) + " |", "|---" * (len(models) + 1) + "|"]
     out += ["| `" + row[0] + "` | " + " | ".join(_md(c) for c in row[1:]) + " |" for row in rows]
-    drift = [r for r in results if r["verdict"] in DRIFT]
+    drift = [r for r in results if r["verdict"] in SHOWN or (r["verdict"] in HARD and r.get("moved"))]
     if drift:
         out += ["", "## Numbers that moved", ""]
         for r in sorted(drift, key=lambda r: severity_key([r])):
-            head = f"{level(r)}: {(r.get('drift') or {}).get('summary', '')}" if r["verdict"] == MOVED else r["verdict"]
+            head = f"{level(r)}: {(r.get('drift') or {}).get('summary', '')}" if r["verdict"] in (MOVED, NOISE) \
+                else r["verdict"]
+            eff = effect_text(r)
+            head += f"; {eff}" if eff else ""
             out += [f"**{_md(_label(r))}** ({_md(head)}; snapshot `{r.get('snapshot')}`)", "", "```"]
             out += r.get("moved", []) + ["```", ""]
     hard = [r for r in results if r["verdict"] in HARD | {KNOWN}]
     if hard:
         out += ["", "## Broken, errors, newly holding and known failures", ""]
-        out += [f"- **{r['verdict']}** {_md(_label(r))}: {_md(r.get('message', ''))}" for r in hard]
+        out += [f"- **{r['verdict']}** {_md(_label(r))}: {_md(r.get('message', ''))}"
+                + (f" ({_md(effect_text(r))})" if effect_text(r) else "") for r in hard]
     figs = [f for r in results for f in r.get("figures", [])]
     if figs:
         out += ["", f"## Figures written ({len(set(figs))})", ""] + [f"- `{f}`" for f in dict.fromkeys(figs)]
@@ -252,7 +307,7 @@ td,th{border:1px solid #bbb;padding:4px 8px;vertical-align:top;font-size:14px}th
 .claim table{width:100%;table-layout:fixed}img{max-width:100%;display:block;margin-top:4px}.msg{font-family:monospace;font-size:12px;white-space:pre-wrap}"""
 
 
-LEVEL_COLOURS = {"large": "#ffc98a", "medium": "#fff1c2", "small": "#fffbe3"}
+LEVEL_COLOURS = {"large": "#ffc98a", "medium": "#fff1c2", "small": "#fffbe3", "noise": "#e8f5e0"}
 
 
 def _colour(rs: list[dict], worst: int) -> str:
@@ -271,7 +326,8 @@ def _img(path: str) -> str:
     return f'<img alt="{html.escape(p.name)}" src="data:image/png;base64,{data}">'
 
 
-def html_report(results: list[dict], meta: dict, status: int, trends: dict[str, str] | None = None) -> str:
+def html_report(results: list[dict], meta: dict, status: int, trends: dict[str, str] | None = None,
+                forests: dict[str, str] | None = None) -> str:
     """A self-contained HTML report: verdict table, then per claim its null and criterion and one column per model
     (baseline and candidates side by side) with the verdict, every moved number and the figures, embedded."""
     models, rows = table(results)
@@ -281,7 +337,7 @@ def html_report(results: list[dict], meta: dict, status: int, trends: dict[str, 
            f"<h1>Interpretability claims: {e(', '.join(models) or 'no model')}</h1>",
            f"<p>{e(meta.get('when', ''))} · device {e(str(meta.get('device')))} · dtype {e(str(meta.get('dtype')))} · "
            f"exit status <b>{status}</b>: {e(EXIT_MEANING.get(status, 'see pytest exit codes'))}</p>",
-           "<p>verdicts: " + e(", ".join(f"{n} {v}" for v, n in counts(results).items())) + "</p>"]
+           "<p>" + e(verdict_counts(results)) + "</p>"]
     out += [f"<p>left out {e(mid)}: {e(why)}</p>" for mid, why in meta.get("left_out", [])]
     out.append("<table id='verdicts'><tr><th>claim</th>" + "".join(f"<th>{e(m)}</th>" for m in models) + "</tr>")
     by_claim: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
@@ -301,6 +357,9 @@ def html_report(results: list[dict], meta: dict, status: int, trends: dict[str, 
         out.append(f"<p class='crit'>{e(first.get('doc', ''))}<br><b>source</b>: {e(first.get('source', ''))}<br>"
                    f"<b>null control</b>: {e(first.get('null', ''))}<br><b>criterion</b>: "
                    f"{e(first.get('criterion', ''))}</p>")
+        if forests and claim in forests:
+            out.append(f"<div class='forest'><b>headline effect with its 95% interval</b>"
+                       f"<img alt='{e(claim)} forest' src='data:image/png;base64,{forests[claim]}'></div>")
         if trends and claim in trends:
             out.append(f"<div class='trend'><b>effect across runs</b> ({e(meta.get('trend_note', ''))})"
                        f"<img alt='{e(claim)} trend' src='data:image/png;base64,{trends[claim]}'></div>")
@@ -312,14 +371,14 @@ def html_report(results: list[dict], meta: dict, status: int, trends: dict[str, 
             worst = min(ORDER.index(r["verdict"]) for r in rs)
             parts = [f"<b>{e(_cell(rs))}</b>"]
             for r in rs:
-                if r["verdict"] in DRIFT:
+                if r["verdict"] in HARD | {KNOWN}:
+                    parts.append(f"<div class='msg'>{e(r.get('message', ''))}</div>")
+                if r["verdict"] in SHOWN or (r["verdict"] in HARD and r.get("moved")):
                     where = "" if r.get("layer") is None else f"L{r['layer']}: "
                     summary = (r.get("drift") or {}).get("summary", "") if where else ""  # the cell has it otherwise
                     head = f"severity {level(r)}{': ' + summary if summary else ''}\n" if r["verdict"] == MOVED else ""
                     parts.append(f"<div class='moved'>{e(where + head)}vs {e(str(r.get('snapshot')))}\n"
                                  + e("\n".join(r.get("moved", []))) + "</div>")
-                elif r["verdict"] in HARD | {KNOWN}:
-                    parts.append(f"<div class='msg'>{e(r.get('message', ''))}</div>")
             for f in dict.fromkeys(f for r in rs for f in r.get("figures", [])):
                 parts.append(_img(f))
             out.append(f"<td style='background:{_colour(rs, worst)}'>{''.join(parts)}</td>")
@@ -333,15 +392,16 @@ def html_report(results: list[dict], meta: dict, status: int, trends: dict[str, 
 
 
 def write_reports(folder: Path, results: list[dict], meta: dict, status: int,
-                  trends: dict[str, str] | None = None) -> list[Path]:
+                  trends: dict[str, str] | None = None, forests: dict[str, str] | None = None) -> list[Path]:
     """report.md, report.html and report.json in ``folder`` (each written to a temporary file, then renamed).
     ``trends``: claim -> PNG (base64) of its effect across runs or candidates (probes/history.py), in the HTML."""
     folder.mkdir(parents=True, exist_ok=True)
     results = ordered(results, meta.get("models"))
     meta = {"when": time.strftime("%Y-%m-%d %H:%M:%S"), **meta}
     files = {"report.md": markdown(results, meta, status),
-             "report.html": html_report(results, meta, status, trends),
-             "report.json": json.dumps({"meta": meta, "exit_status": status, "results": results}, indent=1) + "\n"}
+             "report.html": html_report(results, meta, status, trends, forests),
+             "report.json": json.dumps({"version": REPORT_VERSION, "meta": meta, "exit_status": status,
+                                        "results": results}, indent=1) + "\n"}
     out = []
     for name, text in files.items():
         tmp = folder / f".{name}.tmp"
