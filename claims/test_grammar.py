@@ -17,6 +17,7 @@ from probes.loading import random_copy
 
 FAMILY = "grammar"
 N_NULL = 200
+N_BOOT_LAYER = 200  # bootstrap draws of the per-layer claims (every layer of a model: fewer draws each)
 _DATA: dict[str, grammar.GrammarData] = {}
 _LAMINAR: dict[tuple[str, int], dict] = {}
 
@@ -41,6 +42,14 @@ def top_neurons(tu: dict, k: int = 5) -> list[dict]:
     return [{"neuron": int(i), "t": float(tu["t"][i]), "d": float(tu["d"][i])} for i in order]
 
 
+def boot_tuning(a: np.ndarray, b: np.ndarray, n_boot: int = stats.N_BOOT, seed: int = 0) -> dict:
+    """The tuning statistics in every bootstrap resample of the words (each group resampled): t, d, p, FDR
+    discoveries, (n_boot, neurons) each."""
+    t, d = stats.boot_ttest_ind(a, b, n_boot, seed)
+    p = stats.t_to_p(t, len(a) + len(b) - 2)
+    return {"t": t, "d": d, "p": p, "sig": stats.fdr_masks(p)}
+
+
 @pytest.mark.claim(id="grammar.stimuli", family=FAMILY, source="seed 000 Part 1",
                    null="none needed: a property of the stimuli, not the weights",
                    criterion="nouns and verbs differ in token length with |Cohen's d| < 0.8")
@@ -49,11 +58,13 @@ def test_word_length_is_not_a_large_confound(lm, words, claim_snapshot, figure_p
     cannot by itself produce the noun/verb tuning claimed below."""
     lc = grammar.length_confound(words.words.nouns, words.words.verbs)
     ln, lv, t, p, d = lc["len_nouns"], lc["len_verbs"], lc["t"], lc["p"], lc["d"]
-    assert abs(d) < 0.8, f"nouns and verbs differ in length with Cohen's d = {d:.2f} (a large confound)"
+    _, bd = stats.boot_ttest_ind(ln[:, None], lv[:, None])  # the words resampled
     claim_snapshot({"n_nouns": len(ln), "n_verbs": len(lv), "candidates": list(words.words.n_candidates),
-                    "length_t": t, "length_p": p, "length_d": d}, effect=["length_d"])
+                    "length_t": t, "length_p": p, "length_d": d}, effect=["length_d"],
+                   intervals={"length_d": stats.interval(bd[:, 0])})
     figures.save(figures.grammar_lengths(f"grammar.stimuli - {lm.spec.id}", ln, lv, t, p, d),
                  figure_path("grammar.stimuli"))
+    assert abs(d) < 0.8, f"nouns and verbs differ in length with Cohen's d = {d:.2f} (a large confound)"
 
 
 @pytest.mark.claim(id="grammar.neurons", family=FAMILY, source="seed 000 Parts 2-3",
@@ -67,12 +78,19 @@ def test_noun_verb_neurons_in_one_layer(lm, words, claim_snapshot, figure_path):
     tu = grammar.tuning(a["nouns1"], a["verbs1"])
     null = grammar.shuffled_counts(a["nouns1"], a["verbs1"], n=N_NULL, seed=0)  # null: labels shuffled
     q95 = float(np.quantile(null, 0.95))
-    assert tu["n_sig"] > q95, f"{tu['n_sig']} FDR-significant neurons, not above the label-shuffle 95% ({q95:.0f})"
+    top = top_neurons(tu)
+    bt = boot_tuning(a["nouns1"], a["verbs1"])  # intervals: the words resampled
     claim_snapshot({"layer": layer, "n_neurons": len(tu["t"]), "n_sig": tu["n_sig"], "n_large": tu["n_large"],
-                    "n_sig_large": tu["n_sig_large"], "null_q95": q95, "top": top_neurons(tu)}, rel=1e-3, abs_=1e-4,
-                   effect=["n_sig", "n_sig_large", "top[].t"], identity=["top[].neuron"])
+                    "n_sig_large": tu["n_sig_large"], "null_q95": q95, "top": top}, rel=1e-3, abs_=1e-4,
+                   effect=["n_sig", "n_sig_large", "top[].t"], identity=["top[].neuron"],
+                   intervals={"n_sig": stats.interval(bt["sig"].sum(1), centre=tu["n_sig"]),
+                              "n_sig_large": stats.interval((bt["sig"] & (np.abs(bt["d"]) > 0.8)).sum(1),
+                                                            centre=tu["n_sig_large"]),
+                              "top": [{"t": stats.interval(bt["t"][:, x["neuron"]])} for x in top]},
+                   stability={"top": stats.top_k_stability(np.nan_to_num(bt["t"]), 5, range(len(tu["t"])), "abs")})
     figures.save(figures.grammar_neurons(f"grammar.neurons - {lm.spec.id}, layer {layer}", a["nouns1"], a["verbs1"],
                                          tu["t"], tu["d"], tu["sig"], null), figure_path("grammar.neurons"))
+    assert tu["n_sig"] > q95, f"{tu['n_sig']} FDR-significant neurons, not above the label-shuffle 95% ({q95:.0f})"
 
 
 @pytest.mark.claim(id="grammar.split_half", family=FAMILY, source="seed 000 Part 4",
@@ -88,13 +106,22 @@ def test_tuning_replicates_across_word_splits(lm, words, claim_snapshot, figure_
     sh = grammar.split_half(a)
     null = grammar.split_half_null(a, n=N_NULL, seed=0)
     q95 = float(np.quantile(null, 0.95))
-    assert sh["r_12"] > q95, f"split-half r = {sh['r_12']:.3f}, not above the label-shuffle 95% ({q95:.3f})"
-    assert sh["n_both_sig"] == 0 or sh["sign_agreement"] >= 0.95, f"sign agreement {sh['sign_agreement']:.2f}"
+    # intervals: the words of each group resampled (nouns-1 and verbs-2 the same way in every split they enter)
+    t1, _ = stats.boot_ttest_ind(a["nouns1"], a["verbs1"], seed=0, seed_b=1)
+    t2, _ = stats.boot_ttest_ind(a["nouns2"], a["verbs2"], seed=2, seed_b=3)
+    t12, _ = stats.boot_ttest_ind(a["nouns1"], a["verbs2"], seed=0, seed_b=3)
+    n1, n2 = len(a["nouns1"]) + len(a["verbs1"]), len(a["nouns2"]) + len(a["verbs2"])
+    both = (stats.t_to_p(t1, n1 - 2) < 0.05 / t1.shape[1]) & (stats.t_to_p(t2, n2 - 2) < 0.05 / t2.shape[1])
     claim_snapshot({"layer": layer, "r_split1_split2": sh["r_12"], "r_split1_split12": sh["r_1_12"],
                     "n_both_sig": sh["n_both_sig"], "sign_agreement": sh["sign_agreement"], "null_q95": q95},
-                   rel=1e-3, abs_=1e-4, effect=["r_split1_split2", "r_split1_split12", "n_both_sig"])
+                   rel=1e-3, abs_=1e-4, effect=["r_split1_split2", "r_split1_split12", "n_both_sig"],
+                   intervals={"r_split1_split2": stats.interval(stats.rowwise_corr(t1, t2), centre=sh["r_12"]),
+                              "r_split1_split12": stats.interval(stats.rowwise_corr(t1, t12), centre=sh["r_1_12"]),
+                              "n_both_sig": stats.interval(both.sum(1), centre=sh["n_both_sig"])})
     figures.save(figures.grammar_split_half(f"grammar.split_half - {lm.spec.id}, layer {layer}", sh, null),
                  figure_path("grammar.split_half"))
+    assert sh["r_12"] > q95, f"split-half r = {sh['r_12']:.3f}, not above the label-shuffle 95% ({q95:.3f})"
+    assert sh["n_both_sig"] == 0 or sh["sign_agreement"] >= 0.95, f"sign agreement {sh['sign_agreement']:.2f}"
 
 
 @pytest.mark.claim(id="grammar.distributions", family=FAMILY, source="seed 000 Part 5",
@@ -115,14 +142,22 @@ def test_strongest_neurons_generalise_to_held_out_words(lm, words, claim_snapsho
     n2 = len(a["nouns2"])
     null = np.array([np.abs(stats.cohens_d(*np.split(x[g.permutation(len(x))], [n2]))) for _ in range(N_NULL)])
     q95 = np.quantile(null, 0.95, axis=0)
+    # intervals: the words resampled (split 1 for the t-values and the choice of neurons, split 2 for the d's)
+    bt1, _ = stats.boot_ttest_ind(a["nouns1"], a["verbs1"])
+    _, bd2 = stats.boot_ttest_ind(a["nouns2"][:, [max_t, min_t]], a["verbs2"][:, [max_t, min_t]], seed=2)
+    bt1n = np.nan_to_num(bt1)
+    claim_snapshot({"layer": layer, "max_t_neuron": max_t, "min_t_neuron": min_t, "t_split1": [t1[max_t], t1[min_t]],
+                    "d_split2": d2}, rel=1e-3, abs_=1e-4,
+                   effect=["t_split1", "d_split2"], identity=["max_t_neuron", "min_t_neuron"],
+                   intervals={"t_split1": [stats.interval(bt1[:, max_t]), stats.interval(bt1[:, min_t])],
+                              "d_split2": [stats.interval(bd2[:, 0]), stats.interval(bd2[:, 1])]},
+                   stability={"max_t_neuron": {str(max_t): float((bt1n.argmax(1) == max_t).mean())},
+                              "min_t_neuron": {str(min_t): float((bt1n.argmin(1) == min_t).mean())}})
+    figures.save(figures.grammar_distributions(f"grammar.distributions - {lm.spec.id}, layer {layer}", a, t1,
+                                               max_t, min_t), figure_path("grammar.distributions"))
     assert d2[0] > 0 and d2[1] < 0, f"held-out Cohen's d of the strongest neurons changed sign: {d2.round(2).tolist()}"
     assert (np.abs(d2) > q95).all(), f"held-out |d| {np.abs(d2).round(2).tolist()} vs null 95% {q95.round(2).tolist()}"
     assert np.abs(d2).max() > 0.8, f"held-out Cohen's d of the strongest neurons: {d2.round(2).tolist()}, none large"
-    claim_snapshot({"layer": layer, "max_t_neuron": max_t, "min_t_neuron": min_t, "t_split1": [t1[max_t], t1[min_t]],
-                    "d_split2": d2}, rel=1e-3, abs_=1e-4,
-                   effect=["t_split1", "d_split2"], identity=["max_t_neuron", "min_t_neuron"])
-    figures.save(figures.grammar_distributions(f"grammar.distributions - {lm.spec.id}, layer {layer}", a, t1,
-                                               max_t, min_t), figure_path("grammar.distributions"))
 
 
 @pytest.mark.claim(id="grammar.within_vs_across", family=FAMILY, source="seed 000 Part 6",
@@ -138,16 +173,20 @@ def test_across_category_exceeds_within_category(lm, words, claim_snapshot, figu
     wn, wv = grammar.tuning(a["nouns1"], a["nouns2"]), grammar.tuning(a["verbs1"], a["verbs2"])
     within_sig = max(wn["n_sig"], wv["n_sig"])
     med_across, med_within = float(np.nanmedian(np.abs(across1["d"]))), float(np.nanmedian(np.abs(wn["d"])))
-    assert min(across1["n_sig"], across2["n_sig"]) > within_sig, \
-        f"across-category significant neurons {across1['n_sig']}/{across2['n_sig']} vs within {within_sig}"
-    assert med_across > med_within, f"median |d| across {med_across:.3f} <= within {med_within:.3f}"
+    b1, b2 = boot_tuning(a["nouns1"], a["verbs1"], seed=0), boot_tuning(a["nouns2"], a["verbs2"], seed=2)
     claim_snapshot({"layer": layer, "n_sig_across": [across1["n_sig"], across2["n_sig"]],
                     "n_sig_within": [wn["n_sig"], wv["n_sig"]], "median_abs_d_across": med_across,
                     "median_abs_d_within": med_within}, rel=1e-3, abs_=1e-4,
-                   effect=["median_abs_d_across", "n_sig_across"])
+                   effect=["median_abs_d_across", "n_sig_across"],
+                   intervals={"median_abs_d_across": stats.interval(np.nanmedian(np.abs(b1["d"]), 1), centre=med_across),
+                              "n_sig_across": [stats.interval(b1["sig"].sum(1), centre=across1["n_sig"]),
+                                               stats.interval(b2["sig"].sum(1), centre=across2["n_sig"])]})
     figures.save(figures.grammar_within_across(f"grammar.within_vs_across - {lm.spec.id}, layer {layer}",
                                                across1["t"], across2["t"], wn["t"], wv["t"], across1["d"], wn["d"]),
                  figure_path("grammar.within_vs_across"))
+    assert min(across1["n_sig"], across2["n_sig"]) > within_sig, \
+        f"across-category significant neurons {across1['n_sig']}/{across2['n_sig']} vs within {within_sig}"
+    assert med_across > med_within, f"median |d| across {med_across:.3f} <= within {med_within:.3f}"
 
 
 def laminar_row(lm, words, layer: int) -> dict:
@@ -157,9 +196,17 @@ def laminar_row(lm, words, layer: int) -> dict:
         a = words.layer(layer)
         sh, tu = grammar.split_half(a), grammar.tuning(a["nouns1"], a["verbs1"])
         null = grammar.split_half_null(a, n=N_NULL // 2, seed=layer)
-        _LAMINAR[key] = {"prop_sig": tu["n_sig"] / len(tu["t"]),
-                         "mean_abs_t_sig": float(np.abs(tu["t"][tu["sig"]]).mean()) if tu["n_sig"] else 0.0,
-                         "r_split": sh["r_12"], "null_q95": float(np.quantile(null, 0.95))}
+        # intervals: the words resampled (fewer draws per layer: every layer of the model is a claim)
+        bt = boot_tuning(a["nouns1"], a["verbs1"], N_BOOT_LAYER, seed=0)
+        t2, _ = stats.boot_ttest_ind(a["nouns2"], a["verbs2"], N_BOOT_LAYER, seed=2)
+        abs_t_sig = np.where(bt["sig"], np.abs(np.nan_to_num(bt["t"])), 0.0).sum(1) / np.maximum(bt["sig"].sum(1), 1)
+        prop = tu["n_sig"] / len(tu["t"])
+        mat = float(np.abs(tu["t"][tu["sig"]]).mean()) if tu["n_sig"] else 0.0
+        _LAMINAR[key] = {"prop_sig": prop, "mean_abs_t_sig": mat,
+                         "r_split": sh["r_12"], "null_q95": float(np.quantile(null, 0.95)),
+                         "_intervals": {"prop_sig": stats.interval(bt["sig"].mean(1), centre=prop),
+                                        "mean_abs_t_sig": stats.interval(abs_t_sig, centre=mat),
+                                        "r_split": stats.interval(stats.rowwise_corr(bt["t"], t2), centre=sh["r_12"])}}
     return _LAMINAR[key]
 
 
@@ -169,14 +216,15 @@ def laminar_row(lm, words, layer: int) -> dict:
 def test_tuning_replicates_in_this_layer(lm, layer, words, claim_snapshot, figure_path):
     """In this layer, noun/verb tuning replicates across word splits beyond the label-shuffle null
     (per-layer claim; the seed's laminar profile is the figure of the model's last layer)."""
-    row = laminar_row(lm, words, layer)
-    assert row["r_split"] > row["null_q95"], \
-        f"layer {layer}: split-half r {row['r_split']:.3f} not above label-shuffle 95% {row['null_q95']:.3f}"
-    claim_snapshot({"layer": layer, **row}, rel=1e-3, abs_=1e-4, effect=["prop_sig", "mean_abs_t_sig", "r_split"])
+    row = {k: v for k, v in laminar_row(lm, words, layer).items() if k != "_intervals"}
+    claim_snapshot({"layer": layer, **row}, rel=1e-3, abs_=1e-4, effect=["r_split", "prop_sig", "mean_abs_t_sig"],
+                   intervals=laminar_row(lm, words, layer)["_intervals"])
     if layer == lm.adapter.n_layers - 1:  # the profile over all layers, drawn once per model
         rows = [laminar_row(lm, words, l) for l in range(lm.adapter.n_layers)]
         cols = [np.array([r[k] for r in rows]) for k in ("prop_sig", "mean_abs_t_sig", "r_split", "null_q95")]
         figures.save(figures.grammar_laminar(f"grammar.laminar - {lm.spec.id}", *cols), figure_path("grammar.laminar"))
+    assert row["r_split"] > row["null_q95"], \
+        f"layer {layer}: split-half r {row['r_split']:.3f} not above label-shuffle 95% {row['null_q95']:.3f}"
 
 
 @pytest.mark.claim(id="grammar.token_order", family=FAMILY, source="seed 000 Part 8",
@@ -194,25 +242,36 @@ def test_context_shapes_mlp_activations(lm, claim_snapshot, figure_path):
         runs = grammar.token_order_many(model, sents, list(range(len(sents))))  # sentence i scrambled with seed i
         if keep is not None:
             keep.append(runs[0])  # the first sentence's activations, for the figure
+            keep.append(np.stack([x["r"] for x in runs]))  # (sentences, L, 3), for the intervals
         r = np.mean([x["r"] for x in runs], 0)  # (L, 3)
         return r, r[:, 1] - r[:, 0], r[0, 0] - r[:, 0]  # r, context gap, decline from layer 0
-    kept: list[dict] = []
+    kept: list = []
     r, gap, decline = stats_of(lm, kept)
     nulls = [stats_of(random_copy(lm, seed)) for seed in range(5)]  # null: untrained models
     ng, nd = np.array([n[1] for n in nulls]), np.array([n[2] for n in nulls])
     ok_gap = (gap - ng.mean(0) >= np.maximum(0.05, 3 * ng.std(0, ddof=1)))
     ok_dec = (decline - nd.mean(0) >= np.maximum(0.05, 3 * nd.std(0, ddof=1)))
     ok_dec[0] = False  # the decline is 0 at layer 0 by construction
-    assert ok_gap.any() or ok_dec.any(), (
-        f"context gap {gap.round(3).tolist()} (random init {ng.mean(0).round(3).tolist()}) and decline "
-        f"{decline.round(3).tolist()} (random init {nd.mean(0).round(3).tolist()}) do not exceed the random-init "
-        "null by 0.05 and 3 SDs in any layer")
+    # intervals: the sentences resampled (the per-layer gap and decline, and which layers pass against the null)
+    rs = stats.resample(kept[1])  # (n_boot, sentences, L, 3)
+    bg = (rs[..., 1] - rs[..., 0]).mean(1)
+    bdec = (rs[:, :, :1, 0] - rs[..., 0]).mean(1)
+    pass_gap = bg - ng.mean(0) >= np.maximum(0.05, 3 * ng.std(0, ddof=1))
+    pass_dec = bdec - nd.mean(0) >= np.maximum(0.05, 3 * nd.std(0, ddof=1))
+    pass_dec[:, 0] = False
     claim_snapshot({"r_sentence_words": r[:, 0], "r_sentence_scrambled": r[:, 1], "r_scrambled_words": r[:, 2],
                     "context_gap": gap, "random_init_gap": ng.mean(0), "decline": decline,
                     "random_init_decline": nd.mean(0), "layers_gap": np.flatnonzero(ok_gap),
                     "layers_decline": np.flatnonzero(ok_dec)}, rel=1e-3, abs_=1e-4,
-                   effect=["context_gap", "decline"], identity=["layers_gap", "layers_decline"])
+                   effect=["context_gap", "decline"], identity=["layers_gap", "layers_decline"],
+                   intervals={"context_gap": stats.interval(bg), "decline": stats.interval(bdec)},
+                   stability={"layers_gap": {str(i): round(float(f), 4) for i, f in enumerate(pass_gap.mean(0))},
+                              "layers_decline": {str(i): round(float(f), 4) for i, f in enumerate(pass_dec.mean(0))}})
     layer = min(lm.spec.param("grammar_layer", 3), lm.adapter.n_layers - 1)
     figures.save(figures.grammar_token_order(f"grammar.token_order - {lm.spec.id}", dict(kept[0], r=r), layer,
                                              np.mean([n[0] for n in nulls], 0)),
                  figure_path("grammar.token_order"))
+    assert ok_gap.any() or ok_dec.any(), (
+        f"context gap {gap.round(3).tolist()} (random init {ng.mean(0).round(3).tolist()}) and decline "
+        f"{decline.round(3).tolist()} (random init {nd.mean(0).round(3).tolist()}) do not exceed the random-init "
+        "null by 0.05 and 3 SDs in any layer")

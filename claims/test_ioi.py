@@ -15,6 +15,7 @@ import torch
 
 from fixtures.loaders import ioi_pairs
 from probes import figures, ioi, stats
+from probes.errors import require
 from probes.loading import random_copy
 
 FAMILY = "ioi"
@@ -71,13 +72,16 @@ def test_behaviour_prefers_indirect_object(lm, prompts, claim_snapshot, figure_p
     # null control: IO/S labels exchangeable -> logit differences symmetric about 0 (sign-flip test)
     # criterion (threshold from the registry)
     min_acc = lm.spec.expectation(FAMILY).get("min_accuracy", 0.9)
-    assert res["accuracy"] >= min_acc, f"IO>S on {res['accuracy']:.1%} of prompts, expected >= {min_acc:.0%}"
-    assert res["null_p_sign_flip"] < 0.01, f"mean logit diff {res['mean_logit_diff']:.3f} not above sign-flip null"
-    # snapshot
+    # snapshot (before the criterion: a broken claim's numbers are compared too), with 95% intervals from
+    # resampling the prompts
+    ld = stats.resample(res["logit_diffs"])  # (n_boot, prompts)
     claim_snapshot({"n_prompts": res["n_prompts"], "accuracy": res["accuracy"],
                     "mean_logit_diff": res["mean_logit_diff"], "median_logit_diff": res["median_logit_diff"],
                     "dropped_multi_token": info["dropped_multi_token"]}, rel=1e-3, abs_=1e-4,
-                   effect=["accuracy", "mean_logit_diff", "median_logit_diff"])
+                   effect=["mean_logit_diff", "accuracy", "median_logit_diff"],
+                   intervals={"accuracy": stats.interval((ld > 0).mean(1)),
+                              "mean_logit_diff": stats.interval(ld.mean(1)),
+                              "median_logit_diff": stats.interval(np.median(ld, 1))})
     # figure: the seed pair's log-softmax panels + the distribution over the set
     seed = next(s for s in sets if ("Mike", "Emma") in s.names) if any(("Mike", "Emma") in s.names for s in sets) \
         else sets[0]
@@ -90,6 +94,9 @@ def test_behaviour_prefers_indirect_object(lm, prompts, claim_snapshot, figure_p
         f"ioi.behaviour - {lm.spec.id}", lb, ls, int(seed.a_ids[i]), int(seed.b_ids[i]), a, b, seed.texts[i],
         lm.tokenizer.decode(seed.source[i]), res["logit_diffs"], res["null_p_sign_flip"]),
         figure_path("ioi.behaviour"))
+    # criterion (threshold from the registry)
+    assert res["accuracy"] >= min_acc, f"IO>S on {res['accuracy']:.1%} of prompts, expected >= {min_acc:.0%}"
+    assert res["null_p_sign_flip"] < 0.01, f"mean logit diff {res['mean_logit_diff']:.3f} not above sign-flip null"
 
 
 @pytest.mark.claim(id="ioi.head_silencing", family=FAMILY, source="seed 004 Part 2",
@@ -111,22 +118,32 @@ def test_silencing_some_heads_lowers_ioi(lm, head_prompts, exact, claim_snapshot
     _, p = stats.ttest_1samp(per)
     sig_neg = stats.bonferroni(p) & (np.nan_to_num(d) < 0)
     worst = np.unravel_index(np.nanargmin(d), d.shape)
-    assert res["clean_mean"] >= min_gap(lm), f"clean IOI score {res['clean_mean']:.3f}: no IOI to silence"
-    assert sig_neg[worst], f"the most damaging head {worst} is not significant (p={p[worst]:.2g})"
-    assert d[worst] <= -0.2 * res["clean_mean"], \
-        f"top head lowers IOI by {-d[worst]:.3f}, < 20% of the clean score {res['clean_mean']:.3f}"
     r = float(np.corrcoef(res["head_norm"][measured], d[measured])[0, 1])
+    top = top_heads(np.where(measured, d, np.inf), 5)
     snap = {"clean_mean": res["clean_mean"], "n_significant_negative": int(sig_neg.sum()),
-            "top_heads": top_heads(np.where(measured, d, np.inf), 5), "norm_effect_r": r}
+            "top_heads": top, "norm_effect_r": r}
     if not exact:
         snap.update(n_prompts=int(per.shape[-1]), measured_exactly=[f"{l}.{h}" for l, h in zip(*np.nonzero(measured))],
                     screen_agreement=res["agreement"])
+    # intervals: the prompts resampled (each head's mean delta; which heads are in the top 5)
+    draws = stats.boot_means(np.moveaxis(np.nan_to_num(per), -1, 0).reshape(per.shape[-1], L * H))
+    draws[:, ~measured.ravel()] = np.inf
+    names = [f"{i // H}.{i % H}" for i in range(L * H)]
+    col = {n: i for i, n in enumerate(names)}
     claim_snapshot(snap, rel=1e-3, abs_=1e-4, effect=["clean_mean", "top_heads[].delta"],
-                   identity=["top_heads[].head", "measured_exactly"])
+                   identity=["top_heads[].head", "measured_exactly"],
+                   intervals={"clean_mean": stats.mean_ci(res["clean_per_prompt"]),
+                              "top_heads": [{"delta": stats.interval(draws[:, col[t["head"]]])} for t in top]},
+                   stability={"top_heads": stats.top_k_stability(draws, 5, names, "neg")})
     figures.save(figures.ioi_head_effects(f"ioi.head_silencing - {lm.spec.id}", d if exact else res["estimate"],
                                           third="norm", head_norm=res["head_norm"],
                                           kind="silenced" if exact else "silenced (attribution estimate)"),
                  figure_path("ioi.head_silencing"))
+    require(res["clean_mean"] >= min_gap(lm), f"clean IOI score {res['clean_mean']:.3f} (needs >= {min_gap(lm)}): "
+                                               "the model shows no IOI to silence (see ioi.behaviour)")
+    assert sig_neg[worst], f"the most damaging head {worst} is not significant (p={p[worst]:.2g})"
+    assert d[worst] <= -0.2 * res["clean_mean"], \
+        f"top head lowers IOI by {-d[worst]:.3f}, < 20% of the clean score {res['clean_mean']:.3f}"
 
 
 @pytest.mark.claim(id="ioi.head_norms", family=FAMILY, source="seed 004 Part 3",
@@ -198,11 +215,23 @@ def test_few_heads_carry_the_patching_effect(lm, head_prompts, claim_snapshot, f
     # (uniform spread), and a head's per-prompt deltas would centre on 0 (t-test, Bonferroni over heads)
     _, p = stats.ttest_1samp(per)
     top = np.unravel_index(np.argmax(np.abs(d)), d.shape)
-    assert gap <= -min_gap(lm), f"source - base score gap {gap:.3f}: the prompts do not differ in IOI"
+    heads8 = top_heads(d, 8, sign=0)
+    # intervals: the prompts resampled (each head's delta, the top-k share, the gap; which heads are in the top 8)
+    L, H = d.shape
+    draws = stats.boot_means(np.moveaxis(per, -1, 0).reshape(per.shape[-1], L * H))
+    mag = np.sort(np.abs(draws), 1)[:, ::-1]
+    names = [f"{i // H}.{i % H}" for i in range(L * H)]
+    col = {n: i for i, n in enumerate(names)}
+    claim_snapshot({"gap": gap, "k": k, "top_k_share": share, "top_heads": heads8},
+                   rel=1e-3, abs_=1e-4, effect=["top_k_share", "top_heads[].delta", "gap"], identity=["top_heads[].head"],
+                   intervals={"top_k_share": stats.interval(mag[:, :k].sum(1) / mag.sum(1), centre=share),
+                              "gap": stats.mean_ci(res["gap_per_prompt"]),
+                              "top_heads": [{"delta": stats.interval(draws[:, col[t["head"]]])} for t in heads8]},
+                   stability={"top_heads": stats.top_k_stability(draws, 8, names, "abs")})
+    figures.save(figures.ioi_head_effects(f"ioi.head_patching - {lm.spec.id}", d, third="std", kind="patched"),
+                 figure_path("ioi.head_patching"))
+    require(gap <= -min_gap(lm), f"source - base score gap {gap:.3f} (needs <= -{min_gap(lm)}): the model shows no "
+                                 "IOI to patch (see ioi.behaviour)")
     assert stats.bonferroni(p)[top], f"top head {top} not significant across prompts (p={p[top]:.2g})"
     assert share >= 0.5, f"top {k}/{n} heads carry {share:.0%} of |delta IOI| (uniform: {k / n:.0%}), need >= 50%"
     assert abs(d[top]) >= 0.1 * abs(gap), f"top head moves {d[top]:.3f}, < 10% of the gap {gap:.3f}"
-    claim_snapshot({"gap": gap, "k": k, "top_k_share": share, "top_heads": top_heads(d, 8, sign=0)},
-                   rel=1e-3, abs_=1e-4, effect=["top_k_share", "top_heads[].delta", "gap"], identity=["top_heads[].head"])
-    figures.save(figures.ioi_head_effects(f"ioi.head_patching - {lm.spec.id}", d, third="std", kind="patched"),
-                 figure_path("ioi.head_patching"))

@@ -22,6 +22,7 @@ import numpy as np
 import pytest
 
 from probes import figures, lesion, stats
+from probes.errors import require
 
 FAMILY = "lesion"
 STIM = json.loads((Path(__file__).resolve().parents[1] / "fixtures/stimuli/lesion_v1.json").read_text())
@@ -59,6 +60,20 @@ def masked_set():
     return texts, targets
 
 
+def boot_counts(him: np.ndarray, her: np.ndarray, n_boot: int = stats.N_BOOT) -> tuple[np.ndarray, np.ndarray]:
+    """The counts of him- and her-neurons (FDR, by the sign of t) in every bootstrap resample of the sentences."""
+    t, _ = stats.boot_ttest_ind(him, her, n_boot)
+    sig = stats.fdr_masks(stats.t_to_p(t, len(him) + len(her) - 2))
+    t0 = np.nan_to_num(t)
+    return (sig & (t0 > 0)).sum(1), (sig & (t0 < 0)).sum(1)
+
+
+def margin_intervals(clean: np.ndarray, ablated: np.ndarray, is_her: np.ndarray) -> dict:
+    """Intervals of the ablation drops (tuned, her-masks, him-masks) from resampling the masked sentences."""
+    d = clean - ablated
+    return {"drop_tuned": stats.mean_ci(d), "drop_her": stats.mean_ci(d[is_her]), "drop_him": stats.mean_ci(d[~is_her])}
+
+
 def shuffled_sig(a: np.ndarray, b: np.ndarray, n: int, seed: int) -> np.ndarray:
     x = np.concatenate([a, b])
     g = stats.rng(seed)
@@ -78,13 +93,16 @@ def test_him_her_neurons_in_one_layer(lm, claim_snapshot, figure_path):
     null = shuffled_sig(him, her, N_NULL, seed=0)
     q95 = float(np.quantile(null, 0.95))
     n_sig = int(tu["sig"].sum())
-    assert n_sig > q95, f"{n_sig} FDR-significant neurons, not above the label-shuffle 95% ({q95:.0f})"
     post = lesion.tuned(*(a[layer] for a in acts(lm, "mlp_act")))
+    bh, br = boot_counts(him, her)  # intervals: the sentences resampled
     claim_snapshot({"layer": layer, "n_sentences": [len(him), len(her)], "n_him": len(tu["him"]),
                     "n_her": len(tu["her"]), "n_him_post_gelu": len(post["him"]), "n_her_post_gelu": len(post["her"]),
-                    "null_q95": q95}, rel=1e-3, abs_=1e-4, effect=["n_him", "n_her"])
+                    "null_q95": q95}, rel=1e-3, abs_=1e-4, effect=["n_him", "n_her"],
+                   intervals={"n_him": stats.interval(bh, centre=len(tu["him"])),
+                              "n_her": stats.interval(br, centre=len(tu["her"]))})
     figures.save(figures.lesion_tuning(f"lesion.tuning - {lm.spec.id}, layer {layer} (pre-GELU)", tu),
                  figure_path("lesion.tuning"))
+    assert n_sig > q95, f"{n_sig} FDR-significant neurons, not above the label-shuffle 95% ({q95:.0f})"
 
 
 @pytest.mark.claim(id="lesion.laminar_tuning", family=FAMILY, source="seed 001 Part 3",
@@ -97,10 +115,12 @@ def test_him_her_neurons_in_this_layer(lm, layer, claim_snapshot, figure_path):
     tu = lesion.tuned(him, her)
     q95 = float(np.quantile(shuffled_sig(him, her, N_NULL // 2, seed=layer), 0.95))
     n_sig = int(tu["sig"].sum())
-    assert n_sig > q95, f"layer {layer}: {n_sig} significant neurons, not above label-shuffle 95% ({q95:.0f})"
     N = him.shape[1]
+    bh, br = boot_counts(him, her, 200)  # intervals: the sentences resampled (fewer draws: one claim per layer)
     claim_snapshot({"layer": layer, "pct_him": 100 * len(tu["him"]) / N, "pct_her": 100 * len(tu["her"]) / N,
-                    "null_q95": q95}, rel=1e-3, abs_=1e-4, effect=["pct_him", "pct_her"])
+                    "null_q95": q95}, rel=1e-3, abs_=1e-4, effect=["pct_him", "pct_her"],
+                   intervals={"pct_him": stats.interval(100 * bh / N, centre=100 * len(tu["him"]) / N),
+                              "pct_her": stats.interval(100 * br / N, centre=100 * len(tu["her"]) / N)})
     if layer == lm.adapter.n_layers - 1:
         A, B = acts(lm)
         tus = [lesion.tuned(A[l], B[l]) for l in range(lm.adapter.n_layers)]
@@ -108,6 +128,7 @@ def test_him_her_neurons_in_this_layer(lm, layer, claim_snapshot, figure_path):
             f"lesion.laminar_tuning - {lm.spec.id} (intermediate.dense, pre-GELU)",
             np.array([100 * len(t["her"]) / N for t in tus]), np.array([100 * len(t["him"]) / N for t in tus])),
             figure_path("lesion.laminar_tuning"))
+    assert n_sig > q95, f"layer {layer}: {n_sig} significant neurons, not above label-shuffle 95% ({q95:.0f})"
 
 
 @pytest.mark.claim(id="lesion.clean_predictions", family=FAMILY, source="seed 001 Part 4", kinds=("masked",),
@@ -123,12 +144,15 @@ def test_masked_pronoun_predictions(lm, claim_snapshot, figure_path):
     acc = float((m > 0).mean())
     p = stats.sign_flip_p(m)
     min_acc = lm.spec.expectation(FAMILY).get("min_accuracy", 0.9)
-    assert acc >= min_acc and p < 0.01, f"pronoun accuracy {acc:.1%} (need {min_acc:.0%}), sign-flip p={p:.3g}"
+    # intervals: the sentences resampled (the triple's two margins are single sentences: no interval)
+    mm = stats.resample(m)
     claim_snapshot({"n": len(m), "accuracy": acc, "mean_margin": float(m.mean()), "triple_margins": m[:2]},
-                   rel=1e-3, abs_=1e-4, effect=["accuracy", "mean_margin", "triple_margins"])
+                   rel=1e-3, abs_=1e-4, effect=["accuracy", "mean_margin", "triple_margins"],
+                   intervals={"accuracy": stats.interval((mm > 0).mean(1)), "mean_margin": stats.interval(mm.mean(1))})
     figures.save(figures.lesion_predictions(f"lesion.clean_predictions - {lm.spec.id}",
                                             lesion.triple_logits(lm, STIM["triple"]["texts"]), m),
                  figure_path("lesion.clean_predictions"))
+    assert acc >= min_acc and p < 0.01, f"pronoun accuracy {acc:.1%} (need {min_acc:.0%}), sign-flip p={p:.3g}"
 
 
 def ablate_k(lm) -> int:
@@ -190,20 +214,23 @@ def test_ablating_tuned_neurons_in_last_layer_shifts_logits(lm, claim_snapshot, 
     logits."""
     layer = lm.adapter.n_layers - 1
     r = ablation_effects(lm, layer)
-    assert r["n_him"] + r["n_her"] > 0, f"no him/her neurons in layer {layer}: nothing to ablate"
-    assert r["p"] < 0.05, f"tuned ablation drop {r['tuned']:.3f} not above random draws (p={r['p']:.3f})"
-    assert r["tuned"] >= min_drop(lm), f"tuned ablation drop {r['tuned']:.4f} logits is below the minimum " \
-                                       f"effect {min_drop(lm)} (significant but negligible)"
-    assert r["tuned"] > r["least"], f"tuned drop {r['tuned']:.3f} <= least-tuned drop {r['least']:.3f}"
+    is_her = np.array([t == "her" for t in masked_set()[1]])
     claim_snapshot({"layer": layer, "n_him": r["n_him"], "n_her": r["n_her"], "drop_tuned": r["tuned"],
                     "drop_least_tuned": r["least"], "drop_random_q95": float(np.quantile(r["random"], .95)),
                     "p_random": r["p"], "drop_her": r["drop_her"], "drop_him": r["drop_him"],
                     "clean_margins": r["clean"], "ablated_margins": r["ablated_tuned"],
                     "n_him_all_significant": r["n_him_all"], "n_her_all_significant": r["n_her_all"],
                     "drop_all_significant": r["tuned_all"], "p_random_all_significant": r["p_all"]},
-                   rel=1e-3, abs_=1e-4, effect=["drop_tuned", "drop_her", "drop_him"])
+                   rel=1e-3, abs_=1e-4, effect=["drop_tuned", "drop_her", "drop_him"],
+                   intervals=margin_intervals(r["clean"], r["ablated_tuned"], is_her))
     figures.save(figures.lesion_ablation(f"lesion.ablation - {lm.spec.id}, layer {layer}", r),
                  figure_path("lesion.ablation"))
+    require(r["n_him"] + r["n_her"] > 0, f"no him/her neurons in layer {layer}: nothing to ablate "
+                                         "(see lesion.laminar_tuning)")
+    assert r["p"] < 0.05, f"tuned ablation drop {r['tuned']:.3f} not above random draws (p={r['p']:.3f})"
+    assert r["tuned"] >= min_drop(lm), f"tuned ablation drop {r['tuned']:.4f} logits is below the minimum " \
+                                       f"effect {min_drop(lm)} (significant but negligible)"
+    assert r["tuned"] > r["least"], f"tuned drop {r['tuned']:.3f} <= least-tuned drop {r['least']:.3f}"
 
 
 @pytest.mark.claim(id="lesion.laminar_ablation", family=FAMILY, source="seed 001 Parts 6-7", kinds=("masked",),
@@ -217,13 +244,16 @@ def test_ablation_impact_through_the_layers(lm, claim_snapshot, figure_path):
     p = np.array([r["p"] for r in res])
     drop = np.array([r["tuned"] for r in res])
     ok = (p < 0.05 / L) & (drop >= min_drop(lm))
-    assert ok.any(), f"no layer's tuned ablation beats random draws after Bonferroni by at least {min_drop(lm)} " \
-                     f"logits (p={p.round(4)}, drop={drop.round(4)})"
+    is_her = np.array([t == "her" for t in masked_set()[1]])
+    ivs = [margin_intervals(r["clean"], r["ablated_tuned"], is_her) for r in res]
     claim_snapshot({"n_him": [r["n_him"] for r in res], "n_her": [r["n_her"] for r in res],
                     "drop_her": [r["drop_her"] for r in res], "drop_him": [r["drop_him"] for r in res],
                     "drop_tuned": [r["tuned"] for r in res], "drop_least_tuned": [r["least"] for r in res],
                     "drop_random_q95": [float(np.quantile(r["random"], .95)) for r in res], "p_random": p,
                     "p_random_all_significant": [r["p_all"] for r in res]},
-                   rel=1e-3, abs_=1e-4, effect=["drop_tuned", "drop_her", "drop_him"])
+                   rel=1e-3, abs_=1e-4, effect=["drop_tuned", "drop_her", "drop_him"],
+                   intervals={k: [iv[k] for iv in ivs] for k in ("drop_tuned", "drop_her", "drop_him")})
     figures.save(figures.lesion_laminar_ablation(f"lesion.laminar_ablation - {lm.spec.id}", res),
                  figure_path("lesion.laminar_ablation"))
+    assert ok.any(), f"no layer's tuned ablation beats random draws after Bonferroni by at least {min_drop(lm)} " \
+                     f"logits (p={p.round(4)}, drop={drop.round(4)})"

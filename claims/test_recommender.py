@@ -50,6 +50,15 @@ def data(lm) -> dict:
     return _CACHE[lm.spec.id]
 
 
+def boot_rec_sim(X: dict, layer: int, n_boot: int = stats.N_BOOT) -> tuple[np.ndarray, np.ndarray]:
+    """The token-average recommendation at one layer in every resample of A's and B's tokens (centred once on all
+    tokens): the similarity of the recommended C token and its index, (n_boot,) each."""
+    a, b, c = R.centred(X["A"][layer], X["B"][layer], X["C"][layer])
+    t = (stats.boot_means(a, n_boot, seed=0) + stats.boot_means(b, n_boot, seed=1)) / 2
+    sims = R.cos(t, c)
+    return sims.max(1), sims.argmax(1)
+
+
 def rec_layer(lm) -> int:
     return lm.spec.param("recommender_layer", lm.adapter.n_layers // 2)
 
@@ -69,13 +78,16 @@ def test_mlp_projection_norms(lm, claim_snapshot, figure_path):
     d = data(lm)
     cv = norm_cv(d["X"])
     null = [float(norm_cv(r["X"]).max()) for r in d["random"]]
-    assert cv.max() > 2 * max(null), f"max norm CV {cv.max():.3f} not above 2x random-init copies {np.round(null, 3)}"
     norms = {k: np.linalg.norm(d["X"][k], axis=-1) for k in "ABC"}
+    # intervals: the tokens of A, B and C resampled (the CV over tokens, per layer)
+    nt = stats.resample(np.concatenate([norms[k] for k in "ABC"], axis=1).T)  # (n_boot, tokens, L)
+    bcv = nt.std(1) / np.maximum(nt.mean(1), 1e-12)
     claim_snapshot({"position_0": "excluded", "norm_cv_by_layer": cv, "random_init_max_cv": null,
                     "mean_norm_by_layer": {k: norms[k].mean(1) for k in "ABC"}}, rel=1e-3, abs_=1e-4,
-                   effect=["norm_cv_by_layer"])
+                   effect=["norm_cv_by_layer"], intervals={"norm_cv_by_layer": stats.interval(bcv, centre=cv)})
     figures.save(figures.recommender_norms(f"recommender.norms - {lm.spec.id} (position 0 excluded)", norms,
                                            d["labels"], float(cv.max()), null), figure_path("recommender.norms"))
+    assert cv.max() > 2 * max(null), f"max norm CV {cv.max():.3f} not above 2x random-init copies {np.round(null, 3)}"
 
 
 @pytest.mark.claim(id="recommender.token_average", family=FAMILY, source="seed 003 Part 2",
@@ -94,17 +106,20 @@ def test_token_average_recommendation(lm, claim_snapshot, figure_path):
     null = np.array([R.cos(t[g.permutation(t.size)], c).max() for _ in range(N_NULL)])
     q99 = float(np.quantile(null, .99))
     rnd = [float(r["profile"]["rec_sim"][layer]) for r in d["random"]]
-    assert sim > q99, f"layer {layer}: recommendation similarity {sim:.3f} not above dimension-shuffle 99% {q99:.3f}"
-    assert sim >= max(rnd) + 0.2, f"layer {layer}: similarity {sim:.3f} not 0.2 above random-init {np.round(rnd, 3)}"
     lC = d["labels"]["C"]
     raw = d["raw"]
+    bs, bi = boot_rec_sim(d["X"], layer)  # intervals: A's and B's tokens resampled
     claim_snapshot({"layer": layer, "cos_AB": ta["cos_AB"], "recommended": lC[ta["best"]], "similarity": sim,
                     "sims_C": ta["sims"], "null_q99": q99, "random_init": rnd,
                     "raw_cos_AB": float(raw["cos_AB"][layer]), "raw_recommended": lC[int(raw["rec"][layer])],
                     "raw_similarity": float(raw["rec_sim"][layer])}, rel=1e-3, abs_=1e-4,
-                   effect=["similarity"], identity=["recommended", "raw_recommended"])
+                   effect=["similarity"], identity=["recommended", "raw_recommended"],
+                   intervals={"similarity": stats.interval(bs, centre=sim)},
+                   stability={"recommended": {lC[ta["best"]]: float((bi == ta["best"]).mean())}})
     figures.save(figures.recommender_token_average(f"recommender.token_average - {lm.spec.id}", ta, lC, layer, q99),
                  figure_path("recommender.token_average"))
+    assert sim > q99, f"layer {layer}: recommendation similarity {sim:.3f} not above dimension-shuffle 99% {q99:.3f}"
+    assert sim >= max(rnd) + 0.2, f"layer {layer}: similarity {sim:.3f} not 0.2 above random-init {np.round(rnd, 3)}"
 
 
 @pytest.mark.claim(id="recommender.through_layers", family=FAMILY, source="seed 003 Part 3",
@@ -117,16 +132,20 @@ def test_recommendations_through_the_layers(lm, claim_snapshot, figure_path):
     p = d["profile"]
     spread = float(np.ptp(p["rec_sim"]))
     null = [float(np.ptp(r["profile"]["rec_sim"])) for r in d["random"]]
-    assert spread > 1.5 * max(null), f"similarity spread over layers {spread:.3f} not above 1.5x random-init " \
-                                     f"{np.round(null, 3)}"
     lC = d["labels"]["C"]
     rec = [lC[i] for i in p["rec"]]
+    # intervals: A's and B's tokens resampled, every layer (200 draws each)
+    bs = np.stack([boot_rec_sim(d["X"], l, 200)[0] for l in range(lm.adapter.n_layers)], 1)  # (n_boot, L)
     claim_snapshot({"recommended": rec, "similarity": p["rec_sim"], "spread": spread, "random_init_spread": null,
                     "raw_recommended": [lC[i] for i in d["raw"]["rec"]], "raw_similarity": d["raw"]["rec_sim"]},
-                   rel=1e-3, abs_=1e-4, effect=["spread", "similarity"])
+                   rel=1e-3, abs_=1e-4, effect=["spread", "similarity"],
+                   intervals={"spread": stats.interval(np.ptp(bs, 1), centre=spread),
+                              "similarity": stats.interval(bs, centre=p["rec_sim"])})
     figures.save(figures.recommender_layers(f"recommender.through_layers - {lm.spec.id}", p["rec_sim"], rec,
                                             [r["profile"]["rec_sim"] for r in d["random"]]),
                  figure_path("recommender.through_layers"))
+    assert spread > 1.5 * max(null), f"similarity spread over layers {spread:.3f} not above 1.5x random-init " \
+                                     f"{np.round(null, 3)}"
 
 
 @pytest.mark.claim(id="recommender.pairs", family=FAMILY, source="seed 003 Part 4",
@@ -144,16 +163,17 @@ def test_pair_analogy_recommendations(lm, claim_snapshot, figure_path):
     null = R.dim_shuffle_null(X["A"], X["B"], X["C"], layer, N_NULL, seed=layer)
     q99 = float(np.quantile(null, .99))
     rnd = [float(r["profile"]["pair_score"][layer]) for r in d["random"]]
-    assert score > q99, f"layer {layer}: pair score {score:.3f} not above dimension-shuffle 99% {q99:.3f}"
-    assert score >= max(rnd) + 0.1, f"layer {layer}: pair score {score:.3f} not 0.1 above random-init {np.round(rnd, 3)}"
     nA = cmat.shape[0]
     best = [{"C": lab["C"][k], "A": lab["A"][i // cmat.shape[1]], "B": lab["B"][i % cmat.shape[1]],
              "similarity": float(cmat[:, :, k].ravel()[i])}
             for k, i in enumerate(cmat.reshape(nA * cmat.shape[1], -1).argmax(0))]
     claim_snapshot({"layer": layer, "pair_score": score, "null_q99": q99, "random_init": rnd, "best_pairs": best},
-                   rel=1e-3, abs_=1e-4, effect=["pair_score"], identity=["best_pairs[].C"])
+                   rel=1e-3, abs_=1e-4, effect=["pair_score"], identity=["best_pairs[].C"],
+                   intervals={"pair_score": stats.mean_ci(cmat.reshape(-1, c.shape[0]).max(0))})  # C tokens resampled
     figures.save(figures.recommender_pairs(f"recommender.pairs - {lm.spec.id}, layer {layer} (centred)", cmat,
                                            lab["A"], lab["B"], lab["C"]), figure_path("recommender.pairs"))
+    assert score > q99, f"layer {layer}: pair score {score:.3f} not above dimension-shuffle 99% {q99:.3f}"
+    assert score >= max(rnd) + 0.1, f"layer {layer}: pair score {score:.3f} not 0.1 above random-init {np.round(rnd, 3)}"
 
 
 @pytest.mark.claim(id="recommender.mid_layer", family=FAMILY, source="seed 003 Part 5; DESIGN 9",
@@ -174,10 +194,14 @@ def test_recommendations_best_in_middle_layers(lm, claim_snapshot, figure_path):
                                              p["pair_score"], [r["profile"]["pair_score"] for r in d["random"]], mid),
                  figure_path("recommender.mid_layer"))
     top = float(p["pair_score"][best])
-    assert top >= max(rnd) + 0.1, f"best pair score {top:.3f} not 0.1 above random-init copies {np.round(rnd, 3)}"
-    assert best in mid, f"best layer {best} (pair score {top:.3f}) is not in the middle layers {list(mid)}"
+    # intervals: the C tokens resampled (the pair score per layer; how often each layer is the best)
+    bp = stats.boot_means(p["max_sims"].T)  # (n_boot, L)
     claim_snapshot({"best_layer": best, "middle_layers": [mid.start, mid.stop - 1], "pair_score": p["pair_score"],
                     "random_init_best": rnd, "raw_pair_score": d["raw"]["pair_score"],
                     "max_sims": {lC[k] if lC.count(lC[k]) == 1 else f"{lC[k]}@{k}": p["max_sims"][:, k]
                                  for k in range(len(lC))}}, rel=1e-3, abs_=1e-4,
-                   effect=["pair_score"], identity=["best_layer"])
+                   effect=["pair_score"], identity=["best_layer"],
+                   intervals={"pair_score": stats.interval(bp)},
+                   stability={"best_layer": {str(l): round(float((bp.argmax(1) == l).mean()), 4) for l in range(L)}})
+    assert top >= max(rnd) + 0.1, f"best pair score {top:.3f} not 0.1 above random-init copies {np.round(rnd, 3)}"
+    assert best in mid, f"best layer {best} (pair score {top:.3f}) is not in the middle layers {list(mid)}"
