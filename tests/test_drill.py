@@ -39,6 +39,15 @@ def test_candidates_beside_the_baseline_get_verdicts_and_exit_status(versions, t
     assert res["gpt2-organism"]["verdict"] == V.HOLDS
     assert res["gpt2-organism@drifted"]["verdict"] == V.MOVED
     assert res["gpt2-organism@damaged"]["verdict"] == V.BROKEN and "IO>S on" in res["gpt2-organism@damaged"]["message"]
+    # a broken claim shows its numbers: its headline effect with its interval beside the recorded one, every
+    # moved number compared with the snapshot (never recorded), and its figure
+    dmg = res["gpt2-organism@damaged"]
+    h = dmg["headline"]
+    assert h["path"] == "mean_logit_diff" and h["old"] is not None and h["value"] < h["old_ci"][0] and h["ci"]
+    assert any(m.startswith("[effect] mean_logit_diff:") for m in dmg["moved"])
+    assert any(f.endswith("gpt2-organism@damaged/ioi.behaviour.png") for f in dmg["figures"])
+    assert f"broken: ioi.behaviour x gpt2-organism@damaged: AssertionError: IO>S on" in r.stdout
+    assert f"(was {h['old']:.3g} [" in r.stdout
     # candidates are compared with the registry entry's own snapshot, and measured under its expectations
     snap = f"snapshots/test_ioi/{BEHAVIOUR}[gpt2-organism].json"
     assert res["gpt2-organism@drifted"]["snapshot"] == snap and res["gpt2-organism@drifted"]["baseline"] == "gpt2-organism"
@@ -52,10 +61,10 @@ def test_candidates_beside_the_baseline_get_verdicts_and_exit_status(versions, t
     assert line in r.stdout and not any(m in r.stdout for m in moved)
     md = (tmp_path / "art" / "report.md").read_text()
     assert all(m in md for m in moved) and f"every moved number: {tmp_path / 'art' / 'report.md'}" in r.stdout
-    assert "holds, numbers moved" in r.stdout and "exit status 1" in r.stdout
+    assert V.MOVED in r.stdout and "exit status 1" in r.stdout
     # pytest's own tally agrees with the verdicts: the drifted claim holds, it is not a failure
     import re
-    assert re.search(r"1 failed, 1 passed, \d+ deselected, 1 moved in", r.stdout.splitlines()[-1]), r.stdout[-300:]
+    assert re.search(r"1 failed, 1 passed, \d+ deselected, 1 changed in", r.stdout.splitlines()[-1]), r.stdout[-300:]
     # only the drifted candidate: the claim holds but its numbers moved -> exit 6
     r = claims(tmp_path, "-k", "behaviour", "--models", f"gpt2-organism={versions['drifted']}")
     assert r.returncode == V.EXIT_DRIFT, r.stdout[-3000:]
@@ -130,12 +139,13 @@ def test_html_report_renders_in_a_headless_browser(versions, tmp_path):
              "--disable-background-networking", "--disable-extensions", f"--user-data-dir={tmp_path / 'profile'}"]
     dom = subprocess.run(flags + ["--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
                          capture_output=True, text=True, timeout=120).stdout
-    assert "id=\"verdicts\"" in dom and "gpt2-organism@drifted" in dom and "holds, numbers moved" in dom
+    assert "id=\"verdicts\"" in dom and "gpt2-organism@drifted" in dom and V.MOVED in dom
     import re
     m = re.search(r'data-figures="(\d+)" data-figures-loaded="(\d+)"', dom)
-    # every embedded figure decoded: 2 claims x 2 models, and per claim its effect across the two models
-    assert m and int(m.group(1)) == 6 and m.group(1) == m.group(2), dom[:500]
-    assert dom.count("class=\"trend\"") == 2
+    # every embedded figure decoded: 2 claims x 2 models, and per claim its effect across the two models and its
+    # forest plot (the headline effect with its interval, per model and the recorded value)
+    assert m and int(m.group(1)) == 8 and m.group(1) == m.group(2), dom[:500]
+    assert dom.count("class=\"trend\"") == 2 and dom.count("class=\"forest\"") == 2
     shot = tmp_path / "report.png"
     subprocess.run(flags + ["--window-size=1200,1600", f"--screenshot={shot}", page.as_uri()],
                    capture_output=True, timeout=120)
@@ -155,6 +165,8 @@ def test_verdicts_classify_and_exit_status():
     assert V.classify("call", "skipped", None, "registry: ...", False) == V.KNOWN
     assert V.classify("call", "failed", None, None, True) == V.NEWLY
     assert V.classify("call", "failed", Exc(AssertionError("x")), None, False) == V.BROKEN
+    from probes.errors import PreconditionFailed
+    assert V.classify("call", "failed", Exc(PreconditionFailed("no IOI")), None, False) == V.PRECONDITION
     assert V.classify("call", "passed", None, None, False, V.MOVED) == V.MOVED  # a drift is not a failure
     assert V.classify("call", "passed", None, None, False, V.UNRECORDED) == V.UNRECORDED
     assert V.classify("call", "passed", None, None, False) == V.HOLDS
@@ -164,6 +176,8 @@ def test_verdicts_classify_and_exit_status():
     assert V.exit_status(0, drift, 1) == 0 and V.exit_status(1, drift, 1) == 1  # a failure outside the claims
     assert V.exit_status(1, drift + [{"verdict": V.BROKEN}], 0) == 1
     assert V.exit_status(0, [{"verdict": V.KNOWN}], 0) == 0
+    assert V.exit_status(0, [{"verdict": V.NOISE}, {"verdict": V.HOLDS}], 0) == 0  # within noise: exit 0
+    assert not any("," in v for v in V.ORDER)  # verdict names never contain a comma
 
 
 def test_xdist_workers_spread_over_gpus(monkeypatch):

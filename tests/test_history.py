@@ -66,7 +66,8 @@ def test_history_over_three_versions_is_appended_and_plotted(versions, tmp_path)
     # the trend: one point per run in each claim's lineage, the damaged run's break marked
     pts = H.points(runs)["ioi.behaviour"]["gpt2-organism"]
     assert [p["verdict"] for p in pts] == [V.HOLDS, V.MOVED, V.BROKEN] and "mean_logit_diff" in pts[0]["values"]
-    assert pts[2]["values"] == {}  # a broken claim recorded no numbers: a band, not a point
+    # a broken claim hands its numbers before its criterion decides: a point inside its band, far below the others
+    assert pts[2]["values"]["mean_logit_diff"] < 0.1 * pts[0]["values"]["mean_logit_diff"]
     page = tmp_path / "art" / "report.html"
     html = page.read_text()
     assert html.count("class='trend'") == 2 and "3 run(s) in" in html
@@ -78,7 +79,7 @@ def test_history_over_three_versions_is_appended_and_plotted(versions, tmp_path)
 
 def _append_many(folder: str, tag: str, n: int) -> None:
     for i in range(n):
-        H.append(Path(folder), {"tag": tag, "i": i, "pad": "x" * 20000})  # lines far over a pipe buffer
+        H.append(Path(folder), {"tag": tag, "i": i, "results": [], "pad": "x" * 20000})  # lines far over a pipe buffer
 
 
 def test_concurrent_runs_append_whole_lines(tmp_path):
@@ -95,14 +96,17 @@ def test_concurrent_runs_append_whole_lines(tmp_path):
 
 
 def test_a_damaged_history_line_is_named_and_left_alone(tmp_path):
-    H.append(tmp_path, {"when": "1"})
+    H.append(tmp_path, {"when": "1", "results": []})
     with open(tmp_path / "history.jsonl", "ab") as f:
         f.write(b'{"when": "2", "resu\n')  # e.g. a disk filled up mid-line, written by another tool
-    H.append(tmp_path, {"when": "3"})
+        f.write(b'{"when": "2b", "results": "of another format"}\n')  # or a line of another format
+    H.append(tmp_path, {"when": "3", "results": []})
     before = (tmp_path / "history.jsonl").read_bytes()
     runs, bad = H.load(tmp_path)
-    assert [r["when"] for r in runs] == ["1", "3"] and bad == [f"{tmp_path / 'history.jsonl'}:2 is not a JSON line "
-                                                               "(left as it is, not plotted)"]
+    assert [r["when"] for r in runs] == ["1", "3"] and bad == [
+        f"{tmp_path / 'history.jsonl'}:2 is not a JSON line (left as it is, not plotted)",
+        f"{tmp_path / 'history.jsonl'}:3 is not a run of this history format (an object with 'results', each with "
+        "'claim' and 'model'; left as it is, not plotted)"]
     assert (tmp_path / "history.jsonl").read_bytes() == before
 
 
@@ -125,7 +129,8 @@ def test_nightly_merge_step_merges_two_reports(tmp_path):
     assert merged["meta"]["models"] == ["gpt-neo-organism", "gpt2-organism"] and merged["meta"]["merged_from"] == 2
     assert {(x["claim"], x["model"]) for x in merged["results"]} == {
         ("ioi.behaviour", "gpt2-organism"), ("ioi.behaviour", "gpt-neo-organism")}
-    assert "| `ioi.behaviour` | holds | holds |" in summary.read_text()
+    assert re.search(r"\| `ioi.behaviour` \| holds: mean_logit_diff [\d.]+ \[[\d.]+, [\d.]+\] \| holds: mean_logit_diff ",
+                     summary.read_text()), summary.read_text()[:800]
     assert len((tmp_path / "history" / "history.jsonl").read_text().splitlines()) == 1
     # an unreadable input is named, exit 2, nothing written
     bad = tmp_path / "bad.json"

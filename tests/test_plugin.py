@@ -170,7 +170,7 @@ def test_fresh_project_records_then_holds_and_a_damaged_candidate_breaks(install
     py = installed["python"]
     r, v = _run(py, proj)
     assert r.returncode == 6, r.stdout[-3000:] + r.stderr[-2000:]
-    assert v == {("copying.repeat", "smollm2-135m"): "holds, no snapshot"}, v
+    assert v == {("copying.repeat", "smollm2-135m"): "holds without snapshot"}, v
     assert "copying.repeat" in r.stdout and not (proj / "snapshots").exists()
     r, v = _run(py, proj, "--record")
     assert r.returncode == 0, r.stdout[-3000:]
