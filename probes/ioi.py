@@ -270,6 +270,7 @@ def silencing(lm: LoadedModel, sets: list[PromptSet], *, n_perm: int = 3, seed: 
     out = {"delta": d.mean(-1).numpy(), "delta_per_prompt": d.numpy(),
            "head_norm": torch.cat(norms, 1).view(L, H, -1).mean(-1).numpy(),
            "clean_mean": float(torch.cat(cleans).mean()), "exact": exact,
+           "clean_per_prompt": torch.cat(cleans).numpy().astype(float),
            "measured": np.isfinite(d.mean(-1).numpy())}
     if est is not None:
         out["estimate"] = est.mean(1).view(L, H).numpy()
@@ -291,7 +292,9 @@ def patching(lm: LoadedModel, sets: list[PromptSet], *, max_batch_tokens: int = 
                                    progress="head patching", prefix=first_difference(s.base, s.source))
         deltas.append(patched - clean)
     d = torch.cat(deltas, 1).view(L, H, -1)
-    return {"delta": d.mean(-1).numpy(), "delta_per_prompt": d.numpy(), "gap": float(torch.cat(gaps).mean())}
+    g = torch.cat(gaps)
+    return {"delta": d.mean(-1).numpy(), "delta_per_prompt": d.numpy(), "gap": float(g.mean()),
+            "gap_per_prompt": g.numpy().astype(float)}
 
 
 # ----------------------------------------------------------------------------- parts 3 and 4
