@@ -273,6 +273,7 @@ def pytest_configure(config):
     try:
         loading.pick_dtype(config.getoption("--dtype"))
         loading.check_device_name(config.getoption("--device"))
+        loading.pick_device(config.getoption("--device"))  # --device cuda needs CUDA: one usage error, at start
     except ProbeError as e:
         raise pytest.UsageError(str(e)) from None
     art = _artifacts(config)

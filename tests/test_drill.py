@@ -190,3 +190,14 @@ def test_xdist_workers_spread_over_gpus(monkeypatch):
     assert loading.pick_device("auto") == torch.device("cuda:1")
     monkeypatch.delenv("PYTEST_XDIST_WORKER")
     assert loading.pick_device("auto") == torch.device("cuda")
+
+
+def test_a_lost_precondition_is_named_apart_from_a_failed_finding(versions, tmp_path):
+    """On the damaged copy IOI is gone: head patching has nothing to patch. Its verdict says so in its own words
+    ('precondition failed', counted apart from 'broken'), exit 1, and its numbers and figure are still reported."""
+    r = claims(tmp_path, "-k", "head_patching", "--models", f"gpt2-organism={versions['damaged']}")
+    assert r.returncode == 1, r.stdout[-3000:]
+    (res,) = report(tmp_path)["results"]
+    assert res["verdict"] == V.PRECONDITION and "the model shows no IOI to patch" in res["message"]
+    assert res["figures"] and res["headline"]["path"] == "top_k_share"
+    assert f"1 {V.PRECONDITION}" in r.stdout and "PreconditionFailed" in r.stdout

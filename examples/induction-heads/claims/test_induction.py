@@ -174,8 +174,11 @@ def test_ablating_induction_heads_hurts_the_second_repeat(lm, stimulus, claim_sn
     n_all = score.size
     k = int(np.clip((score >= STIM["induction_threshold"]).sum(), 1, max(1, n_all // 4)))
     top = [tuple(int(v) for v in np.unravel_index(i, score.shape)) for i in np.argsort(-score, axis=None)[:k]]
-    base = second_repeat_loss(lm, ids)
-    rise = second_repeat_loss(lm, ids, zero_heads(top)) - base
+    base_tok = token_losses(lm, ids, STIM["length"])  # (sequences, positions): the same numbers as second_repeat_loss
+    top_tok = token_losses(lm, ids, STIM["length"], zero_heads(top))
+    base = float(base_tok.mean())
+    rise = float(top_tok.mean()) - base
+    per_sequence_rise = (top_tok.mean(1) - base_tok.mean(1)).numpy()  # for the interval: the sequences resampled
     g = stats.rng(STIM["seed"])
     null = []
     for _ in range(STIM["random_head_draws"]):
@@ -185,7 +188,8 @@ def test_ablating_induction_heads_hurts_the_second_repeat(lm, stimulus, claim_sn
     claim_snapshot({"k": k, "ablated_heads": [name(h) for h in top], "loss_second": float(base),
                     "loss_rise": float(rise), "null_rise_max": max(null), "null_rise_median": float(np.median(null)),
                     "p_permutation": p_perm},
-                   rel=1e-3, abs_=1e-4, effect=["loss_rise"], identity=["ablated_heads"])
+                   rel=1e-3, abs_=1e-4, effect=["loss_rise"], identity=["ablated_heads"],
+                   intervals={"loss_rise": stats.mean_ci(per_sequence_rise)})
     fig, ax = plt.subplots(figsize=(7, 3.5))
     ax.hist(null, bins=15, color="#999", label=f"{k} random heads ({len(null)} draws)")
     ax.axvline(rise, color="#c44", lw=2, label=f"top {k} induction heads")
