@@ -155,7 +155,8 @@ def test_head_norms_are_head_specific(lm, prompts, claim_snapshot, figure_path):
     of the same config, whose heads are interchangeable."""
     sets, _ = prompts
     layer = lm.spec.param("head_activation_layer", lm.adapter.n_layers // 2)
-    observed = ioi.head_norm_cv(lm, sets)
+    pp = ioi.head_norm_cv_per_prompt(lm, sets)
+    observed, per_prompt = float(pp.mean()), pp.numpy()  # observed: ioi.head_norm_cv
     # null control: the same statistic on randomly initialised models of the same config
     null = [ioi.head_norm_cv(random_copy(lm, seed), sets) for seed in range(3)]
     assert observed > 1.5 * max(null), f"across-head norm CV {observed:.3f} not above 1.5x random-init CVs " \
@@ -164,7 +165,8 @@ def test_head_norms_are_head_specific(lm, prompts, claim_snapshot, figure_path):
     acts = ioi.head_acts(lm, s0.source[:1])
     nmap = ioi.head_norm_map(acts)
     claim_snapshot({"head_cv": observed, "random_init_head_cv": null, "layer": layer,
-                    "norm_by_layer": nmap[:, 1:].mean(1).tolist()}, rel=1e-3, abs_=1e-4, effect=["head_cv"])
+                    "norm_by_layer": nmap[:, 1:].mean(1).tolist()}, rel=1e-3, abs_=1e-4, effect=["head_cv"],
+                   intervals={"head_cv": stats.mean_ci(per_prompt)})  # the prompts resampled
     labels = [lm.tokenizer.decode([t]) for t in s0.source[0].tolist()]
     figures.save(figures.ioi_head_activations(f"ioi.head_norms - {lm.spec.id}", acts[layer, 0].float().cpu().numpy(),
                                               labels, layer, nmap, null, observed), figure_path("ioi.head_norms"))
@@ -186,7 +188,8 @@ def test_heads_tell_first_from_second_mention(lm, head_prompts, claim_snapshot, 
     assert sig.any(), (f"no layer's selectivity ratio beats the head-shuffled null by 25% (best: layer {best}, "
                        f"ratio {res['ratio'][best]:.3f} vs null {res['null_mean'][best]:.3f}, p={res['p'][best]:.3g})")
     claim_snapshot({"ratio": res["ratio"], "null_q95": res["null_q95"], "significant_layers": np.flatnonzero(sig)},
-                   rel=1e-3, abs_=1e-4, effect=["ratio"], identity=["significant_layers"])
+                   rel=1e-3, abs_=1e-4, effect=["ratio"], identity=["significant_layers"],
+                   intervals={"ratio": stats.mean_ci(res["ratio_per_prompt"])})  # the prompts resampled
     s0 = sets[0]
     acts = ioi.head_acts(lm, s0.source[:1])[:, 0].float()  # (L, T, H, dh)
     pos = ioi.repeat_positions(s0.source[:1], s0.a_ids[:1])[0]

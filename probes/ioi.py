@@ -304,14 +304,20 @@ def head_norm_map(acts: torch.Tensor) -> np.ndarray:
 
 
 @torch.no_grad()
-def head_norm_cv(lm: LoadedModel, sets: list[PromptSet]) -> float:
-    """Coefficient of variation of head-output norms across the heads of a layer, averaged over layers,
-    prompts and tokens (source prompts; position 0 excluded)."""
+def head_norm_cv_per_prompt(lm: LoadedModel, sets: list[PromptSet]) -> torch.Tensor:
+    """Per source prompt: the coefficient of variation of head-output norms across the heads of a layer, averaged
+    over layers and tokens (position 0 excluded)."""
     vals = []
     for s in sets:
         nm = head_acts(lm, s.source).float().norm(dim=-1)[:, :, 1:]  # (L, P, T-1, H)
         vals.append((nm.std(-1) / nm.mean(-1).clamp_min(1e-12)).mean((0, 2)).cpu())
-    return float(torch.cat(vals).mean())
+    return torch.cat(vals)
+
+
+def head_norm_cv(lm: LoadedModel, sets: list[PromptSet]) -> float:
+    """Coefficient of variation of head-output norms across the heads of a layer, averaged over layers,
+    prompts and tokens (source prompts; position 0 excluded)."""
+    return float(head_norm_cv_per_prompt(lm, sets).mean())
 
 
 def repeat_positions(ids: torch.Tensor, name_ids: torch.Tensor) -> torch.Tensor:
@@ -347,7 +353,8 @@ def mention_selectivity(lm: LoadedModel, sets: list[PromptSet], *, n_null: int =
         diffs.append((m1 - m2).permute(1, 0, 2, 3).reshape(len(pos), L, H * dh).cpu())
     D = torch.cat(diffs).abs().numpy()  # (P, L, H*dh)
     P = D.shape[0]
-    observed = selectivity_ratio(D.reshape(P, L, H, dh).mean(-1)).mean(0)  # (L,)
+    per_prompt = selectivity_ratio(D.reshape(P, L, H, dh).mean(-1))  # (P, L)
+    observed = per_prompt.mean(0)  # (L,)
     g = stats.rng(seed)
     null = np.empty((n_null, L))
     for i in range(n_null):
@@ -355,4 +362,5 @@ def mention_selectivity(lm: LoadedModel, sets: list[PromptSet], *, n_null: int =
         shuffled = np.take_along_axis(D, perm, axis=-1).reshape(P, L, H, dh).mean(-1)
         null[i] = selectivity_ratio(shuffled).mean(0)
     p = (1 + (null >= observed).sum(0)) / (n_null + 1)
-    return {"ratio": observed, "null_mean": null.mean(0), "null_q95": np.quantile(null, 0.95, axis=0), "p": p}
+    return {"ratio": observed, "null_mean": null.mean(0), "null_q95": np.quantile(null, 0.95, axis=0), "p": p,
+            "ratio_per_prompt": per_prompt}

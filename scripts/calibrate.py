@@ -105,6 +105,9 @@ def main(argv=None) -> int:
     ap.add_argument("--out", default=str(ROOT / "artifacts" / "calibrate"), help="where the runs' reports go")
     ap.add_argument("--apply-only", action="store_true", help="use the reports already in --out; run nothing")
     ap.add_argument("--dry-run", action="store_true", help="print what would be written; write nothing")
+    ap.add_argument("--intervals-only", action="store_true",
+                    help="add missing _intervals / _stability from the baseline run; leave the floors as they are "
+                         "(a claim that newly computes intervals: --runs baseline -k <its test>)")
     ap.add_argument("--check", action="store_true",
                     help="write nothing: run the claims under each perturbation with --significance=floor against "
                          "the committed snapshots and floors, and exit non-zero unless every run exits 0")
@@ -146,10 +149,13 @@ def main(argv=None) -> int:
         recorded = json.loads(path.read_text())
         runs = [per_run[n][shown][0] for n in names if shown in per_run[n]]
         table = next(per_run[n][shown][1] for n in names if shown in per_run[n])
-        noise = floors(recorded, runs, table)
-        noise["runs"] = [n for n in names if shown in per_run[n]]
-        new = {k: v for k, v in recorded.items() if k != "_noise"}
-        new["_noise"] = noise
+        new = dict(recorded)
+        if not a.intervals_only:
+            noise = floors(recorded, runs, table)
+            noise["runs"] = [n for n in names if shown in per_run[n]]
+            new["_noise"] = noise
+        else:
+            noise = recorded.get("_noise") or {"floor": {}, "unstable": {}}
         base = per_run.get("baseline", {}).get(shown)
         if base is not None:
             for k in ("_intervals", "_stability"):
@@ -168,6 +174,8 @@ def main(argv=None) -> int:
         written += 1
     print(f"[calibrate] {written} snapshot(s) {'to write' if a.dry_run else 'written'}, {skipped} left alone; "
           f"runs: {', '.join(names)}")
+    if a.intervals_only:
+        return 0
     report_coverage(per_run, names, project)
     report_ratios(per_run, names, project)
     return 0
