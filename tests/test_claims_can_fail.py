@@ -68,7 +68,7 @@ IOI_REASONS = {
     "test_silencing_some_heads_lowers_ioi": "no IOI to silence",
     "test_head_norms_are_head_specific": "not above 1.5x random-init",
     "test_heads_tell_first_from_second_mention": "beats the head-shuffled null",
-    "test_few_heads_carry_the_patching_effect": "do not differ in IOI",
+    "test_few_heads_carry_the_patching_effect": "no IOI to patch",
 }
 
 

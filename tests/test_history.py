@@ -54,18 +54,18 @@ def test_history_over_three_versions_is_appended_and_plotted(versions, tmp_path)
     text = (hist / "history.jsonl").read_bytes()
     assert text.startswith(first)  # append-only
     runs = [json.loads(x) for x in text.splitlines()]
-    assert [r["exit_status"] for r in runs] == [0, V.EXIT_DRIFT, 1]
+    assert [r["exit_status"] for r in runs] == [0, 0, 1]  # the drifted copy's moves are within noise
     assert [r["models"] for r in runs] == [["gpt2-organism"], ["gpt2-organism@drifted"], ["gpt2-organism@damaged"]]
     hashes = [r["provenance"][0]["weights_sha256"]["model.safetensors"] for r in runs]
     assert len(set(hashes)) == 3 and all(re.fullmatch("[0-9a-f]{64}", h) for h in hashes)
     assert all(r["packages"]["torch"] and r["device"] and r["dtype"] == "float32" and r["command"] for r in runs)
     beh = [next(x for x in r["results"] if x["claim"] == "ioi.behaviour") for r in runs]
-    assert [b["verdict"] for b in beh] == [V.HOLDS, V.MOVED, V.BROKEN]
+    assert [b["verdict"] for b in beh] == [V.HOLDS, V.NOISE, V.BROKEN]
     assert beh[0]["roles"]["accuracy"] == "effect" and beh[0]["numbers"]["n_prompts"] > 20
     assert beh[1]["drift"]["summary"].startswith("effect ")
     # the trend: one point per run in each claim's lineage, the damaged run's break marked
     pts = H.points(runs)["ioi.behaviour"]["gpt2-organism"]
-    assert [p["verdict"] for p in pts] == [V.HOLDS, V.MOVED, V.BROKEN] and "mean_logit_diff" in pts[0]["values"]
+    assert [p["verdict"] for p in pts] == [V.HOLDS, V.NOISE, V.BROKEN] and "mean_logit_diff" in pts[0]["values"]
     # a broken claim hands its numbers before its criterion decides: a point inside its band, far below the others
     assert pts[2]["values"]["mean_logit_diff"] < 0.1 * pts[0]["values"]["mean_logit_diff"]
     page = tmp_path / "art" / "report.html"
