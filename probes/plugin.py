@@ -586,7 +586,7 @@ def pytest_runtest_makereport(item, call):
                          settled.get("verdict") if rep.passed else None)
     spec = _spec(item.config, cs["model_id"])
     message = ""
-    if verdict in (V.BROKEN, V.ERROR):
+    if verdict in (V.BROKEN, V.PRECONDITION, V.ERROR):
         message = (exc.exconly() if exc is not None else str(rep.longrepr)[-600:]).split("\n")[0]
     elif verdict == V.KNOWN:
         message = rep.wasxfail

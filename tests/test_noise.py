@@ -115,7 +115,7 @@ def test_prone_claims_hold_under_another_kernel_path(tmp_path):
     env = dict(os.environ, ATEN_CPU_CAPABILITY="avx2", MKL_CBWR="AVX2", OMP_NUM_THREADS="1")
     r = subprocess.run([sys.executable, "-m", "pytest", "claims/test_grammar.py", "claims/test_neuron.py",
                         "claims/test_ioi.py", "-p", "no:cacheprovider", "-p", "no:xdist", "-o", "addopts=", "-q",
-                        "-k", "laminar or noun_verb_neurons or workflow or stand_out or head_patching",
+                        "-k", "replicates_in_this_layer or noun_verb_neurons or workflow or stand_out or few_heads",
                         "--models", "bert-organism,gpt2-organism,gemma3-270m", "--significance=floor",
                         f"--artifacts={tmp_path / 'art'}"], cwd=ROOT, env=env, capture_output=True, text=True,
                        timeout=1200)
