@@ -102,7 +102,7 @@ def floors(recorded: dict, runs: list[dict], table: dict) -> dict:
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", default=",".join(RUNS), help=f"which runs (default all: {', '.join(RUNS)})")
-    ap.add_argument("--out", default=str(ROOT / "artifacts" / "calibrate"), help="where the runs' reports go")
+    ap.add_argument("--out", default=None, help="where the runs' reports go (default <project>/artifacts/calibrate)")
     ap.add_argument("--apply-only", action="store_true", help="use the reports already in --out; run nothing")
     ap.add_argument("--dry-run", action="store_true", help="print what would be written; write nothing")
     ap.add_argument("--intervals-only", action="store_true",
@@ -114,9 +114,8 @@ def main(argv=None) -> int:
     ap.add_argument("--project", default=str(ROOT),
                     help="a claims project of one's own (its claims/ and snapshots; default this repository)")
     a, extra = ap.parse_known_args(argv)
-    out = Path(a.out).resolve() if not (a.check and a.out == ap.get_default("out")) else \
-        (ROOT / "artifacts" / "calibrate-check")
     project = Path(a.project).resolve()
+    out = Path(a.out).resolve() if a.out else project / "artifacts" / ("calibrate-check" if a.check else "calibrate")
     names = [n.strip() for n in a.runs.split(",") if n.strip()]
     bad = [n for n in names if n not in RUNS]
     if bad:
