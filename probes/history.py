@@ -283,9 +283,9 @@ def forests(results: list[dict], runs: list[dict] | None = None) -> dict[str, st
         h = r.get("headline")
         if r.get("layer") is not None or not h or h.get("value") is None:
             continue
-        if h.get("old") is not None and not r.get("baseline"):
-            rows.setdefault(r["claim"], []).append((f"{r['model']} (recorded)", h["path"], h["old"], h.get("old_ci"),
-                                                    "recorded"))
+        label = f"{r.get('baseline') or r['model']} (recorded)"  # once per registry model, candidates or not
+        if h.get("old") is not None and label not in [x[0] for x in rows.get(r["claim"], [])]:
+            rows.setdefault(r["claim"], []).append((label, h["path"], h["old"], h.get("old_ci"), "recorded"))
         rows.setdefault(r["claim"], []).append((f"{r['model']}: {r['verdict']}", h["path"], h["value"], h.get("ci"),
                                                 r["verdict"]))
     out = {}
@@ -300,7 +300,7 @@ def forests(results: list[dict], runs: list[dict] | None = None) -> dict[str, st
                 ax.plot(ci, [y, y], color=c, lw=2.5, alpha=0.8)
             ax.plot([v], [y], "o", color=c, ms=6)
         ax.set_yticks(range(len(rs)), [r[0] for r in rs][::-1], fontsize=8)
-        ax.set_xlabel(f"{rs[0][1]} (dot: value; bar: 95% bootstrap interval over the stimuli)", fontsize=8)
+        ax.set_xlabel(f"{rs[0][1]}: dot = value, bar = 95% bootstrap interval", fontsize=8)
         ax.grid(axis="x", alpha=0.3)
         ax.set_title(f"{claim}: headline effect by model", fontsize=9)
         fig.tight_layout()
