@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-HELPERS = ("boot_index", "boot_means", "boot_stat", "boot_group_moments", "boot_ttest_ind", "interval", "mean_ci",
+HELPERS = ("boot_index", "boot_means", "boot_group_moments", "boot_ttest_ind", "interval", "mean_ci",
            "resample", "top_k_stability", "fdr_counts", "fdr_masks", "rowwise_corr", "boot_counts", "boot_tuning",
            "boot_rec_sim", "margin_intervals")
 DEFAULT = "gpt2-organism,gpt-neo-organism,bert-organism,minilm,smollm2-135m,gemma3-270m"

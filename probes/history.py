@@ -208,6 +208,16 @@ def points(runs: list[dict]) -> dict[str, dict[str, list[dict]]]:
     return out
 
 
+def _png(fig) -> str:
+    """A finished figure as base64 PNG (embedded in report.html), closed afterwards."""
+    import matplotlib.pyplot as plt
+    fig.tight_layout()
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=90)
+    plt.close(fig)
+    return base64.b64encode(buf.getvalue()).decode()
+
+
 def trends(runs: list[dict], min_points: int = 2) -> dict[str, str]:
     """claim -> a PNG (base64) of its effect numbers across the runs / candidates, for each claim with a lineage
     of at least ``min_points`` points."""
@@ -254,11 +264,7 @@ def trends(runs: list[dict], min_points: int = 2) -> dict[str, str]:
             ax.grid(alpha=0.3)
         axes[0][0].legend(fontsize=7, loc="best")
         fig.suptitle(f"{claim}: effect across runs (bands: broken / error / known failure)", fontsize=10)
-        fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=90)
-        plt.close(fig)
-        out[claim] = base64.b64encode(buf.getvalue()).decode()
+        out[claim] = _png(fig)
     return out
 
 
@@ -303,9 +309,5 @@ def forests(results: list[dict], runs: list[dict] | None = None) -> dict[str, st
         ax.set_xlabel(f"{rs[0][1]}: dot = value, bar = 95% bootstrap interval", fontsize=8)
         ax.grid(axis="x", alpha=0.3)
         ax.set_title(f"{claim}: headline effect by model", fontsize=9)
-        fig.tight_layout()
-        buf = io.BytesIO()
-        fig.savefig(buf, format="png", dpi=90)
-        plt.close(fig)
-        out[claim] = base64.b64encode(buf.getvalue()).decode()
+        out[claim] = _png(fig)
     return out

@@ -95,14 +95,21 @@ def boot_index(n: int, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
     return rng(seed).integers(0, n, size=(n_boot, n))
 
 
+def _draw_counts(n: int, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
+    """(n_boot, n): how often each unit is drawn in each resample of :func:`boot_index` (a resample's sum of any
+    per-unit quantity is then one matrix product)."""
+    idx = boot_index(n, n_boot, seed)
+    counts = np.zeros((n_boot, n))
+    np.add.at(counts, (np.repeat(np.arange(n_boot), n), idx.ravel()), 1.0)
+    return counts
+
+
 def boot_means(x: np.ndarray, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
     """The mean over axis 0 of ``x`` (units first; any further axes kept) in every resample of its units, at once:
     (n_boot, *x.shape[1:]). One weighted sum per resample: a resample's mean is counts @ x / n."""
     x = np.asarray(x, dtype=np.float64)
     n = x.shape[0]
-    idx = boot_index(n, n_boot, seed)
-    counts = np.zeros((n_boot, n))
-    np.add.at(counts, (np.repeat(np.arange(n_boot), n), idx.ravel()), 1.0)
+    counts = _draw_counts(n, n_boot, seed)
     flat = x.reshape(n, -1)
     return (counts @ np.nan_to_num(flat) / n).reshape((n_boot,) + x.shape[1:])
 
@@ -125,18 +132,6 @@ def interval(draws: np.ndarray, alpha: float = ALPHA, centre=None) -> list:
 def mean_ci(x: np.ndarray, n_boot: int = N_BOOT, seed: int = 0) -> list:
     """95% bootstrap interval of the mean over axis 0 (units: prompts, words, cases...)."""
     return interval(boot_means(x, n_boot, seed))
-
-
-def boot_stat(fn, n: int, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
-    """``fn(idx)`` on every resample of n units (idx: one row of :func:`boot_index`); for statistics that are not
-    means (a median, a ratio of sums, a correlation). Returns the stacked draws."""
-    return np.stack([np.asarray(fn(i), dtype=np.float64) for i in boot_index(n, n_boot, seed)])
-
-
-def stability(draws_ids: list, ids: list) -> dict:
-    """For each recorded component id, the share of resamples whose top set contains it."""
-    sets = [set(map(str, d)) for d in draws_ids]
-    return {str(i): round(sum(str(i) in s for s in sets) / len(sets), 4) for i in ids}
 
 
 def top_k_stability(draws: np.ndarray, k: int, names: list, order: str = "abs", n_report: int | None = None) -> dict:
@@ -166,9 +161,7 @@ def boot_group_moments(x: np.ndarray, n_boot: int = N_BOOT, seed: int = 0) -> tu
     ((n_boot, C), (n_boot, C), n). Sums come from one matrix product with the resample counts (float64)."""
     x = np.asarray(x, dtype=np.float64)
     n = len(x)
-    idx = boot_index(n, n_boot, seed)
-    counts = np.zeros((n_boot, n))
-    np.add.at(counts, (np.repeat(np.arange(n_boot), n), idx.ravel()), 1.0)
+    counts = _draw_counts(n, n_boot, seed)
     s1, s2 = counts @ x, counts @ (x * x)
     m = s1 / n
     v = np.maximum(s2 - n * m * m, 0.0) / (n - 1)
