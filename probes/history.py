@@ -77,6 +77,27 @@ def packages() -> dict:
     return out
 
 
+def machine() -> dict:
+    """The machine a run or a benchmark was measured on: CPU model, cores, platform, and the GPU where one is
+    used (performance figures are meaningless without it)."""
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    out = {"cpu": cpu, "cores": os.cpu_count(), "platform": platform.platform(terse=True)}
+    try:
+        import torch
+        if torch.cuda.is_available():
+            out["gpu"] = torch.cuda.get_device_name(0)
+    except Exception:  # noqa: BLE001 - a description, never a reason to fail
+        pass
+    return out
+
+
 def lock_diff(lock: Path) -> list[str]:
     """``name locked -> installed`` for each package of a lock file (``name==version`` lines, e.g. this
     repository's constraints/ci.txt) whose installed version differs; empty when the file does not exist."""

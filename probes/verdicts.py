@@ -47,6 +47,7 @@ REPORT_VERSION = 2  # report.json's schema: 2 = verdicts measured against noise 
 EXIT_MEANING = {
     0: "every claim holds and nothing changed beyond its noise (known failures still fail as recorded)",
     1: "a claim is broken, lost its precondition, errored or newly holds (or a test outside claims/ failed)",
+    4: "usage error: an option, a registry entry or a claim's marker is wrong (the fix is named above)",
     6: "every claim holds, but an effect or a stable component changed significantly, or has no snapshot yet",
 }
 COLOURS = {HOLDS: "#d9f2d9", NOISE: "#e8f5e0", PRECONDITION: "#f3d9c9", MOVED: "#fff1c2", UNRECORDED: "#fff1c2", BROKEN: "#f8c9c9", ERROR: "#f8c9c9",

@@ -96,7 +96,7 @@ def test_nan_activations_raise_clear_error(small_models):
     def poison(x):
         x[0, 0, 0] = float("nan")
         return x
-    with pytest.raises(NumericsError, match="--dtype float32"):
+    with pytest.raises(NumericsError, match="NaN/inf values in .*float32 this is no overflow.*an edit or an input"):
         with torch.no_grad(), intervene(ad, {("mlp_act", 0): poison}), capture(ad, [("resid", 1)]):
             m(input_ids=ids())
 

@@ -217,7 +217,7 @@ def test_fresh_project_records_then_holds_and_a_damaged_candidate_breaks(install
 def test_ini_options_name_the_files_and_errors_name_the_fix(pytester):
     """claims_registry pointing at no file is a usage error naming the file; an entry with an unknown field names
     the entry and the fields; a project with no registry at all leaves the plugin idle (plain tests run, syrupy's
-    own options untouched) and a claim there is skipped with the fix."""
+    own options untouched) and a claim there is a usage error naming the fix (exit 4, never a green run)."""
     pytester.makeini("[pytest]\nclaims_registry = ours/models.toml\n")
     r = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-o", "addopts=")
     assert r.ret == 4 and "claims_registry = ours/models.toml" in r.stderr.str() and "no such file" in r.stderr.str()
@@ -233,9 +233,10 @@ def test_ini_options_name_the_files_and_errors_name_the_fix(pytester):
     pytester.makepyfile(test_plain="def test_plain():\n    assert sum([1, 1]) == 2\n",
                         test_claim="import pytest\n\n@pytest.mark.claim(id='x.y', family='x')\n"
                                    "def test_claim(lm):\n    pass\n")
-    r = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-o", "addopts=", "-rs")
-    r.assert_outcomes(passed=1, skipped=1)
-    assert "no claims registry" in r.stdout.str() and "claims_registry" in r.stdout.str()
+    r = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-o", "addopts=", "test_plain.py")
+    r.assert_outcomes(passed=1)
+    r = pytester.runpytest_subprocess("-p", "no:cacheprovider", "-o", "addopts=")
+    assert r.ret == 4 and "no claims registry" in r.stdout.str() and "claims_registry" in r.stdout.str()
 
 
 def test_a_path_option_spelt_with_a_space_is_not_taken_for_the_rootdir(pytester, tmp_path_factory):
@@ -244,7 +245,8 @@ def test_a_path_option_spelt_with_a_space_is_not_taken_for_the_rootdir(pytester,
     and names the '=' spelling, which works."""
     pytester.makeini("[pytest]\nclaims_registry = models.toml\n")
     (pytester.path / "models.toml").write_text(
-        '[models.m]\nsource = "local"\npath = "m"\nkind = "causal"\nfamilies = ["x"]\n')
+        f'[models.m]\nsource = "local"\npath = "{ROOT / "fixtures/organisms/gpt2-organism"}"\nkind = "causal"\n'
+        'families = ["x"]\n')
     pytester.makepyfile(test_plain="def test_plain():\n    assert sum([1, 1]) == 2\n")
     out = tmp_path_factory.mktemp("elsewhere")
     r = pytester.runpytest_subprocess("-p", "no:cacheprovider", "--artifacts", str(out))
