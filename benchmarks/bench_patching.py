@@ -142,7 +142,13 @@ class Flops:
         return self.blocks(rows, T, self.L) + (self.head(rows * T) if logits else 0)
 
 
+ROWS: list[dict] = []  # every row printed, for --json
+
+
 def row(name, t_loop, t_tl, t_ours, d_tl, d_ours, lim_loop, lim_tl):
+    ROWS.append({"row": name, "loop_s": t_loop, "tl_s": t_tl, "ours_s": t_ours, "loop_over_ours": t_loop / t_ours,
+                 "loop_limit": lim_loop, "tl_over_ours": t_tl / t_ours if t_tl is not None else None,
+                 "tl_limit": lim_tl if t_tl is not None else None, "max_diff_tl": d_tl, "max_diff_ours": d_ours})
     tl = f"{t_tl:8.2f}s" if t_tl is not None else "       -"
     r_tl = f"{t_tl / t_ours:5.1f}x (limit {lim_tl:5.1f}x)" if t_tl is not None else " " * 20
     dtl = f"{d_tl:.1e}" if d_tl is not None else "-"
@@ -181,8 +187,12 @@ def main() -> None:
                     help=f"runs of each method, taking turns; its fastest is shown (default {REPEAT})")
     ap.add_argument("--rows", default="heads,silencing,resid,neurons",
                     help="which gpt2-config rows to time (comma-separated; default all)")
+    ap.add_argument("--json", default=None, metavar="FILE",
+                    help="also write the rows with the command, date, machine and package versions to FILE (the "
+                         "documentation's performance page is generated from it: python scripts/docs.py)")
     a = ap.parse_args()
     REPEAT = a.repeat
+    started = time.time()
     rows = set(a.rows.split(","))
     lm = random_lm("gpt2", n_layers=12)
     ad = lm.adapter
@@ -210,6 +220,20 @@ def main() -> None:
         bench_smollm2(a.prompts, a.tokens)
     if a.agreement:
         agreement()
+    if a.json:
+        from probes.history import machine, packages
+        pk = packages()
+        try:
+            from importlib import metadata
+            pk["transformer-lens"] = metadata.version("transformer-lens")
+        except Exception:  # noqa: BLE001 - optional
+            pass
+        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
+        Path(a.json).write_text(json.dumps({
+            "command": "python benchmarks/bench_patching.py " + " ".join(sys.argv[1:]),
+            "when": time.strftime("%Y-%m-%d %H:%M", time.localtime(started)), "wall_s": round(time.time() - started, 1),
+            "threads": torch.get_num_threads(), "machine": machine(), "packages": pk, "rows": ROWS}, indent=1) + "\n")
+        print(f"wrote {a.json}")
 
 
 def head_flops(lm, P, T, prefix):

@@ -220,6 +220,33 @@ def _not_a_registry_id(spec: ModelSpec, entry: str, registry: dict[str, ModelSpe
 
 
 FIELDS = {f for f in ModelSpec.__dataclass_fields__ if f not in ("id", "root", "origin", "baseline")}
+BUILTIN = Path(__file__).resolve().parent / "builtin_models.toml"
+ACCESS = ("source", "path", "package", "subdir", "hub_id", "revision", "gguf", "gguf_parts", "gguf_sha256",
+          "made_from", "kind", "tier")  # what a builtin entry brings (a project adds families, params, expect, note)
+
+
+def builtin_models() -> dict[str, dict]:
+    """The models this package knows by id (probes/builtin_models.toml): the packaged real LMs and the pinned hub
+    reference models, with where their weights come from but no families, parameters or expectations."""
+    return tomllib.loads(BUILTIN.read_text())["models"]
+
+
+def _with_builtin(where: str, mid: str, e: dict) -> dict:
+    """A registry entry ``builtin = "<id>"``: the package's entry for that model, plus the project's own families,
+    params, expect and note. Giving a field of where the weights come from as well is an error (it would
+    silently replace the known model)."""
+    if "builtin" not in e:
+        return e
+    known = builtin_models()
+    name = e["builtin"]
+    if name not in known:
+        raise UnknownModelError(f"registry {where}, [models.{mid}]: builtin = {name!r} is not a model this package "
+                                f"knows ({', '.join(known)}); use one of them, or give source, kind and its files")
+    clash = sorted(k for k in e if k in ACCESS and k != "tier")
+    if clash:
+        raise UnknownModelError(f"registry {where}, [models.{mid}]: builtin = {name!r} brings where the weights come "
+                                f"from; remove {', '.join(clash)} (or drop builtin and describe the model yourself)")
+    return {**known[name], **{k: v for k, v in e.items() if k != "builtin"}}
 
 
 def load_registry(path: Path = REGISTRY, root: Path | None = None) -> dict[str, ModelSpec]:
@@ -231,12 +258,13 @@ def load_registry(path: Path = REGISTRY, root: Path | None = None) -> dict[str, 
     try:
         data = tomllib.loads(path.read_text())
     except FileNotFoundError:
-        raise UnknownModelError(f"registry {where} does not exist: create it (README, Writing your own claims) or "
+        raise UnknownModelError(f"registry {where} does not exist: create it (docs/writing-claims.md) or "
                                 "point the ini option claims_registry at yours") from None
     except tomllib.TOMLDecodeError as e:
         raise UnknownModelError(f"registry {where} is not valid TOML ({e}); fix the file") from None
     out = {}
     for mid, e in (data.get("models") or {}).items():
+        e = _with_builtin(where, mid, e)
         unknown = sorted(set(e) - FIELDS)
         missing = [k for k in ("source", "kind", "families") if k not in e]
         if unknown or missing:
@@ -244,7 +272,8 @@ def load_registry(path: Path = REGISTRY, root: Path | None = None) -> dict[str, 
                 f"registry {where}, [models.{mid}]: " + "; ".join(
                     ([f"unknown field(s) {', '.join(unknown)}"] if unknown else []) +
                     ([f"missing {', '.join(missing)}"] if missing else [])) +
-                f". Fields an entry may have: {', '.join(sorted(FIELDS))}")
+                f". Fields an entry may have: {', '.join(sorted(FIELDS))}, or builtin = \"<id>\" (a model this "
+                f"package knows: {', '.join(builtin_models())}) with families, params, expect and note")
         if e.get("source") == "hub" and not (e.get("hub_id") and e.get("revision")):
             raise UnknownModelError(
                 f"registry {where}, [models.{mid}]: a hub entry needs hub_id and a pinned revision (a commit hash or "
@@ -252,8 +281,7 @@ def load_registry(path: Path = REGISTRY, root: Path | None = None) -> dict[str, 
                 f"(the commit of {e.get('hub_id') or 'the model'} you recorded)")
         out[mid] = ModelSpec(id=mid, **e, root=str(root or ROOT), origin=where)
     if not out:
-        raise UnknownModelError(f"registry {where} has no [models.<id>] entry; add one (README, Writing your own "
-                                "claims)")
+        raise UnknownModelError(f"registry {where} has no [models.<id>] entry; add one (docs/writing-claims.md)")
     return out
 
 

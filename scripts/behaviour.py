@@ -1,4 +1,4 @@
-"""Print each model's behaviour on the templated stimulus sets (README's models table).
+"""Print each model's behaviour on the templated stimulus sets (the models table of docs/models.md).
 
     python scripts/behaviour.py [model ...]      # default: every registry model available offline
 

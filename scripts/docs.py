@@ -1,0 +1,420 @@
+"""Regenerate the documentation's generated pages from the code and from measured runs (never typed by hand).
+
+    python scripts/docs.py                       # catalogue, performance page, architecture figure, README's figures
+    python scripts/docs.py --check               # exit 1 naming each generated page that is stale (tests run it)
+    python scripts/docs.py --figures artifacts   # also copy each claim's figure from a run's artifacts folder
+    python scripts/docs.py --run artifacts/report.json   # take the suite's run time from a claims run
+    python scripts/docs.py --drill DIR/report.json       # README's drill table from a candidate run
+    python benchmarks/bench_patching.py --smollm2 --json docs/data/bench_patching.json   # the benchmark's table
+
+What it writes:
+
+* ``docs/catalogue/index.md`` and one page per claim family (``docs/catalogue/<family>.md``): from the claim
+  markers (id, family, source, null, criterion, kinds), the test functions' docstrings and the claims modules'
+  docstrings, and per model of ``fixtures/models.toml`` whether the claim runs there and the registry's known
+  failures with their measured numbers; each claim's figure from ``docs/catalogue/figures/`` (``--figures``).
+* ``docs/performance.md``: from ``docs/data/claims_run.json`` (``--run``: a claims run's report.json, its wall
+  time, tests, per-model time, command, date, machine and packages) and ``docs/data/bench_patching.json``.
+* ``docs/assets/architecture.png``: the layers of ``probes`` and the imports between its modules, read from the
+  code.
+* the lines of README.md between ``<!-- generated: NAME -->`` and ``<!-- /generated -->``.
+"""
+from __future__ import annotations
+
+import argparse
+import ast
+import json
+import re
+import shutil
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from probes.registry import load_registry  # noqa: E402
+
+DOCS = ROOT / "docs"
+CAT = DOCS / "catalogue"
+DATA = DOCS / "data"
+FAMILY_TITLES = {"grammar": "Noun/verb-tuned MLP neurons", "ioi": "Attention heads that carry IOI",
+                 "lesion": "Him/her neurons and lesioning", "neuron": "The tall/short neuron investigation",
+                 "recommender": "MLP-projection recommendations"}
+FAMILY_SOURCES = {"grammar": "GPT-Neo-125M, seed 000", "ioi": "GPT-2, seed 004; Wang et al. 2022",
+                  "lesion": "BERT-large, seed 001", "neuron": "GPT-2-large L25.N4413, seed 002; Miller & Neo 2023",
+                  "recommender": "GPT-2, seed 003"}
+# the layers of the package (docs/architecture.md); every module of probes/ must be in one
+LAYERS = {
+    "model access": ["registry", "loading", "gguf", "adapters", "hooks", "tokens"],
+    "analyses": ["grammar", "ioi", "lesion", "neuron", "recommender", "stats", "figures"],
+    "the suite": ["plugin", "snapshot", "drift", "verdicts", "history", "merge", "errors"],
+}
+# the model whose figure illustrates a claim in the catalogue: the first of these that runs it and where it holds
+FIGURE_MODELS = ["smollm2-135m", "gemma3-270m", "minilm", "gpt2-organism", "bert-organism", "gpt-neo-organism"]
+
+
+def claims() -> list[dict]:
+    """Every claim of claims/, in file order: its marker's keywords, docstring and whether it is per layer."""
+    out = []
+    for f in sorted((ROOT / "claims").glob("test_*.py")):
+        body = ast.parse(f.read_text()).body
+        consts = {}  # module-level NAME = <literal> (e.g. FAMILY = "grammar"), as the markers use them
+        for node in body:
+            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+                try:
+                    consts[node.targets[0].id] = ast.literal_eval(node.value)
+                except ValueError:
+                    pass
+        value = lambda v: consts[v.id] if isinstance(v, ast.Name) else ast.literal_eval(v)  # noqa: E731
+        for node in body:
+            if not isinstance(node, ast.FunctionDef):
+                continue
+            for dec in node.decorator_list:
+                if isinstance(dec, ast.Call) and getattr(dec.func, "attr", "") == "claim":
+                    kw = {k.arg: value(k.value) for k in dec.keywords}
+                    out.append({**kw, "kinds": kw.get("kinds"), "file": f.name, "test": node.name,
+                                "per_layer": any(a.arg == "layer" for a in node.args.args),
+                                "doc": ast.get_docstring(node) or ""})
+    return out
+
+
+def family_doc(family: str) -> str:
+    f = ROOT / "claims" / f"test_{family}.py"
+    return ast.get_docstring(ast.parse(f.read_text())) or "" if f.exists() else ""
+
+
+def cell(c: dict, m) -> str:
+    """``holds`` (a snapshot is recorded: recorded only when the claim passed), ``holds in k layers``, ``known
+    failure`` (the registry's, with its numbers on the family's page), ``not measured`` (it runs there, but no
+    snapshot is recorded: a reference model without its weights here), ``-`` (the family or kind does not apply)."""
+    if c["family"] not in m.families or (c["kinds"] and m.kind not in c["kinds"]):
+        return "-"
+    if c["id"] in m.expectation(c["family"]).get("known_failures", {}):
+        return "known failure"
+    folder = ROOT / "snapshots" / c["file"].removesuffix(".py")
+    if c["per_layer"]:
+        n = len(list(folder.glob(f"{glob_escape(c['test'])}[[]{glob_escape(m.id)}-L*].json")))
+        return f"holds in {n} layers" if n else "not measured"
+    return "holds" if (folder / f"{c['test']}[{m.id}].json").exists() else "not measured"
+
+
+def glob_escape(s: str) -> str:
+    return re.sub(r"([\[\]*?])", r"[\1]", s)
+
+
+def _md(s: str) -> str:
+    return str(s).replace("|", "\\|").replace("\n", " ")
+
+
+def catalogue_pages() -> dict[Path, str]:
+    reg = list(load_registry().values())
+    cs = claims()
+    fams = list(dict.fromkeys(c["family"] for c in cs))
+    pages = {}
+    idx = ["# Claims catalogue", "",
+           "<!-- generated by python scripts/docs.py from the claim markers, docstrings and fixtures/models.toml -->",
+           "",
+           "Every claim of `claims/`, one page per family. A cell says whether the claim runs on that model of "
+           "`fixtures/models.toml` and what was recorded: `holds` (a snapshot is recorded, which happens only when the "
+           "claim passed; `holds in k layers` for a per-layer claim), `known failure` where the registry records "
+           "that it does not hold there (the family's page gives the measured numbers), `not measured` where it runs "
+           "but nothing is recorded (the reference models `gpt2`, `gpt2-large`, `gpt-neo-125m`, "
+           "`bert-large-uncased` run where their weights are in the local hub cache), `-` where the family or kind "
+           "does not apply.", ""]
+    idx.append("| claim | family | " + " | ".join(m.id for m in reg) + " |")
+    idx.append("|---|---|" + "---|" * len(reg))
+    for c in cs:
+        idx.append(f"| [`{c['id']}`]({c['family']}.md#{anchor(c['id'])}) | {c['family']} | "
+                   + " | ".join(cell(c, m) for m in reg) + " |")
+    pages[CAT / "index.md"] = "\n".join(idx) + "\n"
+    for fam in fams:
+        doc = family_doc(fam)
+        lines = [f"# {FAMILY_TITLES.get(fam, fam)} (`{fam}`)", "",
+                 "<!-- generated by python scripts/docs.py from claims/ and fixtures/models.toml -->", "",
+                 doc.split("\n\n")[0].replace("\n", " "), "", "\n\n".join(doc.split("\n\n")[1:]).strip(), ""]
+        for c in (c for c in cs if c["family"] == fam):
+            lines += [f"## `{c['id']}`", "", c["doc"].strip(), "",
+                      f"- **Source:** {c.get('source', '')}", f"- **Null control:** {c.get('null', '')}",
+                      f"- **Criterion:** {c.get('criterion', '')}",
+                      f"- **Test:** `claims/{c['file']}::{c['test']}`" + (" (one test per layer)" if c["per_layer"]
+                                                                          else ""), ""]
+            runs = [m for m in reg if cell(c, m) != "-"]
+            lines += ["| model | tier | recorded verdict |", "|---|---|---|"]
+            lines += [f"| {m.id} | {m.tier} | {cell(c, m)} |" for m in runs]
+            rest = [m.id for m in reg if m not in runs]
+            lines += [""] + ([f"Not for {', '.join(rest)} (family or kind)." , ""] if rest else [])
+            known = [(m.id, m.expectation(fam)["known_failures"][c["id"]]) for m in reg
+                     if c["id"] in m.expectation(fam).get("known_failures", {})]
+            if known:
+                lines += ["Known failures (registry, with the measured numbers):", ""]
+                lines += [f"- **{mid}**: {_md(why)}" for mid, why in known] + [""]
+            fig = CAT / "figures" / f"{c['id']}.png"
+            text = fig.with_suffix(".md")
+            if not fig.exists() and text.exists():
+                src = json.loads(fig.with_suffix(".json").read_text())["model"]
+                body = [ln for ln in text.read_text().splitlines() if ln.strip()]
+                lines += [f"The claim's artifact on {src} (`artifacts/<model>/{c['id']}.md`), its first lines:", ""]
+                lines += ["> " + body[0].lstrip("# ")] + [">", *("> " + ln for ln in body[1:11])] + [""]
+            if fig.exists():
+                src = json.loads(fig.with_suffix(".json").read_text())["model"] if fig.with_suffix(".json").exists() \
+                    else "a model of the registry"
+                lines += [f"![{c['id']} on {src}](figures/{c['id']}.png)", "",
+                          f"*The claim's figure on {src}, from `python scripts/docs.py --figures <artifacts>`.*", ""]
+        pages[CAT / f"{fam}.md"] = "\n".join(lines).rstrip() + "\n"
+    return pages
+
+
+def anchor(claim_id: str) -> str:
+    """MkDocs' heading id of ``## `claim.id` ``."""
+    return re.sub(r"[^a-z0-9_\-]", "", claim_id.lower().replace(" ", "-"))
+
+
+def copy_figures(artifacts: Path) -> list[str]:
+    """Each claim's figure from a run's artifacts folder, taken from the first model of FIGURE_MODELS that runs
+    it without a known failure; returns the claims without one."""
+    reg = load_registry()
+    (CAT / "figures").mkdir(parents=True, exist_ok=True)
+    missing = []
+    for c in claims():
+        for mid in FIGURE_MODELS + list(reg):
+            m = reg.get(mid)
+            png = artifacts / mid / f"{c['id']}.png"
+            if not png.is_file():  # a claim whose artifact is text (neuron.top_contexts: the top contexts)
+                png = artifacts / mid / f"{c['id']}.md"
+            if m is not None and cell(c, m).startswith("holds") and png.is_file():
+                shutil.copy(png, CAT / "figures" / f"{c['id']}{png.suffix}")
+                (CAT / "figures" / f"{c['id']}.json").write_text(json.dumps({"model": mid}) + "\n")
+                break
+        else:
+            missing.append(c["id"])
+    return missing
+
+
+def import_run(report: Path) -> None:
+    """docs/data/claims_run.json from a claims run's report.json: wall time, tests and time per model, verdicts."""
+    r = json.loads(report.read_text())
+    meta = r["meta"]
+    per_model: dict[str, list] = {}
+    for x in r["results"]:
+        per_model.setdefault(x["model"], []).append(x.get("duration") or 0.0)
+    verdicts: dict[str, int] = {}
+    for x in r["results"]:
+        verdicts[x["verdict"]] = verdicts.get(x["verdict"], 0) + 1
+    out = {"command": meta.get("command"), "when": meta.get("when"), "wall_s": meta.get("wall_s"),
+           "machine": meta.get("machine"), "packages": meta.get("packages"), "exit_status": r.get("exit_status"),
+           "tests": len(r["results"]), "verdicts": verdicts,
+           "per_model": {m: {"tests": len(d), "test_s": round(sum(d), 1)} for m, d in per_model.items()}}
+    DATA.mkdir(parents=True, exist_ok=True)
+    (DATA / "claims_run.json").write_text(json.dumps(out, indent=1) + "\n")
+
+
+def import_drill(report: Path, width: int = 116) -> None:
+    """docs/data/drill.json from a drill run's report.json (a candidate against its recorded findings): the head of
+    its terminal verdict table, the command, date, machine and packages."""
+    from probes import verdicts as V
+    r = json.loads(report.read_text())
+    table = V.terminal_lines(r["results"])
+    n = next(i for i, ln in enumerate(table) if ln.startswith("verdicts ("))
+    lines = [ln[:width].rstrip() for ln in table]
+    meta = r["meta"]
+    DATA.mkdir(parents=True, exist_ok=True)
+    (DATA / "drill.json").write_text(json.dumps({
+        "command": meta.get("command"), "when": meta.get("when"), "wall_s": meta.get("wall_s"),
+        "machine": meta.get("machine"), "packages": meta.get("packages"), "exit_status": r.get("exit_status"),
+        "rows": n - 2, "lines": lines}, indent=1) + "\n")
+
+
+def _versions(d: dict) -> str:
+    p = d.get("packages") or {}
+    return ", ".join(f"{k} {p[k]}" for k in ("torch", "transformers") if k in p)
+
+
+def _mmss(s: float) -> str:
+    return f"{int(s // 60)} min {int(round(s % 60))} s" if s >= 60 else f"{s:.0f} s"
+
+
+def _where(d: dict) -> str:
+    m, p = d.get("machine") or {}, d.get("packages") or {}
+    pk = ", ".join(f"{k} {v}" for k, v in p.items())
+    return (f"`{d.get('command')}`, {d.get('when')}, on {m.get('cores')} cores of {m.get('cpu')} "
+            f"({m.get('platform')}{', GPU ' + m['gpu'] if m.get('gpu') else ''}); {pk}")
+
+
+def performance_page() -> str:
+    lines = ["# Performance", "",
+             "<!-- generated by python scripts/docs.py from docs/data/*.json; never typed -->", "",
+             "Every figure here comes from a file in `docs/data/`, written by the command named beside it, with the "
+             "date, machine and package versions of that run. Run times on shared machines vary by 10% or more "
+             "between runs of the same code.", ""]
+    run = DATA / "claims_run.json"
+    if run.exists():
+        d = json.loads(run.read_text())
+        lines += ["## The claims run", "",
+                  f"{d['tests']} claim tests in **{_mmss(d['wall_s'])}** (wall time of the pytest process), exit "
+                  f"status {d['exit_status']}; verdicts: "
+                  + ", ".join(f"{n} {v}" for v, n in sorted(d["verdicts"].items(), key=lambda x: -x[1])) + ".", "",
+                  f"Measured by {_where(d)}. Regenerate: run the command with `--artifacts=DIR`, then "
+                  "`python scripts/docs.py --run DIR/report.json`.", "",
+                  "| model | tests | time in its tests (s) |", "|---|---|---|"]
+        for m, v in sorted(d["per_model"].items(), key=lambda x: -x[1]["test_s"]):
+            lines.append(f"| {m} | {v['tests']} | {v['test_s']:.1f} |")
+        lines += ["", "Under `-n auto` each model's tests run as one xdist group (two for the slowest models), its "
+                  "load shared by its claims, so the wall time is far below the sum of the column.", ""]
+    bench = DATA / "bench_patching.json"
+    if bench.exists():
+        d = json.loads(bench.read_text())
+        lines += ["## Batched patching against the seed's loop and TransformerLens", "",
+                  f"Measured by {_where(d)}; {d['threads']} threads; the whole benchmark took {_mmss(d['wall_s'])}. "
+                  "Each ratio has beside it the ratio the two methods' FLOPs allow (the benchmark's docstring gives the "
+                  "count). Loops whose components each cost one whole forward are timed on a regular subset and "
+                  "scaled; each method's fastest of its runs is shown.", "",
+                  "| row | loop (s) | TransformerLens (s) | ours (s) | loop / ours (FLOP limit) | TL / ours (FLOP limit) "
+                  "| max abs diff from the loop: TL, ours |", "|---|---|---|---|---|---|---|"]
+        for r in d["rows"]:
+            tl = f"{r['tl_s']:.2f}" if r.get("tl_s") is not None else "-"
+            rtl = f"{r['tl_over_ours']:.1f}x ({r['tl_limit']:.1f}x)" if r.get("tl_over_ours") is not None else "-"
+            dtl = f"{r['max_diff_tl']:.1e}" if r.get("max_diff_tl") is not None else "-"
+            lines.append(f"| {r['row']} | {r['loop_s']:.2f} | {tl} | {r['ours_s']:.2f} | "
+                         f"{r['loop_over_ours']:.1f}x ({r['loop_limit']:.1f}x) | {rtl} | {dtl}, {r['max_diff_ours']:.1e} |")
+        lines.append("")
+    lines += ["## What the benchmark measures", "", bench_doc(), ""]
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def bench_doc() -> str:
+    doc = ast.get_docstring(ast.parse((ROOT / "benchmarks" / "bench_patching.py").read_text())) or ""
+    return "\n\n".join(doc.split("\n\n")[1:])
+
+
+def readme_blocks() -> dict[str, str]:
+    """The generated lines of README.md, by block name."""
+    out = {}
+    run = DATA / "claims_run.json"
+    if run.exists():
+        d = json.loads(run.read_text())
+        m = d.get("machine") or {}
+        out["run-time"] = (f"The default run ({d['tests']} claim tests) took {_mmss(d['wall_s'])} on {m.get('cores')} "
+                           f"CPU cores ({m.get('cpu')}) on {d['when'][:10]} with {_versions(d)} "
+                           "([performance](docs/performance.md) has the command and every version).")
+    drill = DATA / "drill.json"
+    if drill.exists():
+        d = json.loads(drill.read_text())
+        m = d.get("machine") or {}
+        shown = min(10, d["rows"])
+        where = (f"`{d['command']}` on {d['when'][:10]}, {m.get('cores')} CPU cores, {_versions(d)}, "
+                 f"{_mmss(d['wall_s'])}; exit status {d['exit_status']}")
+        out["drill"] = "\n".join(["    " + ln for ln in d["lines"][:shown + 2]] + [
+            "", f"({shown} of {d['rows']} rows, cut at 116 characters; {where}.)"])
+        out["drill-full"] = "\n".join(["    " + ln for ln in d["lines"]] + ["", f"({where}; cut at 116 characters.)"])
+    cs = claims()
+    out["families"] = "\n".join(
+        f"- [**{fam}**](docs/catalogue/{fam}.md) ({sum(c['family'] == fam for c in cs)} claims): "
+        f"{FAMILY_TITLES.get(fam, fam).lower()} ({FAMILY_SOURCES.get(fam, 'see its page')})"
+        for fam in dict.fromkeys(c["family"] for c in cs))
+    return out
+
+
+def with_blocks(path: Path) -> str:
+    """``path``'s text with its ``<!-- generated: NAME -->`` blocks filled in."""
+    text = path.read_text()
+    for name, body in readme_blocks().items():
+        text = re.sub(rf"(<!-- generated: {name} -->\n).*?(\n<!-- /generated -->)",
+                      lambda m: m.group(1) + body + m.group(2), text, flags=re.S)
+    return text
+
+
+def architecture_figure(path: Path) -> None:
+    """The layers of probes/ as three bands of boxes, with an arrow for each import between two modules of
+    different layers (read from the code)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+    mods = {p.stem for p in (ROOT / "probes").glob("*.py") if p.stem != "__init__"}
+    placed = {m for ms in LAYERS.values() for m in ms}
+    if mods - placed:
+        raise SystemExit(f"scripts/docs.py: modules {sorted(mods - placed)} are in no layer of LAYERS; add them")
+    imports = {}
+    for m in mods:
+        tree = ast.parse((ROOT / "probes" / f"{m}.py").read_text())
+        deps = set()
+        for n in ast.walk(tree):
+            if isinstance(n, ast.ImportFrom) and n.level == 1:
+                if n.module:
+                    deps.add(n.module.split(".")[0])
+                else:
+                    deps |= {a.name for a in n.names}
+        imports[m] = sorted(d for d in deps if d in mods and d != m)
+    pos = {}
+    fig, ax = plt.subplots(figsize=(12, 6.2))
+    ys = {"the suite": 2.0, "analyses": 1.0, "model access": 0.0}
+    colours = {"the suite": "#dbe9f6", "analyses": "#e6f4e1", "model access": "#fbeede"}
+    for layer, ms in LAYERS.items():
+        y = ys[layer]
+        ax.add_patch(plt.Rectangle((-0.6, y - 0.32), 12.0, 0.64, color=colours[layer], zorder=0))
+        ax.text(-0.5, y + 0.24, layer, fontsize=11, weight="bold", va="center")
+        for i, m in enumerate(ms):
+            x = 0.9 + i * (10.2 / max(1, len(ms) - 1)) if len(ms) > 1 else 5.5
+            pos[m] = (x, y)
+            ax.text(x, y - 0.05, m, ha="center", va="center", fontsize=10, zorder=3,
+                    bbox=dict(boxstyle="round,pad=0.3", fc="white", ec="#555555"))
+    layer_of = {m: layer for layer, ms in LAYERS.items() for m in ms}
+    for m, deps in imports.items():
+        for d in deps:
+            if layer_of[m] == layer_of[d]:
+                continue
+            (x0, y0), (x1, y1) = pos[m], pos[d]
+            ax.annotate("", xy=(x1, y1 + (0.17 if y1 < y0 else -0.17)), xytext=(x0, y0 + (-0.17 if y1 < y0 else 0.17)),
+                        arrowprops=dict(arrowstyle="->", color="#888888", lw=0.7, alpha=0.7), zorder=1)
+    ax.set_xlim(-0.7, 11.5)
+    ax.set_ylim(-0.45, 2.45)
+    ax.axis("off")
+    ax.set_title("probes/: the modules by layer; an arrow is an import across layers (generated from the code)",
+                 fontsize=11)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def generated() -> dict[Path, str]:
+    pages = catalogue_pages()
+    pages[DOCS / "performance.md"] = performance_page()
+    for p in (ROOT / "README.md", DOCS / "drill.md"):
+        pages[p] = with_blocks(p)
+    return pages
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--check", action="store_true", help="exit 1 if a generated page differs from what is on disk")
+    ap.add_argument("--figures", type=Path, help="copy each claim's figure from this run's artifacts folder")
+    ap.add_argument("--run", type=Path, help="a claims run's report.json: the performance page's run time")
+    ap.add_argument("--drill", type=Path, help="a drill run's report.json: README's verdict table")
+    a = ap.parse_args()
+    if a.check:
+        stale = [p for p, text in generated().items() if not p.exists() or p.read_text() != text]
+        stale += [CAT / "figures" / f"{c['id']}.png" for c in claims()
+                  if not any((CAT / "figures" / f"{c['id']}{x}").exists() for x in (".png", ".md"))]
+        for p in stale:
+            print(f"stale or missing: {p.relative_to(ROOT)}")
+        if stale:
+            print("regenerate with: python scripts/docs.py (figures: --figures <a run's artifacts folder>)")
+        return 1 if stale else 0
+    if a.figures:
+        missing = copy_figures(a.figures)
+        if missing:
+            print(f"no figure in {a.figures} for: {', '.join(missing)}")
+    if a.run:
+        import_run(a.run)
+    if a.drill:
+        import_drill(a.drill)
+    for p, text in generated().items():
+        p.parent.mkdir(parents=True, exist_ok=True)
+        if not p.exists() or p.read_text() != text:
+            p.write_text(text)
+            print(f"wrote {p.relative_to(ROOT)}")
+    architecture_figure(DOCS / "assets" / "architecture.png")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
