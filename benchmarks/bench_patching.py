@@ -143,12 +143,15 @@ class Flops:
 
 
 ROWS: list[dict] = []  # every row printed, for --json
+JSON: list = [None, 0.0]  # --json FILE and the start time (the file is rewritten after every row)
+COMPLETE = [False]        # whether every requested row was measured
 
 
 def row(name, t_loop, t_tl, t_ours, d_tl, d_ours, lim_loop, lim_tl):
     ROWS.append({"row": name, "loop_s": t_loop, "tl_s": t_tl, "ours_s": t_ours, "loop_over_ours": t_loop / t_ours,
                  "loop_limit": lim_loop, "tl_over_ours": t_tl / t_ours if t_tl is not None else None,
                  "tl_limit": lim_tl if t_tl is not None else None, "max_diff_tl": d_tl, "max_diff_ours": d_ours})
+    write_json(*JSON)
     tl = f"{t_tl:8.2f}s" if t_tl is not None else "       -"
     r_tl = f"{t_tl / t_ours:5.1f}x (limit {lim_tl:5.1f}x)" if t_tl is not None else " " * 20
     dtl = f"{d_tl:.1e}" if d_tl is not None else "-"
@@ -193,6 +196,7 @@ def main() -> None:
     a = ap.parse_args()
     REPEAT = a.repeat
     started = time.time()
+    JSON[:] = [a.json, started]
     rows = set(a.rows.split(","))
     lm = random_lm("gpt2", n_layers=12)
     ad = lm.adapter
@@ -220,7 +224,16 @@ def main() -> None:
         bench_smollm2(a.prompts, a.tokens)
     if a.agreement:
         agreement()
+    COMPLETE[0] = True
+    write_json(a.json, started)
     if a.json:
+        print(f"wrote {a.json}")
+
+
+def write_json(path: str | None, started: float) -> None:
+    """--json: the rows measured so far, with the command, date, machine and package versions (written after every
+    row, so that an interrupted run keeps what it measured)."""
+    if path:
         from probes.history import machine, packages
         pk = packages()
         try:
@@ -228,12 +241,12 @@ def main() -> None:
             pk["transformer-lens"] = metadata.version("transformer-lens")
         except Exception:  # noqa: BLE001 - optional
             pass
-        Path(a.json).parent.mkdir(parents=True, exist_ok=True)
-        Path(a.json).write_text(json.dumps({
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+        Path(path).write_text(json.dumps({
             "command": "python benchmarks/bench_patching.py " + " ".join(sys.argv[1:]),
             "when": time.strftime("%Y-%m-%d %H:%M", time.localtime(started)), "wall_s": round(time.time() - started, 1),
-            "threads": torch.get_num_threads(), "machine": machine(), "packages": pk, "rows": ROWS}, indent=1) + "\n")
-        print(f"wrote {a.json}")
+            "threads": torch.get_num_threads(), "machine": machine(), "packages": pk, "rows": ROWS,
+            "complete": COMPLETE[0]}, indent=1) + "\n")
 
 
 def head_flops(lm, P, T, prefix):

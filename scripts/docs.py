@@ -38,14 +38,17 @@ CAT = DOCS / "catalogue"
 DATA = DOCS / "data"
 FAMILY_TITLES = {"grammar": "Noun/verb-tuned MLP neurons", "ioi": "Attention heads that carry IOI",
                  "lesion": "Him/her neurons and lesioning", "neuron": "The tall/short neuron investigation",
-                 "recommender": "MLP-projection recommendations"}
+                 "recommender": "MLP-projection recommendations",
+                 "induction": "Previous-token and induction heads", "sinks": "Attention sinks and massive activations"}
 FAMILY_SOURCES = {"grammar": "GPT-Neo-125M, seed 000", "ioi": "GPT-2, seed 004; Wang et al. 2022",
                   "lesion": "BERT-large, seed 001", "neuron": "GPT-2-large L25.N4413, seed 002; Miller & Neo 2023",
-                  "recommender": "GPT-2, seed 003"}
+                  "recommender": "GPT-2, seed 003",
+                  "induction": "Elhage et al. 2021; Olsson et al. 2022; replicated across model families",
+                  "sinks": "Xiao et al. 2023; Sun et al. 2024; replicated across model families"}
 # the layers of the package (docs/architecture.md); every module of probes/ must be in one
 LAYERS = {
     "model access": ["registry", "loading", "gguf", "adapters", "hooks", "tokens"],
-    "analyses": ["grammar", "ioi", "lesion", "neuron", "recommender", "stats", "figures"],
+    "analyses": ["grammar", "ioi", "lesion", "neuron", "recommender", "attention", "stats", "figures"],
     "the suite": ["plugin", "snapshot", "drift", "verdicts", "history", "merge", "errors"],
 }
 # the model whose figure illustrates a claim in the catalogue: the first of these that runs it and where it holds
@@ -263,6 +266,7 @@ def performance_page() -> str:
     if bench.exists():
         d = json.loads(bench.read_text())
         lines += ["## Batched patching against the seed's loop and TransformerLens", "",
+                  ("" if d.get("complete", True) else "*An interrupted run: only the rows below were measured.* ") +
                   f"Measured by {_where(d)}; {d['threads']} threads; the whole benchmark took {_mmss(d['wall_s'])}. "
                   "Each ratio has beside it the ratio the two methods' FLOPs allow (the benchmark's docstring gives the "
                   "count). Loops whose components each cost one whole forward are timed on a regular subset and "

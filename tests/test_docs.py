@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.test_drill import chromium
+from tests.test_history import browser, rendered
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -57,27 +57,15 @@ def test_the_site_builds_strictly_and_renders_in_a_browser(tmp_path):
                        capture_output=True, text=True, timeout=600,
                        env={**os.environ, "NO_MKDOCS_2_WARNING": "1"})
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
-    browser = chromium()
-    if browser is None:
-        if os.environ.get("CI"):
-            pytest.fail("chromium is not installed (`apt-get install chromium`; .ci/run installs it)")
-        pytest.skip("needs chromium (`apt-get install chromium`) to render the site")
-    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-             "--disable-background-networking", "--disable-extensions", f"--user-data-dir={tmp_path / 'profile'}"]
-
-    def dom(page: Path) -> str:
-        return subprocess.run(flags + ["--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
-                              capture_output=True, text=True, timeout=120).stdout
-
-    start = dom(site / "index.html")
+    start = rendered(site / "index.html", tmp_path)
     assert "interp-claims" in start and "Where to go next" in start, start[:1000]
     assert re.search(r'<img[^>]+src="assets/report.png"', start)
-    api = dom(site / "reference" / "suite" / "index.html")
+    api = rendered(site / "reference" / "suite" / "index.html", tmp_path)
     # mkdocstrings rendered the plugin's fixtures and the verdicts module from their docstrings
     assert "claim_snapshot" in api and "probes.verdicts" in api and "exit_status" in api, api[:1000]
     shot = tmp_path / "start.png"
-    subprocess.run(flags + ["--window-size=1200,1400", f"--screenshot={shot}", (site / "index.html").as_uri()],
-                   capture_output=True, timeout=120)
+    subprocess.run(browser(tmp_path) + ["--window-size=1200,1400", f"--screenshot={shot}",
+                                        (site / "index.html").as_uri()], capture_output=True, timeout=120)
     import matplotlib.image as mpimg
     img = mpimg.imread(shot)
     assert img.shape[0] == 1400 and img[..., :3].std() > 0.05  # a rendered page, not a blank one

@@ -28,17 +28,21 @@ def claims(tmp: Path, *args: str, files=("claims/test_ioi.py",)) -> subprocess.C
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
 
 
-def rendered(page: Path, tmp: Path) -> str | None:
-    """The page's DOM after a headless Chromium loaded it (None without chromium, outside CI)."""
+def browser(tmp: Path) -> list[str]:
+    """A headless Chromium command line (a failure in CI without chromium, a skip elsewhere)."""
     from tests.test_drill import chromium
-    browser = chromium()
-    if browser is None:
+    found = chromium()
+    if found is None:
         if os.environ.get("CI"):
             pytest.fail("chromium is not installed (`apt-get install chromium`; .ci/run installs it)")
-        pytest.skip("needs chromium (`apt-get install chromium`) to render the HTML report")
-    flags = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
-             "--disable-background-networking", "--disable-extensions", f"--user-data-dir={tmp / 'profile'}"]
-    return subprocess.run(flags + ["--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
+        pytest.skip("needs chromium (`apt-get install chromium`) to render the page")
+    return [found, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+            "--disable-background-networking", "--disable-extensions", f"--user-data-dir={tmp / 'profile'}"]
+
+
+def rendered(page: Path, tmp: Path) -> str:
+    """The page's DOM after a headless Chromium loaded it."""
+    return subprocess.run(browser(tmp) + ["--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
                           capture_output=True, text=True, timeout=120).stdout
 
 
