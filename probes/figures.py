@@ -646,3 +646,101 @@ def neuron_workflow(title: str, inv, drop: float, null: np.ndarray, p: float):
     fig.suptitle(title, fontweight="bold")
     fig.tight_layout()
     return fig
+
+
+# --------------------------------------------------------------------------------------- attention (induction, sinks)
+def head_scores(title: str, score: np.ndarray, null_max: float, threshold: float, label: str, marked=()):
+    """A (layers, heads) score map beside the sorted scores of all heads against the random-init copies' maximum
+    and the criterion's threshold (previous-token and induction scores)."""
+    fig = plt.figure(figsize=(11, 4))
+    gs = GridSpec(1, 2, width_ratios=[1.1, 1], figure=fig)
+    ax = fig.add_subplot(gs[0])
+    im = ax.imshow(score.T, aspect="auto", origin="lower", cmap="viridis", vmin=0, vmax=1)
+    for layer, h in marked:
+        ax.add_patch(plt.Rectangle((layer - 0.5, h - 0.5), 1, 1, fill=False, ec="r", lw=1.5))
+    ax.set_xlabel("Layer")
+    ax.set_ylabel("Head")
+    ax.set_title(f"A) {label} per head (red: recorded heads)")
+    fig.colorbar(im, ax=ax)
+    ax = fig.add_subplot(gs[1])
+    s = np.sort(score.ravel())[::-1]
+    ax.plot(s, "o-", ms=3, color="#1f77b4", label="trained model")
+    ax.axhline(null_max, color="#999", ls="--", label=f"random-init copies' max ({null_max:.3f})")
+    ax.axhline(threshold, color="r", ls=":", label=f"threshold {threshold}")
+    ax.set_xlabel("Heads, sorted")
+    ax.set_ylabel(label)
+    ax.set_ylim(0, 1)
+    ax.legend(fontsize=8)
+    ax.set_title("B) Sorted scores vs the null")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def permutation_bars(title: str, observed: float, null: np.ndarray, xlabel: str, observed_label: str):
+    """The observed effect of an ablation against the effects of random ablations of as many heads."""
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    ax.hist(null, bins=min(20, max(5, len(null) // 2)), color="#999", label=f"random heads ({len(null)} draws)")
+    ax.axvline(observed, color="r", lw=2, label=observed_label)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel("Draws")
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig
+
+
+def loss_repeats(title: str, first: np.ndarray, second: np.ndarray, null_drops: list[float]):
+    """Per-sequence loss on the first and the second repeat, with the random-init copies' drops."""
+    fig, ax = plt.subplots(figsize=(7, 3.6))
+    x = np.arange(len(first))
+    ax.plot(x, first, "o-", color="#999", label="first repeat")
+    ax.plot(x, second, "o-", color="#c44", label="second repeat")
+    ax.set_xlabel("Sequence")
+    ax.set_ylabel("Next-token loss (nats)")
+    ax.legend(fontsize=8)
+    ax.set_title(f"{title}\nloss drop {np.mean(first - second):.2f} nats; random-init copies: "
+                 f"{', '.join(f'{d:.2f}' for d in null_drops)}", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def sink_map(title: str, sink: np.ndarray, null_share: float, threshold: float):
+    """Mean attention to the first token per (layer, head), and the share of heads above the threshold per layer."""
+    fig = plt.figure(figsize=(11, 4))
+    gs = GridSpec(1, 2, width_ratios=[1.1, 1], figure=fig)
+    ax = fig.add_subplot(gs[0])
+    im = ax.imshow(sink.T, aspect="auto", origin="lower", cmap="magma", vmin=0, vmax=1)
+    ax.set_xlabel("Layer")
+    ax.set_ylabel("Head")
+    ax.set_title("A) Mean attention to the first token")
+    fig.colorbar(im, ax=ax)
+    ax = fig.add_subplot(gs[1])
+    ax.bar(np.arange(sink.shape[0]), (sink > threshold).mean(1), color="#7b3294")
+    ax.axhline((sink > threshold).mean(), color="k", ls="--", label=f"all heads: {(sink > threshold).mean():.0%}")
+    ax.axhline(null_share, color="#999", ls=":", label=f"random-init copies: {null_share:.0%}")
+    ax.set_ylim(0, 1)
+    ax.set_xlabel("Layer")
+    ax.set_ylabel(f"Share of heads > {threshold}")
+    ax.legend(fontsize=8)
+    ax.set_title("B) Sink heads per layer")
+    fig.suptitle(title)
+    fig.tight_layout()
+    return fig
+
+
+def massive_activations(title: str, top: np.ndarray, median: np.ndarray, null_top: np.ndarray, min_value: float):
+    """Per layer the largest |activation| of the residual stream and its median, log scale, beside the random-init
+    copies' largest."""
+    fig, ax = plt.subplots(figsize=(8, 3.8))
+    x = np.arange(len(top))
+    ax.semilogy(x, top, "o-", color="#c44", label="largest |activation|")
+    ax.semilogy(x, median, "o-", color="#1f77b4", label="median |activation|")
+    ax.semilogy(x, null_top, "s--", color="#999", ms=3, label="random-init copies: largest")
+    ax.axhline(min_value, color="k", ls=":", lw=1, label=f"{min_value:g}")
+    ax.set_xlabel("Layer (residual stream after the block)")
+    ax.set_ylabel("|activation|")
+    ax.legend(fontsize=8)
+    ax.set_title(title, fontsize=10)
+    fig.tight_layout()
+    return fig

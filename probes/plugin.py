@@ -512,6 +512,7 @@ PENDING = pytest.StashKey[dict]()   # the numbers a claim handed to claim_snapsh
 FIGURES = pytest.StashKey[list]()   # the figure/artifact paths a claim asked for
 STARTED = pytest.StashKey[float]()  # when the claim started (figures written after it are this run's)
 SETTLED = pytest.StashKey[dict]()   # the snapshot comparison's outcome, read by pytest_runtest_makereport
+SETUP_S = pytest.StashKey[float]()  # the claim's setup time (its fixtures), added to its duration in the reports
 HALF_TOL = (0.05, 0.05)             # default (rel, abs) tolerance of a bf16/fp16 run against the float32 snapshot
 
 
@@ -632,6 +633,8 @@ def pytest_runtest_makereport(item, call):
     cs = getattr(getattr(item, "callspec", None), "params", {})
     if mark is None or cs.get("model_id") is None:
         return rep
+    if rep.when == "setup":
+        item.stash[SETUP_S] = rep.duration  # fixtures a claim computes (shared measurements, nulls) count as its time
     if not (rep.when == "call" or (rep.when == "setup" and not rep.passed)):
         return rep
     st = state(item.config)
@@ -663,7 +666,8 @@ def pytest_runtest_makereport(item, call):
         "snapshot": st.shown(_baseline_file(item)), "figures": figures,
         "source": mark.kwargs.get("source", ""), "null": mark.kwargs.get("null", ""),
         "criterion": mark.kwargs.get("criterion", ""), "doc": (item.obj.__doc__ or "").strip().split("\n\n")[0],
-        "nodeid": item.nodeid, "duration": round(rep.duration, 2)}))
+        "nodeid": item.nodeid,
+        "duration": round(rep.duration + (item.stash.get(SETUP_S, 0.0) if rep.when == "call" else 0.0), 2)}))
     return rep
 
 

@@ -67,7 +67,11 @@ def claims() -> list[dict]:
                     consts[node.targets[0].id] = ast.literal_eval(node.value)
                 except ValueError:
                     pass
-        value = lambda v: consts[v.id] if isinstance(v, ast.Name) else ast.literal_eval(v)  # noqa: E731
+        def value(v, consts=consts):  # a literal, a module constant, or an f-string / expression of them
+            try:
+                return ast.literal_eval(v)
+            except ValueError:
+                return eval(compile(ast.Expression(v), str(f), "eval"), {"__builtins__": {}}, consts)  # noqa: S307
         for node in body:
             if not isinstance(node, ast.FunctionDef):
                 continue
@@ -202,10 +206,14 @@ def import_run(report: Path) -> None:
     verdicts: dict[str, int] = {}
     for x in r["results"]:
         verdicts[x["verdict"]] = verdicts.get(x["verdict"], 0) + 1
+    per_family: dict[str, list] = {}
+    for x in r["results"]:
+        per_family.setdefault(x["claim"].split(".")[0], []).append(x.get("duration") or 0.0)
     out = {"command": meta.get("command"), "when": meta.get("when"), "wall_s": meta.get("wall_s"),
            "machine": meta.get("machine"), "packages": meta.get("packages"), "exit_status": r.get("exit_status"),
            "tests": len(r["results"]), "verdicts": verdicts,
-           "per_model": {m: {"tests": len(d), "test_s": round(sum(d), 1)} for m, d in per_model.items()}}
+           "per_model": {m: {"tests": len(d), "test_s": round(sum(d), 1)} for m, d in per_model.items()},
+           "per_family": {f: {"tests": len(d), "test_s": round(sum(d), 1)} for f, d in per_family.items()}}
     DATA.mkdir(parents=True, exist_ok=True)
     (DATA / "claims_run.json").write_text(json.dumps(out, indent=1) + "\n")
 
@@ -257,9 +265,13 @@ def performance_page() -> str:
                   + ", ".join(f"{n} {v}" for v, n in sorted(d["verdicts"].items(), key=lambda x: -x[1])) + ".", "",
                   f"Measured by {_where(d)}. Regenerate: run the command with `--artifacts=DIR`, then "
                   "`python scripts/docs.py --run DIR/report.json`.", "",
-                  "| model | tests | time in its tests (s) |", "|---|---|---|"]
+                  "| model | tests | time in its tests, fixtures included (s) |", "|---|---|---|"]
         for m, v in sorted(d["per_model"].items(), key=lambda x: -x[1]["test_s"]):
             lines.append(f"| {m} | {v['tests']} | {v['test_s']:.1f} |")
+        if d.get("per_family"):
+            lines += ["", "| claim family | tests | time in its tests, fixtures included (s) |", "|---|---|---|"]
+            for f, v in sorted(d["per_family"].items(), key=lambda x: -x[1]["test_s"]):
+                lines.append(f"| [{f}](catalogue/{f}.md) | {v['tests']} | {v['test_s']:.1f} |")
         lines += ["", "Under `-n auto` each model's tests run as one xdist group (two for the slowest models), its "
                   "load shared by its claims, so the wall time is far below the sum of the column.", ""]
     bench = DATA / "bench_patching.json"

@@ -204,3 +204,26 @@ def test_neuron_stand_out_claim_fails_when_the_neuron_is_damaged(gpt2_organism, 
     folder = save_like(lm, m, tmp_path / "gpt2-organism-no-stand-out")
     res = run_claims("test_neuron.py", folder, tmp_path, "stand_out")
     assert "not in the top" in res["test_stand_out_neuron_recurs_for_related_prompts"], res
+
+
+ATTENTION_REASONS = {
+    "test_some_heads_attend_to_the_previous_token": "no head puts >= 0.4 of its attention on the previous token",
+    "test_second_repeat_is_predicted": ("second-repeat loss only", "not >= 1 nat above the random-init copies"),
+    "test_some_heads_attend_to_the_next_token_of_the_previous_occurrence": "no head has an induction score >= 0.4",
+    "test_ablating_induction_heads_hurts_the_second_repeat": "not above the random draws",
+    "test_induction_heads_read_the_previous_token_heads": "no induction head to compose with",
+    "test_most_heads_attend_to_the_first_token": "of heads put more than 0.5 of their attention on the first token",
+    "test_a_few_activations_are_massive": "no activation of the residual stream exceeds 100",
+}
+
+
+def test_induction_and_sink_claims_fail_on_a_random_init_copy_of_smollm2(tmp_path):
+    """The induction and sink claims hold on SmolLM2-135M (the default run) and fail on a randomly initialised copy
+    of its config with its tokenizer, each for its stated reason: no previous-token or induction heads, no sinks,
+    no massive activations (the organisms fail them too: registry known failures)."""
+    smol = load(resolve("smollm2-135m"), device="cpu")
+    rnd = random_init_like(smol, seed=123)
+    folder = save_like(smol, rnd.model, tmp_path / "smollm2-random-init")
+    res = run_claims("test_induction.py", folder, tmp_path / "a")
+    res.update(run_claims("test_sinks.py", folder, tmp_path / "b"))
+    assert_fail_for(res, ATTENTION_REASONS)

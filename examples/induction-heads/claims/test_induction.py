@@ -5,8 +5,9 @@ first: a head attends from each token to the token after that token's previous o
 Three claims, each against a null: (a) the behaviour, (b) the heads' attention, (c) the heads' causal role.
 
 Written as a user of interp-claims would: the plugin gives ``lm``, ``claim_snapshot`` and ``figure_path``; the
-measurements use the public probes API (hooks.intervene on the ``heads`` site, stats, random-init copies, the
-tokenizer's special tokens) and nothing else of the repository.
+measurements use the public probes API (hooks.intervene on the ``heads`` site through probes.attention.zero_heads,
+stats, random-init copies, the tokenizer's special tokens) and nothing else of the repository. (The same finding
+is also in the catalogue of interp-claims itself, claims/test_induction.py, with the composition check.)
 """
 import json
 from pathlib import Path
@@ -17,6 +18,7 @@ import pytest
 import torch
 
 from probes import hooks, stats, tokens
+from probes.attention import zero_heads  # hooks.intervene edits that zero (layer, head) outputs
 from probes.loading import random_copy
 
 matplotlib.use("Agg")
@@ -75,20 +77,6 @@ def induction_scores(lm, ids, p) -> np.ndarray:
     att = torch.stack(lm.model(ids, output_attentions=True).attentions).float()  # (layers, n, heads, T, T)
     q = torch.arange(p + L, p + 2 * L - 1, device=att.device)
     return att[:, :, :, q, q - L + 1].mean((1, 3)).cpu().numpy()
-
-
-def zero_heads(heads: list[tuple[int, int]]) -> dict:
-    """hooks.intervene edits that zero these (layer, head) outputs at the input of the output projection."""
-    by_layer: dict[int, list[int]] = {}
-    for layer, h in heads:
-        by_layer.setdefault(layer, []).append(h)
-
-    def zero(hs):
-        def fn(x):  # (batch, positions, heads, head_dim)
-            x[:, :, hs] = 0
-            return x
-        return fn
-    return {("heads", layer): zero(hs) for layer, hs in by_layer.items()}
 
 
 def name(head: tuple[int, int]) -> str:
