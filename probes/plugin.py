@@ -46,6 +46,7 @@ class State:
     models: list[ModelSpec] = field(default_factory=list)
     left_out: list[tuple[str, str]] = field(default_factory=list)
     families: set[str] = field(default_factory=set)  # every family of the registry's and the selected models
+    registry: dict[str, ModelSpec] = field(default_factory=dict)  # the registry as read at start (_select)
     explicit: bool = False
     results: list[dict] = field(default_factory=list)
     other_failures: int = 0
@@ -165,6 +166,7 @@ def _select(config, st: State) -> tuple[list[ModelSpec], list[tuple[str, str]], 
         registry = load_registry(st.registry_file, st.root) if st.registry_file else {}
     except ProbeError as e:
         raise pytest.UsageError(str(e)) from None
+    st.registry = registry
     st.families = {f for spec in registry.values() for f in spec.families}
     opt = config.getoption("--models")
     if opt is not None:
@@ -340,12 +342,8 @@ def pytest_configure(config):
 def _check_candidates(st: State) -> None:
     """A candidate (``<registry id>=<new version>``) is compared with its registry model's snapshots: refused when
     its architecture, depth, heads, width or tokenizer differ, since those numbers would be another model's."""
-    try:
-        registry = load_registry(st.registry_file, st.root) if st.registry_file else {}
-    except ProbeError:
-        return
     for spec in st.models:
-        base = registry.get(spec.baseline or "")
+        base = st.registry.get(spec.baseline or "")
         if base is None:
             continue
         diff = mismatch(spec, base)
