@@ -59,21 +59,26 @@ class Arch:
     abs_pos: str | None = None               # base -> absolute position embedding (zeroed in resumed passes)
     resume: bool = True                      # causal stack that can resume at a layer
     lm_head: str | None = None               # model -> MLM head taking the residual stream (BERT)
+    attn_norm: str | None = None             # block -> norm before the attention (None: none, e.g. OLMo 2)
+    v_proj: str | None = None                # block -> value projection (None: OV circuits not supported)
+    qkv_fused: bool = False                  # v_proj is a fused q,k,v projection: V = its last kv_heads*dh outputs
+    post_attn_norm: str | None = None        # block -> norm of the attention output (Gemma 2/3, OLMo 2)
     families: tuple[str, ...] = field(default_factory=tuple)  # which model families use this row (docs)
 
 
 _GATED = dict(layers="layers", heads="self_attn.o_proj", mlp_act=("mlp.down_proj", "pre"), down="mlp.down_proj",
-              mlp_out=("mlp", "post"), mlp_pre=("mlp.gate_proj", "post"), final_norm="norm")
+              mlp_out=("mlp", "post"), mlp_pre=("mlp.gate_proj", "post"), final_norm="norm",
+              attn_norm="input_layernorm", v_proj="self_attn.v_proj")
 _GEMMA_POST = dict(_GATED, mlp_out=("post_feedforward_layernorm", "post"),
-                   post_mlp_norm=("post_feedforward_layernorm", 1.0))
+                   post_mlp_norm=("post_feedforward_layernorm", 1.0), post_attn_norm="post_attention_layernorm")
 
 ARCHS: dict[str, Arch] = {
     "gpt2": Arch(layers="h", heads="attn.c_proj", mlp_act=("mlp.act", "post"), down="mlp.c_proj",
                  mlp_out=("mlp", "post"), mlp_pre=("mlp.c_fc", "post"), final_norm="ln_f", conv1d=True,
-                 abs_pos="wpe", families=("GPT-2",)),
+                 abs_pos="wpe", attn_norm="ln_1", v_proj="attn.c_attn", qkv_fused=True, families=("GPT-2",)),
     "gpt_neo": Arch(layers="h", heads="attn.attention.out_proj", mlp_act=("mlp.act", "post"), down="mlp.c_proj",
                     mlp_out=("mlp", "post"), mlp_pre=("mlp.c_fc", "post"), final_norm="ln_f", abs_pos="wpe",
-                    families=("GPT-Neo",)),
+                    attn_norm="ln_1", v_proj="attn.attention.v_proj", families=("GPT-Neo",)),
     "bert": Arch(layers="encoder.layer", heads="attention.output.dense", mlp_act=("intermediate", "post"),
                  down="output.dense", mlp_out=("output.dense", "post"), mlp_pre=("intermediate.dense", "post"),
                  resume=False, lm_head="cls", families=("BERT", "MiniLM")),
@@ -85,8 +90,9 @@ ARCHS: dict[str, Arch] = {
     "qwen2": Arch(**_GATED, families=("Qwen2", "Qwen2.5")),
     "qwen3": Arch(**_GATED, families=("Qwen3",)),
     "olmo": Arch(**_GATED, families=("OLMo",)),
-    "olmo2": Arch(**dict(_GEMMA_POST, post_mlp_norm=("post_feedforward_layernorm", 0.0)), families=("OLMo 2",)),
-    "phi3": Arch(**dict(_GATED, mlp_pre=None), families=("Phi-3",)),
+    "olmo2": Arch(**dict(_GEMMA_POST, post_mlp_norm=("post_feedforward_layernorm", 0.0), attn_norm=None),
+                  families=("OLMo 2",)),
+    "phi3": Arch(**dict(_GATED, mlp_pre=None, v_proj="self_attn.qkv_proj", qkv_fused=True), families=("Phi-3",)),
     "gemma": Arch(**_GATED, families=("Gemma",)),
     "gemma2": Arch(**_GEMMA_POST, families=("Gemma 2",)),
     "gemma3_text": Arch(**_GEMMA_POST, families=("Gemma 3 (text)",)),
@@ -179,6 +185,35 @@ class Adapter:
     @property
     def softcap(self) -> float | None:
         return getattr(self.config, "final_logit_softcapping", None)
+
+    @property
+    def n_kv_heads(self) -> int:
+        return getattr(self.config, "num_key_value_heads", None) or self.n_heads
+
+    # OV circuits -------------------------------------------------------
+    @torch.no_grad()
+    def head_ov(self, layer: int, x: torch.Tensor) -> torch.Tensor:
+        """(H, N, D): what each head of ``layer`` writes to the residual stream when it attends entirely to a
+        position holding ``x`` (N, D): its OV circuit, O_h V_h norm(x), with the value bias and (Gemma 2/3, OLMo 2)
+        the post-attention norm applied to the head's output alone; the output projection's bias, shared by all
+        heads, is left out. Grouped-query heads read their key/value head's values."""
+        s = self.spec
+        if not s.v_proj:
+            raise ProbeError(f"OV circuits are not supported for {self.arch} (its value projection is not declared "
+                             "in probes.adapters.ARCHS: add v_proj, attn_norm and post_attn_norm to its row)")
+        blk = self.block(layer)
+        h = _get_path(blk, s.attn_norm)(x) if s.attn_norm else x
+        H, KV, dh = self.n_heads, self.n_kv_heads, self.head_dim
+        v = _get_path(blk, s.v_proj)(h)
+        if s.qkv_fused:
+            v = v[..., -KV * dh:]
+        v = v.reshape(len(x), KV, dh)[:, torch.arange(H) // (H // KV)]  # (N, H, dh)
+        w = _get_path(blk, s.heads).weight
+        w = (w if s.conv1d else w.T).reshape(H, dh, -1)  # (H, dh, D)
+        out = torch.einsum("nhd,hdo->hno", v, w)
+        if s.post_attn_norm:
+            out = _get_path(blk, s.post_attn_norm)(out)
+        return out
 
     # logits ------------------------------------------------------------
     def logits_from_normed(self, h: torch.Tensor) -> torch.Tensor:

@@ -39,16 +39,19 @@ DATA = DOCS / "data"
 FAMILY_TITLES = {"grammar": "Noun/verb-tuned MLP neurons", "ioi": "Attention heads that carry IOI",
                  "lesion": "Him/her neurons and lesioning", "neuron": "The tall/short neuron investigation",
                  "recommender": "MLP-projection recommendations",
-                 "induction": "Previous-token and induction heads", "sinks": "Attention sinks and massive activations"}
+                 "induction": "Previous-token and induction heads", "sinks": "Attention sinks and massive activations",
+                 "successor": "Successor heads"}
 FAMILY_SOURCES = {"grammar": "GPT-Neo-125M, seed 000", "ioi": "GPT-2, seed 004; Wang et al. 2022",
                   "lesion": "BERT-large, seed 001", "neuron": "GPT-2-large L25.N4413, seed 002; Miller & Neo 2023",
                   "recommender": "GPT-2, seed 003",
                   "induction": "Elhage et al. 2021; Olsson et al. 2022; replicated across model families",
-                  "sinks": "Xiao et al. 2023; Sun et al. 2024; replicated across model families"}
+                  "sinks": "Xiao et al. 2023; Sun et al. 2024; replicated across model families",
+                  "successor": "Gould et al. 2023; found from 31M to 12B parameters (GPT-2, Pythia, Llama-2)"}
 # the layers of the package (docs/architecture.md); every module of probes/ must be in one
 LAYERS = {
     "model access": ["registry", "loading", "gguf", "adapters", "hooks", "tokens"],
-    "analyses": ["grammar", "ioi", "lesion", "neuron", "recommender", "attention", "stats", "figures"],
+    "analyses": ["grammar", "ioi", "lesion", "neuron", "recommender", "attention", "successor", "stats",
+                 "figures"],
     "the suite": ["plugin", "snapshot", "drift", "verdicts", "history", "merge", "errors"],
 }
 # the model whose figure illustrates a claim in the catalogue: the first of these that runs it and where it holds
@@ -162,10 +165,12 @@ def catalogue_pages() -> dict[Path, str]:
                 lines += [f"The claim's artifact on {src} (`artifacts/<model>/{c['id']}.md`), its first lines:", ""]
                 lines += ["> " + body[0].lstrip("# ")] + [">", *("> " + ln for ln in body[1:11])] + [""]
             if fig.exists():
-                src = json.loads(fig.with_suffix(".json").read_text())["model"] if fig.with_suffix(".json").exists() \
-                    else "a model of the registry"
+                meta = json.loads(fig.with_suffix(".json").read_text()) if fig.with_suffix(".json").exists() \
+                    else {"model": "a model of the registry"}
+                src = meta["model"]
+                where = f"{src}, where it is a known failure (no model here holds it)" if meta.get("verdict") else src
                 lines += [f"![{c['id']} on {src}](figures/{c['id']}.png)", "",
-                          f"*The claim's figure on {src}, from `python scripts/docs.py --figures <artifacts>`.*", ""]
+                          f"*The claim's figure on {where}, from `python scripts/docs.py --figures <artifacts>`.*", ""]
         pages[CAT / f"{fam}.md"] = "\n".join(lines).rstrip() + "\n"
     return pages
 
@@ -182,14 +187,21 @@ def copy_figures(artifacts: Path) -> list[str]:
     (CAT / "figures").mkdir(parents=True, exist_ok=True)
     missing = []
     for c in claims():
-        for mid in FIGURE_MODELS + list(reg):
-            m = reg.get(mid)
-            png = artifacts / mid / f"{c['id']}.png"
-            if not png.is_file():  # a claim whose artifact is text (neuron.top_contexts: the top contexts)
-                png = artifacts / mid / f"{c['id']}.md"
-            if m is not None and cell(c, m).startswith("holds") and png.is_file():
-                shutil.copy(png, CAT / "figures" / f"{c['id']}{png.suffix}")
-                (CAT / "figures" / f"{c['id']}.json").write_text(json.dumps({"model": mid}) + "\n")
+        # where the claim holds; else (a finding no model here shows) the figure of a known failure, so named
+        for verdict in ("holds", "known failure"):
+            found = False
+            for mid in FIGURE_MODELS + list(reg):
+                m = reg.get(mid)
+                png = artifacts / mid / f"{c['id']}.png"
+                if not png.is_file():  # a claim whose artifact is text (neuron.top_contexts: the top contexts)
+                    png = artifacts / mid / f"{c['id']}.md"
+                if m is not None and cell(c, m).startswith(verdict) and png.is_file():
+                    shutil.copy(png, CAT / "figures" / f"{c['id']}{png.suffix}")
+                    (CAT / "figures" / f"{c['id']}.json").write_text(
+                        json.dumps({"model": mid} | ({"verdict": verdict} if verdict != "holds" else {})) + "\n")
+                    found = True
+                    break
+            if found:
                 break
         else:
             missing.append(c["id"])

@@ -233,3 +233,44 @@ def test_batched_ablation_equals_one_set_at_a_time(rlm):
         with torch.no_grad(), intervene(lm.adapter, edits):
             ref = [float(lm.last_diff(c.clean, c.target, c.foil)[0]) for c in cases]
         assert abs(batched[r] - ref).max() < 1e-4
+
+
+def test_head_ov_is_what_a_head_writes_when_it_attends_to_one_position(rlm):
+    """On a one-token input every head attends to that token alone: with all other heads zeroed, what the
+    attention sublayer writes (after Gemma 2/3's and OLMo 2's post-attention norm; without the output projection's
+    shared bias) is ``head_ov`` of the block's input, for every head (grouped-query, fused qkv and Conv1D
+    layouts). GPT-NeoX's interleaved qkv is not declared: a clear error."""
+    from probes.adapters import _get_path
+    from probes.errors import ProbeError
+    name, lm = rlm
+    ad = lm.adapter
+    x = ids(3, 1)
+    if not ad.spec.v_proj:
+        with pytest.raises(ProbeError, match="OV circuits are not supported"):
+            ad.head_ov(1, torch.zeros(1, ad.d_model))
+        return
+    blk = ad.block(1)
+    proj = _get_path(blk, ad.spec.heads)
+    out_mod = _get_path(blk, ad.spec.post_attn_norm) if ad.spec.post_attn_norm else proj
+    with torch.no_grad(), capture(ad, [("resid_pre", 1)]) as rec:
+        lm.model(input_ids=x)
+    ov = ad.head_ov(1, rec[("resid_pre", 1)][:, 0])
+    assert ov.shape == (ad.n_heads, 3, ad.d_model)
+    for h in range(ad.n_heads):
+        got = {}
+        hook = out_mod.register_forward_hook(lambda m, i, o: got.__setitem__("out", o.detach()))
+
+        def others_zeroed(z, h=h):
+            keep = z[:, :, h].clone()
+            z[:] = 0
+            z[:, :, h] = keep
+            return z
+        try:
+            with torch.no_grad(), intervene(ad, {("heads", 1): others_zeroed}):
+                lm.model(input_ids=x)
+        finally:
+            hook.remove()
+        out = got["out"][:, 0]
+        if not ad.spec.post_attn_norm and getattr(proj, "bias", None) is not None:
+            out = out - proj.bias
+        assert torch.allclose(ov[h], out, atol=1e-5, rtol=1e-4), (name, h, (ov[h] - out).abs().max())
