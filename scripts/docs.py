@@ -46,7 +46,7 @@ FAMILY_SOURCES = {"grammar": "GPT-Neo-125M, seed 000", "ioi": "GPT-2, seed 004; 
                   "recommender": "GPT-2, seed 003",
                   "induction": "Elhage et al. 2021; Olsson et al. 2022; replicated across model families",
                   "sinks": "Xiao et al. 2023; Sun et al. 2024; replicated across model families",
-                  "successor": "Gould et al. 2023; found from 31M to 12B parameters (GPT-2, Pythia, Llama-2)"}
+                  "successor": "Gould et al. 2023; found in GPT-2, Pythia and Llama-2 from 31M to 12B parameters"}
 # the layers of the package (docs/architecture.md); every module of probes/ must be in one
 LAYERS = {
     "model access": ["registry", "loading", "gguf", "adapters", "hooks", "tokens"],
@@ -335,18 +335,28 @@ def readme_blocks() -> dict[str, str]:
         out["drill-full"] = "\n".join(["    " + ln for ln in d["lines"]] + ["", f"({where}; cut at 116 characters.)"])
     cs = claims()
     out["families"] = "\n".join(
-        f"- [**{fam}**](docs/catalogue/{fam}.md) ({sum(c['family'] == fam for c in cs)} claims): "
-        f"{FAMILY_TITLES.get(fam, fam).lower()} ({FAMILY_SOURCES.get(fam, 'see its page')})"
+        f"- [**{fam}**](docs/catalogue/{fam}.md) ({_count(sum(c['family'] == fam for c in cs), 'claim')}): "
+        f"{_first_lower(FAMILY_TITLES.get(fam, fam))} ({FAMILY_SOURCES.get(fam, 'see its page')})"
         for fam in dict.fromkeys(c["family"] for c in cs))
     return out
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}" + ("" if n == 1 else "s")
+
+
+def _first_lower(title: str) -> str:
+    """'Noun/verb-tuned MLP neurons' -> 'noun/verb-tuned MLP neurons' (acronyms kept)."""
+    return title[:1].lower() + title[1:] if title[1:2].islower() else title
 
 
 def with_blocks(path: Path) -> str:
     """``path``'s text with its ``<!-- generated: NAME -->`` blocks filled in."""
     text = path.read_text()
     for name, body in readme_blocks().items():
-        text = re.sub(rf"(<!-- generated: {name} -->\n).*?(\n<!-- /generated -->)",
-                      lambda m: m.group(1) + body + m.group(2), text, flags=re.S)
+        # the block's old lines (none when it was left empty) replaced by the body
+        text = re.sub(rf"(<!-- generated: {name} -->\n)(?:.*?\n)?(<!-- /generated -->)",
+                      lambda m: m.group(1) + body + "\n" + m.group(2), text, flags=re.S)
     return text
 
 
@@ -419,7 +429,11 @@ def main() -> int:
     ap.add_argument("--drill", type=Path, help="a drill run's report.json: README's verdict table")
     a = ap.parse_args()
     if a.check:
-        stale = [p for p, text in generated().items() if not p.exists() or p.read_text() != text]
+        pages = generated()
+        stale = [p for p, text in pages.items() if not p.exists() or p.read_text() != text]
+        # a generated block left empty on disk (a block this script has no body for, or lost its lines)
+        stale += [p for p in (ROOT / "README.md", DOCS / "drill.md") if p not in stale
+                  and re.search(r"<!-- generated: [\w-]+ -->\n<!-- /generated -->", p.read_text())]
         stale += [CAT / "figures" / f"{c['id']}.png" for c in claims()
                   if not any((CAT / "figures" / f"{c['id']}{x}").exists() for x in (".png", ".md"))]
         for p in stale:
