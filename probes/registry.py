@@ -20,7 +20,7 @@ from .errors import UnknownModelError
 ROOT = Path(__file__).resolve().parents[1]
 REGISTRY = ROOT / "fixtures" / "models.toml"
 FAMILIES_BY_KIND = {
-    "causal": ["ioi", "grammar", "neuron", "recommender", "induction", "sinks", "successor"],
+    "causal": ["ioi", "grammar", "neuron", "recommender", "induction", "sinks", "successor", "tracing"],
     "masked": ["grammar", "lesion", "recommender"],
     "encoder": ["grammar", "lesion", "recommender"],
 }

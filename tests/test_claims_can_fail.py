@@ -222,19 +222,24 @@ def smollm2():
     return load(resolve("smollm2-135m"), device="cpu")
 
 
-def test_induction_sink_and_successor_claims_fail_on_a_random_init_copy_of_smollm2(smollm2, tmp_path):
-    """The induction and sink claims hold on SmolLM2-135M (the default run) and fail on a randomly initialised copy
-    of its config with its tokenizer, each for its stated reason: no previous-token or induction heads, no sinks,
-    no massive activations, no successor head (the organisms fail them too: registry known failures)."""
+def test_attention_successor_and_tracing_claims_fail_on_a_random_init_copy_of_smollm2(smollm2, tmp_path):
+    """The induction, sink and tracing claims hold on SmolLM2-135M (the default run) and fail on a randomly
+    initialised copy of its config with its tokenizer, each for its stated reason: no previous-token or induction
+    heads, no sinks, no massive activations, no successor head, no known fact (so nothing to trace: the tracing
+    claim's own nulls, non-subject positions and a random-init copy traced alike, show the localisation is the
+    trained model's). The organisms fail the induction and sink claims too (registry known failures)."""
     rnd = random_init_like(smollm2, seed=123)
     folder = save_like(smollm2, rnd.model, tmp_path / "smollm2-random-init")
     res = run_claims("test_induction.py", folder, tmp_path / "a")
     res.update(run_claims("test_sinks.py", folder, tmp_path / "b"))
     res.update(run_claims("test_successor.py", folder, tmp_path / "c"))
-    assert_fail_for(res, ATTENTION_REASONS | SUCCESSOR_REASONS)
+    res.update(run_claims("test_tracing.py", folder, tmp_path / "d"))
+    assert_fail_for(res, ATTENTION_REASONS | SUCCESSOR_REASONS | TRACING_REASONS)
 
 
 SUCCESSOR_REASONS = {"test_some_head_maps_ordinals_to_their_successors": "no head has a succession score >= 0.5"}
+TRACING_REASONS = {"test_the_model_knows_facts": "the model answers only 0 of 46 facts",
+                   "test_recall_is_localised_at_the_last_subject_token": "the model answers only 0 facts"}
 
 
 def plant_successor_head(lm, tasks: dict[str, list[str]], layer: int, head: int) -> None:
