@@ -1,8 +1,8 @@
 """Causal-tracing claims: the model knows facts, and their recall is localised at the last subject token in the
 early-to-middle layers.
 
-Source: Meng et al. 2022 ("Locating and Editing Factual Associations in GPT", ROME), replicated in GPT-J, Llama,
-Mamba and others. Stimulus: fixtures/stimuli/facts_v1.json: 46 facts written for the file as (prefix, subject,
+Source: Meng et al. 2022 ("Locating and Editing Factual Associations in GPT", ROME), in GPT-2 XL and GPT-J; since
+replicated in other families (e.g. Mamba, Sharma et al. 2024). Stimulus: fixtures/stimuli/facts_v1.json: 46 facts written for the file as (prefix, subject,
 relation, one-token attribute). A model knows a fact when the attribute is its top-1 next token; the known facts are
 recorded. Measure (probes/tracing.py): the subject's input embeddings corrupted with Gaussian noise of 3x the
 embeddings' standard deviation (one seeded draw per fact), then the clean residual stream after block l restored

@@ -40,14 +40,15 @@ FAMILY_TITLES = {"grammar": "Noun/verb-tuned MLP neurons", "ioi": "Attention hea
                  "lesion": "Him/her neurons and lesioning", "neuron": "The tall/short neuron investigation",
                  "recommender": "MLP-projection recommendations",
                  "induction": "Previous-token and induction heads", "sinks": "Attention sinks and massive activations",
-                 "successor": "Successor heads", "tracing": "Localised factual recall (causal tracing)"}
+                 "successor": "Successor heads", "tracing": "Localised factual recall, by causal tracing"}
 FAMILY_SOURCES = {"grammar": "GPT-Neo-125M, seed 000", "ioi": "GPT-2, seed 004; Wang et al. 2022",
                   "lesion": "BERT-large, seed 001", "neuron": "GPT-2-large L25.N4413, seed 002; Miller & Neo 2023",
                   "recommender": "GPT-2, seed 003",
                   "induction": "Elhage et al. 2021; Olsson et al. 2022; replicated across model families",
                   "sinks": "Xiao et al. 2023; Sun et al. 2024; replicated across model families",
                   "successor": "Gould et al. 2023; found in GPT-2, Pythia and Llama-2 from 31M to 12B parameters",
-                  "tracing": "Meng et al. 2022 (ROME); replicated in GPT-J, Llama and other families"}
+                  "tracing": "Meng et al. 2022 (ROME), GPT-2 XL and GPT-J; since replicated in other families, "
+                             "e.g. Mamba"}
 # the layers of the package (docs/architecture.md); every module of probes/ must be in one
 LAYERS = {
     "model access": ["registry", "loading", "gguf", "adapters", "hooks", "tokens"],
