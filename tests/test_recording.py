@@ -63,7 +63,10 @@ def test_snapshot_update_is_refused(tmp_path):
 
 def test_interrupted_parallel_record_deletes_nothing(tmp_path):
     """Ctrl-C (SIGINT) during `--record -n 2`: every snapshot is either untouched or a whole new file of a claim
-    that passed before the interrupt; none is deleted, no temporary file is left."""
+    that passed before the interrupt; none is deleted, no temporary file is left. The run records the grammar
+    claims first and the IOI claims (whose snapshots exist) after them, and is interrupted as soon as the first
+    grammar snapshot is written: with many claims still to run, the interrupt lands mid-run even on a loaded
+    machine (interrupting after the first IOI snapshot raced the run's last second under CI load)."""
     import signal
     import time
     snaps = tmp_path / "snaps"
@@ -75,19 +78,24 @@ def test_interrupted_parallel_record_deletes_nothing(tmp_path):
     files = [d / f"{n}[{m}].json" for n in names for m in ("gpt2-organism", "gpt-neo-organism")]
     for f in files:
         f.write_text(SENTINEL)
+    grammar = snaps / "test_grammar"
     env = dict(os.environ, CLAIMS_SNAPSHOT_DIR=str(snaps), OMP_NUM_THREADS="1")
-    p = subprocess.Popen([sys.executable, "-m", "pytest", "claims/test_ioi.py", "-p", "no:cacheprovider", "-n", "2",
-                          "--models", "gpt2-organism,gpt-neo-organism", "--record", f"--artifacts={tmp_path / 'art'}"],
+    p = subprocess.Popen([sys.executable, "-m", "pytest", "claims/test_grammar.py", "claims/test_ioi.py", "-p",
+                          "no:cacheprovider", "-n", "2", "--models", "gpt2-organism,gpt-neo-organism", "--record",
+                          f"--artifacts={tmp_path / 'art'}"],
                          cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                          start_new_session=True)  # its own process group, as a terminal's foreground job
     deadline = time.time() + 300
-    while time.time() < deadline and all(f.read_text() == SENTINEL for f in files):
+    while time.time() < deadline and not any(grammar.glob("*.json")) and p.poll() is None:
         time.sleep(0.2)  # interrupt once the first claim has been recorded, while others are still running
     os.killpg(p.pid, signal.SIGINT)  # Ctrl-C: the terminal signals the whole group, the xdist workers too
     out, _ = p.communicate(timeout=300)
     assert p.returncode != 0, out[-2000:]  # interrupted (2), not a completed run
+    written = sorted(grammar.glob("*.json"))
+    assert written, out[-2000:]
     rewritten = [f for f in files if f.read_text() != SENTINEL]
-    assert rewritten and len(rewritten) < len(files), out[-2000:]
-    for f in rewritten:
+    assert len(rewritten) < len(files), out[-2000:]  # the interrupt stopped the run before its IOI claims ended
+    for f in written + rewritten:
         assert json.loads(f.read_text())["_recorded_with"]["model"] in f.name  # a whole, valid snapshot
     assert sorted(p.name for p in d.iterdir()) == sorted(f.name for f in files)  # none deleted, no temp files
+    assert all(p.suffix == ".json" for p in grammar.iterdir())  # no temporary file
