@@ -66,7 +66,8 @@ def test_interrupted_parallel_record_deletes_nothing(tmp_path):
     that passed before the interrupt; none is deleted, no temporary file is left. The run records the grammar
     claims first and the IOI claims (whose snapshots exist) after them, and is interrupted as soon as the first
     grammar snapshot is written: with many claims still to run, the interrupt lands mid-run even on a loaded
-    machine (interrupting after the first IOI snapshot raced the run's last second under CI load)."""
+    machine. The child gets SIGINT's default disposition: under a runner that starts jobs in the background the
+    signal is inherited as ignored, the interrupt did nothing and the run completed (exit 0)."""
     import signal
     import time
     snaps = tmp_path / "snaps"
@@ -84,7 +85,10 @@ def test_interrupted_parallel_record_deletes_nothing(tmp_path):
                           "no:cacheprovider", "-n", "2", "--models", "gpt2-organism,gpt-neo-organism", "--record",
                           f"--artifacts={tmp_path / 'art'}"],
                          cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-                         start_new_session=True)  # its own process group, as a terminal's foreground job
+                         start_new_session=True,  # its own process group, as a terminal's foreground job
+                         # Ctrl-C as a terminal delivers it: a job a shell started in the background (a CI runner's)
+                         # inherits SIGINT ignored, and Python then keeps ignoring it
+                         preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     deadline = time.time() + 300
     while time.time() < deadline and not any(grammar.glob("*.json")) and p.poll() is None:
         time.sleep(0.2)  # interrupt once the first claim has been recorded, while others are still running
