@@ -16,7 +16,6 @@ import numpy as np
 import torch
 
 from . import hooks, stats, tokens
-from .errors import StimulusError
 
 
 def task_ids(tok, tasks: dict[str, list[str]]) -> tuple[dict[str, list[int]], dict[str, list[str]]]:
@@ -102,9 +101,3 @@ def boot_scores(corr: dict[str, np.ndarray], heads: list[tuple[int, int]], n_boo
         per_task.append(sel[:, idx].mean(-1).T)  # (n_boot, k)
     return np.mean(per_task, axis=0)
 
-
-def require_tasks(ids: dict[str, list[int]], split: dict[str, list[str]], minimum: int) -> None:
-    if len(ids) < minimum:
-        raise StimulusError(f"only {len(ids)} succession task(s) have single-token members for this tokenizer "
-                            f"(need {minimum}); split: " + "; ".join(f"{t}: {', '.join(map(repr, w[:4]))}"
-                                                                  for t, w in split.items()))

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import hooks, stats, tokens
+from . import hooks, tokens
 from .errors import StimulusError
 
 CLASSES = ("last subject token", "first token after", "last token")

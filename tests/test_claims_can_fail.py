@@ -242,10 +242,10 @@ TRACING_REASONS = {"test_the_model_knows_facts": "the model answers only 0 of 46
                    "test_recall_is_localised_at_the_last_subject_token": "the model answers only 0 facts"}
 
 
-def plant_successor_head(lm, tasks: dict[str, list[str]], layer: int, head: int) -> None:
+def plant_successor_head(lm, tasks: dict[str, list[str]], layer: int, head: int) -> torch.Tensor:
     """Make one head of ``lm`` a successor head, in place: its output projection's columns refitted (least squares)
     so that its OV circuit maps each member's effective embedding to the unembedding row of its successor (the
-    last member to itself); every other weight as trained."""
+    last member to itself); every other weight as trained. Returns the columns it replaced."""
     from probes import successor as S
     from probes.adapters import _get_path
     ids, _ = S.task_ids(lm.tokenizer, tasks)
@@ -259,7 +259,10 @@ def plant_successor_head(lm, tasks: dict[str, list[str]], layer: int, head: int)
         v = _get_path(blk, ad.spec.v_proj)(_get_path(blk, ad.spec.attn_norm)(E))
         values = v.reshape(len(E), KV, dh)[:, head // (H // KV)]
         fit = torch.linalg.lstsq(values, ad.unembed_matrix()[succ]).solution  # (dh, D)
-        _get_path(blk, ad.spec.heads).weight[:, head * dh:(head + 1) * dh] = fit.T
+        w = _get_path(blk, ad.spec.heads).weight
+        old = w[:, head * dh:(head + 1) * dh].clone()
+        w[:, head * dh:(head + 1) * dh] = fit.T
+    return old
 
 
 def test_successor_claim_holds_on_smollm2_with_a_planted_successor_head(smollm2, tmp_path):
@@ -269,8 +272,12 @@ def test_successor_claim_holds_on_smollm2_with_a_planted_successor_head(smollm2,
     names that head, and fails on the trained model and on a random-init copy."""
     import json
     stim = json.loads((ROOT / "fixtures/stimuli/successor_v1.json").read_text())
-    plant_successor_head(smollm2, stim["tasks"], 20, 0)
-    folder = save_like(smollm2, smollm2.model, tmp_path / "smollm2-successor-head")
+    old = plant_successor_head(smollm2, stim["tasks"], 20, 0)
+    try:
+        folder = save_like(smollm2, smollm2.model, tmp_path / "smollm2-successor-head")
+    finally:  # the module's model is shared: leave it as trained
+        with torch.no_grad():
+            smollm2.adapter.block(20).self_attn.o_proj.weight[:, :smollm2.adapter.head_dim] = old
     res = run_claims("test_successor.py", folder, tmp_path / "a")
     assert res == {"test_some_head_maps_ordinals_to_their_successors": "passed"}, res
     report = json.loads((tmp_path / "a" / "artifacts" / "report.json").read_text())
