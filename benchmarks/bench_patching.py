@@ -397,7 +397,7 @@ def bench_neurons(lm, s, n_prompts, layer, tl) -> None:
 
 def bench_smollm2(n_prompts, n_tokens) -> None:
     from probes.loading import load
-    from probes.registry import resolve
+    from fixtures.models import resolve
     sm = load(resolve("smollm2-135m"), device="cpu")
     s2 = prompts(sm.model.config.vocab_size, n_prompts, n_tokens)
     hs = ioi.all_heads(sm)
@@ -425,7 +425,7 @@ def agreement() -> None:
     """Attribution patching (one forward and one backward pass) vs exact patching of every neuron of every layer,
     on the trained organisms and the seed's size cases."""
     from probes.loading import load
-    from probes.registry import resolve
+    from fixtures.models import resolve
     print("attribution vs exact neuron patching on the trained organisms (all neurons of all layers):")
     stim = json.loads((ROOT / "fixtures/stimuli/neuron_v1.json").read_text())["seed"]
     for name in ("gpt2-organism", "gpt-neo-organism"):

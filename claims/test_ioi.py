@@ -61,7 +61,7 @@ def top_heads(delta: np.ndarray, k: int, sign: int = -1) -> list[dict]:
     return [{"head": f"{i // H}.{i % H}", "delta": float(delta.ravel()[i])} for i in order]
 
 
-@pytest.mark.claim(id="ioi.behaviour", family=FAMILY, source="seed 004 Part 1; Wang et al. 2022",
+@pytest.mark.claim(id="ioi.behaviour", family=FAMILY, kinds=("causal",), source="seed 004 Part 1; Wang et al. 2022",
                    null="IO/S labels exchangeable: sign-flip test of the logit differences",
                    criterion="IO > S on >= the registry's minimum accuracy (default 90%) and sign-flip p < 0.01")
 def test_behaviour_prefers_indirect_object(lm, prompts, claim_snapshot, figure_path):
@@ -99,7 +99,7 @@ def test_behaviour_prefers_indirect_object(lm, prompts, claim_snapshot, figure_p
     assert res["null_p_sign_flip"] < 0.01, f"mean logit diff {res['mean_logit_diff']:.3f} not above sign-flip null"
 
 
-@pytest.mark.claim(id="ioi.head_silencing", family=FAMILY, source="seed 004 Part 2",
+@pytest.mark.claim(id="ioi.head_silencing", family=FAMILY, kinds=("causal",), source="seed 004 Part 2",
                    null="per-prompt deltas of a head that carries nothing centre on 0 (t-test, Bonferroni over all "
                         "heads)",
                    criterion="the most damaging head is significant and lowers the clean IOI score by >= 20%")
@@ -148,7 +148,7 @@ def test_silencing_some_heads_lowers_ioi(lm, head_prompts, exact, claim_snapshot
         f"top head lowers IOI by {-d[worst]:.3f}, < 20% of the clean score {res['clean_mean']:.3f}"
 
 
-@pytest.mark.claim(id="ioi.head_norms", family=FAMILY, source="seed 004 Part 3",
+@pytest.mark.claim(id="ioi.head_norms", family=FAMILY, kinds=("causal",), source="seed 004 Part 3",
                    null="randomly initialised models of the same config (3 seeds)",
                    criterion="across-head norm CV above 1.5x every random-init CV")
 def test_head_norms_are_head_specific(lm, prompts, claim_snapshot, figure_path):
@@ -174,7 +174,7 @@ def test_head_norms_are_head_specific(lm, prompts, claim_snapshot, figure_path):
                                               labels, layer, nmap, null, observed), figure_path("ioi.head_norms"))
 
 
-@pytest.mark.claim(id="ioi.mention_selectivity", family=FAMILY, source="seed 004 Part 4",
+@pytest.mark.claim(id="ioi.mention_selectivity", family=FAMILY, kinds=("causal",), source="seed 004 Part 4",
                    null="dimensions shuffled across heads",
                    criterion="some layer's selectivity ratio beats the null significantly (Bonferroni over layers) "
                              "and by >= 25%")
@@ -203,7 +203,7 @@ def test_heads_tell_first_from_second_mention(lm, head_prompts, claim_snapshot, 
                  figure_path("ioi.mention_selectivity"))
 
 
-@pytest.mark.claim(id="ioi.head_patching", family=FAMILY, source="seed 004 Part 5; Wang et al. 2022",
+@pytest.mark.claim(id="ioi.head_patching", family=FAMILY, kinds=("causal",), source="seed 004 Part 5; Wang et al. 2022",
                    null="uniform heads: the top k of n would carry about k/n of the effect",
                    criterion="the prompts differ by >= the minimum gap; the top head is significant and moves >= 10% "
                              "of the gap; the top 5% of heads carry >= 50%")

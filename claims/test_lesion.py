@@ -81,7 +81,7 @@ def shuffled_sig(a: np.ndarray, b: np.ndarray, n: int, seed: int) -> np.ndarray:
                      for _ in range(n)])
 
 
-@pytest.mark.claim(id="lesion.tuning", family=FAMILY, source="seed 001 Parts 1-2",
+@pytest.mark.claim(id="lesion.tuning", family=FAMILY, kinds=("masked", "encoder"), source="seed 001 Parts 1-2",
                    null="him/her labels shuffled (seeded draws)",
                    criterion="FDR-significant neurons above the shuffle null's 95%")
 def test_him_her_neurons_in_one_layer(lm, claim_snapshot, figure_path):
@@ -105,7 +105,7 @@ def test_him_her_neurons_in_one_layer(lm, claim_snapshot, figure_path):
     assert n_sig > q95, f"{n_sig} FDR-significant neurons, not above the label-shuffle 95% ({q95:.0f})"
 
 
-@pytest.mark.claim(id="lesion.laminar_tuning", family=FAMILY, source="seed 001 Part 3",
+@pytest.mark.claim(id="lesion.laminar_tuning", family=FAMILY, kinds=("masked", "encoder"), source="seed 001 Part 3",
                    null="him/her labels shuffled, per layer",
                    criterion="this layer's FDR-significant neurons above the null's 95%")
 def test_him_her_neurons_in_this_layer(lm, layer, claim_snapshot, figure_path):

@@ -91,7 +91,7 @@ def stand_out(lm) -> tuple[int, int]:
     return layer, int(np.argmax(restorations(lm, layer)["tall_short"]))
 
 
-@pytest.mark.claim(id="neuron.behaviour", family=FAMILY, source="seed 002; Miller & Neo 2023",
+@pytest.mark.claim(id="neuron.behaviour", family=FAMILY, kinds=("causal",), source="seed 002; Miller & Neo 2023",
                    null="sign-flip test over the templated cases",
                    criterion="every seed case has clean > 0 > corrupted; >= 90% of templated cases too, p < 0.01")
 def test_size_opposites_and_control_behaviour(lm, claim_snapshot, figure_path):
@@ -120,7 +120,7 @@ def test_size_opposites_and_control_behaviour(lm, claim_snapshot, figure_path):
         assert p < 0.01, f"templated clean logit differences not above a sign-flip null (p={p:.3g})"
 
 
-@pytest.mark.claim(id="neuron.logit_lens", family=FAMILY, source="seed 002 (logit lens)",
+@pytest.mark.claim(id="neuron.logit_lens", family=FAMILY, kinds=("causal",), source="seed 002 (logit lens)",
                    null="none besides the minimum gap: the lens must end at the model's own logit difference",
                    criterion="the lens rises by >= the minimum gap, with some block adding > 20% of the rise "
                              "(registry jumps where given)")
@@ -147,7 +147,8 @@ def test_logit_lens_jumps(lm, claim_snapshot, figure_path):
                  figure_path("neuron.logit_lens"))
 
 
-@pytest.mark.claim(id="neuron.activation_patching", family=FAMILY, source="seed 002 (activation patching)",
+@pytest.mark.claim(id="neuron.activation_patching", family=FAMILY, kinds=("causal",),
+                   source="seed 002 (activation patching)",
                    null="positions other than the adjective(s) and the final one",
                    criterion="in every layer those positions restore >= 0.8, the final position from the crossover "
                              "on")
@@ -182,7 +183,7 @@ def test_information_moves_from_adjective_to_final_position(lm, claim_snapshot, 
                  figure_path("neuron.activation_patching"))
 
 
-@pytest.mark.claim(id="neuron.stand_out", family=FAMILY, source="seed 002 (neuron patching)",
+@pytest.mark.claim(id="neuron.stand_out", family=FAMILY, kinds=("causal",), source="seed 002 (neuron patching)",
                    null="the other neurons of the layer (robust z; the pear/apple control)",
                    criterion="the tall/short top neuron has robust z >= 5, is in the top 2% for big/small and "
                              "huge/tiny, not for pear/apple")
@@ -215,7 +216,8 @@ def test_stand_out_neuron_recurs_for_related_prompts(lm, claim_snapshot, figure_
                  figure_path("neuron.stand_out"))
 
 
-@pytest.mark.claim(id="neuron.congruence", family=FAMILY, source="seed 002 (congruence); Miller & Neo 2023",
+@pytest.mark.claim(id="neuron.congruence", family=FAMILY, kinds=("causal",),
+                   source="seed 002 (congruence); Miller & Neo 2023",
                    null="the other neurons of the writer's layer",
                    criterion="the most ' an'-congruent neuron restores > 0 and more than 98% of its layer's neurons")
 def test_congruence_finds_the_writer_of_an(lm, claim_snapshot, figure_path):
@@ -256,7 +258,7 @@ def write_contexts(path: Path, title: str, top: list[dict], tags: list[str]) -> 
     path.write_text("\n".join(lines) + "\n", encoding="utf-8")
 
 
-@pytest.mark.claim(id="neuron.top_contexts", family=FAMILY, source="seed 002 (Neuroscope)",
+@pytest.mark.claim(id="neuron.top_contexts", family=FAMILY, kinds=("causal",), source="seed 002 (Neuroscope)",
                    null="the corpus share of size texts (hypergeometric)",
                    criterion="the stand-out neuron's top-20 contexts are size texts more often than chance, p < 0.01")
 def test_stand_out_neuron_fires_on_size_contexts(lm, claim_snapshot, artifact_path, pytestconfig):
@@ -287,7 +289,7 @@ def test_stand_out_neuron_fires_on_size_contexts(lm, claim_snapshot, artifact_pa
                    effect=["n_size"], identity=["neuron", "tokens", "families"])
 
 
-@pytest.mark.claim(id="neuron.workflow", family=FAMILY, source="seed 002 (automating Finding 1)",
+@pytest.mark.claim(id="neuron.workflow", family=FAMILY, kinds=("causal",), source="seed 002 (automating Finding 1)",
                    null="100 seeded random neuron sets of the same layers and sizes",
                    criterion="zeroing the found neurons drops the logit difference more than 95% of random sets (p < "
                              "0.05)")

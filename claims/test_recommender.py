@@ -176,7 +176,7 @@ def test_pair_analogy_recommendations(lm, claim_snapshot, figure_path):
     assert score >= max(rnd) + 0.1, f"layer {layer}: pair score {score:.3f} not 0.1 above random-init {np.round(rnd, 3)}"
 
 
-@pytest.mark.claim(id="recommender.mid_layer", family=FAMILY, source="seed 003 Part 5; DESIGN 9",
+@pytest.mark.claim(id="recommender.mid_layer", family=FAMILY, source="seed 003 Part 5; design record, section 9",
                    null="random-init copies",
                    criterion="the best layer is in [L/4, 3L/4) and >= 0.1 above every random-init copy")
 def test_recommendations_best_in_middle_layers(lm, claim_snapshot, figure_path):

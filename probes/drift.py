@@ -256,7 +256,7 @@ class Drift:
         parts = []
         e = self.effect
         if e is not None:
-            parts.append(f"effect {e:+.1f}%")
+            parts.append(f"effect {e:+.1f}% of {self.effect_path}")
         elif any(m.role == EFFECT for m in self.moves):
             parts.append("effect changed")
         elif self.has_effect:
@@ -264,6 +264,15 @@ class Drift:
         n_diag = sum(m.role == DIAGNOSTIC for m in self.moves)
         if n_diag and e is None:
             parts[-1:] = [(parts[-1] + ", " if parts else "") + f"{n_diag} diagnostic{'s' if n_diag > 1 else ''} moved"]
+        ids = self.id_summary()
+        if ids:
+            parts.append(f"({ids})")
+        if self.moves and not self.significant:
+            parts.append("within noise")
+        return " ".join(parts) if parts else "no change"
+
+    def id_summary(self) -> str:
+        """The identity sets in a few words (``top_heads: 7 kept, +1, -1; 1 more id same``); empty without any."""
         # not the id lists inside matched records, nor sets that are empty before and after
         top = [s for s in self.identities if "[" not in s.path and (s.n_old or s.n_new)]
         changed = [s for s in top if s.entered or s.left]
@@ -275,11 +284,7 @@ class Drift:
         n = len(top) - len(changed) - len([s for s in shown if s in same])
         if n:
             ids.append(f"{n} {'more ' if shown else ''}id{'s' if n > 1 else ''} same")
-        if ids:
-            parts.append("(" + "; ".join(ids) + ")")
-        if self.moves and not self.significant:
-            parts.append("within noise")
-        return " ".join(parts) if parts else "no change"
+        return "; ".join(ids)
 
     def lines(self) -> list[str]:
         """Every move, one line each: effects, then identities (sets that changed or were reordered), then
@@ -292,7 +297,7 @@ class Drift:
 
     def as_dict(self) -> dict:
         return {"level": self.level, "significant": self.significant, "effect_pct": self.effect,
-                "effect_path": self.effect_path, "summary": self.summary(),
+                "effect_path": self.effect_path, "summary": self.summary(), "id_summary": self.id_summary(),
                 "identities": [asdict(s) for s in self.identities], "moves": [asdict(m) for m in self.moves]}
 
 
@@ -453,6 +458,40 @@ def leaves(data: dict, table: dict[str, str] | None = None) -> list[tuple]:
     d = _Differ(table or {}, 0.0, 0.0, None, None)
     d.walk(data, data, "", o.get("_intervals"))
     return d.leaves
+
+
+def _sorted_iv(iv) -> list | None:
+    return [float(min(iv)), float(max(iv))] if _is_interval(iv) else None
+
+
+def effect_numbers(new: dict, table: dict[str, str], old: dict | None = None,
+                   drift: Drift | None = None) -> tuple[dict | None, dict | None]:
+    """The numbers a verdict cell shows, each as ``{path, value, ci, old, old_ci, pct}`` (``pct``: the change in
+    percent of the recorded value): the **headline** (the claim's first declared single-number effect; a claim
+    whose effects are lists or records: the effect number that moved most, else its largest effect number by
+    magnitude, named by its path, e.g. ``ratio[12]``) and the **largest move** (the effect number that moved most,
+    when it is another number than the headline; else None)."""
+    def table_of(data):
+        return {p: (v, iv) for p, role, v, iv in leaves(data, table) if role == EFFECT} if isinstance(data, dict) \
+            else {}
+    now, was = table_of(new), table_of(old)
+
+    def number(path):
+        v, iv = now[path]
+        o, oiv = was.get(path, (None, None))
+        pct = 100.0 * (v - o) / abs(o) if o is not None and o != 0 and v != o else (0.0 if o == v else None)
+        return {"path": path, "value": v, "ci": _sorted_iv(iv), "old": o, "old_ci": _sorted_iv(oiv), "pct": pct}
+    top = headline(new, table)
+    moved = drift.effect_path if drift is not None and drift.effect_path in now else None
+    if top is not None and top[0] in now:
+        head = number(top[0])
+    elif moved is not None:
+        head = number(moved)
+    elif now:
+        head = number(max(now, key=lambda p: abs(now[p][0])))
+    else:
+        return None, None
+    return head, (number(moved) if moved is not None and moved != head["path"] else None)
 
 
 def headline(data: dict, table: dict[str, str]) -> tuple[str, float, list | None] | None:

@@ -1,17 +1,40 @@
-"""One function per seed figure; each returns a matplotlib Figure (no plt.show()). ``save`` writes a PNG."""
+"""One function per seed figure; each returns a matplotlib Figure (never shown). ``save`` writes a PNG.
+
+Figures are drawn as ``matplotlib.figure.Figure`` objects, never through pyplot, and under the suite's style in a
+``matplotlib.rc_context`` (:data:`STYLE`): importing this module or drawing a claim's figure leaves the user's
+matplotlib backend, pyplot's open figures and the global ``rcParams`` as they were.
+"""
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+from matplotlib.figure import Figure
+from matplotlib.gridspec import GridSpec
+from matplotlib.patches import Rectangle
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-from matplotlib.gridspec import GridSpec  # noqa: E402
+STYLE = {"axes.spines.right": False, "axes.spines.top": False, "axes.titleweight": "bold",
+         "axes.labelweight": "bold", "savefig.dpi": 110}
 
-plt.rcParams.update({"axes.spines.right": False, "axes.spines.top": False, "axes.titleweight": "bold",
-                     "axes.labelweight": "bold", "savefig.dpi": 110})
+
+def styled(fn):
+    """Run a figure function under :data:`STYLE` (the style applies to what it draws, nowhere else)."""
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        with matplotlib.rc_context(STYLE):
+            return fn(*args, **kwargs)
+    return wrapper
+
+
+def _figure(**kw) -> Figure:
+    return Figure(**kw)
+
+
+def _subplots(*args, figsize=None, gridspec_kw=None, **kw):
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*args, gridspec_kw=gridspec_kw, **kw)
 
 
 def save(fig, path: Path) -> Path:
@@ -22,8 +45,8 @@ def save(fig, path: Path) -> Path:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         warnings.simplefilter("ignore", RuntimeWarning)
-        fig.savefig(path, bbox_inches="tight")
-    plt.close(fig)
+        with matplotlib.rc_context(STYLE):
+            fig.savefig(path, bbox_inches="tight")
     return path
 
 
@@ -38,10 +61,11 @@ def _l1_clim(I: np.ndarray) -> float:
 
 
 # ----------------------------------------------------------------------------- seed 004
+@styled
 def ioi_behaviour(title: str, logsm_base: np.ndarray, logsm_source: np.ndarray, a_id: int, b_id: int,
                   a: str, b: str, base_text: str, source_text: str, diffs: np.ndarray, null_p: float):
     """Seed 004 Part 1 (log-softmax of the two prompts and their relation) + logit-diff histogram over the set."""
-    fig = plt.figure(figsize=(15, 3.4))
+    fig = _figure(figsize=(15, 3.4))
     gs = GridSpec(1, 7, figure=fig)
     ax1, ax2, ax3, ax4 = fig.add_subplot(gs[:2]), fig.add_subplot(gs[2:4]), fig.add_subplot(gs[4]), fig.add_subplot(gs[5:])
     V = len(logsm_base)
@@ -62,6 +86,7 @@ def ioi_behaviour(title: str, logsm_base: np.ndarray, logsm_source: np.ndarray, 
     return fig
 
 
+@styled
 def ioi_head_effects(title: str, delta: np.ndarray, *, third: str, head_norm: np.ndarray | None = None,
                      kind: str = "silenced"):
     """Seed 004 Parts 2 and 5: (A) delta IOI per layer x head, (B) head-average per layer, (C) norm vs effect
@@ -69,7 +94,7 @@ def ioi_head_effects(title: str, delta: np.ndarray, *, third: str, head_norm: np
     L, H = delta.shape
     I = delta.T  # heads x layers, as the seed
     clim = _l1_clim(I)
-    fig, axs = plt.subplots(1, 3, figsize=(13, 3.4))
+    fig, axs = _subplots(1, 3, figsize=(13, 3.4))
     h = axs[0].pcolor(range(L), range(H), I, vmin=-clim, vmax=clim, cmap="RdBu_r", shading="nearest")
     axs[0].set(xlabel="Transformer layer", ylabel="Attention head index", yticks=range(0, H, 2 if H > 8 else 1),
                title=f"A) $\\Delta$ IOI ({kind} - clean)")
@@ -96,12 +121,13 @@ def ioi_head_effects(title: str, delta: np.ndarray, *, third: str, head_norm: np
     return fig
 
 
+@styled
 def ioi_head_activations(title: str, acts_layer: np.ndarray, token_labels: list[str], layer: int,
                          norm_map: np.ndarray, null_cv: list[float], cv: float):
     """Seed 004 Part 3: (a) head activation heatmaps (dims x heads) per token in one layer, (b) average head
     norms per layer x token."""
     T = acts_layer.shape[0]
-    fig = plt.figure(figsize=(max(12, T * 0.9), 7))
+    fig = _figure(figsize=(max(12, T * 0.9), 7))
     gs = GridSpec(2, T, figure=fig, height_ratios=[1, 1.4])
     for i in range(T):
         ax = fig.add_subplot(gs[0, i])
@@ -124,12 +150,13 @@ def ioi_head_activations(title: str, acts_layer: np.ndarray, token_labels: list[
     return fig
 
 
+@styled
 def ioi_mention_selectivity(title: str, diff_maps: list[np.ndarray], diff_layers: list[int], ratio: np.ndarray,
                             null_mean: np.ndarray, null_q95: np.ndarray, name: str):
     """Seed 004 Part 4: (a) first-minus-second mention difference (dims x heads) per layer, (b) selectivity ratio
     per layer with the head-shuffled null."""
     n = len(diff_maps)
-    fig = plt.figure(figsize=(max(12, 1.6 * n), 6))
+    fig = _figure(figsize=(max(12, 1.6 * n), 6))
     gs = GridSpec(2, n, figure=fig)
     for i, (D, l) in enumerate(zip(diff_maps, diff_layers)):
         ax = fig.add_subplot(gs[0, i])
@@ -156,9 +183,10 @@ def _hist(ax, x, label, density=False, **kw):
     ax.plot(edges[:-1], y, label=label, **kw)
 
 
+@styled
 def grammar_lengths(title: str, len_nouns: np.ndarray, len_verbs: np.ndarray, t: float, p: float, d: float):
     """Seed 000 Part 1: word-length histograms with the t-test and Cohen's d."""
-    fig, ax = plt.subplots(figsize=(10, 3))
+    fig, ax = _subplots(figsize=(10, 3))
     m = int(max(len_nouns.max(), len_verbs.max())) + 1
     yN, yV = np.bincount(len_nouns, minlength=m), np.bincount(len_verbs, minlength=m)
     ax.bar(np.arange(m) - .15, yN, width=.6, label="Nouns", alpha=.9, edgecolor="b")
@@ -170,10 +198,11 @@ def grammar_lengths(title: str, len_nouns: np.ndarray, len_verbs: np.ndarray, t:
     return fig
 
 
+@styled
 def grammar_neurons(title: str, nouns: np.ndarray, verbs: np.ndarray, t: np.ndarray, d: np.ndarray, sig: np.ndarray,
                     null_counts: np.ndarray):
     """Seed 000 Parts 2-3: activations of nouns, mean activations, nouns vs verbs; d vs t; t by neuron."""
-    fig = plt.figure(figsize=(13, 7))
+    fig = _figure(figsize=(13, 7))
     gs = GridSpec(2, 3, figure=fig)
     ax = fig.add_subplot(gs[0, 0])
     lim = np.percentile(np.abs(nouns), 99)
@@ -204,9 +233,10 @@ def grammar_neurons(title: str, nouns: np.ndarray, verbs: np.ndarray, t: np.ndar
     return fig
 
 
+@styled
 def grammar_split_half(title: str, sh: dict, null_r: np.ndarray):
     """Seed 000 Part 4: split-1 vs split-2 and split-1 vs split-12 t-values, by Bonferroni significance."""
-    fig, axs = plt.subplots(1, 2, figsize=(10, 4))
+    fig, axs = _subplots(1, 2, figsize=(10, 4))
     for ax, other, osig, r, lab in ((axs[0], sh["t2"], sh["sig2"], sh["r_12"], "Split-2"),
                                     (axs[1], sh["t12"], sh["sig12"], sh["r_1_12"], "Split-12")):
         both = sh["sig1"].astype(int) + osig.astype(int)
@@ -222,9 +252,10 @@ def grammar_split_half(title: str, sh: dict, null_r: np.ndarray):
     return fig
 
 
+@styled
 def grammar_distributions(title: str, acts: dict, t: np.ndarray, max_t: int, min_t: int):
     """Seed 000 Part 5: histograms of all neurons, by t sign, and of the strongest +/- neurons."""
-    fig, axs = plt.subplots(3, 1, figsize=(9, 9))
+    fig, axs = _subplots(3, 1, figsize=(9, 9))
     for k in ("nouns1", "nouns2", "verbs1", "verbs2"):
         _hist(axs[0], acts[k].ravel(), k.replace("1", " 1").replace("2", " 2").capitalize())
     axs[0].set(xlabel="MLP expansion activation", ylabel="Count", ylim=[0, None], title="Histograms of all MLP neurons")
@@ -244,9 +275,10 @@ def grammar_distributions(title: str, acts: dict, t: np.ndarray, max_t: int, min
     return fig
 
 
+@styled
 def grammar_within_across(title: str, t_across1, t_across2, t_within_n, t_within_v, d_across, d_within):
     """Seed 000 Part 6: across- vs within-category t-values, and effect-size histograms."""
-    fig = plt.figure(figsize=(12, 7))
+    fig = _figure(figsize=(12, 7))
     gs = GridSpec(2, 2, figure=fig)
     lim = np.nanmax(np.abs(np.concatenate([t_across1, t_across2]))) * 1.05
     for i, (x, y, yl, tt) in enumerate(((t_across1, t_within_n, "t(nouns-1,nouns-2)", "A) Across vs. within-nouns"),
@@ -266,10 +298,11 @@ def grammar_within_across(title: str, t_across1, t_across2, t_within_n, t_within
     return fig
 
 
+@styled
 def grammar_laminar(title: str, prop_sig: np.ndarray, mean_abs_t: np.ndarray, split_r: np.ndarray, null_r95: np.ndarray):
     """Seed 000 Part 7: proportion significant, |t| of significant neurons, split correlation per layer."""
     L = len(prop_sig)
-    fig, axs = plt.subplots(1, 3, figsize=(13, 3.5))
+    fig, axs = _subplots(1, 3, figsize=(13, 3.5))
     axs[0].plot(prop_sig, "ko-", markerfacecolor=[.7, .9, .7])
     axs[0].set(xlabel="Transformer layer", ylabel="Proportion significant neurons", title="A) Proportion significant neurons")
     axs[1].plot(mean_abs_t, "ks-", markerfacecolor=[.9, .7, .7])
@@ -285,9 +318,10 @@ def grammar_laminar(title: str, prop_sig: np.ndarray, mean_abs_t: np.ndarray, sp
     return fig
 
 
+@styled
 def grammar_token_order(title: str, res: dict, layer: int, random_r: np.ndarray | None = None):
     """Seed 000 Part 8: sentence vs words vs scrambled scatter at one layer, and correlations per layer."""
-    fig = plt.figure(figsize=(12, 7))
+    fig = _figure(figsize=(12, 7))
     gs = GridSpec(2, 3, figure=fig)
     skip = 10
     s, w, c = (res[k][layer].ravel()[::skip] for k in ("sentence", "words", "scrambled"))
@@ -313,9 +347,10 @@ def grammar_token_order(title: str, res: dict, layer: int, random_r: np.ndarray 
 
 
 # ----------------------------------------------------------------------------- seed 001
+@styled
 def lesion_tuning(title: str, tu: dict):
     """Seed 001 Part 2: t-values per neuron (him > her, her > him, non-significant) and the pie chart."""
-    fig = plt.figure(figsize=(12, 4))
+    fig = _figure(figsize=(12, 4))
     gs = GridSpec(1, 3, figure=fig)
     ax0, ax1 = fig.add_subplot(gs[:2]), fig.add_subplot(gs[2])
     t = np.nan_to_num(tu["t"])
@@ -336,10 +371,11 @@ def lesion_tuning(title: str, tu: dict):
     return fig
 
 
+@styled
 def lesion_laminar_tuning(title: str, pct_her: np.ndarray, pct_him: np.ndarray):
     """Seed 001 Part 3: percentage of significant t-values per layer."""
     L = len(pct_her)
-    fig, ax = plt.subplots(figsize=(10, 3))
+    fig, ax = _subplots(figsize=(10, 3))
     ax.plot(range(L), pct_her, "ko", markerfacecolor=[.9, .9, .7, .7], markersize=12, label="her > him")
     ax.plot(range(L), pct_him, "ks", markerfacecolor=[.7, .7, .9, .7], markersize=12, label="him > her")
     ax.legend()
@@ -349,10 +385,11 @@ def lesion_laminar_tuning(title: str, pct_her: np.ndarray, pct_him: np.ndarray):
     return fig
 
 
+@styled
 def lesion_predictions(title: str, triple: np.ndarray, margins: np.ndarray):
     """Seed 001 Part 4: her/him logits at the her and him positions of the clean, HER-mask and HIM-mask
     sentences; plus the margin over the held-out masked sentences."""
-    fig = plt.figure(figsize=(14, 4.5))
+    fig = _figure(figsize=(14, 4.5))
     gs = GridSpec(1, 4, figure=fig)
     ax, ax2 = fig.add_subplot(gs[:3]), fig.add_subplot(gs[3])
     for i in range(3):
@@ -371,10 +408,11 @@ def lesion_predictions(title: str, triple: np.ndarray, margins: np.ndarray):
     return fig
 
 
+@styled
 def lesion_ablation(title: str, r: dict):
     """Seed 001 Parts 5 and 7: clean - ablated margins per sentence, clean vs ablated, and the tuned-neuron
     effect against random and least-tuned neuron sets."""
-    fig, axs = plt.subplots(1, 3, figsize=(14, 4))
+    fig, axs = _subplots(1, 3, figsize=(14, 4))
     d = r["clean"] - r["ablated_tuned"]
     axs[0].bar(range(len(d)), d, color=[.7, .9, .9], edgecolor="k")
     axs[0].axhline(0, color="k", lw=.3)
@@ -395,10 +433,11 @@ def lesion_ablation(title: str, r: dict):
     return fig
 
 
+@styled
 def lesion_laminar_ablation(title: str, res: list[dict]):
     """Seed 001 Part 6: overall impact per layer and the signed her/him impact, with the random-set null."""
     L = len(res)
-    fig, axs = plt.subplots(1, 2, figsize=(12, 4))
+    fig, axs = _subplots(1, 2, figsize=(12, 4))
     axs[0].plot(range(L), [abs(r["tuned"]) for r in res], "kh", markerfacecolor=[.9, .7, .7], markersize=12,
                 label="tuned neurons")
     axs[0].plot(range(L), [np.quantile(np.abs(r["random"]), .95) for r in res], "--", color=[.5, .5, .5],
@@ -426,11 +465,12 @@ def _token_axis(ax, labels: list[str], rotation: int = 45):
     ax.set_xticklabels([repr(t)[1:-1] for t in labels], rotation=rotation, fontsize=7)
 
 
+@styled
 def recommender_norms(title: str, norms: dict[str, np.ndarray], labels: dict[str, list[str]], cv: float,
                       null_cv: list[float]):
     """Seed 003 Part 1: MLP-output norm per layer x token for texts A, B, C (colour limits: 5th-95th
     percentile of each text, as the seed), position 0 excluded."""
-    fig, axs = plt.subplots(1, 3, figsize=(16, 3.8))
+    fig, axs = _subplots(1, 3, figsize=(16, 3.8))
     for ax, k in zip(axs, "ABC"):
         lo, hi = np.percentile(norms[k], [5, 95])
         h = ax.imshow(norms[k], aspect="auto", cmap="magma", origin="lower", vmin=lo, vmax=hi)
@@ -443,10 +483,11 @@ def recommender_norms(title: str, norms: dict[str, np.ndarray], labels: dict[str
     return fig
 
 
+@styled
 def recommender_token_average(title: str, ta: dict, labels_C: list[str], layer: int, null_q99: float):
     """Seed 003 Part 2: the mean vectors of A and B (line and scatter) and each C token's similarity with the
     target vector; the recommended token marked."""
-    fig = plt.figure(figsize=(15, 6.5))
+    fig = _figure(figsize=(15, 6.5))
     gs = GridSpec(2, 2, figure=fig)
     a0, a1, a2 = fig.add_subplot(gs[0, 0]), fig.add_subplot(gs[0, 1]), fig.add_subplot(gs[1, :])
     a0.plot(ta["mean_A"], label="Vector A")
@@ -469,9 +510,10 @@ def recommender_token_average(title: str, ta: dict, labels_C: list[str], layer: 
     return fig
 
 
+@styled
 def recommender_layers(title: str, rec_sim: np.ndarray, rec_labels: list[str], null_max: list[np.ndarray]):
     """Seed 003 Part 3: the recommended token and its similarity per layer (random-init copies in grey)."""
-    fig, ax = plt.subplots(figsize=(10, 3.6))
+    fig, ax = _subplots(figsize=(10, 3.6))
     for i, n in enumerate(null_max):
         ax.plot(n, "-", color=[.6, .6, .6], lw=1, label="random-init copies" if i == 0 else None)
     for l, (s, t) in enumerate(zip(rec_sim, rec_labels)):
@@ -484,11 +526,12 @@ def recommender_layers(title: str, rec_sim: np.ndarray, rec_labels: list[str], n
     return fig
 
 
+@styled
 def recommender_pairs(title: str, cmat: np.ndarray, lA: list[str], lB: list[str], lC: list[str]):
     """Seed 003 Part 4: pair (analogy) similarity matrices (A tokens x B tokens) for four C tokens, with the
     best pair in each title."""
     idxs = np.linspace(0, cmat.shape[2] - 1, 4, dtype=int)
-    fig, axs = plt.subplots(1, 4, figsize=(16, 5.5))
+    fig, axs = _subplots(1, 4, figsize=(16, 5.5))
     lo, hi = np.percentile(cmat, [5, 99])
     for ax, k in zip(axs, idxs):
         i, j = np.unravel_index(np.argmax(cmat[:, :, k]), cmat[:, :, k].shape)
@@ -502,11 +545,12 @@ def recommender_pairs(title: str, cmat: np.ndarray, lA: list[str], lB: list[str]
     return fig
 
 
+@styled
 def recommender_heatmap(title: str, mx: np.ndarray, labels_C: list[str], score: np.ndarray,
                         null_scores: list[np.ndarray], middle: range):
     """Seed 003 Part 5: max pair similarity per layer x C token (5th-95th percentile colours), and the pair score
     per layer (mean over C tokens) against random-init copies, the middle layers shaded."""
-    fig = plt.figure(figsize=(15, 4.2))
+    fig = _figure(figsize=(15, 4.2))
     gs = GridSpec(1, 3, figure=fig)
     a0, a1 = fig.add_subplot(gs[:2]), fig.add_subplot(gs[2])
     lo, hi = np.percentile(mx, [5, 95])
@@ -526,11 +570,12 @@ def recommender_heatmap(title: str, mx: np.ndarray, labels_C: list[str], score: 
 
 
 # ----------------------------------------------------------------------------- seed 002
+@styled
 def neuron_behaviour(title: str, names: list[str], clean: np.ndarray, corrupted: np.ndarray,
                      templated_clean: np.ndarray, templated_corrupted: np.ndarray):
     """Seed 002 behaviour: logit difference (target - foil) of the clean and corrupted prompts per seed case, and
     over the templated cases."""
-    fig, axs = plt.subplots(1, 2, figsize=(13, 3.8), gridspec_kw={"width_ratios": [2, 1]})
+    fig, axs = _subplots(1, 2, figsize=(13, 3.8), gridspec_kw={"width_ratios": [2, 1]})
     x = np.arange(len(names))
     axs[0].bar(x - .2, clean, .4, color=[.5, .8, .5], edgecolor="k", label="clean")
     axs[0].bar(x + .2, corrupted, .4, color=[.9, .6, .6], edgecolor="k", label="corrupted")
@@ -548,9 +593,10 @@ def neuron_behaviour(title: str, names: list[str], clean: np.ndarray, corrupted:
     return fig
 
 
+@styled
 def neuron_logit_lens(title: str, lenses: dict[str, np.ndarray], spikes: dict[str, list]):
     """Seed 002 logit lens: logit difference per layer (0 = embeddings), jumps marked."""
-    fig, ax = plt.subplots(figsize=(10, 4))
+    fig, ax = _subplots(figsize=(10, 4))
     for name, lens in lenses.items():
         h, = ax.plot(lens, "o-", label=name, markersize=4)
         for a, b in spikes[name]:
@@ -564,9 +610,10 @@ def neuron_logit_lens(title: str, lenses: dict[str, np.ndarray], spikes: dict[st
     return fig
 
 
+@styled
 def neuron_layer_position(title: str, rest: np.ndarray, labels: list[str]):
     """Seed 002 activation patching: normalised restoration per layer x position (residual stream)."""
-    fig, ax = plt.subplots(figsize=(1.2 + .6 * len(labels), 0.5 + .25 * rest.shape[0] + 2))
+    fig, ax = _subplots(figsize=(1.2 + .6 * len(labels), 0.5 + .25 * rest.shape[0] + 2))
     lim = max(1.0, float(np.abs(rest).max()))
     h = ax.imshow(rest, aspect="auto", origin="lower", cmap="RdBu", vmin=-lim, vmax=lim)
     fig.colorbar(h, ax=ax, pad=.01, label="restoration")
@@ -577,9 +624,10 @@ def neuron_layer_position(title: str, rest: np.ndarray, labels: list[str]):
     return fig
 
 
+@styled
 def neuron_patching(title: str, rest: dict[str, np.ndarray], layer: int, star: int):
     """Seed 002 neuron patching: restoration of each neuron of one layer, per case; the stand-out neuron marked."""
-    fig, axs = plt.subplots(1, len(rest), figsize=(4 * len(rest), 3.6), sharey=True)
+    fig, axs = _subplots(1, len(rest), figsize=(4 * len(rest), 3.6), sharey=True)
     for ax, (name, r) in zip(np.atleast_1d(axs), rest.items()):
         ax.plot(r, ".", color=[.4, .4, .4], markersize=3)
         ax.plot(star, r[star], "o", color="r", markersize=8)
@@ -592,10 +640,11 @@ def neuron_patching(title: str, rest: dict[str, np.ndarray], layer: int, star: i
     return fig
 
 
+@styled
 def neuron_congruence(title: str, cg: dict, writers: np.ndarray, token: str, best: tuple[int, int]):
     """Seed 002 congruence: a neuron's top and bottom unembedding tokens; every neuron of every layer against one
     token (which neurons write it)."""
-    fig, axs = plt.subplots(1, 2, figsize=(14, 4.2))
+    fig, axs = _subplots(1, 2, figsize=(14, 4.2))
     toks = cg["top"][::-1] + cg["bottom"]
     vals = np.concatenate([cg["top_scores"][::-1], cg["bottom_scores"]])
     axs[0].barh(range(len(toks)), vals, color=[[.5, .7, .9] if v > 0 else [.9, .6, .6] for v in vals])
@@ -613,10 +662,11 @@ def neuron_congruence(title: str, cg: dict, writers: np.ndarray, token: str, bes
     return fig
 
 
+@styled
 def neuron_workflow(title: str, inv, drop: float, null: np.ndarray, p: float):
     """One page for :func:`probes.neuron.investigate`: lens, layer x position patching, neuron restorations of
     the identified layers, and the ablation check against random neuron sets."""
-    fig = plt.figure(figsize=(16, 8))
+    fig = _figure(figsize=(16, 8))
     gs = GridSpec(2, 3, figure=fig)
     a = fig.add_subplot(gs[0, 0])
     a.plot(inv.lens, "ko-")
@@ -649,15 +699,16 @@ def neuron_workflow(title: str, inv, drop: float, null: np.ndarray, p: float):
 
 
 # --------------------------------------------------------------------------------------- attention (induction, sinks)
+@styled
 def head_scores(title: str, score: np.ndarray, null_max: float, threshold: float, label: str, marked=()):
     """A (layers, heads) score map beside the sorted scores of all heads against the random-init copies' maximum
     and the criterion's threshold (previous-token and induction scores)."""
-    fig = plt.figure(figsize=(11, 4))
+    fig = _figure(figsize=(11, 4))
     gs = GridSpec(1, 2, width_ratios=[1.1, 1], figure=fig)
     ax = fig.add_subplot(gs[0])
     im = ax.imshow(score.T, aspect="auto", origin="lower", cmap="viridis", vmin=0, vmax=1)
     for layer, h in marked:
-        ax.add_patch(plt.Rectangle((layer - 0.5, h - 0.5), 1, 1, fill=False, ec="r", lw=1.5))
+        ax.add_patch(Rectangle((layer - 0.5, h - 0.5), 1, 1, fill=False, ec="r", lw=1.5))
     ax.set_xlabel("Layer")
     ax.set_ylabel("Head")
     ax.set_title(f"A) {label} per head (red: recorded heads)")
@@ -677,9 +728,10 @@ def head_scores(title: str, score: np.ndarray, null_max: float, threshold: float
     return fig
 
 
+@styled
 def permutation_bars(title: str, observed: float, null: np.ndarray, xlabel: str, observed_label: str):
     """The observed effect of an ablation against the effects of random ablations of as many heads."""
-    fig, ax = plt.subplots(figsize=(7, 3.6))
+    fig, ax = _subplots(figsize=(7, 3.6))
     ax.hist(null, bins=min(20, max(5, len(null) // 2)), color="#999", label=f"random heads ({len(null)} draws)")
     ax.axvline(observed, color="r", lw=2, label=observed_label)
     ax.set_xlabel(xlabel)
@@ -690,9 +742,10 @@ def permutation_bars(title: str, observed: float, null: np.ndarray, xlabel: str,
     return fig
 
 
+@styled
 def loss_repeats(title: str, first: np.ndarray, second: np.ndarray, null_drops: list[float]):
     """Per-sequence loss on the first and the second repeat, with the random-init copies' drops."""
-    fig, ax = plt.subplots(figsize=(7, 3.6))
+    fig, ax = _subplots(figsize=(7, 3.6))
     x = np.arange(len(first))
     ax.plot(x, first, "o-", color="#999", label="first repeat")
     ax.plot(x, second, "o-", color="#c44", label="second repeat")
@@ -705,9 +758,10 @@ def loss_repeats(title: str, first: np.ndarray, second: np.ndarray, null_drops: 
     return fig
 
 
+@styled
 def sink_map(title: str, sink: np.ndarray, null_share: float, threshold: float):
     """Mean attention to the first token per (layer, head), and the share of heads above the threshold per layer."""
-    fig = plt.figure(figsize=(11, 4))
+    fig = _figure(figsize=(11, 4))
     gs = GridSpec(1, 2, width_ratios=[1.1, 1], figure=fig)
     ax = fig.add_subplot(gs[0])
     im = ax.imshow(sink.T, aspect="auto", origin="lower", cmap="magma", vmin=0, vmax=1)
@@ -729,10 +783,11 @@ def sink_map(title: str, sink: np.ndarray, null_share: float, threshold: float):
     return fig
 
 
+@styled
 def massive_activations(title: str, top: np.ndarray, median: np.ndarray, null_top: np.ndarray, min_value: float):
     """Per layer the largest |activation| of the residual stream and its median, log scale, beside the random-init
     copies' largest."""
-    fig, ax = plt.subplots(figsize=(8, 3.8))
+    fig, ax = _subplots(figsize=(8, 3.8))
     x = np.arange(len(top))
     ax.semilogy(x, top, "o-", color="#c44", label="largest |activation|")
     ax.semilogy(x, median, "o-", color="#1f77b4", label="median |activation|")
@@ -746,11 +801,12 @@ def massive_activations(title: str, top: np.ndarray, median: np.ndarray, null_to
     return fig
 
 
+@styled
 def successor_heads(title: str, score: np.ndarray, per_task: dict[str, float], sizes: dict[str, int],
                     best: str, null_random: float, null_shuffled: float, threshold: float):
     """Succession score per (layer, head); the sorted scores against both nulls (random-init copies' best head,
     shuffled orders' best head) and the threshold; the best head's top-1 accuracy per task against chance."""
-    fig = plt.figure(figsize=(14, 4))
+    fig = _figure(figsize=(14, 4))
     gs = GridSpec(1, 3, width_ratios=[1.1, 1, 1], figure=fig)
     ax = fig.add_subplot(gs[0])
     im = ax.imshow(score.T, aspect="auto", origin="lower", cmap="viridis", vmin=0, vmax=1)
@@ -784,10 +840,11 @@ def successor_heads(title: str, score: np.ndarray, per_task: dict[str, float], s
     return fig
 
 
+@styled
 def known_facts(title: str, names: list[str], p: np.ndarray, known: np.ndarray, p_random: np.ndarray):
     """Per fact the probability of its attribute (known facts: the attribute is the top-1 token), beside a
     random-init copy's."""
-    fig, ax = plt.subplots(figsize=(12, 4))
+    fig, ax = _subplots(figsize=(12, 4))
     x = np.arange(len(names))
     ax.bar(x, p, color=np.where(known, "#2ca02c", "#bbb"), label="p(attribute): green = top-1 (known)")
     ax.plot(x, p_random, "k_", ms=8, label="random-init copy")
@@ -801,16 +858,17 @@ def known_facts(title: str, names: list[str], p: np.ndarray, known: np.ndarray, 
     return fig
 
 
+@styled
 def causal_trace(title: str, mean_ie: np.ndarray, classes: tuple, band: range, per_fact: np.ndarray,
                  null_subject: np.ndarray, gap: float):
     """Meng et al.'s picture: the mean indirect effect of restoring each (position class, layer), with the claim's
     early-to-middle band marked; per layer the mean effect of each class with a random-init copy's at the last
     subject token; per fact the band's mean effect of each class."""
-    fig = plt.figure(figsize=(15, 4))
+    fig = _figure(figsize=(15, 4))
     gs = GridSpec(1, 3, width_ratios=[1.3, 1.2, 0.8], figure=fig)
     ax = fig.add_subplot(gs[0])
     im = ax.imshow(mean_ie.T, aspect="auto", cmap="Purples", vmin=0, vmax=max(gap, float(mean_ie.max())))
-    ax.add_patch(plt.Rectangle((band.start - 0.5, -0.5), len(band), 1, fill=False, ec="r", lw=1.5))
+    ax.add_patch(Rectangle((band.start - 0.5, -0.5), len(band), 1, fill=False, ec="r", lw=1.5))
     ax.set_yticks(range(len(classes)))
     ax.set_yticklabels(classes)
     ax.set_xlabel("Layer (hidden state after the block, restored)")

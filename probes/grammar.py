@@ -9,10 +9,8 @@ pass per batch of words, shared by all grammar claims of a model.
 """
 from __future__ import annotations
 
-import json
 import time
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -21,9 +19,6 @@ from . import stats
 from .hooks import capture
 from .loading import LoadedModel, log
 from .tokens import encode, special_wrap
-
-WORDS = Path(__file__).resolve().parents[1] / "fixtures" / "stimuli" / "words_v1.json"
-
 
 @dataclass
 class WordSets:
@@ -37,12 +32,13 @@ class WordSets:
         return words[half - 1::2]
 
 
-def word_sets(lm: LoadedModel, max_words: int = 4000, version: int = 1) -> WordSets:
-    """Nouns and verbs (most frequent first) that are a single token with a leading space for this model."""
-    d = json.loads(WORDS.with_name(f"words_v{version}.json").read_text())
+def word_sets(lm: LoadedModel, candidates: dict[str, list[str]], max_words: int = 4000) -> WordSets:
+    """Nouns and verbs of ``candidates`` (``{"nouns": [...], "verbs": [...]}``, most frequent first: a versioned
+    stimulus of the project) that are a single token with a leading space for this model."""
+    d = candidates
     keep = {}
     for pos in ("nouns", "verbs"):
-        cands = [w for w, _ in d[pos]]
+        cands = list(d[pos])
         ok = [w for w in cands if len(encode(lm.tokenizer, " " + w)) == 1]
         keep[pos] = ok[:max_words]
     return WordSets(keep["nouns"], keep["verbs"], (len(d["nouns"]), len(d["verbs"])))
@@ -86,9 +82,11 @@ class GrammarData:
         return {k: v[l] for k, v in self.acts.items()}
 
 
-def collect(lm: LoadedModel, site: str = "mlp_act", max_words: int = 4000) -> GrammarData:
+def collect(lm: LoadedModel, candidates: dict[str, list[str]], site: str = "mlp_act",
+            max_words: int = 4000) -> GrammarData:
+    """The activations of the nouns and verbs of ``candidates`` (:func:`word_sets`) at every layer."""
     t0 = time.time()
-    ws = word_sets(lm, max_words)
+    ws = word_sets(lm, candidates, max_words)
     data = GrammarData(ws)
     groups = {f"{pos}{h}": ws.split(pos, h) for pos in ("nouns", "verbs") for h in (1, 2)}
     for name, words in groups.items():

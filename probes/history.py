@@ -54,7 +54,8 @@ def provenance(spec) -> dict:
         out["gguf_sha256"] = file_sha256(Path(spec.path))
     if spec.source in ("local", "package") and not spec.gguf:
         try:
-            folder = Path(spec.location())
+            from .access import folder as model_folder
+            folder = Path(model_folder(spec))
             files = sorted(folder.glob("*.safetensors"))
             out["weights_sha256"] = {f.name: file_sha256(f) for f in files} or None
         except Exception:  # noqa: BLE001 - provenance must never stop a run; the verdicts say what failed
@@ -230,21 +231,18 @@ def points(runs: list[dict]) -> dict[str, dict[str, list[dict]]]:
 
 
 def _png(fig) -> str:
-    """A finished figure as base64 PNG (embedded in report.html), closed afterwards."""
-    import matplotlib.pyplot as plt
+    """A finished figure (a ``matplotlib.figure.Figure``, never pyplot's: the user's matplotlib state is left
+    alone) as base64 PNG, embedded in report.html."""
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=90)
-    plt.close(fig)
     return base64.b64encode(buf.getvalue()).decode()
 
 
 def trends(runs: list[dict], min_points: int = 2) -> dict[str, str]:
     """claim -> a PNG (base64) of its effect numbers across the runs / candidates, for each claim with a lineage
     of at least ``min_points`` points."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     out = {}
     for claim, lineages in points(runs).items():
@@ -261,7 +259,8 @@ def trends(runs: list[dict], min_points: int = 2) -> dict[str, str]:
             labels[sl] = names.pop() if len(names) == 1 else \
                 next(p["date"] for pts in lineages.values() for p in pts if p["slot"] == sl) + (f" #{sl[1] + 1}"
                                                                                                if sl[1] else "")
-        fig, axes = plt.subplots(1, len(keys), figsize=(4.2 * len(keys) + 1.0, 3.6), squeeze=False)
+        fig = Figure(figsize=(4.2 * len(keys) + 1.0, 3.6))
+        axes = fig.subplots(1, len(keys), squeeze=False)
         for ax, key in zip(axes[0], keys):
             for lineage, pts in lineages.items():
                 xs = [slots.index(p["slot"]) for p in pts]
@@ -293,9 +292,7 @@ def forests(results: list[dict], runs: list[dict] | None = None) -> dict[str, st
     """claim -> a PNG (base64) forest plot of its headline effect with its 95% interval: for every model and
     candidate of this run, the recorded snapshot's value beside it (grey), and with ``runs`` (a history) every
     earlier run's point. Claims whose effect is not one number (per-layer profiles) have none."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
+    from matplotlib.figure import Figure
 
     from .drift import headline
     rows: dict[str, list[tuple]] = {}
@@ -319,7 +316,8 @@ def forests(results: list[dict], runs: list[dict] | None = None) -> dict[str, st
     colours = {"recorded": "#888888", "history": "#9db4d0", "broken": "#c0392b", "precondition failed": "#c0392b",
                "holds but changed": "#d68910", "holds within noise": "#1e8449", "holds": "#1e8449"}
     for claim, rs in rows.items():
-        fig, ax = plt.subplots(figsize=(6.5, 0.45 * len(rs) + 1.2))
+        fig = Figure(figsize=(6.5, 0.45 * len(rs) + 1.2))
+        ax = fig.subplots()
         for i, (label, path, v, ci, kind) in enumerate(rs):
             y = len(rs) - 1 - i
             c = colours.get(kind, "#1f4e79")

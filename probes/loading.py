@@ -4,14 +4,15 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-import sys
 from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 
+from . import access
 from .adapters import Adapter, adapter_for
 from .errors import ModelLoadError
+from .log import log
 from .registry import ModelSpec
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
@@ -101,7 +102,8 @@ def _model_class(kind: str, arch: str | None):
 
 
 def load(spec: ModelSpec, device: str = "auto", dtype: str = "float32", *, allow_pickle: bool = False,
-         trust_remote_code: bool = False, offline: bool | None = None, device_map: str | None = None) -> LoadedModel:
+         trust_remote_code: bool = False, offline: bool | None = None, device_map: str | None = None,
+         jitter: float = 0.0, jitter_seed: int = 0) -> LoadedModel:
     """Load weights (safetensors only unless ``allow_pickle``), tokenizer and adapter.
 
     ``device_map`` (``auto`` / ``balanced``; or the registry parameter ``device_map``): on CUDA, spread a model that
@@ -109,14 +111,15 @@ def load(spec: ModelSpec, device: str = "auto", dtype: str = "float32", *, allow
     device is then that of its input embeddings. Ignored on a CPU.
 
     Hub models are loaded at the pinned revision; ``offline`` (default: the
-    HF_HUB_OFFLINE environment variable) forbids network access.
+    HF_HUB_OFFLINE environment variable) forbids network access. ``jitter``: noise-floor calibration only
+    (:func:`jitter_weights`).
     """
     from transformers import AutoTokenizer
 
     dev, dt = pick_device(device), pick_dtype(dtype)
     from transformers.utils import logging as hf_logging
     hf_logging.disable_progress_bar()  # our own log line says what loads: no bars in captured output or tracebacks
-    where = spec.location()
+    where = access.folder(spec)
     kw = dict(use_safetensors=None if allow_pickle else True, trust_remote_code=trust_remote_code)
     if spec.source == "hub":
         kw["revision"] = spec.revision
@@ -174,7 +177,7 @@ def load(spec: ModelSpec, device: str = "auto", dtype: str = "float32", *, allow
         model.to(dev).eval()
     check_weights(model, spec.id)
     check_vocabulary(model, tok, spec.id)
-    jitter_weights(model)
+    jitter_weights(model, jitter, jitter_seed)
     from .gguf import read_source
     return LoadedModel(spec, model, tok, adapter_for(model), dev, dt,
                        read_source(where) if spec.source != "hub" else {})
@@ -205,18 +208,13 @@ def check_vocabulary(model, tok, model_id: str) -> None:
                              "tokenizer)); save the model's own tokenizer beside it")
 
 
-JITTER_ENV = "CLAIMS_WEIGHT_JITTER"
-
-
-def jitter_weights(model) -> None:
-    """Noise-floor calibration only (scripts/calibrate.py): with ``$CLAIMS_WEIGHT_JITTER`` set to a relative size
-    (e.g. ``1e-6``, about 8 float32 rounding steps), multiply every floating-point weight by ``1 + size * N(0, 1)``
-    (seeded), a perturbation at the scale of another CPU's rounding. The plugin refuses ``--record`` while it is
-    set."""
-    size = float(os.environ.get(JITTER_ENV) or 0.0)
+def jitter_weights(model, size: float, seed: int = 0) -> None:
+    """Noise-floor calibration only (scripts/calibrate.py, through the plugin's ``--weight-jitter``): multiply every
+    floating-point weight by ``1 + size * N(0, 1)`` (seeded), e.g. ``size=1e-6``, about 8 float32 rounding steps, a
+    perturbation at the scale of another CPU's rounding. The plugin refuses ``--record`` with it."""
     if not size:
         return
-    g = torch.Generator().manual_seed(int(os.environ.get("CLAIMS_WEIGHT_JITTER_SEED", "0")))
+    g = torch.Generator().manual_seed(int(seed))
     with torch.no_grad():
         for p in model.parameters():
             if p.is_floating_point():
@@ -245,7 +243,3 @@ def random_copy(lm: LoadedModel, seed: int) -> LoadedModel:
             del _RANDOM[k]
         _RANDOM[key] = random_init_like(lm, seed)
     return _RANDOM[key]
-
-
-def log(msg: str) -> None:
-    print(f"[probes] {msg}", file=sys.stderr, flush=True)

@@ -27,9 +27,12 @@ from . import drift as D
 from . import history as H
 from . import loading
 from . import verdicts as V
+from .artifacts import RunFolder
 from .errors import ProbeError
-from .registry import ModelSpec, load_registry, mismatch, resolve
-from .snapshot import ABS_TOL, REL_TOL, check_snapshot, parse, plain, record, serialize, snapshot_file
+from . import access
+from .registry import ModelSpec, load_registry, resolve
+from .errors import NumericsError
+from .snapshot import ABS_TOL, REL_TOL, NonFiniteNumber, SnapshotStore, check_snapshot, plain, serialize
 
 INI = {"claims_registry": ("fixtures/models.toml", "the model registry (TOML), relative to the project root"),
        "claims_snapshots": ("snapshots", "the folder of the recorded snapshots, relative to the project root"),
@@ -48,6 +51,7 @@ class State:
     families: set[str] = field(default_factory=set)  # every family of the registry's and the selected models
     registry: dict[str, ModelSpec] = field(default_factory=dict)  # the registry as read at start (_select)
     explicit: bool = False
+    any_family: bool = False          # a selected model runs every family (a model given by path or hub id)
     results: list[dict] = field(default_factory=list)
     other_failures: int = 0
     started: float = field(default_factory=time.time)  # when this process configured the run (its wall time)
@@ -57,6 +61,7 @@ class State:
     reports: list[Path] = field(default_factory=list)
     history_file: Path | None = None
     loaded: dict[str, loading.LoadedModel] = field(default_factory=dict)
+    folder: RunFolder | None = None   # controller: the artifacts folder this run holds (or its own, when taken)
     load_errors: dict[str, ProbeError] = field(default_factory=dict)
 
     def shown(self, p: Path) -> str:
@@ -110,6 +115,9 @@ def pytest_addoption(parser):
                      "left its recorded bootstrap interval or a stable component left its set; floor: any move "
                      "beyond the floor, diagnostics included (this project's own CI: a change of the measuring code "
                      "on the same model must not hide inside sampling noise)")
+    g.addoption("--weight-jitter", type=float, default=0.0, metavar="SIZE",
+                help="noise-floor calibration only (scripts/calibrate.py): multiply every weight by 1 + SIZE x N(0, 1), "
+                     "seeded, e.g. 1e-6 (float32 rounding scale); never recorded")
     g.addoption("--record", action="store_true",
                 help="record the snapshot of every claim that passes its criterion in this run (atomically); "
                      "never deletes or rewrites the snapshot of a claim that failed, errored or did not run")
@@ -167,7 +175,7 @@ def _select(config, st: State) -> tuple[list[ModelSpec], list[tuple[str, str]], 
     except ProbeError as e:
         raise pytest.UsageError(str(e)) from None
     st.registry = registry
-    st.families = {f for spec in registry.values() for f in spec.families}
+    st.families = {f for spec in registry.values() for f in spec.families or []}
     opt = config.getoption("--models")
     if opt is not None:
         entries = [m.strip() for m in opt.split(",") if m.strip()]
@@ -184,7 +192,7 @@ def _select(config, st: State) -> tuple[list[ModelSpec], list[tuple[str, str]], 
                 raise pytest.UsageError(f"--models entries {seen[spec.id]!r} and {m!r} are the same model "
                                         f"({spec.id!r}); give it once")
             seen[spec.id] = m
-        st.families |= {f for spec in specs for f in spec.families}
+        st.families |= {f for spec in specs for f in spec.families or []}
         return specs, [], True
     chosen, left, broken = [], [], []
     for spec in registry.values():
@@ -193,7 +201,7 @@ def _select(config, st: State) -> tuple[list[ModelSpec], list[tuple[str, str]], 
             (chosen.append(spec) if ok else left.append((spec.id, why)))
             continue
         try:
-            spec.available()
+            access.available(spec)
             chosen.append(spec)
         except ProbeError as e:
             broken.append(str(e))
@@ -206,6 +214,29 @@ def _select(config, st: State) -> tuple[list[ModelSpec], list[tuple[str, str]], 
 
 
 def _artifacts(config) -> Path:
+    """Where this run writes figures and reports: the folder given (below), or this run's own folder under it when
+    another run holds it (probes/artifacts.py; an xdist worker is told by its controller)."""
+    given = getattr(config, "workerinput", {}).get(ARTIFACTS_KEY)
+    if given:
+        return Path(given)
+    st = config.stash.get(STATE, None)
+    if st is not None and st.folder is not None:
+        return st.folder.path
+    return _artifacts_given(config)
+
+
+ARTIFACTS_KEY = "interp_claims_artifacts"
+
+
+@pytest.hookimpl(optionalhook=True)
+def pytest_configure_node(node):
+    """pytest-xdist: a worker writes its figures to the folder its controller holds."""
+    st = node.config.stash.get(STATE, None)
+    if st is not None and st.folder is not None:
+        node.workerinput[ARTIFACTS_KEY] = str(st.folder.path)
+
+
+def _artifacts_given(config) -> Path:
     """--artifacts (else the ini option claims_artifacts), relative to the project root unless absolute."""
     opt = config.getoption("--artifacts")
     root = state(config).root
@@ -237,7 +268,7 @@ def _threads_per_worker() -> None:
         os.environ["OMP_NUM_THREADS"] = str(share)
 
 
-PATH_OPTIONS = ("--artifacts", "--history", "--corpus")  # options whose value is a path
+PATH_OPTIONS = ("--models", "--artifacts", "--history", "--corpus")  # options whose value may be a path
 
 
 def _check_rootdir_not_taken_from_an_option(config) -> None:
@@ -300,6 +331,10 @@ def pytest_configure(config):
     except OSError as e:
         raise pytest.UsageError(f"--artifacts {art}: cannot write figures there ({e.strerror}); give a writable "
                                 "folder") from None
+    if not hasattr(config, "workerinput"):  # two runs with one artifacts folder: the second writes in its own
+        st.folder = RunFolder.take(art)
+        if st.folder.own:
+            loading.log(st.folder.note(st.shown))
     hist = _history(config)
     if hist is not None and not hasattr(config, "workerinput"):
         try:
@@ -310,6 +345,7 @@ def pytest_configure(config):
             raise pytest.UsageError(f"--history {hist}: cannot append there ({e.strerror}); give a writable folder "
                                     "(its history.jsonl is created, or appended to)") from None
     st.models, st.left_out, st.explicit = _select(config, st)
+    st.any_family = any(spec.families is None for spec in st.models)
     if config.getoption("--record"):
         cands = [s.id for s in st.models if s.baseline]
         if cands:
@@ -317,9 +353,9 @@ def pytest_configure(config):
                 f"--record with candidate models ({', '.join(cands)}): a candidate is compared with its registry "
                 "entry's snapshots, never recorded over them. To adopt the new version, point the registry entry "
                 f"({st.registry_name}) at it, then run --record for that id.")
-        if os.environ.get(loading.JITTER_ENV):
-            raise pytest.UsageError(f"--record with ${loading.JITTER_ENV} set: jittered weights are for measuring "
-                                    "noise floors (scripts/calibrate.py), never recorded; unset it")
+        if config.getoption("--weight-jitter"):
+            raise pytest.UsageError("--record with --weight-jitter: jittered weights are for measuring noise floors "
+                                    "(scripts/calibrate.py), never recorded; leave one of them out")
         if _half(config):
             raise pytest.UsageError(f"--record with --dtype {config.getoption('--dtype')}: snapshots are the float32 "
                                     "findings; a half-precision run is compared with them, not recorded")
@@ -330,9 +366,9 @@ def pytest_configure(config):
             "times slower than float32 (measured about 8x); use a GPU for half-precision runs"), stacklevel=2)
     if not hasattr(config, "workerinput"):  # controller (or a run without xdist): convert GGUF models once, with
         for spec in st.models:  # progress on the terminal, before workers start and wait for them
-            if spec.source == "gguf" or (spec.source == "package" and spec.gguf):
+            if access.is_gguf(spec):
                 try:
-                    spec.location()
+                    access.folder(spec)
                 except ProbeError as e:
                     raise pytest.UsageError(str(e)) from None
         if not config.getoption("--allow-mismatch"):
@@ -346,7 +382,7 @@ def _check_candidates(st: State) -> None:
         base = st.registry.get(spec.baseline or "")
         if base is None:
             continue
-        diff = mismatch(spec, base)
+        diff = access.mismatch(spec, base)
         if diff:
             raise pytest.UsageError(
                 f"--models {spec.baseline}={spec.path or spec.hub_id}: not a version of {spec.baseline} ("
@@ -397,7 +433,7 @@ def pytest_generate_tests(metafunc):
                "Set the ini option claims_registry to your registry file (e.g. claims_registry = models.toml in "
                "pytest.ini), or pass --models")
     family = mark.kwargs["family"]
-    if family not in st.families:
+    if family not in st.families and not st.any_family:
         _usage(f"{node}: family {family!r} (in its claim marker) is not a family of any model in "
                f"{st.registry_name if st.registry_file else '--models'} (families there: "
                f"{', '.join(sorted(st.families)) or 'none'}); fix the marker, or add {family!r} to the families of "
@@ -406,14 +442,14 @@ def pytest_generate_tests(metafunc):
     per_layer = "layer" in metafunc.fixturenames
     params = []
     for spec in st.models:
-        if family and family not in spec.families:
+        if family and not spec.runs(family):
             continue
         if kinds and spec.kind not in kinds:
             continue
         pid = _param_id(spec, cfg.getoption("--dtype"))
         marks = _known_failure(spec, family, mark.kwargs.get("id") if mark else None)
         if per_layer:
-            n = spec.n_layers()
+            n = access.n_layers(spec)
             if not n:
                 raise pytest.UsageError(f"cannot read the number of layers of {spec.id} (no config.json found)")
             params += [pytest.param(spec.id, l, id=f"{pid}-L{l}", marks=marks) for l in range(n)]
@@ -487,7 +523,8 @@ def lm(model_id, request) -> loading.LoadedModel:
             st.loaded[model_id] = loading.load(spec, cfg.getoption("--device"), cfg.getoption("--dtype"),
                                                allow_pickle=cfg.getoption("--allow-pickle"),
                                                trust_remote_code=cfg.getoption("--trust-remote-code"),
-                                               device_map=cfg.getoption("--device-map"))
+                                               device_map=cfg.getoption("--device-map"),
+                                               jitter=cfg.getoption("--weight-jitter"))
         except ProbeError as e:
             st.load_errors[model_id] = e
             raise
@@ -535,15 +572,23 @@ def claim_snapshot(lm, request):
     Call it **before** the criterion's assertions (and write the figure before them too): a broken claim's
     numbers are then compared with its snapshot (never recorded) and shown beside its verdict."""
     def check(data: dict, rel: float | None = None, abs_: float | None = None,
-              half: tuple[float, float] | None = None, effect=(), identity=(), intervals=None, stability=None):
+              half: tuple[float, float] | None = None, effect=(), identity=(), intervals=None, stability=None,
+              allow_nan: bool = False):
         roles = D.roles(effect, identity)
         extra = {}
         if intervals:
             extra["_intervals"] = intervals
         if stability:
             extra["_stability"] = stability
+        try:
+            numbers = plain({**data, **extra}, allow_nan)
+        except NonFiniteNumber as e:
+            raise NumericsError(
+                f"claim_snapshot: {e.path} is {e.value!r}: a claim's numbers must be finite (a NaN or inf usually means "
+                "an activation overflowed, e.g. in float16, or a statistic divided by zero). Fix the measurement, or "
+                f"pass claim_snapshot(..., allow_nan=True) to record non-finite numbers as null") from None
         request.node.stash[PENDING] = {
-            "data": {**data, **extra, "_recorded_with": lm.meta()}, "roles": roles,
+            "data": {**numbers, "_recorded_with": lm.meta()}, "roles": roles,
             "rel": REL_TOL if rel is None else rel, "abs": ABS_TOL if abs_ is None else abs_, "half": half or HALF_TOL}
     return check
 
@@ -554,21 +599,15 @@ def _baseline_file(item) -> Path:
     cs = item.callspec.params
     spec = _spec(item.config, cs["model_id"])
     layer = "" if cs.get("layer") is None else f"-L{cs['layer']}"
-    return snapshot_file(Path(item.fspath).stem, f"{item.originalname}[{spec.baseline or spec.id}{layer}]",
-                         state(item.config).snapshots)
+    return SnapshotStore(state(item.config).snapshots).path(
+        Path(item.fspath).stem, f"{item.originalname}[{spec.baseline or spec.id}{layer}]")
 
 
-def _headline(old: dict | None, new: dict, roles: dict) -> dict | None:
-    """The headline effect (probes/drift.py: headline) of this run, with the recorded value and interval."""
-    h = D.headline(new, roles)
-    if h is None:
-        return None
-    out = {"path": h[0], "value": h[1], "ci": h[2], "old": None, "old_ci": None}
-    if old is not None:
-        ho = D.headline(old, {h[0]: D.EFFECT})
-        if ho is not None:
-            out.update(old=ho[1], old_ci=ho[2])
-    return out
+def _numbers(old: dict | None, new: dict, roles: dict, drift: D.Drift | None = None) -> dict:
+    """The headline effect of this run and the effect number that moved most, each with its interval and the
+    recorded value and interval (probes/drift.py: effect_numbers)."""
+    head, largest = D.effect_numbers(new, roles, old, drift)
+    return {"headline": head, "largest": largest}
 
 
 def _settle_snapshot(item, pending: dict, record_ok: bool = True) -> dict:
@@ -580,23 +619,23 @@ def _settle_snapshot(item, pending: dict, record_ok: bool = True) -> dict:
     shown = state(item.config).shown(path)
     new = json.loads(serialize(pending["data"]))
     if item.config.getoption("--record") and record_ok:
-        changed = record(path, pending["data"], pending["rel"], pending["abs"])
+        changed = SnapshotStore(path.parent.parent).record(path, pending["data"], pending["rel"], pending["abs"])
         loading.log(f"recorded {shown}" if changed else f"{shown} unchanged (within tolerance)")
-        return {"verdict": V.HOLDS, "headline": _headline(None, new, pending["roles"])}
+        return {"verdict": V.HOLDS, **_numbers(None, new, pending["roles"])}
     rel, abs_ = pending["rel"], pending["abs"]
     if _half(item.config):
         rel, abs_ = max(rel, pending["half"][0]), max(abs_, pending["half"][1])
     if not path.exists():
-        return {"verdict": V.UNRECORDED, "headline": _headline(None, new, pending["roles"]),
+        return {"verdict": V.UNRECORDED, **_numbers(None, new, pending["roles"]),
                 "lines": serialize({k: v for k, v in new.items() if k != "_recorded_with"}).splitlines()}
-    old = parse(path.read_text(), shown)
+    old = SnapshotStore(path.parent.parent, state(item.config).shown).read(path)
     check_snapshot(old, new, shown)
     drift = D.diff(old, new, rel, abs_, pending["roles"], item.config.getoption("--significance"))
-    head = _headline(old, new, pending["roles"])
+    nums = _numbers(old, new, pending["roles"], drift)
     if not drift.moved:
-        return {"verdict": V.HOLDS, "drift": drift.as_dict(), "headline": head}
+        return {"verdict": V.HOLDS, "drift": drift.as_dict(), **nums}
     return {"verdict": V.MOVED if drift.significant else V.NOISE, "lines": drift.lines(), "drift": drift.as_dict(),
-            "headline": head}
+            **nums}
 
 
 @pytest.hookimpl(wrapper=True)
@@ -614,8 +653,7 @@ def pytest_runtest_call(item):
             except ProbeError as e:  # a corrupt snapshot must not hide the claim's own failure
                 loading.log(f"{item.nodeid}: {e}")
         elif pending is not None:  # a known failure still failing: no snapshot, but its effect is shown
-            item.stash[SETTLED] = {"headline": _headline(None, json.loads(serialize(pending["data"])),
-                                                         pending["roles"])}
+            item.stash[SETTLED] = _numbers(None, json.loads(serialize(pending["data"])), pending["roles"])
         raise
     pending = item.stash.get(PENDING, None)
     if pending is not None and not xfail:
@@ -661,7 +699,7 @@ def pytest_runtest_makereport(item, call):
         "claim": mark.kwargs.get("id"), "model": _param_id(spec, item.config.getoption("--dtype")),
         "baseline": spec.baseline, "layer": cs.get("layer"), "verdict": verdict, "message": message[:2000],
         "moved": settled.get("lines", []),
-        "drift": settled.get("drift"), "headline": settled.get("headline"),
+        "drift": settled.get("drift"), "headline": settled.get("headline"), "largest": settled.get("largest"),
         "numbers": plain({k: v for k, v in pending["data"].items() if k != "_recorded_with"}) if pending else None,
         "roles": pending["roles"] if pending else None,
         "snapshot": st.shown(_baseline_file(item)), "figures": figures,
@@ -783,6 +821,9 @@ def pytest_sessionfinish(session, exitstatus):
     except Exception as e:  # noqa: BLE001 - a report that cannot be written must not hide the verdicts above it
         st.reports = []
         loading.log(f"could not write the reports in {_artifacts(config)}: {type(e).__name__}: {e}")
+    finally:
+        if st.folder is not None:
+            st.folder.release()
 
 
 def _device_used(config) -> str:
@@ -822,12 +863,15 @@ def pytest_terminal_summary(terminalreporter, config):
         tr.write_line(line)
     figs = list(dict.fromkeys(f for r in results for f in r.get("figures", [])))
     if results:
-        art = config.getoption("--artifacts") or st.shown(_artifacts(config))
+        art = st.shown(_artifacts(config)) if st.folder is not None and st.folder.own else \
+            config.getoption("--artifacts") or st.shown(_artifacts(config))
         tr.write_line(f"figures written: {len(figs)} in {art}/<model>/" if figs else "figures written: none")
     if len(figs) <= 40:
         for f in figs:
             tr.write_line(f"  {f}")
     for f in st.reports:
         tr.write_line(f"report: {st.shown(f)}")
+    if st.folder is not None and st.folder.own:
+        tr.write_line(st.folder.note(st.shown))
     if st.history_file:
         tr.write_line(f"history: run appended to {st.history_file}")

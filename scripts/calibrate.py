@@ -12,7 +12,7 @@ invocation per perturbation, each in its own process) under perturbations at flo
 
     kernels-avx2      ATEN_CPU_CAPABILITY=avx2     MKL_CBWR=AVX2          (another SIMD path; -n auto, 1 thread)
     kernels-default   ATEN_CPU_CAPABILITY=default  MKL_CBWR=COMPATIBLE    (no SIMD in ATen, MKL's portable path)
-    jitter            $CLAIMS_WEIGHT_JITTER=1e-6, 2 threads, -n 0          (every weight x (1 + 1e-6 N(0, 1)))
+    jitter            --weight-jitter=1e-6, 2 threads, -n 0                (every weight x (1 + 1e-6 N(0, 1)))
     baseline          nothing changed                                     (this machine as it is)
 
 and for every number of every snapshot takes its **floor**: the largest |run - recorded| over the runs. The
@@ -43,7 +43,7 @@ from probes.snapshot import serialize  # noqa: E402
 RUNS = {
     "kernels-avx2": ({"ATEN_CPU_CAPABILITY": "avx2", "MKL_CBWR": "AVX2"}, ["-n", "auto"]),
     "kernels-default": ({"ATEN_CPU_CAPABILITY": "default", "MKL_CBWR": "COMPATIBLE"}, ["-n", "auto"]),
-    "jitter": ({"CLAIMS_WEIGHT_JITTER": "1e-6", "OMP_NUM_THREADS": "2"}, ["-n", "0"]),
+    "jitter": ({"OMP_NUM_THREADS": "2"}, ["-n", "0", "--weight-jitter=1e-6"]),
     "baseline": ({}, ["-n", "auto"]),
 }
 ADDED = ("_noise", "_intervals", "_stability")
@@ -54,8 +54,6 @@ def run(name: str, out: Path, extra: list[str], project: Path = ROOT) -> Path:
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **env_add}
-    if name != "jitter":
-        env.pop("CLAIMS_WEIGHT_JITTER", None)
     cmd = [sys.executable, "-m", "pytest", "claims/", *args, "-q", "-p", "no:cacheprovider",
            f"--artifacts={folder}", *extra]
     t0 = time.time()

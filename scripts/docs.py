@@ -4,7 +4,7 @@
     python scripts/docs.py --check               # exit 1 naming each generated page that is stale (tests run it)
     python scripts/docs.py --figures artifacts   # also copy each claim's figure from a run's artifacts folder
     python scripts/docs.py --run artifacts/report.json   # take the suite's run time from a claims run
-    python scripts/docs.py --drill DIR/report.json       # README's drill table from a candidate run
+    python scripts/docs.py --drill DIR/report.json       # README's drill table and its picture from a candidate run
     python benchmarks/bench_patching.py --smollm2 --json docs/data/bench_patching.json   # the benchmark's table
 
 What it writes:
@@ -17,7 +17,10 @@ What it writes:
   time, tests, per-model time, command, date, machine and packages) and ``docs/data/bench_patching.json``.
 * ``docs/assets/architecture.png``: the layers of ``probes`` and the imports between its modules, read from the
   code.
-* the lines of README.md between ``<!-- generated: NAME -->`` and ``<!-- /generated -->``.
+* the lines of README.md between ``<!-- generated: NAME -->`` and ``<!-- /generated -->``; the drill's verdict
+  table and README's picture of it (``docs/assets/report.png``, rendered in headless Chromium) both from
+  ``docs/data/drill.json`` (``--drill``: a candidate run's report.json); ``--check`` finds a picture that is not
+  that table's (``docs/data/picture.json`` holds the hashes of the HTML it was rendered from and of the PNG).
 """
 from __future__ import annotations
 
@@ -31,7 +34,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from probes.registry import load_registry  # noqa: E402
+from fixtures.models import registry as load_registry  # noqa: E402
 
 DOCS = ROOT / "docs"
 CAT = DOCS / "catalogue"
@@ -51,10 +54,10 @@ FAMILY_SOURCES = {"grammar": "GPT-Neo-125M, seed 000", "ioi": "GPT-2, seed 004; 
                              "e.g. Mamba"}
 # the layers of the package (docs/architecture.md); every module of probes/ must be in one
 LAYERS = {
-    "model access": ["registry", "loading", "gguf", "adapters", "hooks", "tokens"],
+    "model access": ["registry", "access", "loading", "gguf", "adapters", "hooks", "tokens", "log"],
     "analyses": ["grammar", "ioi", "lesion", "neuron", "recommender", "attention", "successor", "tracing",
                  "stats", "figures"],
-    "the suite": ["plugin", "snapshot", "drift", "verdicts", "history", "merge", "errors"],
+    "the suite": ["plugin", "artifacts", "snapshot", "drift", "verdicts", "history", "merge", "errors"],
 }
 # the model whose figure illustrates a claim in the catalogue: the first of these that runs it and where it holds
 FIGURE_MODELS = ["smollm2-135m", "gemma3-270m", "minilm", "gpt2-organism", "bert-organism", "gpt-neo-organism"]
@@ -232,20 +235,84 @@ def import_run(report: Path) -> None:
     (DATA / "claims_run.json").write_text(json.dumps(out, indent=1) + "\n")
 
 
-def import_drill(report: Path, width: int = 116) -> None:
-    """docs/data/drill.json from a drill run's report.json (a candidate against its recorded findings): the head of
-    its terminal verdict table, the command, date, machine and packages."""
-    from probes import verdicts as V
+DRILL_KEEP = ("claim", "model", "baseline", "layer", "verdict", "message", "headline", "largest", "drift", "duration")
+PICTURE = DOCS / "assets" / "report.png"
+
+
+def import_drill(report: Path) -> None:
+    """docs/data/drill.json from a drill run's report.json (a candidate against its recorded findings): its
+    verdicts (each result's headline, largest move and drift summary; not every number), the command, date,
+    machine and packages. README's table and its picture (:func:`drill_picture`) are both drawn from it."""
     r = json.loads(report.read_text())
-    table = V.terminal_lines(r["results"])
-    n = next(i for i, ln in enumerate(table) if ln.startswith("verdicts ("))
-    lines = [ln[:width].rstrip() for ln in table]
     meta = r["meta"]
+    results = [{k: x.get(k) for k in DRILL_KEEP} for x in r["results"]]
+    for x in results:
+        if x["drift"]:
+            x["drift"] = {k: v for k, v in x["drift"].items() if k not in ("moves", "identities")}
     DATA.mkdir(parents=True, exist_ok=True)
     (DATA / "drill.json").write_text(json.dumps({
         "command": meta.get("command"), "when": meta.get("when"), "wall_s": meta.get("wall_s"),
         "machine": meta.get("machine"), "packages": meta.get("packages"), "exit_status": r.get("exit_status"),
-        "rows": n - 2, "lines": lines}, indent=1) + "\n")
+        "device": meta.get("device"), "dtype": meta.get("dtype"), "results": results}, indent=1) + "\n")
+
+
+def drill_lines(d: dict, width: int = 116) -> tuple[list[str], int]:
+    """The drill's terminal verdict table (as the run's terminal showed it, from the current renderer), cut at
+    ``width`` characters, and its number of rows."""
+    from probes import verdicts as V
+    table = V.terminal_lines(d["results"])
+    n = next(i for i, ln in enumerate(table) if ln.startswith("verdicts ("))
+    return [ln[:width].rstrip() for ln in table], n - 2
+
+
+def drill_picture_html(d: dict) -> str:
+    """The verdict table of the drill's report.html, from the same data as README's table."""
+    from probes import verdicts as V
+    meta = {k: d.get(k) for k in ("when", "device", "dtype")}
+    return "\n".join(V.verdict_table_html(d["results"], meta, d["exit_status"]) + ["</body></html>"]) + "\n"
+
+
+def _sha(data: bytes) -> str:
+    import hashlib
+    return hashlib.sha256(data).hexdigest()
+
+
+def drill_picture(tmp: Path) -> None:
+    """docs/assets/report.png: the drill's verdict table rendered in headless Chromium (1240 x 900), and in
+    docs/data/picture.json the hashes of that HTML and of the PNG, so that --check finds a picture that is not
+    the table's."""
+    import shutil as sh
+    import subprocess
+    d = json.loads((DATA / "drill.json").read_text())
+    html_text = drill_picture_html(d)
+    page = tmp / "drill.html"
+    page.write_text(html_text)
+    exe = next((x for x in ("chromium", "chromium-browser", "google-chrome") if sh.which(x)), None)
+    if exe is None:
+        raise SystemExit("scripts/docs.py --drill: the picture needs chromium (apt-get install chromium)")
+    PICTURE.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run([exe, "--headless", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage", "--no-first-run",
+                    "--disable-background-networking", "--disable-extensions", "--hide-scrollbars",
+                    f"--user-data-dir={tmp / 'profile'}", "--window-size=1240,900", f"--screenshot={PICTURE}",
+                    page.as_uri()], capture_output=True, timeout=120, check=True)
+    (DATA / "picture.json").write_text(json.dumps({
+        "of": "docs/data/drill.json", "when": d["when"], "html_sha256": _sha(html_text.encode()),
+        "png_sha256": _sha(PICTURE.read_bytes())}, indent=1) + "\n")
+
+
+def picture_is_stale() -> str:
+    """Why README's picture is not the drill table's (empty when it is)."""
+    drill, pic = DATA / "drill.json", DATA / "picture.json"
+    if not drill.exists():
+        return ""
+    if not pic.exists() or not PICTURE.exists():
+        return "no picture drawn from docs/data/drill.json"
+    p, d = json.loads(pic.read_text()), json.loads(drill.read_text())
+    if p["when"] != d["when"] or p["html_sha256"] != _sha(drill_picture_html(d).encode()):
+        return "the picture shows another run, or the table's cells have changed since it was drawn"
+    if p["png_sha256"] != _sha(PICTURE.read_bytes()):
+        return "docs/assets/report.png is not the picture drawn from the drill's table"
+    return ""
 
 
 def _versions(d: dict) -> str:
@@ -329,12 +396,13 @@ def readme_blocks() -> dict[str, str]:
     if drill.exists():
         d = json.loads(drill.read_text())
         m = d.get("machine") or {}
-        shown = min(10, d["rows"])
+        lines, rows = drill_lines(d)
+        shown = min(10, rows)
         where = (f"`{d['command']}` on {d['when'][:10]}, {m.get('cores')} CPU cores, {_versions(d)}, "
                  f"{_mmss(d['wall_s'])}; exit status {d['exit_status']}")
-        out["drill"] = "\n".join(["    " + ln for ln in d["lines"][:shown + 2]] + [
-            "", f"({shown} of {d['rows']} rows, cut at 116 characters; {where}.)"])
-        out["drill-full"] = "\n".join(["    " + ln for ln in d["lines"]] + ["", f"({where}; cut at 116 characters.)"])
+        out["drill"] = "\n".join(["    " + ln for ln in lines[:shown + 2]] + [
+            "", f"({shown} of {rows} rows, cut at 116 characters; {where}.)"])
+        out["drill-full"] = "\n".join(["    " + ln for ln in lines] + ["", f"({where}; cut at 116 characters.)"])
     cs = claims()
     out["families"] = "\n".join(
         f"- [**{fam}**](docs/catalogue/{fam}.md) ({_count(sum(c['family'] == fam for c in cs), 'claim')}): "
@@ -436,6 +504,10 @@ def main() -> int:
         # a generated block left empty on disk (a block this script has no body for, or lost its lines)
         stale += [p for p in (ROOT / "README.md", DOCS / "drill.md") if p not in stale
                   and re.search(r"<!-- generated: [\w-]+ -->\n<!-- /generated -->", p.read_text())]
+        why = picture_is_stale()
+        if why:
+            stale.append(PICTURE)
+            print(f"{PICTURE.relative_to(ROOT)}: {why} (python scripts/docs.py --drill <the drill's report.json>)")
         stale += [CAT / "figures" / f"{c['id']}.png" for c in claims()
                   if not any((CAT / "figures" / f"{c['id']}{x}").exists() for x in (".png", ".md"))]
         for p in stale:
@@ -457,6 +529,11 @@ def main() -> int:
             p.write_text(text)
             print(f"wrote {p.relative_to(ROOT)}")
     architecture_figure(DOCS / "assets" / "architecture.png")
+    if a.drill or picture_is_stale():
+        import tempfile
+        with tempfile.TemporaryDirectory() as tmp:
+            drill_picture(Path(tmp))
+        print(f"wrote {PICTURE.relative_to(ROOT)} from docs/data/drill.json")
     return 0
 
 

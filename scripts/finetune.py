@@ -20,7 +20,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from probes.loading import load  # noqa: E402
-from probes.registry import resolve  # noqa: E402
+from fixtures.models import resolve  # noqa: E402
 
 
 def main(argv=None) -> None:

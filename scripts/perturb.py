@@ -19,7 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from probes.loading import load  # noqa: E402
-from probes.registry import resolve  # noqa: E402
+from fixtures.models import resolve  # noqa: E402
 
 
 def perturb(model: torch.nn.Module, noise: float, seed: int = 0) -> None:

@@ -89,7 +89,7 @@ def versions(tmp_path_factory):
     from perturb import perturb
 
     from probes.loading import load
-    from probes.registry import resolve
+    from fixtures.models import resolve
     tmp = tmp_path_factory.mktemp("versions")
     out = {}
     for name, noise in (("drifted", 0.02), ("damaged", 1.0)):

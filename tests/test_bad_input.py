@@ -68,7 +68,8 @@ def test_a_snapshot_number_replaced_by_text_is_a_corrupt_snapshot():
                                                 r"top_heads\[0\].delta\)"):
         check_snapshot({"top_heads": [{"head": "1.2", "delta": "abc"}]}, {"top_heads": [{"head": "1.2", "delta": 1.0}]},
                        "snapshots/x.json")
-    check_snapshot({"a": "nan", "b": 1}, {"a": 0.5, "b": 2.0})  # non-finite numbers are recorded as text: fine
+    with pytest.raises(SnapshotFileError, match=r"the text 'nan' where a number is recorded at a"):
+        check_snapshot({"a": "nan", "b": 1}, {"a": 0.5, "b": 2.0})  # numbers are never recorded as text
     assert D.diff({"a": 1.0}, {"a": 1.0}, 1e-4, 1e-6).moves == []
 
 

@@ -14,7 +14,7 @@ import torch
 
 from probes import ioi
 from probes.loading import load, random_init_like
-from probes.registry import resolve
+from fixtures.models import resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 

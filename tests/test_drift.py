@@ -33,7 +33,7 @@ def test_a_pure_reorder_is_a_reorder_not_a_change_of_sign_or_identity():
     text = "\n".join(d.lines())
     assert "17.4 -> 24.5" not in text and '"17.4" -> "24.5"' not in text  # no change of identity
     assert all((m.old > 0) == (m.new > 0) for m in d.moves if m.kind == "value")  # no change of sign
-    assert d.summary() == "effect +0.9% (top_heads: 5 kept)" and d.level == D.SMALL
+    assert d.summary() == "effect +0.9% of top_heads[24.5].delta (top_heads: 5 kept)" and d.level == D.SMALL
 
 
 def test_a_real_swap_is_a_swap():
@@ -176,3 +176,30 @@ def test_a_component_leaving_a_top_set_is_a_change_only_if_it_was_stable_there()
     d = D.diff(dict(OLD, _noise=noise), swap, 1e-4, 1e-6, ROLES)
     assert not d.significant and d.identities[0].floor_noise
     assert not any(m.kind == "set" for m in d.moves)
+
+
+def test_a_cell_names_each_number_and_percentage_and_prints_counts_as_integers():
+    """A candidate's cell: the headline with its interval and the recorded value beside it (with the change in % of
+    that number), the effect number that moved most by name, counts as integers; a per-layer claim names the layer
+    that moved most with its number."""
+    def num(path, value, ci, old, old_ci):
+        return {"path": path, "value": value, "ci": ci, "old": old, "old_ci": old_ci,
+                "pct": 100 * (value - old) / abs(old)}
+    one = {"claim": "grammar.neurons", "model": "m@ft", "baseline": "m", "layer": None, "verdict": V.NOISE,
+           "headline": num("n_sig", 1402, [1381.0, 1421.975], 1417, [1394.975, 1437.025]),
+           "largest": num("top[L3.N7].t", -30.5, [-33.1, -28.6], -28.0, [-30.0, -26.1]),
+           "drift": {"level": D.NOISE, "effect_pct": 8.9, "summary": "x", "id_summary": "top: 3 kept, +2, -2"}}
+    layers = [{"claim": "grammar.laminar", "model": "m@ft", "baseline": "m", "layer": l, "verdict": V.MOVED,
+               "headline": num("r_split", 0.9, [0.88, 0.92], 0.9 * f, [0.87, 0.93]), "largest": None,
+               "drift": {"level": D.MEDIUM, "effect_pct": 1.0, "summary": "x", "id_summary": ""}}
+              for l, f in ((0, 1.01), (1, 1.2), (2, 0.99))]
+    _, rows = V.table([one] + layers)
+    cells = dict((r[0], r[1]) for r in rows)
+    assert cells["grammar.neurons"] == (
+        "holds within noise: n_sig 1402 [1381, 1422] (was 1417 [1395, 1437], -1.1%); largest move: top[L3.N7].t "
+        "-30.5 [-33.1, -28.6] (was -28 [-30, -26.1], -8.9%); top: 3 kept, +2, -2")
+    assert cells["grammar.laminar"] == ("holds but changed 3/3 layers, most: L1 r_split 0.9 [0.88, 0.92] (was 1.08 "
+                                        "[0.87, 0.93], -16.7%)")
+    # a registry model whose numbers did not move: the headline alone
+    same = dict(one, model="m", baseline=None, verdict=V.HOLDS, largest=None, drift=None)
+    assert V._cell([same]) == "holds: n_sig 1402 [1381, 1422]"

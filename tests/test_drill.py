@@ -20,10 +20,9 @@ BEHAVIOUR = "test_behaviour_prefers_indirect_object"
 
 def claims(tmp: Path, *args: str, snaps: Path | None = None) -> subprocess.CompletedProcess:
     env = dict(os.environ, OMP_NUM_THREADS="1")
-    if snaps is not None:
-        env["CLAIMS_SNAPSHOT_DIR"] = str(snaps)
+    where = ["-o", f"claims_snapshots={snaps}"] if snaps is not None else []
     return subprocess.run([sys.executable, "-m", "pytest", "claims/test_ioi.py", "-p", "no:cacheprovider", "-p",
-                           "no:xdist", "-o", "addopts=", "-q", f"--artifacts={tmp / 'art'}", *args],
+                           "no:xdist", "-o", "addopts=", *where, "-q", f"--artifacts={tmp / 'art'}", *args],
                           cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
 
 

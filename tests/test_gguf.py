@@ -11,23 +11,26 @@ from pathlib import Path
 
 import pytest
 
+from probes import access
+
 from probes import gguf as G
 from probes.errors import ModelLoadError, UnknownModelError
-from probes.registry import load_registry, resolve
+from fixtures.models import registry, resolve
+from probes.registry import load_registry
 
 ROOT = Path(__file__).resolve().parents[1]
-SMOL = load_registry()["smollm2-135m"]
+SMOL = registry()["smollm2-135m"]
 
 
 def smol_file() -> Path:
     try:
-        return SMOL.gguf_file()
+        return access.gguf_file(SMOL)
     except UnknownModelError as e:
         pytest.skip(f"the packaged SmolLM2 GGUF is not installed here: {e}")
 
 
 def test_packaged_entries_pin_their_files():
-    reg = load_registry()
+    reg = registry()
     for mid in ("smollm2-135m", "gemma3-270m"):
         s = reg[mid]
         assert s.tier == "packaged" and s.kind == "causal" and len(s.gguf_sha256) == 64

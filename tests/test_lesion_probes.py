@@ -10,7 +10,7 @@ import pytest
 from probes import lesion
 from probes.errors import StimulusError
 from probes.loading import load
-from probes.registry import resolve
+from fixtures.models import resolve
 
 STIM = json.loads((Path(__file__).resolve().parents[1] / "fixtures/stimuli/lesion_v1.json").read_text())
 

@@ -8,7 +8,7 @@ import pytest
 from probes import neuron as Nn
 from probes.errors import StimulusError
 from probes.loading import load
-from probes.registry import resolve
+from fixtures.models import resolve
 
 
 @pytest.fixture(scope="module")

@@ -15,10 +15,11 @@ SELECT = ["claims/test_ioi.py::test_behaviour_prefers_indirect_object",
 
 def run(tmp: Path, *args: str) -> tuple[dict[str, str], list[str]]:
     tmp.mkdir(parents=True)
-    env = dict(os.environ, CLAIMS_SNAPSHOT_DIR=str(tmp / "snaps"), CLAIMS_LOAD_LOG=str(tmp / "loads.txt"),
+    env = dict(os.environ, CLAIMS_LOAD_LOG=str(tmp / "loads.txt"),
                OMP_NUM_THREADS="1")  # same thread count in both runs: float sums are then bit-identical
     r = subprocess.run([sys.executable, "-m", "pytest", *SELECT, "--models", "gpt2-organism,gpt-neo-organism",
-                        "-p", "no:cacheprovider", "-q", "--record", f"--artifacts={tmp / 'art'}", *args],
+                        "-p", "no:cacheprovider", "-q", "--record", f"--artifacts={tmp / 'art'}",
+                        "-o", f"claims_snapshots={tmp / 'snaps'}", *args],
                        cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
     assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
     snaps = {str(p.relative_to(tmp / "snaps")): p.read_text() for p in sorted((tmp / "snaps").rglob("*.json"))}

@@ -15,6 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from probes import access
+
 ROOT = Path(__file__).resolve().parents[1]
 pytest_plugins = ["pytester"]
 pytestmark = pytest.mark.xdist_group("plugin")  # one worker builds the wheel's environment once (module fixture)
@@ -185,7 +187,7 @@ def test_fresh_project_records_then_holds_and_a_damaged_candidate_breaks(install
     from probes.registry import load_registry
     sys.path.insert(0, str(ROOT / "scripts"))
     from perturb import perturb
-    folder = load_registry(proj / "models.toml", proj)["smollm2-135m"].location()
+    folder = access.folder(load_registry(proj / "models.toml", proj)["smollm2-135m"])
     model = AutoModelForCausalLM.from_pretrained(folder)
     perturb(model, 1.0, seed=0)
     damaged = tmp_path / "smollm2-damaged"

@@ -10,17 +10,17 @@ import sys
 from pathlib import Path
 
 from probes.loading import load, random_init_like
-from probes.registry import resolve
+from fixtures.models import resolve
 
 ROOT = Path(__file__).resolve().parents[1]
 SENTINEL = '{"sentinel": "must not change"}\n'
 
 
 def run(snaps: Path, tmp: Path, *args: str) -> subprocess.CompletedProcess:
-    env = dict(os.environ, CLAIMS_SNAPSHOT_DIR=str(snaps))
     return subprocess.run([sys.executable, "-m", "pytest", "claims/test_ioi.py", "-p", "no:cacheprovider", "-p",
-                           "no:xdist", "-o", "addopts=", "-q", f"--artifacts={tmp / 'art'}", *args],
-                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=900)
+                           "no:xdist", "-o", "addopts=", "-o", f"claims_snapshots={snaps}", "-q",
+                           f"--artifacts={tmp / 'art'}", *args],
+                          cwd=ROOT, capture_output=True, text=True, timeout=900)
 
 
 def test_record_writes_only_claims_that_passed(tmp_path):
@@ -80,10 +80,10 @@ def test_interrupted_parallel_record_deletes_nothing(tmp_path):
     for f in files:
         f.write_text(SENTINEL)
     grammar = snaps / "test_grammar"
-    env = dict(os.environ, CLAIMS_SNAPSHOT_DIR=str(snaps), OMP_NUM_THREADS="1")
+    env = dict(os.environ, OMP_NUM_THREADS="1")
     p = subprocess.Popen([sys.executable, "-m", "pytest", "claims/test_grammar.py", "claims/test_ioi.py", "-p",
                           "no:cacheprovider", "-n", "2", "--models", "gpt2-organism,gpt-neo-organism", "--record",
-                          f"--artifacts={tmp_path / 'art'}"],
+                          f"--artifacts={tmp_path / 'art'}", "-o", f"claims_snapshots={snaps}"],
                          cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
                          start_new_session=True,  # its own process group, as a terminal's foreground job
                          # Ctrl-C as a terminal delivers it: a job a shell started in the background (a CI runner's)

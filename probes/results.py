@@ -1,0 +1,169 @@
+"""What a claim x model's run leaves behind, typed: its :class:`Verdict` and its :class:`ClaimResult`.
+
+The suite's data flow one way: a claim hands its numbers to ``claim_snapshot`` (a frozen measurement, probes/
+session.py), comparison with its snapshot yields a typed :class:`probes.drift.Drift`, and the run makes a frozen
+:class:`ClaimResult` of the test's outcome, the drift and the cell's numbers (:class:`Number`). That result is
+what crosses from an xdist worker to the controller, and what ``report.json``, the history and ``probes.merge``
+hold, through one :meth:`ClaimResult.to_json` / :meth:`ClaimResult.from_json` with a schema version
+(:data:`SCHEMA`). The renderers (probes/verdicts.py, probes/history.py) read its attributes, never keys.
+
+Schema 3 (this version) adds to schema 2 (``report.json`` ``"version": 2``): the drift's moves without their text
+(the renderers write it), ``largest`` (the effect number that moved most), the headline's change in percent, and
+``schema`` on every result. Version 2 reports and history lines are read (their drift rebuilt from its moves);
+version 1 ones are named and skipped (:func:`readable`).
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, fields, replace
+from enum import Enum
+from typing import Any
+
+from .drift import Drift
+
+SCHEMA = 3
+READS = (2, 3)  # report.json / history versions this one reads
+
+
+class Verdict(str, Enum):
+    """A claim x model's verdict (probes/verdicts.py says what each means). A ``str``: it is written to JSON, and
+    compared with it, as its text."""
+    BROKEN = "broken"
+    PRECONDITION = "precondition failed"
+    ERROR = "error"
+    NEWLY = "newly holds"
+    MOVED = "holds but changed"
+    UNRECORDED = "holds without snapshot"
+    NOISE = "holds within noise"
+    KNOWN = "known failure"
+    HOLDS = "holds"
+    SKIPPED = "skipped"
+
+    def __str__(self) -> str:
+        return self.value
+
+    @property
+    def rank(self) -> int:
+        """Worst first: broken 0 ... skipped 9 (the order of rows and of a cell's verdicts)."""
+        return ORDER.index(self)
+
+
+ORDER = list(Verdict)                                                     # worst first
+DRIFT = frozenset({Verdict.MOVED, Verdict.UNRECORDED})                    # exit 6
+SHOWN = frozenset({Verdict.MOVED, Verdict.UNRECORDED, Verdict.NOISE})     # listed under "what moved"
+HARD = frozenset({Verdict.BROKEN, Verdict.PRECONDITION, Verdict.ERROR, Verdict.NEWLY})
+
+
+def verdict(text: str) -> Verdict:
+    """A verdict from its text (reports and history lines); an unknown text is an error naming the known ones."""
+    try:
+        return Verdict(text)
+    except ValueError:
+        raise ValueError(f"verdict {text!r} is not one of: {', '.join(v.value for v in Verdict)}") from None
+
+
+@dataclass(frozen=True)
+class Number:
+    """One effect number as a cell shows it: its path (``top_heads[L5.H1].delta``), value and 95% interval, the
+    recorded value and interval beside it, and the change in percent of the recorded value."""
+    path: str
+    value: Any
+    ci: tuple[float, float] | None = None
+    old: Any = None
+    old_ci: tuple[float, float] | None = None
+    pct: float | None = None
+
+    def to_json(self) -> dict:
+        return {"path": self.path, "value": self.value, "ci": list(self.ci) if self.ci else None, "old": self.old,
+                "old_ci": list(self.old_ci) if self.old_ci else None, "pct": self.pct}
+
+    @classmethod
+    def from_json(cls, d: dict | None) -> "Number | None":
+        if not d or d.get("value") is None:
+            return None
+        ci, old_ci = d.get("ci"), d.get("old_ci")
+        pct = d.get("pct")
+        if pct is None and _num(d.get("value")) and _num(d.get("old")) and d["old"]:
+            pct = 100.0 * (d["value"] - d["old"]) / abs(d["old"])  # a schema-2 headline: computed as schema 3 does
+        return cls(d["path"], d["value"], tuple(ci) if ci else None, d.get("old"),
+                   tuple(old_ci) if old_ci else None, pct)
+
+
+def _num(x) -> bool:
+    return isinstance(x, (int, float)) and not isinstance(x, bool)
+
+
+@dataclass(frozen=True)
+class ClaimResult:
+    """One claim x model (x layer) of a run, as every report reads it."""
+    claim: str
+    model: str
+    verdict: Verdict
+    baseline: str | None = None      # a candidate's registry id
+    layer: int | None = None         # a per-layer claim's layer
+    message: str = ""                # broken / error / precondition / known failure / newly holds: why, one line
+    drift: Drift | None = None       # against the recorded snapshot (None: not compared)
+    headline: Number | None = None   # the claim's headline effect (probes/drift.py: effect_numbers)
+    largest: Number | None = None    # the effect number that moved most, when it is not the headline
+    numbers: dict | None = None      # every number of this run (plain JSON), as recorded
+    roles: dict | None = None        # the role table: path pattern -> effect / identity (the rest: diagnostics)
+    snapshot: str = ""               # the snapshot file it was compared with (as the user reads the path)
+    figures: tuple[str, ...] = ()
+    source: str = ""
+    null: str = ""
+    criterion: str = ""
+    doc: str = ""
+    nodeid: str = ""
+    duration: float = 0.0            # seconds, the claim's setup (its fixtures) included
+
+    @property
+    def moved(self) -> list[str]:
+        """Every move of its numbers, one line each (probes/drift.py: Drift.lines)."""
+        return self.drift.lines() if self.drift is not None else []
+
+    @property
+    def level(self) -> str | None:
+        """A drifted result's severity: large / medium / small, noise when nothing moved significantly,
+        unrecorded; None for the others."""
+        if self.verdict == Verdict.UNRECORDED:
+            return "unrecorded"
+        if self.verdict == Verdict.NOISE:
+            return "noise"
+        return self.drift.level if self.verdict == Verdict.MOVED and self.drift is not None else None
+
+    def to_json(self) -> dict:
+        out = {"schema": SCHEMA}
+        for f in fields(self):
+            v = getattr(self, f.name)
+            if isinstance(v, (Number, Drift)):
+                v = v.to_json()
+            elif isinstance(v, Verdict):
+                v = v.value
+            elif isinstance(v, tuple):
+                v = list(v)
+            out[f.name] = v
+        return out
+
+    @classmethod
+    def from_json(cls, d: dict) -> "ClaimResult":
+        """A result of schema 3, or of schema 2 (report.json version 2 and its history lines)."""
+        known = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in known}
+        kw["verdict"] = verdict(d["verdict"])
+        kw["drift"] = Drift.from_json(d["drift"]) if d.get("drift") else None
+        kw["headline"] = Number.from_json(d.get("headline"))
+        kw["largest"] = Number.from_json(d.get("largest"))
+        kw["figures"] = tuple(d.get("figures") or ())
+        kw["message"] = d.get("message") or ""
+        kw["duration"] = float(d.get("duration") or 0.0)
+        return cls(**kw)
+
+    def but(self, **changes) -> "ClaimResult":
+        return replace(self, **changes)
+
+
+def readable(version) -> str | None:
+    """Why a report or history line of ``version`` cannot be read here (None: it can)."""
+    if version in READS:
+        return None
+    return (f"written by an interp-claims whose reports are version {version or 1}; this one reads versions "
+            f"{' and '.join(map(str, READS))}: re-run the claims with this version")
