@@ -22,18 +22,17 @@ from probes.errors import require
 from probes.loading import random_copy
 
 FAMILY = "induction"
+TOLERANCE = (1e-3, 1e-4)  # (rel, abs) of every claim_snapshot here unless a claim says otherwise
 STIM = json.loads((Path(__file__).resolve().parents[1] / "fixtures/stimuli/attention_v1.json").read_text())
 SOURCE = "Olsson et al. 2022"
 THRESHOLD = STIM["head_threshold"]
-_CACHE: dict[str, dict] = {}
 
 
 @pytest.fixture
-def repeats(lm) -> dict:
-    """The repeated-token stimulus and its attention scores for this model, with the random-init copies' (cached per
+def repeats(lm, model_cache) -> dict:
+    """The repeated-token stimulus and its attention scores for this model, with the random-init copies' (once per
     model: shared by the family's claims)."""
-    if lm.spec.id not in _CACHE:
-        _CACHE.clear()
+    if "induction.repeats" not in model_cache:
         ids, p = A.random_repeats(lm, STIM["n_sequences"], STIM["length"], STIM["seed"])
         att = A.attention(lm, ids)
         c = {"ids": ids, "prefix": p, "prev": A.previous_token_scores(att, p),
@@ -45,8 +44,8 @@ def repeats(lm) -> dict:
             c["null_ind"].append(float(A.induction_scores(a, p, STIM["length"]).mean(-1).max()))
             first, second = A.repeat_losses(rnd, ids, STIM["length"])
             c["null_drop"].append(float((first - second).mean()))
-        _CACHE[lm.spec.id] = c
-    return _CACHE[lm.spec.id]
+        model_cache["induction.repeats"] = c
+    return model_cache["induction.repeats"]
 
 
 def scored_heads(per_seq: np.ndarray, null_max: float, n_boot: int = stats.N_BOOT) -> tuple[dict, dict, dict, list]:
@@ -72,16 +71,16 @@ def scored_heads(per_seq: np.ndarray, null_max: float, n_boot: int = stats.N_BOO
                    null="the same score for every head of 3 random-init copies of the same config",
                    criterion="some head puts >= 40% of its attention on the previous token, above every head of "
                              "every random-init copy")
-def test_some_heads_attend_to_the_previous_token(lm, repeats, claim_snapshot, figure_path):
+def test_some_heads_attend_to_the_previous_token(lm, repeats, claim_snapshot, figure_path, figure_title):
     """Some heads attend from each position to the one before it: their mean attention to the previous token is at
     least 40% and above every head of a randomly initialised copy, whose attention is spread over the context."""
     null_max = max(repeats["null_prev"])
     data, intervals, stability, passing = scored_heads(repeats["prev"], null_max)
-    claim_snapshot(data, rel=1e-3, abs_=1e-4, effect=["top_score", "top_heads[].score"],
+    claim_snapshot(data, effect=["top_score", "top_heads[].score"],
                    identity=["heads", "top_heads[].head"], intervals=intervals, stability=stability)
-    figures.save(figures.head_scores(f"induction.previous_token - {lm.spec.id}", repeats["prev"].mean(-1), null_max,
+    figures.save(figures.head_scores(figure_title(), repeats["prev"].mean(-1), null_max,
                                      THRESHOLD, "attention to the previous token", passing),
-                 figure_path("induction.previous_token"))
+                 figure_path())
     assert passing, (f"no head puts >= {THRESHOLD} of its attention on the previous token above the random-init "
                      f"copies' maximum {null_max:.3f} (top: {data['top_heads'][0]['head']} {data['top_score']:.3f})")
 
@@ -91,7 +90,7 @@ def test_some_heads_attend_to_the_previous_token(lm, repeats, claim_snapshot, fi
                    null="random-init copies of the same config (3 seeds); per-sequence sign flips",
                    criterion="second-repeat loss >= 1 nat below the first, by >= 1 nat more than in every "
                              "random-init copy, sign-flip p < 0.01")
-def test_second_repeat_is_predicted(lm, repeats, claim_snapshot, figure_path):
+def test_second_repeat_is_predicted(lm, repeats, claim_snapshot, figure_path, figure_title):
     """The model predicts the second repeat of a random token sequence from the first: its loss there is far below
     its loss on the first repeat, which a randomly initialised copy cannot do."""
     first, second = A.repeat_losses(lm, repeats["ids"], STIM["length"])
@@ -100,9 +99,9 @@ def test_second_repeat_is_predicted(lm, repeats, claim_snapshot, figure_path):
     p_flip = stats.sign_flip_p(drop)
     claim_snapshot({"loss_first": float(first.mean()), "loss_second": float(second.mean()),
                     "loss_drop": float(drop.mean()), "null_loss_drop": null, "p_sign_flip": p_flip},
-                   rel=1e-3, abs_=1e-4, effect=["loss_drop"], intervals={"loss_drop": stats.mean_ci(drop)})
-    figures.save(figures.loss_repeats(f"induction.behaviour - {lm.spec.id}", first, second, null),
-                 figure_path("induction.behaviour"))
+                   effect=["loss_drop"], intervals={"loss_drop": stats.mean_ci(drop)})
+    figures.save(figures.loss_repeats(figure_title(), first, second, null),
+                 figure_path())
     assert drop.mean() >= 1.0, f"second-repeat loss only {drop.mean():.2f} nats below the first (need >= 1)"
     assert drop.mean() >= max(null) + 1.0, \
         f"loss drop {drop.mean():.2f} not >= 1 nat above the random-init copies' ({max(null):.2f})"
@@ -114,15 +113,15 @@ def test_second_repeat_is_predicted(lm, repeats, claim_snapshot, figure_path):
                    null="the same score for every head of 3 random-init copies of the same config",
                    criterion="some head puts >= 40% of its attention on the token after the previous occurrence, "
                              "above every head of every random-init copy")
-def test_some_heads_attend_to_the_next_token_of_the_previous_occurrence(lm, repeats, claim_snapshot, figure_path):
+def test_some_heads_attend_to_the_next_token_of_the_previous_occurrence(lm, repeats, claim_snapshot, figure_path, figure_title):
     """Some heads attend from each token of the second repeat to the token that followed its previous occurrence
     far more than any head of a randomly initialised copy."""
     null_max = max(repeats["null_ind"])
     data, intervals, stability, passing = scored_heads(repeats["ind"], null_max)
-    claim_snapshot(data, rel=1e-3, abs_=1e-4, effect=["top_score", "top_heads[].score"],
+    claim_snapshot(data, effect=["top_score", "top_heads[].score"],
                    identity=["heads", "top_heads[].head"], intervals=intervals, stability=stability)
-    figures.save(figures.head_scores(f"induction.scores - {lm.spec.id}", repeats["ind"].mean(-1), null_max,
-                                     THRESHOLD, "induction score", passing), figure_path("induction.scores"))
+    figures.save(figures.head_scores(figure_title(), repeats["ind"].mean(-1), null_max,
+                                     THRESHOLD, "induction score", passing), figure_path())
     assert passing, (f"no head has an induction score >= {THRESHOLD} above the random-init copies' maximum "
                      f"{null_max:.3f} (top: {data['top_heads'][0]['head']} {data['top_score']:.3f})")
 
@@ -135,7 +134,7 @@ def _draws(g, pool: list, k: int, n: int) -> list[list]:
                    null="as many heads drawn at random (20 seeded draws): permutation p-value",
                    criterion="zeroing the top-k induction heads (k = heads at >= 40%, 1 to a quarter of all heads) "
                              "raises the second-repeat loss more than every random draw (p < 0.05)")
-def test_ablating_induction_heads_hurts_the_second_repeat(lm, repeats, claim_snapshot, figure_path):
+def test_ablating_induction_heads_hurts_the_second_repeat(lm, repeats, claim_snapshot, figure_path, figure_title):
     """Zeroing the heads with the highest induction scores raises the loss on the second repeat more than zeroing
     as many random heads."""
     score = repeats["ind"].mean(-1)
@@ -155,11 +154,11 @@ def test_ablating_induction_heads_hurts_the_second_repeat(lm, repeats, claim_sna
     claim_snapshot({"k": k, "ablated_heads": [A.head_name(h) for h in top], "loss_second": base,
                     "loss_rise": rise, "null_rise_max": max(null), "null_rise_median": float(np.median(null)),
                     "p_permutation": p_perm},
-                   rel=1e-3, abs_=1e-4, effect=["loss_rise"], identity=["ablated_heads"],
+                   effect=["loss_rise"], identity=["ablated_heads"],
                    intervals={"loss_rise": stats.mean_ci(per_sequence_rise)})
-    figures.save(figures.permutation_bars(f"induction.ablation - {lm.spec.id}: permutation p = {p_perm:.3f}", rise,
+    figures.save(figures.permutation_bars(figure_title(f": permutation p = {p_perm:.3f}"), rise,
                                           np.array(null), "rise of the second-repeat loss when zeroed (nats)",
-                                          f"top {k} induction heads"), figure_path("induction.ablation"))
+                                          f"top {k} induction heads"), figure_path())
     assert p_perm < 0.05, (f"zeroing the top {k} induction heads raises the loss by {rise:.3f}, not above the random "
                            f"draws (max {max(null):.3f}, p = {p_perm:.3f})")
 
@@ -170,7 +169,7 @@ def test_ablating_induction_heads_hurts_the_second_repeat(lm, repeats, claim_sna
                         "previous-token nor induction heads: permutation p-value",
                    criterion="zeroing the previous-token heads below the top induction head lowers the induction "
                              "heads' scores more than every random draw (p < 0.05)")
-def test_induction_heads_read_the_previous_token_heads(lm, repeats, claim_snapshot, figure_path):
+def test_induction_heads_read_the_previous_token_heads(lm, repeats, claim_snapshot, figure_path, figure_title):
     """Induction heads compose with previous-token heads: the induction heads' keys read what the previous-token
     heads of earlier layers wrote, so zeroing those heads lowers the induction scores, far more than zeroing as
     many other heads of the same layers."""
@@ -205,13 +204,13 @@ def test_induction_heads_read_the_previous_token_heads(lm, repeats, claim_snapsh
                     "induction_heads": [A.head_name(h) for h in ind_heads], "induction_score": float(clean.mean()),
                     "score_drop": drop, "relative_drop": drop / float(clean.mean()), "null_drop_max": max(null),
                     "null_drop_median": float(np.median(null)), "p_permutation": p_perm},
-                   rel=1e-3, abs_=1e-4, effect=["score_drop"], identity=["previous_token_heads", "induction_heads"],
+                   effect=["score_drop"], identity=["previous_token_heads", "induction_heads"],
                    intervals={"score_drop": stats.mean_ci(clean - ablated)})
     figures.save(figures.permutation_bars(
-        f"induction.composition - {lm.spec.id}: zeroing {len(prev_heads)} previous-token heads, p = {p_perm:.3f}",
+        figure_title(f": zeroing {len(prev_heads)} previous-token heads, p = {p_perm:.3f}"),
         drop, np.array(null), f"drop of the induction score of {len(ind_heads)} induction heads",
         "previous-token heads " + ", ".join(A.head_name(h) for h in prev_heads)),
-        figure_path("induction.composition"))
+        figure_path())
     assert p_perm < 0.05, (f"zeroing the previous-token heads {[A.head_name(h) for h in prev_heads]} lowers the "
                            f"induction score by {drop:.3f}, not more than random heads of the same layers (max "
                            f"{max(null):.3f}, p = {p_perm:.3f})")

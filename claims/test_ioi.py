@@ -19,21 +19,21 @@ from probes.errors import require
 from probes.loading import random_copy
 
 FAMILY = "ioi"
-_SETS: dict[str, tuple] = {}
+TOLERANCE = (1e-3, 1e-4)  # (rel, abs) of every claim_snapshot here unless a claim says otherwise
 
 
 @pytest.fixture
-def prompts(lm):
-    """The IOI prompt set tokenised for this model (cached per model): pairs whose names are single tokens."""
-    if lm.spec.id not in _SETS:
-        _SETS[lm.spec.id] = ioi.prompt_sets(lm, ioi_pairs(version=1))
-    sets, info = _SETS[lm.spec.id]
+def prompts(lm, model_cache):
+    """The IOI prompt set tokenised for this model (once per model): pairs whose names are single tokens."""
+    if "ioi.prompts" not in model_cache:
+        model_cache["ioi.prompts"] = ioi.prompt_sets(lm, ioi_pairs(version=1))
+    sets, info = model_cache["ioi.prompts"]
     assert info["n_pairs"] >= 20, f"only {info['n_pairs']} IOI pairs are single-token names for this tokenizer"
     return sets, info
 
 
 @pytest.fixture
-def head_prompts(lm, prompts):
+def head_prompts(lm, prompts, model_cache):
     """The prompts of the head-level claims (silencing, selectivity, patching): with the registry parameter
     ``ioi_head_pairs`` (default: all pairs), the first that many pairs of the largest group of prompts of equal
     token length, in fixture order, so that a 30-layer model's 270 heads fit a CPU run."""
@@ -41,30 +41,22 @@ def head_prompts(lm, prompts):
     n = lm.spec.param("ioi_head_pairs")
     if not n or n >= info["n_pairs"]:
         return sets, info
-    key = (lm.spec.id, "head", n)
-    if key not in _SETS:  # from the largest group of equal token length (one batch), in fixture order
+    key = ("ioi.head_prompts", n)
+    if key not in model_cache:  # from the largest group of equal token length (one batch), in fixture order
         biggest = max(sets, key=lambda s: len(s.texts))
         usable = [p for p in ioi_pairs(version=1) if p.base in biggest.texts][:n]
-        _SETS[key] = ioi.prompt_sets(lm, usable)
-    return _SETS[key]
+        model_cache[key] = ioi.prompt_sets(lm, usable)
+    return model_cache[key]
 
 
 def min_gap(lm) -> float:
     return lm.spec.expectation(FAMILY).get("min_gap", 1.0)
 
 
-def top_heads(delta: np.ndarray, k: int, sign: int = -1) -> list[dict]:
-    """The k heads with the most negative (sign=-1) or largest |.| (sign=0) effect, as L.H ids with values."""
-    L, H = delta.shape
-    key = delta.ravel() if sign == -1 else -np.abs(delta.ravel())
-    order = np.argsort(key, kind="stable")[:k]
-    return [{"head": f"{i // H}.{i % H}", "delta": float(delta.ravel()[i])} for i in order]
-
-
 @pytest.mark.claim(id="ioi.behaviour", family=FAMILY, kinds=("causal",), source="seed 004 Part 1; Wang et al. 2022",
                    null="IO/S labels exchangeable: sign-flip test of the logit differences",
                    criterion="IO > S on >= the registry's minimum accuracy (default 90%) and sign-flip p < 0.01")
-def test_behaviour_prefers_indirect_object(lm, prompts, claim_snapshot, figure_path):
+def test_behaviour_prefers_indirect_object(lm, prompts, claim_snapshot, figure_path, figure_title):
     """The model predicts the indirect object over the subject, on the seed pair and the templated set."""
     sets, info = prompts
     # measurement
@@ -77,7 +69,7 @@ def test_behaviour_prefers_indirect_object(lm, prompts, claim_snapshot, figure_p
     ld = stats.resample(res["logit_diffs"])  # (n_boot, prompts)
     claim_snapshot({"n_prompts": res["n_prompts"], "accuracy": res["accuracy"],
                     "mean_logit_diff": res["mean_logit_diff"], "median_logit_diff": res["median_logit_diff"],
-                    "dropped_multi_token": info["dropped_multi_token"]}, rel=1e-3, abs_=1e-4,
+                    "dropped_multi_token": info["dropped_multi_token"]},
                    effect=["mean_logit_diff", "accuracy", "median_logit_diff"],
                    intervals={"accuracy": stats.interval((ld > 0).mean(1)),
                               "mean_logit_diff": stats.interval(ld.mean(1)),
@@ -91,9 +83,9 @@ def test_behaviour_prefers_indirect_object(lm, prompts, claim_snapshot, figure_p
         ls = torch.log_softmax(lm.last_logits(seed.source[i:i + 1])[0].float(), -1).cpu().numpy()
     a, b = seed.names[i]
     figures.save(figures.ioi_behaviour(
-        f"ioi.behaviour - {lm.spec.id}", lb, ls, int(seed.a_ids[i]), int(seed.b_ids[i]), a, b, seed.texts[i],
+        figure_title(), lb, ls, int(seed.a_ids[i]), int(seed.b_ids[i]), a, b, seed.texts[i],
         lm.tokenizer.decode(seed.source[i]), res["logit_diffs"], res["null_p_sign_flip"]),
-        figure_path("ioi.behaviour"))
+        figure_path())
     # criterion (threshold from the registry)
     assert res["accuracy"] >= min_acc, f"IO>S on {res['accuracy']:.1%} of prompts, expected >= {min_acc:.0%}"
     assert res["null_p_sign_flip"] < 0.01, f"mean logit diff {res['mean_logit_diff']:.3f} not above sign-flip null"
@@ -103,7 +95,7 @@ def test_behaviour_prefers_indirect_object(lm, prompts, claim_snapshot, figure_p
                    null="per-prompt deltas of a head that carries nothing centre on 0 (t-test, Bonferroni over all "
                         "heads)",
                    criterion="the most damaging head is significant and lowers the clean IOI score by >= 20%")
-def test_silencing_some_heads_lowers_ioi(lm, head_prompts, exact, claim_snapshot, figure_path):
+def test_silencing_some_heads_lowers_ioi(lm, head_prompts, exact, claim_snapshot, figure_path, figure_title):
     """Silencing one head (permuting its output) lowers the IOI score: for the top head by >= 20% of the clean
     score, consistently across prompts."""
     sets, _ = head_prompts
@@ -119,7 +111,7 @@ def test_silencing_some_heads_lowers_ioi(lm, head_prompts, exact, claim_snapshot
     sig_neg = stats.bonferroni(p) & (np.nan_to_num(d) < 0)
     worst = np.unravel_index(np.nanargmin(d), d.shape)
     r = float(np.corrcoef(res["head_norm"][measured], d[measured])[0, 1])
-    top = top_heads(np.where(measured, d, np.inf), 5)
+    top = ioi.top_heads(np.where(measured, d, np.inf), 5)
     snap = {"clean_mean": res["clean_mean"], "n_significant_negative": int(sig_neg.sum()),
             "top_heads": top, "norm_effect_r": r}
     if not exact:
@@ -132,15 +124,15 @@ def test_silencing_some_heads_lowers_ioi(lm, head_prompts, exact, claim_snapshot
     col = {n: i for i, n in enumerate(names)}
     # measured_exactly (the heads the attribution screen sent to exact measurement) is a detail of the method: a
     # diagnostic, not an identity of the finding
-    claim_snapshot(snap, rel=1e-3, abs_=1e-4, effect=["clean_mean", "top_heads[].delta"],
+    claim_snapshot(snap, effect=["clean_mean", "top_heads[].delta"],
                    identity=["top_heads[].head"],
                    intervals={"clean_mean": stats.mean_ci(res["clean_per_prompt"]),
                               "top_heads": [{"delta": stats.interval(draws[:, col[t["head"]]])} for t in top]},
                    stability={"top_heads": stats.top_k_stability(draws, 5, names, "neg")})
-    figures.save(figures.ioi_head_effects(f"ioi.head_silencing - {lm.spec.id}", d if exact else res["estimate"],
+    figures.save(figures.ioi_head_effects(figure_title(), d if exact else res["estimate"],
                                           third="norm", head_norm=res["head_norm"],
                                           kind="silenced" if exact else "silenced (attribution estimate)"),
-                 figure_path("ioi.head_silencing"))
+                 figure_path())
     require(res["clean_mean"] >= min_gap(lm), f"clean IOI score {res['clean_mean']:.3f} (needs >= {min_gap(lm)}): "
                                                "the model shows no IOI to silence (see ioi.behaviour)")
     assert sig_neg[worst], f"the most damaging head {worst} is not significant (p={p[worst]:.2g})"
@@ -151,7 +143,7 @@ def test_silencing_some_heads_lowers_ioi(lm, head_prompts, exact, claim_snapshot
 @pytest.mark.claim(id="ioi.head_norms", family=FAMILY, kinds=("causal",), source="seed 004 Part 3",
                    null="randomly initialised models of the same config (3 seeds)",
                    criterion="across-head norm CV above 1.5x every random-init CV")
-def test_head_norms_are_head_specific(lm, prompts, claim_snapshot, figure_path):
+def test_head_norms_are_head_specific(lm, prompts, claim_snapshot, figure_path, figure_title):
     """Attention-head activation norms are head-specific: at a given layer and token, heads differ in norm
     (coefficient of variation across heads, position 0 excluded) far more than in randomly initialised models
     of the same config, whose heads are interchangeable."""
@@ -167,18 +159,18 @@ def test_head_norms_are_head_specific(lm, prompts, claim_snapshot, figure_path):
     acts = ioi.head_acts(lm, s0.source[:1])
     nmap = ioi.head_norm_map(acts)
     claim_snapshot({"head_cv": observed, "random_init_head_cv": null, "layer": layer,
-                    "norm_by_layer": nmap[:, 1:].mean(1).tolist()}, rel=1e-3, abs_=1e-4, effect=["head_cv"],
+                    "norm_by_layer": nmap[:, 1:].mean(1).tolist()}, effect=["head_cv"],
                    intervals={"head_cv": stats.mean_ci(per_prompt)})  # the prompts resampled
     labels = [lm.tokenizer.decode([t]) for t in s0.source[0].tolist()]
-    figures.save(figures.ioi_head_activations(f"ioi.head_norms - {lm.spec.id}", acts[layer, 0].float().cpu().numpy(),
-                                              labels, layer, nmap, null, observed), figure_path("ioi.head_norms"))
+    figures.save(figures.ioi_head_activations(figure_title(), acts[layer, 0].float().cpu().numpy(),
+                                              labels, layer, nmap, null, observed), figure_path())
 
 
 @pytest.mark.claim(id="ioi.mention_selectivity", family=FAMILY, kinds=("causal",), source="seed 004 Part 4",
                    null="dimensions shuffled across heads",
                    criterion="some layer's selectivity ratio beats the null significantly (Bonferroni over layers) "
                              "and by >= 25%")
-def test_heads_tell_first_from_second_mention(lm, head_prompts, claim_snapshot, figure_path):
+def test_heads_tell_first_from_second_mention(lm, head_prompts, claim_snapshot, figure_path, figure_title):
     """In some layer, a few heads separate the first from the second mention of the repeated name: the
     head selectivity ratio exceeds a null in which dimensions are shuffled across heads, significantly
     (Bonferroni over layers) and by at least 25% of the null mean (a minimal effect size)."""
@@ -190,7 +182,7 @@ def test_heads_tell_first_from_second_mention(lm, head_prompts, claim_snapshot, 
     assert sig.any(), (f"no layer's selectivity ratio beats the head-shuffled null by 25% (best: layer {best}, "
                        f"ratio {res['ratio'][best]:.3f} vs null {res['null_mean'][best]:.3f}, p={res['p'][best]:.3g})")
     claim_snapshot({"ratio": res["ratio"], "null_q95": res["null_q95"], "significant_layers": np.flatnonzero(sig)},
-                   rel=1e-3, abs_=1e-4, effect=["ratio"], identity=["significant_layers"],
+                   effect=["ratio"], identity=["significant_layers"],
                    intervals={"ratio": stats.mean_ci(res["ratio_per_prompt"])})  # the prompts resampled
     s0 = sets[0]
     acts = ioi.head_acts(lm, s0.source[:1])[:, 0].float()  # (L, T, H, dh)
@@ -198,16 +190,16 @@ def test_heads_tell_first_from_second_mention(lm, head_prompts, claim_snapshot, 
     skip = max(1, L // 8)
     layers = list(range(0, L, skip))
     maps = [(acts[l, pos[0]] - acts[l, pos[1]]).cpu().numpy() for l in layers]
-    figures.save(figures.ioi_mention_selectivity(f"ioi.mention_selectivity - {lm.spec.id}", maps, layers,
+    figures.save(figures.ioi_mention_selectivity(figure_title(), maps, layers,
                                                  res["ratio"], res["null_mean"], res["null_q95"], s0.names[0][0]),
-                 figure_path("ioi.mention_selectivity"))
+                 figure_path())
 
 
 @pytest.mark.claim(id="ioi.head_patching", family=FAMILY, kinds=("causal",), source="seed 004 Part 5; Wang et al. 2022",
                    null="uniform heads: the top k of n would carry about k/n of the effect",
                    criterion="the prompts differ by >= the minimum gap; the top head is significant and moves >= 10% "
                              "of the gap; the top 5% of heads carry >= 50%")
-def test_few_heads_carry_the_patching_effect(lm, head_prompts, claim_snapshot, figure_path):
+def test_few_heads_carry_the_patching_effect(lm, head_prompts, claim_snapshot, figure_path, figure_title):
     """Patching single heads from the source run (S2 = A) into the base run (S2 = B) moves the IOI score toward
     the source; a few heads (5% of all) carry at least half of the summed effect."""
     sets, _ = head_prompts  # every head measured exactly (positions before S2 come from a key/value cache)
@@ -220,7 +212,7 @@ def test_few_heads_carry_the_patching_effect(lm, head_prompts, claim_snapshot, f
     # (uniform spread), and a head's per-prompt deltas would centre on 0 (t-test, Bonferroni over heads)
     _, p = stats.ttest_1samp(per)
     top = np.unravel_index(np.argmax(np.abs(d)), d.shape)
-    heads8 = top_heads(d, 8, sign=0)
+    heads8 = ioi.top_heads(d, 8, sign=0)
     # intervals: the prompts resampled (each head's delta, the top-k share, the gap; which heads are in the top 8)
     L, H = d.shape
     draws = stats.boot_means(np.moveaxis(per, -1, 0).reshape(per.shape[-1], L * H))
@@ -228,13 +220,13 @@ def test_few_heads_carry_the_patching_effect(lm, head_prompts, claim_snapshot, f
     names = [f"{i // H}.{i % H}" for i in range(L * H)]
     col = {n: i for i, n in enumerate(names)}
     claim_snapshot({"gap": gap, "k": k, "top_k_share": share, "top_heads": heads8},
-                   rel=1e-3, abs_=1e-4, effect=["top_k_share", "top_heads[].delta", "gap"], identity=["top_heads[].head"],
+                   effect=["top_k_share", "top_heads[].delta", "gap"], identity=["top_heads[].head"],
                    intervals={"top_k_share": stats.interval(mag[:, :k].sum(1) / mag.sum(1), centre=share),
                               "gap": stats.mean_ci(res["gap_per_prompt"]),
                               "top_heads": [{"delta": stats.interval(draws[:, col[t["head"]]])} for t in heads8]},
                    stability={"top_heads": stats.top_k_stability(draws, 8, names, "abs")})
-    figures.save(figures.ioi_head_effects(f"ioi.head_patching - {lm.spec.id}", d, third="std", kind="patched"),
-                 figure_path("ioi.head_patching"))
+    figures.save(figures.ioi_head_effects(figure_title(), d, third="std", kind="patched"),
+                 figure_path())
     require(gap <= -min_gap(lm), f"source - base score gap {gap:.3f} (needs <= -{min_gap(lm)}): the model shows no "
                                  "IOI to patch (see ioi.behaviour)")
     assert stats.bonferroni(p)[top], f"top head {top} not significant across prompts (p={p[top]:.2g})"

@@ -25,11 +25,11 @@ from probes import figures, lesion, stats
 from probes.errors import require
 
 FAMILY = "lesion"
+TOLERANCE = (1e-3, 1e-4)  # (rel, abs) of every claim_snapshot here unless a claim says otherwise
 STIM = json.loads((Path(__file__).resolve().parents[1] / "fixtures/stimuli/lesion_v1.json").read_text())
 N_NULL = 200
 N_DRAWS = 500         # random neuron sets for the ablation null (batched forwards)
 N_DRAWS_ALL = 100     # random sets of the seed's (all-significant) sizes, reported only
-_CACHE: dict[tuple, object] = {}
 
 
 def tuning_sentences(lm) -> tuple[list[str], list[str]]:
@@ -41,13 +41,15 @@ def tuning_sentences(lm) -> tuple[list[str], list[str]]:
 
 
 def acts(lm, site: str = "mlp_pre") -> tuple[np.ndarray, np.ndarray]:
-    """(L, n, N) activations at the target token for him and her sentences (cached per model and site)."""
-    key = (lm.spec.id, "acts", site)
-    if key not in _CACHE:
+    """(L, n, N) activations at the target token for him and her sentences (once per model and site, in the model's
+    cache)."""
+    key = ("lesion.acts", site)
+    if key not in lm.cache:
         him_id, her_id = lesion.target_ids(lm)
         him, her = tuning_sentences(lm)
-        _CACHE[key] = (lesion.target_acts(lm, him, him_id, "him", site), lesion.target_acts(lm, her, her_id, "her", site))
-    return _CACHE[key]
+        lm.cache[key] = (lesion.target_acts(lm, him, him_id, "him", site),
+                         lesion.target_acts(lm, her, her_id, "her", site))
+    return lm.cache[key]
 
 
 def tuning_layer(lm) -> int:
@@ -84,7 +86,7 @@ def shuffled_sig(a: np.ndarray, b: np.ndarray, n: int, seed: int) -> np.ndarray:
 @pytest.mark.claim(id="lesion.tuning", family=FAMILY, kinds=("masked", "encoder"), source="seed 001 Parts 1-2",
                    null="him/her labels shuffled (seeded draws)",
                    criterion="FDR-significant neurons above the shuffle null's 95%")
-def test_him_her_neurons_in_one_layer(lm, claim_snapshot, figure_path):
+def test_him_her_neurons_in_one_layer(lm, claim_snapshot, figure_path, figure_title):
     """At the pronoun, more MLP neurons separate him from her (t-test, FDR q < .05) than in 95% of
     label-shuffled draws; counts of him > her and her > him neurons."""
     layer = tuning_layer(lm)
@@ -97,18 +99,18 @@ def test_him_her_neurons_in_one_layer(lm, claim_snapshot, figure_path):
     bh, br = boot_counts(him, her)  # intervals: the sentences resampled
     claim_snapshot({"layer": layer, "n_sentences": [len(him), len(her)], "n_him": len(tu["him"]),
                     "n_her": len(tu["her"]), "n_him_post_gelu": len(post["him"]), "n_her_post_gelu": len(post["her"]),
-                    "null_q95": q95}, rel=1e-3, abs_=1e-4, effect=["n_him", "n_her"],
+                    "null_q95": q95}, effect=["n_him", "n_her"],
                    intervals={"n_him": stats.interval(bh, centre=len(tu["him"])),
                               "n_her": stats.interval(br, centre=len(tu["her"]))})
-    figures.save(figures.lesion_tuning(f"lesion.tuning - {lm.spec.id}, layer {layer} (pre-GELU)", tu),
-                 figure_path("lesion.tuning"))
+    figures.save(figures.lesion_tuning(figure_title(f", layer {layer} (pre-GELU)"), tu),
+                 figure_path())
     assert n_sig > q95, f"{n_sig} FDR-significant neurons, not above the label-shuffle 95% ({q95:.0f})"
 
 
 @pytest.mark.claim(id="lesion.laminar_tuning", family=FAMILY, kinds=("masked", "encoder"), source="seed 001 Part 3",
                    null="him/her labels shuffled, per layer",
                    criterion="this layer's FDR-significant neurons above the null's 95%")
-def test_him_her_neurons_in_this_layer(lm, layer, claim_snapshot, figure_path):
+def test_him_her_neurons_in_this_layer(lm, layer, claim_snapshot, figure_path, figure_title):
     """In this layer too, him/her neurons exceed the label-shuffle null (per-layer claim; the percentage
     profile over layers is the figure of the model's last layer)."""
     him, her = (a[layer] for a in acts(lm))
@@ -118,16 +120,16 @@ def test_him_her_neurons_in_this_layer(lm, layer, claim_snapshot, figure_path):
     N = him.shape[1]
     bh, br = boot_counts(him, her, 200)  # intervals: the sentences resampled (fewer draws: one claim per layer)
     claim_snapshot({"layer": layer, "pct_him": 100 * len(tu["him"]) / N, "pct_her": 100 * len(tu["her"]) / N,
-                    "null_q95": q95}, rel=1e-3, abs_=1e-4, effect=["pct_him", "pct_her"],
+                    "null_q95": q95}, effect=["pct_him", "pct_her"],
                    intervals={"pct_him": stats.interval(100 * bh / N, centre=100 * len(tu["him"]) / N),
                               "pct_her": stats.interval(100 * br / N, centre=100 * len(tu["her"]) / N)})
     if layer == lm.adapter.n_layers - 1:
         A, B = acts(lm)
         tus = [lesion.tuned(A[l], B[l]) for l in range(lm.adapter.n_layers)]
         figures.save(figures.lesion_laminar_tuning(
-            f"lesion.laminar_tuning - {lm.spec.id} (intermediate.dense, pre-GELU)",
+            figure_title(" (intermediate.dense, pre-GELU)"),
             np.array([100 * len(t["her"]) / N for t in tus]), np.array([100 * len(t["him"]) / N for t in tus])),
-            figure_path("lesion.laminar_tuning"))
+            figure_path())
     assert n_sig > q95, f"layer {layer}: {n_sig} significant neurons, not above label-shuffle 95% ({q95:.0f})"
 
 
@@ -135,7 +137,7 @@ def test_him_her_neurons_in_this_layer(lm, layer, claim_snapshot, figure_path):
                    null="sign-flip test of the pronoun margins",
                    criterion="agreeing pronoun preferred on >= the registry's minimum accuracy (default 90%), p < "
                              "0.01")
-def test_masked_pronoun_predictions(lm, claim_snapshot, figure_path):
+def test_masked_pronoun_predictions(lm, claim_snapshot, figure_path, figure_title):
     """On independent sentences (the seed's Robert/Lucy triple and 40 held-out sentences), the masked LM
     prefers the pronoun that agrees with the named person: accuracy >= the registry's minimum (default 0.9),
     and the mean margin beats a sign-flip null."""
@@ -147,11 +149,11 @@ def test_masked_pronoun_predictions(lm, claim_snapshot, figure_path):
     # intervals: the sentences resampled (the triple's two margins are single sentences: no interval)
     mm = stats.resample(m)
     claim_snapshot({"n": len(m), "accuracy": acc, "mean_margin": float(m.mean()), "triple_margins": m[:2]},
-                   rel=1e-3, abs_=1e-4, effect=["accuracy", "mean_margin", "triple_margins"],
+                   effect=["accuracy", "mean_margin", "triple_margins"],
                    intervals={"accuracy": stats.interval((mm > 0).mean(1)), "mean_margin": stats.interval(mm.mean(1))})
-    figures.save(figures.lesion_predictions(f"lesion.clean_predictions - {lm.spec.id}",
+    figures.save(figures.lesion_predictions(figure_title(),
                                             lesion.triple_logits(lm, STIM["triple"]["texts"]), m),
-                 figure_path("lesion.clean_predictions"))
+                 figure_path())
     assert acc >= min_acc and p < 0.01, f"pronoun accuracy {acc:.1%} (need {min_acc:.0%}), sign-flip p={p:.3g}"
 
 
@@ -176,9 +178,9 @@ def ablation_effects(lm, layer: int) -> dict:
     """Drop in the correct-pronoun margin (clean - ablated, mean over masked sentences) for the tuned neurons,
     the least-tuned neurons of the same counts, and N_DRAWS random sets of the same counts; and for the seed's
     sets (all FDR-significant neurons)."""
-    key = (lm.spec.id, "ablation", layer)
-    if key in _CACHE:
-        return _CACHE[key]
+    key = ("lesion.ablation", layer)
+    if key in lm.cache:
+        return lm.cache[key]
     A, B = acts(lm)
     tu = lesion.tuned(A[layer], B[layer])
     him, her = lesion.strongest(tu, ablate_k(lm))
@@ -199,7 +201,7 @@ def ablation_effects(lm, layer: int) -> dict:
            "clean": clean, "ablated_tuned": ablated[0],
            "n_him_all": len(tu["him"]), "n_her_all": len(tu["her"]), "tuned_all": float(drop[2]),
            "p_all": stats.perm_p(drop[2], rand_all)}
-    _CACHE[key] = res
+    lm.cache[key] = res
     return res
 
 
@@ -207,7 +209,7 @@ def ablation_effects(lm, layer: int) -> dict:
                    null="500 seeded random neuron sets of the same size; the least-tuned neurons",
                    criterion="the tuned ablation drop beats random sets (p < 0.05), the least-tuned drop and the "
                              "registry's minimum drop")
-def test_ablating_tuned_neurons_in_last_layer_shifts_logits(lm, claim_snapshot, figure_path):
+def test_ablating_tuned_neurons_in_last_layer_shifts_logits(lm, claim_snapshot, figure_path, figure_title):
     """Zeroing the her-neurons at her-masks and the him-neurons at him-masks in the last layer (the most tuned,
     see ``ablate_k``) lowers the correct-pronoun margin more than zeroing as many random neurons (500 seeded
     draws, permutation p < 0.05) and more than zeroing as many least-tuned neurons, by at least ``min_drop``
@@ -221,10 +223,10 @@ def test_ablating_tuned_neurons_in_last_layer_shifts_logits(lm, claim_snapshot, 
                     "clean_margins": r["clean"], "ablated_margins": r["ablated_tuned"],
                     "n_him_all_significant": r["n_him_all"], "n_her_all_significant": r["n_her_all"],
                     "drop_all_significant": r["tuned_all"], "p_random_all_significant": r["p_all"]},
-                   rel=1e-3, abs_=1e-4, effect=["drop_tuned", "drop_her", "drop_him"],
+                   effect=["drop_tuned", "drop_her", "drop_him"],
                    intervals=margin_intervals(r["clean"], r["ablated_tuned"], is_her))
-    figures.save(figures.lesion_ablation(f"lesion.ablation - {lm.spec.id}, layer {layer}", r),
-                 figure_path("lesion.ablation"))
+    figures.save(figures.lesion_ablation(figure_title(f", layer {layer}"), r),
+                 figure_path())
     require(r["n_him"] + r["n_her"] > 0, f"no him/her neurons in layer {layer}: nothing to ablate "
                                          "(see lesion.laminar_tuning)")
     assert r["p"] < 0.05, f"tuned ablation drop {r['tuned']:.3f} not above random draws (p={r['p']:.3f})"
@@ -236,7 +238,7 @@ def test_ablating_tuned_neurons_in_last_layer_shifts_logits(lm, claim_snapshot, 
 @pytest.mark.claim(id="lesion.laminar_ablation", family=FAMILY, source="seed 001 Parts 6-7", kinds=("masked",),
                    null="random neuron sets of the same size, per layer",
                    criterion="some layer's tuned drop beats random sets (p < 0.05 / layers) and the minimum drop")
-def test_ablation_impact_through_the_layers(lm, claim_snapshot, figure_path):
+def test_ablation_impact_through_the_layers(lm, claim_snapshot, figure_path, figure_title):
     """In at least one layer, tuned-neuron ablation lowers the correct-pronoun margin more than random
     neuron sets of the same size (permutation p < 0.05 / n_layers, Bonferroni) and by at least ``min_drop``."""
     L = lm.adapter.n_layers
@@ -251,9 +253,9 @@ def test_ablation_impact_through_the_layers(lm, claim_snapshot, figure_path):
                     "drop_tuned": [r["tuned"] for r in res], "drop_least_tuned": [r["least"] for r in res],
                     "drop_random_q95": [float(np.quantile(r["random"], .95)) for r in res], "p_random": p,
                     "p_random_all_significant": [r["p_all"] for r in res]},
-                   rel=1e-3, abs_=1e-4, effect=["drop_tuned", "drop_her", "drop_him"],
+                   effect=["drop_tuned", "drop_her", "drop_him"],
                    intervals={k: [iv[k] for iv in ivs] for k in ("drop_tuned", "drop_her", "drop_him")})
-    figures.save(figures.lesion_laminar_ablation(f"lesion.laminar_ablation - {lm.spec.id}", res),
-                 figure_path("lesion.laminar_ablation"))
+    figures.save(figures.lesion_laminar_ablation(figure_title(), res),
+                 figure_path())
     assert ok.any(), f"no layer's tuned ablation beats random draws after Bonferroni by at least {min_drop(lm)} " \
                      f"logits (p={p.round(4)}, drop={drop.round(4)})"

@@ -23,17 +23,16 @@ from probes import neuron as Nn
 from probes.errors import StimulusError, require
 
 FAMILY = "neuron"
+TOLERANCE = (1e-3, 1e-3)  # (rel, abs) of every claim_snapshot here unless a claim says otherwise
 STIM = json.loads((Path(__file__).resolve().parents[1] / "fixtures/stimuli/neuron_v1.json").read_text())
 TOP_FRAC = 0.02       # "stands out" = within the top 2% of the layer's neurons
 N_DRAWS = 100         # random neuron sets for the workflow check (min p = 1/101; each set is a forward of the templated cases)
-_CACHE: dict[tuple, object] = {}
-
-
 def cached(lm, key, fn):
-    k = (lm.spec.id, key)
-    if k not in _CACHE:
-        _CACHE[k] = fn()
-    return _CACHE[k]
+    """``fn()`` once per model (in the model's cache, dropped with it)."""
+    k = ("neuron", key)
+    if k not in lm.cache:
+        lm.cache[k] = fn()
+    return lm.cache[k]
 
 
 def seed_cases(lm) -> dict[str, Nn.Case]:
@@ -94,7 +93,7 @@ def stand_out(lm) -> tuple[int, int]:
 @pytest.mark.claim(id="neuron.behaviour", family=FAMILY, kinds=("causal",), source="seed 002; Miller & Neo 2023",
                    null="sign-flip test over the templated cases",
                    criterion="every seed case has clean > 0 > corrupted; >= 90% of templated cases too, p < 0.01")
-def test_size_opposites_and_control_behaviour(lm, claim_snapshot, figure_path):
+def test_size_opposites_and_control_behaviour(lm, claim_snapshot, figure_path, figure_title):
     """Each seed case prefers its target on the clean prompt and its foil on the corrupted one (the size
     opposites and the pear/apple -> " an" control), and so do >= 90% of the templated cases (sign-flip p < 0.01)."""
     cases = seed_cases(lm)
@@ -110,9 +109,9 @@ def test_size_opposites_and_control_behaviour(lm, claim_snapshot, figure_path):
                     "templated_n": len(td), "templated_dropped": dropped, "templated_accuracy": acc},
                    rel=1e-3, abs_=1e-4, effect=["templated_accuracy", "seed_clean", "seed_corrupted"],
                    intervals={"templated_accuracy": stats.interval(ok.mean(1))} if len(td) else None)
-    figures.save(figures.neuron_behaviour(f"neuron.behaviour - {lm.spec.id}", list(d), np.array([v[0] for v in d.values()]),
+    figures.save(figures.neuron_behaviour(figure_title(), list(d), np.array([v[0] for v in d.values()]),
                                           np.array([v[1] for v in d.values()]), td[:, 0], td[:, 1]),
-                 figure_path("neuron.behaviour"))
+                 figure_path())
     assert not bad, f"seed cases without the behaviour (clean > 0 > corrupted): {bad} ({d})"
     if len(td):
         assert acc >= min_acc, f"templated cases: behaviour on {acc:.1%}, need {min_acc:.0%}"
@@ -124,7 +123,7 @@ def test_size_opposites_and_control_behaviour(lm, claim_snapshot, figure_path):
                    null="none besides the minimum gap: the lens must end at the model's own logit difference",
                    criterion="the lens rises by >= the minimum gap, with some block adding > 20% of the rise "
                              "(registry jumps where given)")
-def test_logit_lens_jumps(lm, claim_snapshot, figure_path):
+def test_logit_lens_jumps(lm, claim_snapshot, figure_path, figure_title):
     """Read through the final norm and unembedding, the logit difference rises through the layers by at least the
     minimum gap, in jumps: some block adds more than 20% of the total rise (the lens's last entry equals the
     model's own logit difference). gpt2-large: jumps at 30->31, 33->34, 35->36 (registry)."""
@@ -141,10 +140,10 @@ def test_logit_lens_jumps(lm, claim_snapshot, figure_path):
     if exp:
         missing = [j for j in map(tuple, exp) if j not in sp["tall_short"]]
         assert not missing, f"expected jumps {missing} not found; found {sp['tall_short']}"
-    claim_snapshot({"lens": lenses, "jumps": {n: [list(j) for j in v] for n, v in sp.items()}}, rel=1e-3, abs_=1e-3,
+    claim_snapshot({"lens": lenses, "jumps": {n: [list(j) for j in v] for n, v in sp.items()}},
                    effect=["lens"], identity=["jumps"])
-    figures.save(figures.neuron_logit_lens(f"neuron.logit_lens - {lm.spec.id}", lenses, sp),
-                 figure_path("neuron.logit_lens"))
+    figures.save(figures.neuron_logit_lens(figure_title(), lenses, sp),
+                 figure_path())
 
 
 @pytest.mark.claim(id="neuron.activation_patching", family=FAMILY, kinds=("causal",),
@@ -152,7 +151,7 @@ def test_logit_lens_jumps(lm, claim_snapshot, figure_path):
                    null="positions other than the adjective(s) and the final one",
                    criterion="in every layer those positions restore >= 0.8, the final position from the crossover "
                              "on")
-def test_information_moves_from_adjective_to_final_position(lm, claim_snapshot, figure_path):
+def test_information_moves_from_adjective_to_final_position(lm, claim_snapshot, figure_path, figure_title):
     """Residual-stream patching (clean -> corrupted, layer x position) on each size case: the behaviour is carried
     by the adjective(s) where the prompts differ and then by the final position, and by nothing else: in every
     layer those positions together restore >= 0.8, and from the crossover layer on the final position alone
@@ -177,17 +176,17 @@ def test_information_moves_from_adjective_to_final_position(lm, claim_snapshot, 
         assert abs(cross["tall_short"] - exp) <= 1, f"the final position takes over at layer {cross['tall_short']}, " \
                                                     f"expected {exp} (+-1)"
     r = res["tall_short"]
-    claim_snapshot({"restoration": res, "crossover_layer": cross}, rel=1e-3, abs_=1e-3, effect=["restoration"],
+    claim_snapshot({"restoration": res, "crossover_layer": cross}, effect=["restoration"],
                    identity=["crossover_layer"])
-    figures.save(figures.neuron_layer_position(f"neuron.activation_patching - {lm.spec.id}, tall/short", r, c.labels),
-                 figure_path("neuron.activation_patching"))
+    figures.save(figures.neuron_layer_position(figure_title(", tall/short"), r, c.labels),
+                 figure_path())
 
 
 @pytest.mark.claim(id="neuron.stand_out", family=FAMILY, kinds=("causal",), source="seed 002 (neuron patching)",
                    null="the other neurons of the layer (robust z; the pear/apple control)",
                    criterion="the tall/short top neuron has robust z >= 5, is in the top 2% for big/small and "
                              "huge/tiny, not for pear/apple")
-def test_stand_out_neuron_recurs_for_related_prompts(lm, claim_snapshot, figure_path):
+def test_stand_out_neuron_recurs_for_related_prompts(lm, claim_snapshot, figure_path, figure_title):
     """Patching each neuron of the neuron layer on its own: the top neuron for tall/short is an outlier (robust
     z >= 5), is in the top 2% for big/small and for huge/tiny, and is not in the top 2% for the pear/apple
     control. gpt2-large: L25.N4413 (0.084, 0.045, 0.033; registry)."""
@@ -210,17 +209,17 @@ def test_stand_out_neuron_recurs_for_related_prompts(lm, claim_snapshot, figure_
     claim_snapshot({"neuron": f"L{layer}.N{star}", "robust_z": z, "rank": rank,
                     "restoration": {n: float(r[star]) for n, r in rest.items()},
                     "profile_corr": {f"tall_short~{n}": float(np.corrcoef(rest["tall_short"], r)[0, 1])
-                                     for n, r in rest.items() if n != "tall_short"}}, rel=1e-3, abs_=1e-3,
+                                     for n, r in rest.items() if n != "tall_short"}},
                    effect=["restoration", "robust_z"], identity=["neuron"])
-    figures.save(figures.neuron_patching(f"neuron.stand_out - {lm.spec.id}", rest, layer, star),
-                 figure_path("neuron.stand_out"))
+    figures.save(figures.neuron_patching(figure_title(), rest, layer, star),
+                 figure_path())
 
 
 @pytest.mark.claim(id="neuron.congruence", family=FAMILY, kinds=("causal",),
                    source="seed 002 (congruence); Miller & Neo 2023",
                    null="the other neurons of the writer's layer",
                    criterion="the most ' an'-congruent neuron restores > 0 and more than 98% of its layer's neurons")
-def test_congruence_finds_the_writer_of_an(lm, claim_snapshot, figure_path):
+def test_congruence_finds_the_writer_of_an(lm, claim_snapshot, figure_path, figure_title):
     """The neuron whose output weights are most congruent with unembed(" an") - unembed(" a"), over every neuron of
     every layer, matters for the pear/apple case: patching it restores more than 98% of its layer's neurons do
     (top 2%) and more than 0. The stand-out neuron's top and bottom tokens are recorded. gpt2-large: L31.N892
@@ -247,9 +246,9 @@ def test_congruence_finds_the_writer_of_an(lm, claim_snapshot, figure_path):
                            else [])
     claim_snapshot({"an_writer": f"L{bl}.N{bn}", "an_writer_restoration": float(r[bn]), "an_writer_rank": rank,
                     "stand_out": f"L{layer}.N{star}", "top_tokens": cg["top"], "bottom_tokens": cg["bottom"]},
-                   rel=1e-3, abs_=1e-3, effect=["an_writer_restoration"], identity=ids)
-    figures.save(figures.neuron_congruence(f"neuron.congruence - {lm.spec.id}, L{layer}.N{star}", cg, w,
-                                           "an - a", (int(bl), int(bn))), figure_path("neuron.congruence"))
+                   effect=["an_writer_restoration"], identity=ids)
+    figures.save(figures.neuron_congruence(figure_title(f", L{layer}.N{star}"), cg, w,
+                                           "an - a", (int(bl), int(bn))), figure_path())
 
 
 def write_contexts(path: Path, title: str, top: list[dict], tags: list[str]) -> None:
@@ -293,7 +292,7 @@ def test_stand_out_neuron_fires_on_size_contexts(lm, claim_snapshot, artifact_pa
                    null="100 seeded random neuron sets of the same layers and sizes",
                    criterion="zeroing the found neurons drops the logit difference more than 95% of random sets (p < "
                              "0.05)")
-def test_workflow_finds_neurons_that_matter(lm, claim_snapshot, figure_path):
+def test_workflow_finds_neurons_that_matter(lm, claim_snapshot, figure_path, figure_title):
     """``probes.neuron.investigate`` on tall/short (behaviour -> lens jumps -> patching -> outlier neurons ->
     congruence) returns neurons that, zeroed, lower the clean logit difference of the templated size cases more
     than 95% of random neuron sets of the same layers and sizes (100 seeded draws)."""
@@ -315,11 +314,11 @@ def test_workflow_finds_neurons_that_matter(lm, claim_snapshot, figure_path):
     p = stats.perm_p(mean[0], mean[1:])
     claim_snapshot({"layers": inv.layers, "jumps": [list(j) for j in inv.spikes],
                     "neurons": [{k: v for k, v in n.items()} for n in inv.neurons], "drop": float(mean[0]),
-                    "random_q95": float(np.quantile(mean[1:], .95)), "p": p}, rel=1e-3, abs_=1e-3,
+                    "random_q95": float(np.quantile(mean[1:], .95)), "p": p},
                    effect=["drop"], identity=["layers", "jumps", "neurons[].id", "neurons[].top_tokens",
                                               "neurons[].bottom_tokens"],
                    intervals={"drop": stats.mean_ci(drop[0])} if drop.shape[1] > 1 else None)  # the cases resampled
-    figures.save(figures.neuron_workflow(f"neuron.workflow - {lm.spec.id}", inv, float(mean[0]), mean[1:], p),
-                 figure_path("neuron.workflow"))
+    figures.save(figures.neuron_workflow(figure_title(), inv, float(mean[0]), mean[1:], p),
+                 figure_path())
     assert p < 0.05, f"zeroing {[n['id'] for n in inv.neurons]} drops the logit diff by {mean[0]:.3f}, not above " \
                      f"random sets (p={p:.3f})"

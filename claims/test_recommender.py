@@ -29,25 +29,26 @@ from probes import recommender as R
 from probes.loading import random_copy
 
 FAMILY = "recommender"
+TOLERANCE = (1e-3, 1e-4)  # (rel, abs) of every claim_snapshot here unless a claim says otherwise
 STIM = json.loads((Path(__file__).resolve().parents[1] / "fixtures/stimuli/recommender_v1.json").read_text())
 N_RANDOM = 3          # random-init copies
 N_NULL = 200          # dimension-shuffle draws
-_CACHE: dict[str, dict] = {}
 
 
 def data(lm) -> dict:
-    """MLP outputs of A, B, C, their layer profiles (centred and raw), and the random-init copies' profiles."""
-    if lm.spec.id not in _CACHE:
+    """MLP outputs of A, B, C, their layer profiles (centred and raw), and the random-init copies' profiles (once
+    per model, in the model's cache)."""
+    if "recommender" not in lm.cache:
         out = R.texts_outputs(lm, STIM["texts"])
         X = {k: v[0] for k, v in out.items()}
         rand = []
         for seed in range(N_RANDOM):
             Xr = {k: v[0] for k, v in R.texts_outputs(random_copy(lm, seed), STIM["texts"]).items()}
             rand.append({"profile": R.layer_profile(Xr["A"], Xr["B"], Xr["C"]), "X": Xr})
-        _CACHE[lm.spec.id] = {"X": X, "labels": {k: v[1] for k, v in out.items()},
-                              "profile": R.layer_profile(X["A"], X["B"], X["C"]),
-                              "raw": R.layer_profile(X["A"], X["B"], X["C"], centre=False), "random": rand}
-    return _CACHE[lm.spec.id]
+        lm.cache["recommender"] = {"X": X, "labels": {k: v[1] for k, v in out.items()},
+                                   "profile": R.layer_profile(X["A"], X["B"], X["C"]),
+                                   "raw": R.layer_profile(X["A"], X["B"], X["C"], centre=False), "random": rand}
+    return lm.cache["recommender"]
 
 
 def boot_rec_sim(X: dict, layer: int, n_boot: int = stats.N_BOOT) -> tuple[np.ndarray, np.ndarray]:
@@ -72,7 +73,7 @@ def norm_cv(X: dict[str, np.ndarray]) -> np.ndarray:
 @pytest.mark.claim(id="recommender.norms", family=FAMILY, source="seed 003 Part 1",
                    null="randomly initialised copies of the same config",
                    criterion="max per-layer norm CV above 2x every random-init copy's")
-def test_mlp_projection_norms(lm, claim_snapshot, figure_path):
+def test_mlp_projection_norms(lm, claim_snapshot, figure_path, figure_title):
     """MLP-output norms differ across tokens (position 0 excluded): the largest per-layer coefficient of variation
     of the norms over the tokens of A, B, C is more than twice that of every random-init copy."""
     d = data(lm)
@@ -83,17 +84,17 @@ def test_mlp_projection_norms(lm, claim_snapshot, figure_path):
     nt = stats.resample(np.concatenate([norms[k] for k in "ABC"], axis=1).T)  # (n_boot, tokens, L)
     bcv = nt.std(1) / np.maximum(nt.mean(1), 1e-12)
     claim_snapshot({"position_0": "excluded", "norm_cv_by_layer": cv, "random_init_max_cv": null,
-                    "mean_norm_by_layer": {k: norms[k].mean(1) for k in "ABC"}}, rel=1e-3, abs_=1e-4,
+                    "mean_norm_by_layer": {k: norms[k].mean(1) for k in "ABC"}},
                    effect=["norm_cv_by_layer"], intervals={"norm_cv_by_layer": stats.interval(bcv, centre=cv)})
-    figures.save(figures.recommender_norms(f"recommender.norms - {lm.spec.id} (position 0 excluded)", norms,
-                                           d["labels"], float(cv.max()), null), figure_path("recommender.norms"))
+    figures.save(figures.recommender_norms(figure_title(" (position 0 excluded)"), norms,
+                                           d["labels"], float(cv.max()), null), figure_path())
     assert cv.max() > 2 * max(null), f"max norm CV {cv.max():.3f} not above 2x random-init copies {np.round(null, 3)}"
 
 
 @pytest.mark.claim(id="recommender.token_average", family=FAMILY, source="seed 003 Part 2",
                    null="dimension-shuffled targets; random-init copies",
                    criterion="similarity above the shuffle null's 99% and >= 0.2 above every random-init copy")
-def test_token_average_recommendation(lm, claim_snapshot, figure_path):
+def test_token_average_recommendation(lm, claim_snapshot, figure_path, figure_title):
     """At the recommender layer (registry; default L/2), the C token most similar to the average of A's and B's
     mean vectors is more similar than 99% of dimension-shuffled targets, and beats the recommendation of every
     random-init copy at that layer by at least 0.2."""
@@ -112,12 +113,12 @@ def test_token_average_recommendation(lm, claim_snapshot, figure_path):
     claim_snapshot({"layer": layer, "cos_AB": ta["cos_AB"], "recommended": lC[ta["best"]], "similarity": sim,
                     "sims_C": ta["sims"], "null_q99": q99, "random_init": rnd,
                     "raw_cos_AB": float(raw["cos_AB"][layer]), "raw_recommended": lC[int(raw["rec"][layer])],
-                    "raw_similarity": float(raw["rec_sim"][layer])}, rel=1e-3, abs_=1e-4,
+                    "raw_similarity": float(raw["rec_sim"][layer])},
                    effect=["similarity"], identity=["recommended", "raw_recommended"],
                    intervals={"similarity": stats.interval(bs, centre=sim)},
                    stability={"recommended": {lC[ta["best"]]: float((bi == ta["best"]).mean())}})
-    figures.save(figures.recommender_token_average(f"recommender.token_average - {lm.spec.id}", ta, lC, layer, q99),
-                 figure_path("recommender.token_average"))
+    figures.save(figures.recommender_token_average(figure_title(), ta, lC, layer, q99),
+                 figure_path())
     assert sim > q99, f"layer {layer}: recommendation similarity {sim:.3f} not above dimension-shuffle 99% {q99:.3f}"
     assert sim >= max(rnd) + 0.2, f"layer {layer}: similarity {sim:.3f} not 0.2 above random-init {np.round(rnd, 3)}"
 
@@ -125,7 +126,7 @@ def test_token_average_recommendation(lm, claim_snapshot, figure_path):
 @pytest.mark.claim(id="recommender.through_layers", family=FAMILY, source="seed 003 Part 3",
                    null="randomly initialised copies of the same config",
                    criterion="the spread of the similarity over layers above 1.5x every random-init copy's")
-def test_recommendations_through_the_layers(lm, claim_snapshot, figure_path):
+def test_recommendations_through_the_layers(lm, claim_snapshot, figure_path, figure_title):
     """Recommendations are layer-specific: the spread (max - min over layers) of the recommended token's
     similarity is more than 1.5x that of every random-init copy."""
     d = data(lm)
@@ -138,12 +139,12 @@ def test_recommendations_through_the_layers(lm, claim_snapshot, figure_path):
     bs = np.stack([boot_rec_sim(d["X"], l, 200)[0] for l in range(lm.adapter.n_layers)], 1)  # (n_boot, L)
     claim_snapshot({"recommended": rec, "similarity": p["rec_sim"], "spread": spread, "random_init_spread": null,
                     "raw_recommended": [lC[i] for i in d["raw"]["rec"]], "raw_similarity": d["raw"]["rec_sim"]},
-                   rel=1e-3, abs_=1e-4, effect=["spread", "similarity"],
+                   effect=["spread", "similarity"],
                    intervals={"spread": stats.interval(np.ptp(bs, 1), centre=spread),
                               "similarity": stats.interval(bs, centre=p["rec_sim"])})
-    figures.save(figures.recommender_layers(f"recommender.through_layers - {lm.spec.id}", p["rec_sim"], rec,
+    figures.save(figures.recommender_layers(figure_title(), p["rec_sim"], rec,
                                             [r["profile"]["rec_sim"] for r in d["random"]]),
-                 figure_path("recommender.through_layers"))
+                 figure_path())
     assert spread > 1.5 * max(null), f"similarity spread over layers {spread:.3f} not above 1.5x random-init " \
                                      f"{np.round(null, 3)}"
 
@@ -151,7 +152,7 @@ def test_recommendations_through_the_layers(lm, claim_snapshot, figure_path):
 @pytest.mark.claim(id="recommender.pairs", family=FAMILY, source="seed 003 Part 4",
                    null="dimension-shuffled targets; random-init copies",
                    criterion="pair score above the shuffle null's 99% and >= 0.1 above every random-init copy")
-def test_pair_analogy_recommendations(lm, claim_snapshot, figure_path):
+def test_pair_analogy_recommendations(lm, claim_snapshot, figure_path, figure_title):
     """At the recommender layer, the pair score (mean over C tokens of the best (A token, B token) analogy
     similarity, target 2 x_B - x_A) is above 99% of the dimension-shuffle null and at least 0.1 above every
     random-init copy's."""
@@ -168,10 +169,10 @@ def test_pair_analogy_recommendations(lm, claim_snapshot, figure_path):
              "similarity": float(cmat[:, :, k].ravel()[i])}
             for k, i in enumerate(cmat.reshape(nA * cmat.shape[1], -1).argmax(0))]
     claim_snapshot({"layer": layer, "pair_score": score, "null_q99": q99, "random_init": rnd, "best_pairs": best},
-                   rel=1e-3, abs_=1e-4, effect=["pair_score"], identity=["best_pairs[].C"],
+                   effect=["pair_score"], identity=["best_pairs[].C"],
                    intervals={"pair_score": stats.mean_ci(cmat.reshape(-1, c.shape[0]).max(0))})  # C tokens resampled
-    figures.save(figures.recommender_pairs(f"recommender.pairs - {lm.spec.id}, layer {layer} (centred)", cmat,
-                                           lab["A"], lab["B"], lab["C"]), figure_path("recommender.pairs"))
+    figures.save(figures.recommender_pairs(figure_title(f", layer {layer} (centred)"), cmat,
+                                           lab["A"], lab["B"], lab["C"]), figure_path())
     assert score > q99, f"layer {layer}: pair score {score:.3f} not above dimension-shuffle 99% {q99:.3f}"
     assert score >= max(rnd) + 0.1, f"layer {layer}: pair score {score:.3f} not 0.1 above random-init {np.round(rnd, 3)}"
 
@@ -179,7 +180,7 @@ def test_pair_analogy_recommendations(lm, claim_snapshot, figure_path):
 @pytest.mark.claim(id="recommender.mid_layer", family=FAMILY, source="seed 003 Part 5; design record, section 9",
                    null="random-init copies",
                    criterion="the best layer is in [L/4, 3L/4) and >= 0.1 above every random-init copy")
-def test_recommendations_best_in_middle_layers(lm, claim_snapshot, figure_path):
+def test_recommendations_best_in_middle_layers(lm, claim_snapshot, figure_path, figure_title):
     """The layer with the highest pair score lies in the middle half of the network ([L/4, 3L/4)), and there the
     pair score is at least 0.1 above the best of every random-init copy. (Models for which the registry records
     that this does not hold run it as a strict expected failure: see ``known_failures`` in fixtures/models.toml.)"""
@@ -190,16 +191,16 @@ def test_recommendations_best_in_middle_layers(lm, claim_snapshot, figure_path):
     best = int(np.argmax(p["pair_score"]))
     rnd = [float(r["profile"]["pair_score"].max()) for r in d["random"]]
     lC = d["labels"]["C"]
-    figures.save(figures.recommender_heatmap(f"recommender.mid_layer - {lm.spec.id}", p["max_sims"], lC,
+    figures.save(figures.recommender_heatmap(figure_title(), p["max_sims"], lC,
                                              p["pair_score"], [r["profile"]["pair_score"] for r in d["random"]], mid),
-                 figure_path("recommender.mid_layer"))
+                 figure_path())
     top = float(p["pair_score"][best])
     # intervals: the C tokens resampled (the pair score per layer; how often each layer is the best)
     bp = stats.boot_means(p["max_sims"].T)  # (n_boot, L)
     claim_snapshot({"best_layer": best, "middle_layers": [mid.start, mid.stop - 1], "pair_score": p["pair_score"],
                     "random_init_best": rnd, "raw_pair_score": d["raw"]["pair_score"],
                     "max_sims": {lC[k] if lC.count(lC[k]) == 1 else f"{lC[k]}@{k}": p["max_sims"][:, k]
-                                 for k in range(len(lC))}}, rel=1e-3, abs_=1e-4,
+                                 for k in range(len(lC))}},
                    effect=["pair_score"], identity=["best_layer"],
                    intervals={"pair_score": stats.interval(bp)},
                    stability={"best_layer": {str(l): round(float((bp.argmax(1) == l).mean()), 4) for l in range(L)}})

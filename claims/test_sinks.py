@@ -21,16 +21,15 @@ from probes import figures, stats
 from probes.loading import random_copy
 
 FAMILY = "sinks"
+TOLERANCE = (1e-3, 1e-4)  # (rel, abs) of every claim_snapshot here unless a claim says otherwise
 STIM = json.loads((Path(__file__).resolve().parents[1] / "fixtures/stimuli/attention_v1.json").read_text())
-_CACHE: dict[str, dict] = {}
 
 
 @pytest.fixture
-def texts(lm) -> dict:
+def texts(lm, model_cache) -> dict:
     """The sink texts as one batch, with the model's and the random-init copies' attention to the first token and
-    residual magnitudes (cached per model: shared by the family's claims)."""
-    if lm.spec.id not in _CACHE:
-        _CACHE.clear()
+    residual magnitudes (once per model: shared by the family's claims)."""
+    if "sinks.texts" not in model_cache:
         ids, mask, _ = A.text_batch(lm, STIM["sink_texts"])
         c = {"sink": A.sink_scores(A.attention(lm, ids, mask), mask), "resid": A.residual_magnitudes(lm, ids, mask),
              "null_share": [], "null_top": []}
@@ -39,8 +38,8 @@ def texts(lm) -> dict:
             c["null_share"].append(float((A.sink_scores(A.attention(rnd, ids, mask), mask).mean(-1)
                                           > STIM["sink_threshold"]).mean()))
             c["null_top"].append(A.residual_magnitudes(rnd, ids, mask)["top"])
-        _CACHE[lm.spec.id] = c
-    return _CACHE[lm.spec.id]
+        model_cache["sinks.texts"] = c
+    return model_cache["sinks.texts"]
 
 
 @pytest.mark.claim(id="sinks.attention", family=FAMILY, kinds=("causal",),
@@ -48,7 +47,7 @@ def texts(lm) -> dict:
                    null="the same share in 3 random-init copies of the same config",
                    criterion="most heads (>= 50%) put more than half of their attention on the first token, and "
                              "more heads than in every random-init copy")
-def test_most_heads_attend_to_the_first_token(lm, texts, claim_snapshot, figure_path):
+def test_most_heads_attend_to_the_first_token(lm, texts, claim_snapshot, figure_path, figure_title):
     """On ordinary text most attention heads put most of their attention on the first token (a sink), whatever it
     is; in randomly initialised copies attention is spread over the context."""
     per_seq = texts["sink"]  # (layers, heads, sentences)
@@ -64,12 +63,12 @@ def test_most_heads_attend_to_the_first_token(lm, texts, claim_snapshot, figure_
     claim_snapshot({"share_of_heads": share, "sink_heads": sink_heads, "n_heads": L * H,
                     "mean_attention_to_first": float(score.mean()), "null_share_max": null,
                     "share_by_layer": [float(x) for x in (score > thr).mean(1)]},
-                   rel=1e-3, abs_=1e-4, effect=["share_of_heads"], identity=["sink_heads"],
+                   effect=["share_of_heads"], identity=["sink_heads"],
                    intervals={"share_of_heads": stats.interval((draws > thr).mean(1), centre=share),
                               "mean_attention_to_first": stats.mean_ci(per_seq.mean((0, 1)))},
                    stability={"sink_heads": {names[i]: round(float(freq[i]), 4) for i in np.flatnonzero(freq > 0)}})
-    figures.save(figures.sink_map(f"sinks.attention - {lm.spec.id}: {share:.0%} of heads", score, null, thr),
-                 figure_path("sinks.attention"))
+    figures.save(figures.sink_map(figure_title(f": {share:.0%} of heads"), score, null, thr),
+                 figure_path())
     assert share >= 0.5, (f"{share:.0%} of heads put more than {thr} of their attention on the first token "
                           f"(most heads, >= 50%, needed; mean attention to it {score.mean():.3f})")
     assert share > null, f"{share:.0%} of heads are sinks, not more than in a random-init copy ({null:.0%})"
@@ -81,7 +80,7 @@ def test_most_heads_attend_to_the_first_token(lm, texts, claim_snapshot, figure_
                    criterion="in some layer an activation of the residual stream exceeds 100 and 1000 times the "
                              "layer's median |activation| (Sun et al.'s definition), above every random-init copy's "
                              "largest")
-def test_a_few_activations_are_massive(lm, texts, claim_snapshot, figure_path):
+def test_a_few_activations_are_massive(lm, texts, claim_snapshot, figure_path, figure_title):
     """A few residual-stream dimensions at a few tokens (typically the first) carry activations thousands of times
     larger than the median; a randomly initialised copy has none."""
     r = texts["resid"]
@@ -99,15 +98,14 @@ def test_a_few_activations_are_massive(lm, texts, claim_snapshot, figure_path):
                     "dimensions": sorted({f"D{d}" for _, d in where}), "positions": sorted({f"P{p}" for p, _ in where}),
                     "median": float(median[best]), "null_top_max": float(null_top.max()),
                     "log10_ratio_by_layer": [float(x) for x in np.log10(ratio)]},
-                   rel=1e-3, abs_=1e-4, effect=["log10_ratio", "top_value"],
+                   effect=["log10_ratio", "top_value"],
                    identity=["massive_layers", "dimensions", "positions"],
                    intervals={"top_value": stats.interval(boot_top, centre=float(top[best])),
                               "log10_ratio": stats.interval(np.log10(boot_top / median[best]),
                                                             centre=float(np.log10(ratio[best])))})
     figures.save(figures.massive_activations(
-        f"sinks.massive_activations - {lm.spec.id}: largest {top[best]:.4g} at layer {best} "
-        f"({ratio[best]:.3g}x the median)", top, median, null_top, STIM["massive_min_value"]),
-        figure_path("sinks.massive_activations"))
+        figure_title(f": largest {top[best]:.4g} at layer {best} ({ratio[best]:.3g}x the median)"), top, median, null_top, STIM["massive_min_value"]),
+        figure_path())
     assert massive, (f"no activation of the residual stream exceeds {STIM['massive_min_value']:g} and "
                      f"{STIM['massive_min_ratio']:g}x its layer's median (largest ratio {ratio[best]:.3g}, value "
                      f"{top[best]:.4g}, at layer {best})")

@@ -26,6 +26,7 @@ from probes.errors import require
 from probes.loading import random_copy
 
 FAMILY = "successor"
+TOLERANCE = (1e-3, 1e-4)  # (rel, abs) of every claim_snapshot here unless a claim says otherwise
 STIM = json.loads((Path(__file__).resolve().parents[1] / "fixtures/stimuli/successor_v1.json").read_text())
 THRESHOLD = STIM["head_threshold"]
 
@@ -36,7 +37,7 @@ THRESHOLD = STIM["head_threshold"]
                         "shuffles of each task's order (permutation p-value)",
                    criterion="some head ranks the successor first among the task's tokens for >= 50% of the pairs "
                              "(mean over tasks), above every random-init head and every shuffled order (p < 0.05)")
-def test_some_head_maps_ordinals_to_their_successors(lm, claim_snapshot, figure_path):
+def test_some_head_maps_ordinals_to_their_successors(lm, claim_snapshot, figure_path, figure_title):
     """Some head, applied to a token's effective embedding, writes its successor (Monday -> Tuesday, 3 -> 4,
     C -> D) more than any other member of the sequence, on most pairs of several sequences: far more than any head
     of a randomly initialised copy, and more than any head scores for a shuffled order of the same tokens."""
@@ -65,15 +66,15 @@ def test_some_head_maps_ordinals_to_their_successors(lm, claim_snapshot, figure_
                            "per_task": {t: float(c[h].mean()) for t, c in corr.items()}} for h in top5],
             "top_score": float(score[best]), "null_random_init_max": null_random,
             "null_shuffled_max": float(shuffled.max()), "p_shuffled": p_shuffle}
-    claim_snapshot(data, rel=1e-3, abs_=1e-4, effect=["top_score", "top_heads[].score"],
+    claim_snapshot(data, effect=["top_score", "top_heads[].score"],
                    identity=["heads", "top_heads[].head"],
                    intervals={"top_score": stats.interval(draws.max(1), centre=float(score[best])),
                               "top_heads": [{"score": stats.interval(draws[:, h[0] * H + h[1]])} for h in top5]},
                    stability={"heads": stats.top_k_stability(draws, max(1, len(passing)),
                                                              [A.head_name(h) for h in heads], order="pos")})
     figures.save(figures.successor_heads(
-        f"successor.heads - {lm.spec.id}", score, data["top_heads"][0]["per_task"], {t: len(v) for t, v in ids.items()},
-        A.head_name(best), null_random, float(shuffled.max()), THRESHOLD), figure_path("successor.heads"))
+        figure_title(), score, data["top_heads"][0]["per_task"], {t: len(v) for t, v in ids.items()},
+        A.head_name(best), null_random, float(shuffled.max()), THRESHOLD), figure_path())
     assert score[best] >= THRESHOLD, (
         f"no head has a succession score >= {THRESHOLD}: the best, {A.head_name(best)}, ranks the successor first "
         f"for {score[best]:.3f} of the pairs (random-init copies' best {null_random:.3f}, shuffled orders' best "

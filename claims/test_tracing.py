@@ -24,21 +24,19 @@ from probes.errors import require
 from probes.loading import random_copy
 
 FAMILY = "tracing"
+TOLERANCE = (1e-3, 1e-4)  # (rel, abs) of every claim_snapshot here unless a claim says otherwise
 STIM = json.loads((Path(__file__).resolve().parents[1] / "fixtures/stimuli/facts_v1.json").read_text())
-_CACHE: dict[str, dict] = {}
-
-
 @pytest.fixture
-def facts(lm) -> dict:
+def facts(lm, model_cache) -> dict:
     """The facts tokenized for this model, with the model's and a random-init copy's clean probabilities of each
-    attribute (cached per model: shared by the family's claims)."""
-    if lm.spec.id not in _CACHE:
-        _CACHE.clear()
+    attribute (once per model: shared by the family's claims)."""
+    if "tracing.facts" not in model_cache:
         f = TR.tokenize(lm, STIM["facts"])
         p, known = TR.clean_probs(lm, f)
         p_rnd, known_rnd = TR.clean_probs(random_copy(lm, STIM["null_seed"]), f)
-        _CACHE[lm.spec.id] = {"facts": f, "p": p, "known": known, "p_random": p_rnd, "known_random": known_rnd}
-    return _CACHE[lm.spec.id]
+        model_cache["tracing.facts"] = {"facts": f, "p": p, "known": known, "p_random": p_rnd,
+                                        "known_random": known_rnd}
+    return model_cache["tracing.facts"]
 
 
 def _known_names(c: dict) -> list[str]:
@@ -50,7 +48,7 @@ def _known_names(c: dict) -> list[str]:
                    null="a random-init copy of the same config on the same prompts",
                    criterion="the attribute is the top-1 next token for >= 50% of the 46 facts, and for more facts "
                              "than in the random-init copy")
-def test_the_model_knows_facts(lm, facts, claim_snapshot, figure_path):
+def test_the_model_knows_facts(lm, facts, claim_snapshot, figure_path, figure_title):
     """The model completes most facts of the list with their attribute (the Eiffel Tower is located in the city of
     -> Paris), which a randomly initialised copy does not: the facts the tracing claims can use, recorded by name."""
     known = facts["known"]
@@ -58,10 +56,10 @@ def test_the_model_knows_facts(lm, facts, claim_snapshot, figure_path):
     names = _known_names(facts)
     claim_snapshot({"known": names, "known_share": share, "mean_p_attribute": float(facts["p"].mean()),
                     "random_init_known_share": float(facts["known_random"].mean())},
-                   rel=1e-3, abs_=1e-4, effect=["known_share"], identity=["known"],
+                   effect=["known_share"], identity=["known"],
                    intervals={"known_share": stats.mean_ci(known.astype(float))})
-    figures.save(figures.known_facts(f"tracing.known_facts - {lm.spec.id}", facts["facts"].names, facts["p"], known,
-                                     facts["p_random"]), figure_path("tracing.known_facts"))
+    figures.save(figures.known_facts(figure_title(), facts["facts"].names, facts["p"], known,
+                                     facts["p_random"]), figure_path())
     assert share >= STIM["known_share"], (f"the model answers only {known.sum()} of {len(known)} facts "
                                           f"({share:.0%} < {STIM['known_share']:.0%})")
     assert known.sum() > facts["known_random"].sum(), \
@@ -75,7 +73,7 @@ def test_the_model_knows_facts(lm, facts, claim_snapshot, figure_path):
                    criterion="over layers 0..L/2-1, restoring the last subject token restores >= 25% of the "
                              "corruption's drop on average, more than either non-subject position (per-fact margin, "
                              "sign-flip p < 0.01), and more than in the random-init copy")
-def test_recall_is_localised_at_the_last_subject_token(lm, facts, claim_snapshot, figure_path):
+def test_recall_is_localised_at_the_last_subject_token(lm, facts, claim_snapshot, figure_path, figure_title):
     """With the subject's embeddings corrupted by noise, putting back the clean hidden state of the last subject
     token in an early-to-middle layer restores the fact, while putting back the first token after the subject or
     the last token in those layers restores almost nothing: the association is recalled at the subject, and moved
@@ -110,12 +108,12 @@ def test_recall_is_localised_at_the_last_subject_token(lm, facts, claim_snapshot
                     "restored": {k: float(per[:, j].mean()) for j, k in enumerate(keys)},
                     "restored_share": share, "margin": float(margin.mean()), "p_sign_flip": p_flip,
                     "random_init_last_subject": null_subject, "handover_layer": handover},
-                   rel=1e-3, abs_=1e-4, effect=["restored.last_subject", "margin"], identity=["traced"],
+                   effect=["restored.last_subject", "margin"], identity=["traced"],
                    intervals={"restored": {k: stats.interval(draws[:, j]) for j, k in enumerate(keys)},
                               "margin": stats.mean_ci(margin)})
-    figures.save(figures.causal_trace(f"tracing.subject_site - {lm.spec.id}: {len(traced.names)} known facts",
+    figures.save(figures.causal_trace(figure_title(f": {len(traced.names)} known facts"),
                                       mean_ie, TR.CLASSES, band, per, ie_rnd.mean(0)[:, 0], float(gap.mean())),
-                 figure_path("tracing.subject_site"))
+                 figure_path())
     assert share >= STIM["min_restored_share"], (
         f"restoring the last subject token in layers {band.start}-{band.stop - 1} restores only {share:.0%} of the "
         f"corruption's drop ({per[:, 0].mean():.3f} of {gap.mean():.3f}; >= {STIM['min_restored_share']:.0%} needed)")

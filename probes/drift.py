@@ -35,7 +35,6 @@ catch a change of its measuring code that moves recorded numbers on the same mod
 from __future__ import annotations
 
 import json
-import math
 import re
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -66,6 +65,26 @@ def roles(effect=(), identity=()) -> dict[str, str]:
                 raise ValueError(f"claim_snapshot roles: {p!r} is not a path (e.g. 'gap' or 'top_heads[].delta')")
             out[_pattern(p)] = role
     return out
+
+
+def split_pattern(pattern: str) -> tuple[str, str]:
+    """A role path's parts: ``"top_heads[].delta"`` -> ``("top_heads", "delta")``, ``"gap"`` -> ``("gap", "")``,
+    ``"a.b"`` -> ``("a.b", "")`` (the one parser of the ``a[].b`` paths)."""
+    head, _, field = _pattern(pattern).partition("[].")
+    return head.replace("[]", ""), field
+
+
+def effect_patterns(table: dict[str, str]) -> list[tuple[str, str]]:
+    """The declared effect paths of a role table, split (:func:`split_pattern`)."""
+    return [split_pattern(p) for p, role in (table or {}).items() if role == EFFECT]
+
+
+def node_at(data: Any, head: str) -> Any:
+    """The value at a dotted path of nested objects (None where there is none)."""
+    node = data
+    for k in head.split("."):
+        node = node.get(k) if isinstance(node, dict) else None
+    return node
 
 
 def role_of(path: str, table: dict[str, str]) -> str:
@@ -132,12 +151,12 @@ def _id(x) -> str:
     return x if isinstance(x, str) else json.dumps(x, separators=(",", ":"))
 
 
-@dataclass
+@dataclass(frozen=True)
 class Move:
     """One change beyond tolerance (the larger of the declared one and FLOOR_K x the number's noise floor).
     ``pct``: the change in percent of the number's own recorded value; ``tol``: the change in units of that
     tolerance; ``sig``: whether it is significant (see :func:`diff`); ``width``: the change in half-widths of
-    the recorded interval."""
+    the recorded interval; ``interval``: the recorded interval. Data only: :attr:`text` writes the line."""
     path: str
     role: str
     kind: str  # value | set | changed | missing | new | length
@@ -146,9 +165,31 @@ class Move:
     change: float | None = None
     pct: float | None = None
     tol: float | None = None
-    text: str = ""
     sig: bool = True     # significant: beyond the recorded interval (or stable ids left), not sampling noise
     width: float | None = None  # the change in half-widths of the recorded interval (effects with an interval)
+    interval: tuple[float, float] | None = None
+
+    @property
+    def text(self) -> str:
+        """The move as one line of the reports."""
+        p = self.path
+        if self.kind == "missing":
+            return f"{p}: missing from this run (was {_fmt(self.old)})"
+        if self.kind == "new":
+            return f"{p}: new key, not in the snapshot ({_fmt(self.new)})"
+        if self.kind == "length":
+            return f"{p}: length {self.old} -> {self.new}"
+        if self.kind == "set":
+            old, new = Counter(map(str, self.old or [])), Counter(map(str, self.new or []))
+            return (f"{p}: {sum((old & new).values())} kept, entered {', '.join((new - old).elements()) or '-'}, "
+                    f"left {', '.join((old - new).elements()) or '-'}")
+        if self.kind == "value" and self.tol:
+            pct_s = f"{self.pct:+.1f}% of its recorded value, " if self.pct is not None else ""
+            iv_s = f"recorded interval [{_fmt(self.interval[0])}, {_fmt(self.interval[1])}], " if self.interval \
+                else ""
+            return (f"{p}: {_fmt(self.old)} -> {_fmt(self.new)} (moved {self.change:+.3g}: {pct_s}{iv_s}"
+                    f"{self.tol:.3g}x tolerance)")
+        return f"{p}: {_fmt(self.old)} -> {_fmt(self.new)}"
 
 
 @dataclass
@@ -295,10 +336,25 @@ class Drift:
         ids = [f"[identity] {s.text()}" for s in self.identities if s.entered or s.left or s.ranks]
         return of(EFFECT) + ids + of(IDENTITY) + of(DIAGNOSTIC)
 
-    def as_dict(self) -> dict:
-        return {"level": self.level, "significant": self.significant, "effect_pct": self.effect,
-                "effect_path": self.effect_path, "summary": self.summary(), "id_summary": self.id_summary(),
-                "identities": [asdict(s) for s in self.identities], "moves": [asdict(m) for m in self.moves]}
+    def to_json(self) -> dict:
+        """The drift as JSON: its moves and identity sets (data), and for readers of report.json its level,
+        significance, largest effect change and summary (derived: :meth:`from_json` recomputes them)."""
+        return {"has_effect": self.has_effect, "level": self.level, "significant": self.significant,
+                "effect_pct": self.effect, "effect_path": self.effect_path, "summary": self.summary(),
+                "id_summary": self.id_summary(), "identities": [asdict(s) for s in self.identities],
+                "moves": [{k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(m).items()}
+                          for m in self.moves]}
+
+    @classmethod
+    def from_json(cls, d: dict) -> "Drift":
+        """A drift from :meth:`to_json` (or from a version-2 report, whose moves carry their text: recomputed)."""
+        mf = {f for f in Move.__dataclass_fields__}
+        sf = {f for f in IdentitySet.__dataclass_fields__}
+        moves = [Move(**{k: (tuple(v) if k == "interval" and v else v) for k, v in m.items() if k in mf})
+                 for m in d.get("moves") or []]
+        ids = [IdentitySet(**{k: v for k, v in s.items() if k in sf}) for s in d.get("identities") or []]
+        has = d.get("has_effect", any(m.role == EFFECT for m in moves) or d.get("effect_pct") is not None)
+        return cls(moves=moves, identities=ids, has_effect=bool(has))
 
 
 def _is_interval(x) -> bool:
@@ -320,10 +376,10 @@ class _Differ:
         """A number's tolerance: the claim's declared one or FLOOR_K x its measured noise floor, the larger."""
         return max(self.abs + self.rel * abs(old), FLOOR_K * float(self.floor.get(path, 0.0)))
 
-    def add(self, path, kind, old, new, text, **kw):
+    def add(self, path, kind, old, new, **kw):
         role = role_of(path, self.table)
         kw.setdefault("sig", self.mode == FLOOR or role == EFFECT)  # structural changes of effects are significant
-        self.drift.moves.append(Move(path, role, kind, old, new, text=text, **kw))
+        self.drift.moves.append(Move(path, role, kind, old, new, **kw))
 
     def walk(self, old: Any, new: Any, path: str, iv: Any) -> None:
         role = role_of(path, self.table) if path else DIAGNOSTIC
@@ -332,10 +388,10 @@ class _Differ:
             new = {k: v for k, v in new.items() if k not in IGNORED}
             for k in sorted(old.keys() - new.keys()):
                 p = f"{path}.{k}" if path else k
-                self.add(p, "missing", old[k], None, f"{p}: missing from this run (was {_fmt(old[k])})")
+                self.add(p, "missing", old[k], None)
             for k in sorted(new.keys() - old.keys()):
                 p = f"{path}.{k}" if path else k
-                self.add(p, "new", None, new[k], f"{p}: new key, not in the snapshot ({_fmt(new[k])})")
+                self.add(p, "new", None, new[k])
             for k in sorted(old.keys() & new.keys()):
                 self.walk(old[k], new[k], f"{path}.{k}" if path else k, iv.get(k) if isinstance(iv, dict) else None)
         elif isinstance(old, list) and isinstance(new, list):
@@ -360,14 +416,10 @@ class _Differ:
                     sig = new < lo - tol or new > hi + tol
                 else:
                     sig = True  # an effect without a recorded interval: beyond its noise floor is a change
-                pct_s = f"{pct:+.1f}% of its recorded value, " if pct is not None else ""
-                iv_s = f"recorded interval [{_fmt(min(iv))}, {_fmt(max(iv))}], " if _is_interval(iv) else ""
-                self.add(path, "value", old, new, change=d, pct=pct, tol=abs(d) / tol if tol else math.inf,
-                         sig=sig, width=width,
-                         text=f"{path}: {_fmt(old)} -> {_fmt(new)} (moved {d:+.3g}: {pct_s}{iv_s}"
-                              f"{abs(d) / tol:.3g}x tolerance)" if tol else f"{path}: {_fmt(old)} -> {_fmt(new)}")
+                self.add(path, "value", old, new, change=d, pct=pct, tol=abs(d) / tol if tol else None,
+                         sig=sig, width=width, interval=(min(iv), max(iv)) if _is_interval(iv) else None)
         elif old != new:
-            self.add(path, "changed", old, new, f"{path}: {_fmt(old)} -> {_fmt(new)}")
+            self.add(path, "changed", old, new)
 
     def walk_list(self, old: list, new: list, path: str, role: str, iv: Any) -> None:
         key = _key_field(path, self.table, old)
@@ -376,7 +428,7 @@ class _Differ:
         if role == IDENTITY and not any(isinstance(x, dict) for x in old + new):
             return self.id_set([_id(x) for x in old], [_id(x) for x in new], path)
         if len(old) != len(new):
-            self.add(path, "length", len(old), len(new), f"{path}: length {len(old)} -> {len(new)}")
+            self.add(path, "length", len(old), len(new))
         ivs = iv if isinstance(iv, list) and len(iv) == len(old) and not _is_interval(iv) else [None] * len(old)
         for i, (a, b) in enumerate(zip(old, new)):
             self.walk(a, b, f"{path}[{i}]", ivs[i])
@@ -406,7 +458,7 @@ class _Differ:
                 s.sig = any(stab.get(str(i), 1.0) >= STABLE for i in s.left) or \
                     any(str(i) in stab and stab[str(i)] <= 1 - STABLE for i in s.entered)
             if not s.floor_noise:
-                self.drift.moves.append(Move(path, IDENTITY, "set", old, new, text=s.text(), sig=s.sig))
+                self.drift.moves.append(Move(path, IDENTITY, "set", old, new, sig=s.sig))
         return s
 
     def keyed(self, old: list[dict], new: list[dict], path: str, key: str, iv: Any) -> None:
@@ -430,9 +482,9 @@ class _Differ:
                 for f in sorted(rest_old.keys() | rest_new.keys()):
                     p = f"{path}[{i}].{f}"
                     if f not in rest_new:
-                        self.add(p, "missing", rest_old[f], None, f"{p}: missing from this run")
+                        self.add(p, "missing", rest_old[f], None)
                     elif f not in rest_old:
-                        self.add(p, "new", None, rest_new[f], f"{p}: new ({_fmt(rest_new[f])})")
+                        self.add(p, "new", None, rest_new[f])
                     else:
                         self.walk(rest_old[f], rest_new[f], p, riv.get(f) if isinstance(riv, dict) else None)
 
@@ -460,14 +512,42 @@ def leaves(data: dict, table: dict[str, str] | None = None) -> list[tuple]:
     return d.leaves
 
 
-def _sorted_iv(iv) -> list | None:
-    return [float(min(iv)), float(max(iv))] if _is_interval(iv) else None
+@dataclass(frozen=True)
+class Number:
+    """One effect number as a cell shows it: its path (``top_heads[L5.H1].delta``), value and 95% interval, the
+    recorded value and interval beside it, and the change in percent of the recorded value."""
+    path: str
+    value: Any
+    ci: tuple[float, float] | None = None
+    old: Any = None
+    old_ci: tuple[float, float] | None = None
+    pct: float | None = None
+
+    def to_json(self) -> dict:
+        return {"path": self.path, "value": self.value, "ci": list(self.ci) if self.ci else None, "old": self.old,
+                "old_ci": list(self.old_ci) if self.old_ci else None, "pct": self.pct}
+
+    @classmethod
+    def from_json(cls, d: dict | None) -> "Number | None":
+        if not d or d.get("value") is None:
+            return None
+        ci, old_ci = d.get("ci"), d.get("old_ci")
+        pct = d.get("pct")
+        if pct is None and _num(d.get("value")) and _num(d.get("old")) and d["old"]:
+            pct = 100.0 * (d["value"] - d["old"]) / abs(d["old"])  # a schema-2 headline: computed as schema 3 does
+        return cls(d["path"], d["value"], tuple(ci) if ci else None, d.get("old"),
+                   tuple(old_ci) if old_ci else None, pct)
+
+
+
+def _sorted_iv(iv) -> tuple | None:
+    return (float(min(iv)), float(max(iv))) if _is_interval(iv) else None
 
 
 def effect_numbers(new: dict, table: dict[str, str], old: dict | None = None,
-                   drift: Drift | None = None) -> tuple[dict | None, dict | None]:
-    """The numbers a verdict cell shows, each as ``{path, value, ci, old, old_ci, pct}`` (``pct``: the change in
-    percent of the recorded value): the **headline** (the claim's first declared single-number effect; a claim
+                   drift: Drift | None = None) -> tuple[Number | None, Number | None]:
+    """The numbers a verdict cell shows, each a :class:`Number` (value, interval, the recorded value and interval,
+    the change in percent of the recorded value): the **headline** (the claim's first declared single-number effect; a claim
     whose effects are lists or records: the effect number that moved most, else its largest effect number by
     magnitude, named by its path, e.g. ``ratio[12]``) and the **largest move** (the effect number that moved most,
     when it is another number than the headline; else None)."""
@@ -480,7 +560,7 @@ def effect_numbers(new: dict, table: dict[str, str], old: dict | None = None,
         v, iv = now[path]
         o, oiv = was.get(path, (None, None))
         pct = 100.0 * (v - o) / abs(o) if o is not None and o != 0 and v != o else (0.0 if o == v else None)
-        return {"path": path, "value": v, "ci": _sorted_iv(iv), "old": o, "old_ci": _sorted_iv(oiv), "pct": pct}
+        return Number(path, v, _sorted_iv(iv), o, _sorted_iv(oiv), pct)
     top = headline(new, table)
     moved = drift.effect_path if drift is not None and drift.effect_path in now else None
     if top is not None and top[0] in now:
@@ -491,7 +571,7 @@ def effect_numbers(new: dict, table: dict[str, str], old: dict | None = None,
         head = number(max(now, key=lambda p: abs(now[p][0])))
     else:
         return None, None
-    return head, (number(moved) if moved is not None and moved != head["path"] else None)
+    return head, (number(moved) if moved is not None and moved != head.path else None)
 
 
 def headline(data: dict, table: dict[str, str]) -> tuple[str, float, list | None] | None:

@@ -150,8 +150,8 @@ def converted_folder(model_id: str, gguf_path: Path, expected_sha256: str | None
         digest = sha256(gguf_path)
         if expected_sha256 and digest != expected_sha256:
             raise ModelLoadError(f"model {model_id!r}: {gguf_path} has sha256 {digest}, the registry pins "
-                                 f"{expected_sha256}: reinstall the package, or update gguf_sha256 in "
-                                 "fixtures/models.toml if the new file is intended")
+                                 f"{expected_sha256}: reinstall the package, or update the entry's gguf_sha256 "
+                                 "in the registry if the new file is intended")
         check_file(gguf_path, model_id)
         log(f"{model_id}: dequantising {gguf_path.name} to float32 once (about 0.5-4 minutes on 2 cores); "
             f"cached in {final}")

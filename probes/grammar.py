@@ -17,7 +17,8 @@ import torch
 
 from . import stats
 from .hooks import capture
-from .loading import LoadedModel, log
+from .loading import LoadedModel
+from .log import log
 from .tokens import encode, special_wrap
 
 @dataclass

@@ -21,11 +21,14 @@ import json
 import os
 import platform
 import time
+from dataclasses import dataclass, field
 from importlib import metadata
 from pathlib import Path
 
+from .results import SCHEMA, ClaimResult, Verdict, readable
+
 FILE = "history.jsonl"
-BREAKS = {"broken": "#c0392b", "error": "#8e44ad", "known failure": "#7f8c8d", "newly holds": "#2471a3"}
+BREAKS = {Verdict.BROKEN: "#c0392b", Verdict.ERROR: "#8e44ad", Verdict.KNOWN: "#7f8c8d", Verdict.NEWLY: "#2471a3"}
 PACKAGES = ["interp-claims", "torch", "transformers", "tokenizers", "numpy", "scipy", "safetensors", "gguf"]
 
 
@@ -119,15 +122,34 @@ def lock_diff(lock: Path) -> list[str]:
     return out
 
 
-def run_record(results: list[dict], meta: dict, status: int, specs=()) -> dict:
+@dataclass(frozen=True)
+class Run:
+    """One run of the history (a line of history.jsonl): when, its models and results, and the line as written."""
+    when: str
+    models: list
+    results: list[ClaimResult]
+    record: dict = field(default_factory=dict, repr=False, compare=False)
+
+
+def as_run(record: dict) -> Run:
+    """A history line (:func:`run_record`, or one read back) as a :class:`Run`."""
+    return Run(str(record.get("when", "")), list(record.get("models") or []),
+               [ClaimResult.from_json(r) for r in record["results"]], record)
+
+
+KEEP = ("claim", "model", "baseline", "layer", "verdict", "numbers", "roles", "drift", "headline", "message",
+        "snapshot")  # what a history line keeps of each result (no figures, docs or node ids)
+
+
+def run_record(results: list[ClaimResult], meta: dict, status: int, specs=()) -> dict:
     """The history line of one run: what ran, on what, and per claim x model its verdict and numbers."""
-    keep = ("claim", "model", "baseline", "layer", "verdict", "numbers", "roles", "drift", "message", "snapshot")
-    return {"when": meta.get("when") or time.strftime("%Y-%m-%d %H:%M:%S"), "command": meta.get("command"),
+    return {"version": SCHEMA, "when": meta.get("when") or time.strftime("%Y-%m-%d %H:%M:%S"),
+            "command": meta.get("command"),
             "device": meta.get("device"), "device_used": meta.get("device_used"), "dtype": meta.get("dtype"),
             "exit_status": status,
             "models": meta.get("models"), "provenance": [provenance(s) for s in specs] or meta.get("provenance", []),
             "packages": meta.get("packages") or packages(),
-            "results": [{k: r.get(k) for k in keep if k in r} for r in results]}
+            "results": [{k: v for k, v in r.to_json().items() if k in KEEP or k == "schema"} for r in results]}
 
 
 def append(folder: Path, record: dict) -> Path:
@@ -148,9 +170,10 @@ def append(folder: Path, record: dict) -> Path:
     return path
 
 
-def load(folder: Path) -> tuple[list[dict], list[str]]:
+def load(folder: Path) -> tuple[list[Run], list[str]]:
     """The runs recorded in ``folder/history.jsonl``, oldest first, and a warning per line that could not be read
-    (such a line is left in the file, and left out of the plots)."""
+    (such a line is left in the file, and left out of the plots): not JSON, not a run, or of a version this one
+    does not read (lines without a version are of version 2)."""
     path = folder / FILE
     if not path.exists():
         return [], []
@@ -167,27 +190,30 @@ def load(folder: Path) -> tuple[list[dict], list[str]]:
                 bad.append(f"{path}:{i} is not a run of this history format (an object with 'results', each with "
                            "'claim' and 'model'; left as it is, not plotted)")
                 continue
-            runs.append(run)
+            why = readable(run.get("version", 2))
+            if why:
+                bad.append(f"{path}:{i}: {why} (left as it is, not plotted)")
+                continue
+            try:
+                runs.append(as_run(run))
+            except (KeyError, TypeError, ValueError) as e:
+                bad.append(f"{path}:{i}: a result cannot be read ({type(e).__name__}: {e}; left as it is, not "
+                           "plotted)")
     return runs, bad
 
 
-def _paths(numbers: dict, roles: dict) -> dict[str, float]:
+def effect_values(numbers: dict, roles: dict) -> dict[str, float]:
     """The effect numbers of one result as plottable scalars: a scalar effect as itself, a list (or the field of a
     list of records) as its mean (``mean |x|`` for a field of records, whose signs differ by component, and for a
-    list whose numbers differ in sign)."""
-    from .drift import EFFECT
+    list whose numbers differ in sign). The effect paths are parsed by probes/drift.py (:func:`effect_patterns`)."""
+    from .drift import effect_patterns, node_at
     out = {}
-    for pat, role in (roles or {}).items():
-        if role != EFFECT:
-            continue
-        head, _, field = pat.partition("[].")
-        node = numbers
-        for k in head.replace("[]", "").split("."):
-            node = node.get(k) if isinstance(node, dict) else None
-        if field and isinstance(node, list):
-            vals = [abs(x[field]) for x in node if isinstance(x, dict) and isinstance(x.get(field), (int, float))]
+    for head, key in effect_patterns(roles):
+        node = node_at(numbers, head)
+        if key and isinstance(node, list):
+            vals = [abs(x[key]) for x in node if isinstance(x, dict) and isinstance(x.get(key), (int, float))]
             if vals:
-                out[f"mean |{head}.{field}|"] = sum(vals) / len(vals)
+                out[f"mean |{head}.{key}|"] = sum(vals) / len(vals)
         elif isinstance(node, list):
             vals = [x for x in node if isinstance(x, (int, float)) and not isinstance(x, bool)]
             if vals and (all(v >= 0 for v in vals) or all(v <= 0 for v in vals)):
@@ -199,29 +225,28 @@ def _paths(numbers: dict, roles: dict) -> dict[str, float]:
     return out
 
 
-def points(runs: list[dict]) -> dict[str, dict[str, list[dict]]]:
+def points(runs: list[Run]) -> dict[str, dict[str, list[dict]]]:
     """claim -> lineage (registry id) -> points in order: {"x": label, "verdict", "values": {effect: value}}.
     Per-layer claims are averaged over their layers; a point's verdict is its worst layer's."""
-    from .verdicts import ORDER
     out: dict[str, dict[str, list[dict]]] = {}
     for i, run in enumerate(runs):
-        date = str(run.get("when", ""))[:16]
+        date = run.when[:16]
         multi = len(runs) > 1
         k_of: dict[tuple, int] = {}  # the position of a model within its lineage in this run
-        by: dict[tuple, list[dict]] = {}
-        for r in run.get("results", []):
-            if r.get("verdict") == "skipped":
+        by: dict[tuple, list[ClaimResult]] = {}
+        for r in run.results:
+            if r.verdict == Verdict.SKIPPED:
                 continue
-            by.setdefault((r["claim"], r["model"]), []).append(r)
-        order = list(run.get("models") or [])
+            by.setdefault((r.claim, r.model), []).append(r)
+        order = run.models
         for (claim, model), rs in sorted(by.items(), key=lambda kv: order.index(kv[0][1]) if kv[0][1] in order
                                          else len(order)):
-            lineage = rs[0].get("baseline") or model
+            lineage = rs[0].baseline or model
             vals: dict[str, list[float]] = {}
             for r in rs:
-                for k, v in _paths(r.get("numbers") or {}, r.get("roles") or {}).items():
+                for k, v in effect_values(r.numbers or {}, r.roles or {}).items():
                     vals.setdefault(k, []).append(v)
-            verdict = min((r["verdict"] for r in rs), key=lambda v: ORDER.index(v) if v in ORDER else len(ORDER))
+            verdict = min((r.verdict for r in rs), key=lambda v: v.rank)
             label = model.split("@", 1)[1] if "@" in model else model
             k = k_of[(claim, lineage)] = k_of.get((claim, lineage), -1) + 1
             out.setdefault(claim, {}).setdefault(lineage, []).append(
@@ -239,7 +264,7 @@ def _png(fig) -> str:
     return base64.b64encode(buf.getvalue()).decode()
 
 
-def trends(runs: list[dict], min_points: int = 2) -> dict[str, str]:
+def trends(runs: list[Run], min_points: int = 2) -> dict[str, str]:
     """claim -> a PNG (base64) of its effect numbers across the runs / candidates, for each claim with a lineage
     of at least ``min_points`` points."""
     from matplotlib.figure import Figure
@@ -288,7 +313,7 @@ def trends(runs: list[dict], min_points: int = 2) -> dict[str, str]:
     return out
 
 
-def forests(results: list[dict], runs: list[dict] | None = None) -> dict[str, str]:
+def forests(results: list[ClaimResult], runs: list[Run] | None = None) -> dict[str, str]:
     """claim -> a PNG (base64) forest plot of its headline effect with its 95% interval: for every model and
     candidate of this run, the recorded snapshot's value beside it (grey), and with ``runs`` (a history) every
     earlier run's point. Claims whose effect is not one number (per-layer profiles) have none."""
@@ -297,21 +322,20 @@ def forests(results: list[dict], runs: list[dict] | None = None) -> dict[str, st
     from .drift import headline
     rows: dict[str, list[tuple]] = {}
     for run in (runs or [])[:-1] if runs else []:  # the last history line is this run: drawn from ``results``
-        when = str(run.get("when", ""))[:16]
-        for r in run.get("results", []):
-            if r.get("layer") is None and r.get("numbers"):
-                h = headline(r["numbers"], r.get("roles") or {})
+        when = run.when[:16]
+        for r in run.results:
+            if r.layer is None and r.numbers:
+                h = headline(r.numbers, r.roles or {})
                 if h is not None:
-                    rows.setdefault(r["claim"], []).append((f"{r['model']} {when}", h[0], h[1], h[2], "history"))
+                    rows.setdefault(r.claim, []).append((f"{r.model} {when}", h[0], h[1], h[2], "history"))
     for r in results:
-        h = r.get("headline")
-        if r.get("layer") is not None or not h or h.get("value") is None:
+        h = r.headline
+        if r.layer is not None or h is None or not isinstance(h.value, (int, float)):
             continue
-        label = f"{r.get('baseline') or r['model']} (recorded)"  # once per registry model, candidates or not
-        if h.get("old") is not None and label not in [x[0] for x in rows.get(r["claim"], [])]:
-            rows.setdefault(r["claim"], []).append((label, h["path"], h["old"], h.get("old_ci"), "recorded"))
-        rows.setdefault(r["claim"], []).append((f"{r['model']}: {r['verdict']}", h["path"], h["value"], h.get("ci"),
-                                                r["verdict"]))
+        label = f"{r.baseline or r.model} (recorded)"  # once per registry model, candidates or not
+        if h.old is not None and label not in [x[0] for x in rows.get(r.claim, [])]:
+            rows.setdefault(r.claim, []).append((label, h.path, h.old, h.old_ci, "recorded"))
+        rows.setdefault(r.claim, []).append((f"{r.model}: {r.verdict}", h.path, h.value, h.ci, r.verdict))
     out = {}
     colours = {"recorded": "#888888", "history": "#9db4d0", "broken": "#c0392b", "precondition failed": "#c0392b",
                "holds but changed": "#d68910", "holds within noise": "#1e8449", "holds": "#1e8449"}

@@ -22,7 +22,8 @@ import torch
 
 from . import stats
 from .hooks import capture, check_finite, intervene, with_grads
-from .loading import LoadedModel, log
+from .loading import LoadedModel
+from .log import log
 from .tokens import batch, prompt_ids, single_token
 
 
@@ -62,6 +63,16 @@ def prompt_sets(lm: LoadedModel, pairs: Sequence) -> tuple[list[PromptSet], dict
             b_ids=torch.tensor([b for _, _, b in items], device=lm.device),
             texts=[p.base for p, _, _ in items], names=[(p.A, p.B) for p, _, _ in items]))
     return sets, {"n_pairs": sum(len(s.texts) for s in sets), "dropped_multi_token": dropped}
+
+
+def top_heads(delta: np.ndarray, k: int, sign: int = -1) -> list[dict]:
+    """The k heads of a (layers, heads) array of effects with the most negative (sign=-1) or largest |.| (sign=0)
+    effect, best first (ties in index order), as records ``{"head": "L.H", "delta": value}`` (the IOI claims' ids:
+    the seed's "layer.head", without the "L"/"H" of probes.attention.head_name)."""
+    L, H = delta.shape
+    key = delta.ravel() if sign == -1 else -np.abs(delta.ravel())
+    order = np.argsort(key, kind="stable")[:k]
+    return [{"head": f"{i // H}.{i % H}", "delta": float(delta.ravel()[i])} for i in order]
 
 
 def _score(logits: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:

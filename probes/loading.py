@@ -12,7 +12,6 @@ import torch
 from . import access
 from .adapters import Adapter, adapter_for
 from .errors import ModelLoadError
-from .log import log
 from .registry import ModelSpec
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
@@ -28,6 +27,9 @@ class LoadedModel:
     device: torch.device
     dtype: torch.dtype
     source_info: dict = dataclasses.field(default_factory=dict)
+    # what the claims of this model share (activations, prompt sets, nulls): owned with the model by the plugin's
+    # session, dropped with it when a worker moves on to its next model (the model_cache fixture)
+    cache: dict = dataclasses.field(default_factory=dict, repr=False)
 
     @property
     def kind(self) -> str:
@@ -243,3 +245,10 @@ def random_copy(lm: LoadedModel, seed: int) -> LoadedModel:
             del _RANDOM[k]
         _RANDOM[key] = random_init_like(lm, seed)
     return _RANDOM[key]
+
+
+def forget_random_copies(keep: str | None = None) -> None:
+    """Drop the random-init copies of every model but ``keep`` (the plugin calls this when a worker moves on to
+    its next model)."""
+    for k in [k for k in _RANDOM if k[0] != keep]:
+        del _RANDOM[k]

@@ -17,29 +17,36 @@ from pathlib import Path
 
 from . import history as H
 from . import verdicts as V
+from .results import ClaimResult, readable
 
 
 def check_report(rep) -> str | None:
-    """Why a parsed file is not a report.json this version can merge (None: it is)."""
+    """Why a parsed file is not a report.json this version can merge (None: it is): not a report, of a version it
+    does not read (version 2 reports are read), or a result that cannot be read."""
     if not isinstance(rep, dict) or not isinstance(rep.get("results"), list):
         return ("not a report.json (an object with 'results' and 'meta', as a run writes in its --artifacts "
                 "folder; a snapshot or history file is not one)")
-    if rep.get("version") != V.REPORT_VERSION:
-        return (f"report.json of version {rep.get('version', 1)}, this is version {V.REPORT_VERSION}; re-run the "
-                "claims with this version to merge it")
+    why = readable(rep.get("version"))
+    if why:
+        return f"report.json {why}"
     bad = [i for i, r in enumerate(rep["results"]) if not (isinstance(r, dict) and all(k in r for k in
                                                                                        ("claim", "model", "verdict")))]
     if bad:
         return f"results[{bad[0]}] lacks claim / model / verdict"
+    try:
+        for r in rep["results"]:
+            ClaimResult.from_json(r)
+    except (KeyError, TypeError, ValueError) as e:
+        return f"a result cannot be read ({type(e).__name__}: {e})"
     return None
 
 
-def merge(reports: list[dict]) -> tuple[list[dict], dict, int]:
-    """(results, meta, exit status) of several runs' report.json contents."""
+def merge(reports: list[dict]) -> tuple[list[ClaimResult], dict, int]:
+    """(results, meta, exit status) of several runs' report.json contents (checked with :func:`check_report`)."""
     results, models, left_out, statuses, commands = [], [], [], [], []
     for rep in reports:
         meta = rep.get("meta", {})
-        results += rep.get("results", [])
+        results += [ClaimResult.from_json(r) for r in rep.get("results", [])]
         models += [m for m in meta.get("models", []) if m not in models]
         left_out += [tuple(x) for x in meta.get("left_out", []) if tuple(x) not in left_out]
         statuses.append(int(rep.get("exit_status", 1)))
@@ -84,7 +91,7 @@ def main(argv=None) -> int:
         return 2
     results, meta, status = merge(loaded)
     run = H.run_record(results, meta, status)
-    runs = [run]
+    runs = [H.as_run(run)]
     if a.history is not None:
         print(f"history: run appended to {H.append(a.history, run)}")
         runs, bad = H.load(a.history)

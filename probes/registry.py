@@ -1,4 +1,4 @@
-"""The model registry (this repository's fixtures/models.toml, or a project's ``claims_registry``) and resolution of
+"""The model registry (a project's ``claims_registry``, parsed by a schema) and resolution of
 ``--models`` entries.
 
 An entry of ``--models`` is a registry id, a hub id (``owner/name`` or a bare

@@ -16,9 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 from enum import Enum
-from typing import Any
-
-from .drift import Drift
+from .drift import Drift, Number
 
 SCHEMA = 3
 READS = (2, 3)  # report.json / history versions this one reads
@@ -41,6 +39,9 @@ class Verdict(str, Enum):
     def __str__(self) -> str:
         return self.value
 
+    def __hash__(self) -> int:  # as its text: a dict keyed by verdict texts finds it, and the other way round
+        return hash(self.value)
+
     @property
     def rank(self) -> int:
         """Worst first: broken 0 ... skipped 9 (the order of rows and of a cell's verdicts)."""
@@ -59,37 +60,6 @@ def verdict(text: str) -> Verdict:
         return Verdict(text)
     except ValueError:
         raise ValueError(f"verdict {text!r} is not one of: {', '.join(v.value for v in Verdict)}") from None
-
-
-@dataclass(frozen=True)
-class Number:
-    """One effect number as a cell shows it: its path (``top_heads[L5.H1].delta``), value and 95% interval, the
-    recorded value and interval beside it, and the change in percent of the recorded value."""
-    path: str
-    value: Any
-    ci: tuple[float, float] | None = None
-    old: Any = None
-    old_ci: tuple[float, float] | None = None
-    pct: float | None = None
-
-    def to_json(self) -> dict:
-        return {"path": self.path, "value": self.value, "ci": list(self.ci) if self.ci else None, "old": self.old,
-                "old_ci": list(self.old_ci) if self.old_ci else None, "pct": self.pct}
-
-    @classmethod
-    def from_json(cls, d: dict | None) -> "Number | None":
-        if not d or d.get("value") is None:
-            return None
-        ci, old_ci = d.get("ci"), d.get("old_ci")
-        pct = d.get("pct")
-        if pct is None and _num(d.get("value")) and _num(d.get("old")) and d["old"]:
-            pct = 100.0 * (d["value"] - d["old"]) / abs(d["old"])  # a schema-2 headline: computed as schema 3 does
-        return cls(d["path"], d["value"], tuple(ci) if ci else None, d.get("old"),
-                   tuple(old_ci) if old_ci else None, pct)
-
-
-def _num(x) -> bool:
-    return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
 @dataclass(frozen=True)
@@ -159,6 +129,26 @@ class ClaimResult:
 
     def but(self, **changes) -> "ClaimResult":
         return replace(self, **changes)
+
+
+@dataclass(frozen=True)
+class Measurement:
+    """What a claim handed to ``claim_snapshot``: its numbers as plain JSON (finite; with their ``_intervals`` and
+    ``_stability``), the role table parsed once from its ``effect=`` / ``identity=`` paths, its tolerance (and its
+    tolerance against float32 in half precision), and where the numbers were measured (``_recorded_with``)."""
+    numbers: dict
+    roles: dict
+    rel: float
+    abs: float
+    half: tuple[float, float]
+    recorded_with: dict
+
+    def recorded(self) -> dict:
+        """The snapshot these numbers make (as it is written and compared: plain JSON, keys sorted)."""
+        import json
+
+        from .snapshot import serialize
+        return json.loads(serialize({**self.numbers, "_recorded_with": self.recorded_with}))
 
 
 def readable(version) -> str | None:

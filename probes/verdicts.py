@@ -13,7 +13,7 @@ their noise (probes/drift.py: noise floors, bootstrap intervals, component stabi
                              snapshot (never recorded), and its figure are in the reports
     precondition failed      the behaviour the claim dissects is absent (e.g. no IOI to patch): nothing to test
     known failure            the registry records that it does not hold for this model, and it still does not
-    newly holds              a registry known failure now holds (remove it from fixtures/models.toml)
+    newly holds              a registry known failure now holds (remove it from the registry's known failures)
     error                    the claim could not be measured (load failure, bad stimulus, NaN, corrupt snapshot)
     skipped                  not run
 
@@ -35,16 +35,13 @@ from pathlib import Path
 
 from .artifacts import write_atomically
 from .errors import PreconditionFailed
+from .results import DRIFT, HARD, ORDER, SCHEMA, SHOWN, ClaimResult, Number, Verdict
 
-HOLDS, NOISE, MOVED, UNRECORDED = "holds", "holds within noise", "holds but changed", "holds without snapshot"
-BROKEN, PRECONDITION = "broken", "precondition failed"
-KNOWN, NEWLY, ERROR, SKIPPED = "known failure", "newly holds", "error", "skipped"
-ORDER = [BROKEN, PRECONDITION, ERROR, NEWLY, MOVED, UNRECORDED, NOISE, KNOWN, HOLDS, SKIPPED]
-DRIFT = {MOVED, UNRECORDED}     # exit 6
-SHOWN = {MOVED, UNRECORDED, NOISE}  # listed under "what moved"
-HARD = {BROKEN, PRECONDITION, ERROR, NEWLY}
+HOLDS, NOISE, MOVED, UNRECORDED = Verdict.HOLDS, Verdict.NOISE, Verdict.MOVED, Verdict.UNRECORDED
+BROKEN, PRECONDITION = Verdict.BROKEN, Verdict.PRECONDITION
+KNOWN, NEWLY, ERROR, SKIPPED = Verdict.KNOWN, Verdict.NEWLY, Verdict.ERROR, Verdict.SKIPPED
 EXIT_DRIFT = 6
-REPORT_VERSION = 2  # report.json's schema: 2 = verdicts measured against noise (headline, intervals, significance)
+REPORT_VERSION = SCHEMA  # report.json's version: the results' schema (probes/results.py)
 EXIT_MEANING = {
     0: "every claim holds and nothing changed beyond its noise (known failures still fail as recorded)",
     1: "a claim is broken, lost its precondition, errored or newly holds (or a test outside claims/ failed)",
@@ -56,7 +53,7 @@ COLOURS = {HOLDS: "#d9f2d9", NOISE: "#e8f5e0", PRECONDITION: "#f3d9c9", MOVED: "
 
 
 def classify(when: str, outcome: str, excinfo, xfail_reason: str | None, strict_xpass: bool,
-             settled: str | None = None) -> str:
+             settled: Verdict | None = None) -> Verdict:
     """The verdict of one test report (``when``: setup/call; ``excinfo``: the call's exception info or None;
     ``settled``: the snapshot comparison's verdict of a claim whose body passed)."""
     if when == "setup":
@@ -77,34 +74,24 @@ def classify(when: str, outcome: str, excinfo, xfail_reason: str | None, strict_
     return ERROR
 
 
-def exit_status(pytest_status: int, results: list[dict], other_failures: int) -> int:
+def exit_status(pytest_status: int, results: list[ClaimResult], other_failures: int) -> int:
     """The run's exit status: pytest's, except that a run in which every claim holds (or fails as the registry
     records) but some numbers moved or have no snapshot exits 6. Drifts are not test failures (pytest counts them
     as 'moved' / 'unrecorded'), so such a run reaches here with pytest's 0."""
     if pytest_status != 0 or other_failures:
         return pytest_status
-    verdicts = {r["verdict"] for r in results}
+    verdicts = {r.verdict for r in results}
     if verdicts & HARD or not verdicts & DRIFT:
         return pytest_status
     return EXIT_DRIFT
 
 
-def level(r: dict) -> str | None:
-    """A drifted result's severity (probes/drift.py: large / medium / small, or noise when nothing moved
-    significantly); None for the others."""
-    if r["verdict"] == UNRECORDED:
-        return "unrecorded"
-    if r["verdict"] == NOISE:
-        return "noise"
-    return (r.get("drift") or {}).get("level") if r["verdict"] == MOVED else None
-
-
-def severity_key(rs: list[dict]) -> tuple:
+def severity_key(rs: list[ClaimResult]) -> tuple:
     """Sort key of a group of results: worst verdict first, then within a verdict the largest severity, then the
     largest effect change."""
-    worst = min(ORDER.index(r["verdict"]) for r in rs)
-    lv = [LEVEL_ORDER.index(level(r)) for r in rs if level(r) in LEVEL_ORDER]
-    eff = [abs((r.get("drift") or {}).get("effect_pct") or 0.0) for r in rs]
+    worst = min(r.verdict.rank for r in rs)
+    lv = [LEVEL_ORDER.index(r.level) for r in rs if r.level in LEVEL_ORDER]
+    eff = [abs(r.drift.effect or 0.0) if r.drift is not None else 0.0 for r in rs]
     return worst, min(lv, default=len(LEVEL_ORDER)), -max(eff, default=0.0)
 
 
@@ -125,81 +112,75 @@ def _ci(ci) -> str:
     return f" [{_g(ci[0])}, {_g(ci[1])}]" if ci else ""
 
 
-def number_text(h: dict, was: bool = True) -> str:
+def number_text(h: Number, was: bool = True) -> str:
     """One effect number: ``top_score 0.901 [0.896, 0.906]``, with ``was`` the recorded value, its interval and the
     change in percent of it: ``(was 0.902 [0.898, 0.906], -0.1%)``."""
-    out = f"{h['path']} {_g(h['value'])}{_ci(h.get('ci'))}"
-    if was and h.get("old") is not None:
-        pct = h.get("pct")
-        if pct is None and isinstance(h.get("value"), (int, float)) and h["old"]:
-            pct = 100.0 * (h["value"] - h["old"]) / abs(h["old"])
-        out += f" (was {_g(h['old'])}{_ci(h.get('old_ci'))}" + (f", {pct:+.1f}%" if pct else "") + ")"
+    out = f"{h.path} {_g(h.value)}{_ci(h.ci)}"
+    if was and h.old is not None:
+        out += f" (was {_g(h.old)}{_ci(h.old_ci)}" + (f", {h.pct:+.1f}%" if h.pct else "") + ")"
     return out
 
 
-def effect_text(r: dict, was: bool = True) -> str:
+def effect_text(r: ClaimResult, was: bool = True) -> str:
     """The headline effect of one result: ``mean_logit_diff 4.75 [4.52, 4.98]``, with the recorded value beside it
     for a candidate or a result whose numbers moved (``(was 4.75 [4.52, 4.98], +0.2%)``); empty when the claim
     declares no effect number."""
-    h = r.get("headline")
-    if not h or h.get("value") is None:
+    if r.headline is None:
         return ""
-    show_was = was and r["verdict"] not in (UNRECORDED, KNOWN) and (r["verdict"] != HOLDS or r.get("baseline"))
-    return number_text(h, show_was)
+    show_was = was and r.verdict not in (UNRECORDED, KNOWN) and (r.verdict != HOLDS or bool(r.baseline))
+    return number_text(r.headline, show_was)
 
 
-def _largest_text(r: dict) -> str:
+def _largest_text(r: ClaimResult) -> str:
     """The effect number that moved most, when it is not the headline: ``largest move: top_heads[L3.H2].score 0.61
     [0.58, 0.64] (was 0.62 [0.6, 0.65], -1.9%)``."""
-    lg = r.get("largest")
-    return f"largest move: {number_text(lg)}" if lg and lg.get("value") is not None else ""
+    return f"largest move: {number_text(r.largest)}" if r.largest is not None else ""
 
 
-def _ids_text(r: dict) -> str:
-    d = r.get("drift") or {}
-    return d.get("id_summary", d.get("summary", "")) if "id_summary" in d or not r.get("headline") else ""
+def _ids_text(r: ClaimResult) -> str:
+    return r.drift.id_summary() if r.drift is not None else ""
 
 
-def _lead(r: dict) -> dict | None:
+def _lead(r: ClaimResult) -> Number | None:
     """The number that says most about a per-layer result: its largest move, else its headline."""
-    return r.get("largest") or r.get("headline")
+    return r.largest or r.headline
 
 
-def _moved_cell(rs: list[dict], of: int = 1) -> str:
+def _moved_cell(rs: list[ClaimResult], of: int = 1) -> str:
     """The short phrase of moved results: the numbers that moved and the identity overlap, or for the layers of a
     per-layer claim (``of`` of them in all) the layer that moved most, by name, with its number:
     ``12/30 layers, most: L4 r_split 0.95 [0.93, 0.97] (was 0.97 [0.96, 0.98], -2.1%)``."""
-    if len(rs) == 1 and rs[0].get("layer") is None:
+    if len(rs) == 1 and rs[0].layer is None:
         r = rs[0]
         text = "; ".join(x for x in (_largest_text(r), _ids_text(r)) if x)
-        if text or r.get("headline"):  # the headline (shown before this phrase) names the number and its change
+        if text or r.headline is not None:  # the headline (shown before this phrase) names the number and its change
             return text
-        return (r.get("drift") or {}).get("summary", "numbers moved")
-    leads = [(r, _lead(r)) for r in rs if _lead(r) and _lead(r).get("value") is not None]
-    moved = [(r, h) for r, h in leads if h.get("pct") is not None]
+        return r.drift.summary() if r.drift is not None else "numbers moved"
+    leads = [(r, _lead(r)) for r in rs if _lead(r) is not None]
+    moved = [(r, h) for r, h in leads if h.pct is not None]
     if moved:
-        r, h = max(moved, key=lambda x: abs(x[1]["pct"]))
-        return f"{len(rs)}/{of} layers, most: L{r.get('layer')} {number_text(h)}"
-    eff = [(r["drift"]["effect_pct"], r.get("layer")) for r in rs if (r.get("drift") or {}).get("effect_pct") is not None]
+        r, h = max(moved, key=lambda x: abs(x[1].pct))
+        return f"{len(rs)}/{of} layers, most: L{r.layer} {number_text(h)}"
+    eff = [(r.drift.effect, r.layer) for r in rs if r.drift is not None and r.drift.effect is not None]
     worst = max(eff, key=lambda x: abs(x[0]), default=None)
     return f"{len(rs)}/{of} layers" + (f", max effect {worst[0]:+.1f}% (L{worst[1]})" if worst
                                        else ", effect within tolerance")
 
 
-def _cell(results: list[dict]) -> str:
+def _cell(results: list[ClaimResult]) -> str:
     """One claim x model cell: the verdict with the headline effect and its interval (``holds: mean_logit_diff 4.75
     [4.52, 4.98]``; a change or a candidate: the recorded value beside it, the number that moved most and the
     identity overlap), or for per-layer claims the count of each verdict, the layers that did not hold, the layer
     that moved most with its number, and (nothing moved) the layer with the largest headline."""
-    if len(results) == 1 and results[0].get("layer") is None:
+    if len(results) == 1 and results[0].layer is None:
         r = results[0]
         eff = effect_text(r)
-        if r["verdict"] in (MOVED, NOISE):
-            return f"{r['verdict']}: " + "; ".join(x for x in (eff, _moved_cell([r])) if x)
-        return f"{r['verdict']}: {eff}" if eff else r["verdict"]
+        if r.verdict in (MOVED, NOISE):
+            return f"{r.verdict}: " + "; ".join(x for x in (eff, _moved_cell([r])) if x)
+        return f"{r.verdict}: {eff}" if eff else str(r.verdict)
     by = defaultdict(list)
     for r in results:
-        by[r["verdict"]].append(r)
+        by[r.verdict].append(r)
     parts = []
     for v in ORDER:
         if v not in by:
@@ -210,65 +191,64 @@ def _cell(results: list[dict]) -> str:
         elif v in (HOLDS, KNOWN, SKIPPED, UNRECORDED):
             parts.append(f"{v} {n}")
         else:
-            parts.append(f"{v} {n} (L" + ", L".join(str(r.get("layer")) for r in by[v]) + ")")
+            parts.append(f"{v} {n} (L" + ", L".join(str(r.layer) for r in by[v]) + ")")
     if not by.keys() & {MOVED, NOISE}:
-        heads = [r for r in results if (r.get("headline") or {}).get("value") is not None]
+        heads = [r for r in results if r.headline is not None and isinstance(r.headline.value, (int, float))]
         if heads:
-            r = max(heads, key=lambda r: abs(r["headline"]["value"]))
-            parts.append(f"largest: L{r.get('layer')} {effect_text(r)}")
+            r = max(heads, key=lambda r: abs(r.headline.value))
+            parts.append(f"largest: L{r.layer} {effect_text(r)}")
     return "; ".join(parts)
 
 
-def ordered(results: list[dict], models: list[str] | None = None) -> list[dict]:
+def ordered(results: list[ClaimResult], models: list[str] | None = None) -> list[ClaimResult]:
     """Results by claim id, then model (in the order given, e.g. --models'), then layer."""
-    models = list(models or []) + [m for m in dict.fromkeys(r["model"] for r in results) if m not in (models or [])]
-    return sorted(results, key=lambda r: (r["claim"], models.index(r["model"]),
-                                          -1 if r.get("layer") is None else r["layer"]))
+    models = list(models or []) + [m for m in dict.fromkeys(r.model for r in results) if m not in (models or [])]
+    return sorted(results, key=lambda r: (r.claim, models.index(r.model), -1 if r.layer is None else r.layer))
 
 
-def table(results: list[dict]) -> tuple[list[str], list[list[str]]]:
+def table(results: list[ClaimResult]) -> tuple[list[str], list[list[str]]]:
     """(models, rows): one row per claim, [claim id, cell per model] (models in order of first appearance), sorted by
     the worst verdict of the row, then by severity within it (the largest effect change first)."""
-    models = list(dict.fromkeys(r["model"] for r in results))
+    models = list(dict.fromkeys(r.model for r in results))
     grid: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for r in results:
-        grid[r["claim"]][r["model"]].append(r)
+        grid[r.claim][r.model].append(r)
     claims = sorted(grid, key=lambda c: severity_key([r for rs in grid[c].values() for r in rs]))
     rows = [[claim] + [_cell(grid[claim][m]) if grid[claim][m] else "-" for m in models] for claim in claims]
     return models, rows
 
 
-def groups(results: list[dict]) -> list[list[dict]]:
+def groups(results: list[ClaimResult]) -> list[list[ClaimResult]]:
     """The results grouped per claim x model (the layers of a per-layer claim together), in severity order."""
     g: dict[tuple, list] = defaultdict(list)
     for r in results:
-        g[(r["claim"], r["model"])].append(r)
+        g[(r.claim, r.model)].append(r)
     return sorted(g.values(), key=severity_key)
 
 
-def verdict_counts(results: list[dict]) -> str:
+def verdict_counts(results: list[ClaimResult]) -> str:
     """``verdicts (claims x models; a per-layer claim counts each layer): 3 holds, 1 broken``"""
     return ("verdicts (claims x models; a per-layer claim counts each layer): "
             + ", ".join(f"{n} {v}" for v, n in counts(results).items()))
 
 
-def counts(results: list[dict]) -> dict[str, int]:
+def counts(results: list[ClaimResult]) -> dict[str, int]:
     c = defaultdict(int)
     for r in results:
-        c[r["verdict"]] += 1
-    return {v: c[v] for v in ORDER if c[v]}
+        c[r.verdict] += 1
+    return {v.value: c[v] for v in ORDER if c[v]}
 
 
-def _label(r: dict) -> str:
-    layer = "" if r.get("layer") is None else f" L{r['layer']}"
-    return f"{r['claim']}{layer} x {r['model']}"
+def _label(r: ClaimResult) -> str:
+    layer = "" if r.layer is None else f" L{r.layer}"
+    return f"{r.claim}{layer} x {r.model}"
 
 
-def _group_label(rs: list[dict]) -> str:
-    return f"{rs[0]['claim']} x {rs[0]['model']}"
+def _group_label(rs: list[ClaimResult]) -> str:
+    return f"{rs[0].claim} x {rs[0].model}"
 
 
-def terminal_lines(results: list[dict], status: int | None = None, report: str | None = None) -> list[str]:
+def terminal_lines(results: list[ClaimResult], status: int | None = None, report: str | None = None) -> list[str]:
     """The verdict table and one line per claim x model that moved (its severity, effect change, identity overlap
     and largest effect move), then the broken and errored ones. Every moved number is in the reports."""
     if not results:
@@ -279,25 +259,25 @@ def terminal_lines(results: list[dict], status: int | None = None, report: str |
     out = [fmt.format("claim", *models), fmt.format(*("-" * w for w in widths))]
     out += [fmt.format(*row) for row in rows]
     out.append(verdict_counts(results))
-    drifted = [[r for r in rs if r["verdict"] in SHOWN] for rs in groups(results)]
+    drifted = [[r for r in rs if r.verdict in SHOWN] for rs in groups(results)]
     drifted = [rs for rs in drifted if rs]
     if drifted:
         out.append("what moved (significant first: an effect left its recorded interval or a stable component its "
                    "set; then large = >= 20% of its own value or a quarter of a set, medium >= 5% or a component "
                    "entered/left, small: the rest; noise: moved beyond its float floor, within its interval):")
     for rs in drifted:
-        if rs[0]["verdict"] == UNRECORDED:
-            n = f" ({len(rs)} layers)" if rs[0].get("layer") is not None else ""
+        if rs[0].verdict == UNRECORDED:
+            n = f" ({len(rs)} layers)" if rs[0].layer is not None else ""
             out.append(f"  no snapshot  {_group_label(rs)}{n}: record with --record after reviewing the report")
             continue
-        lv = min((level(r) for r in rs), key=LEVEL_ORDER.index)
-        cell = _moved_cell(rs, sum(r["claim"] == rs[0]["claim"] and r["model"] == rs[0]["model"] for r in results))
-        head = effect_text(rs[0]) if len(rs) == 1 and rs[0].get("layer") is None else ""
+        lv = min((r.level for r in rs), key=LEVEL_ORDER.index)
+        cell = _moved_cell(rs, sum(r.claim == rs[0].claim and r.model == rs[0].model for r in results))
+        head = effect_text(rs[0]) if len(rs) == 1 and rs[0].layer is None else ""
         out.append(f"  {lv:<6} {_group_label(rs)}: " + "; ".join(x for x in (head, cell) if x))
     for r in results:
-        if r["verdict"] in HARD:
+        if r.verdict in HARD:
             eff = effect_text(r)
-            out.append(f"{r['verdict']}: {_label(r)}: {r.get('message', '')}" + (f" [{eff}]" if eff else ""))
+            out.append(f"{r.verdict}: {_label(r)}: {r.message}" + (f" [{eff}]" if eff else ""))
     if drifted and report:
         out.append(f"every moved number: {report}")
     if status is not None:
@@ -309,7 +289,7 @@ def _md(s: str) -> str:
     return str(s).replace("|", "\\|").replace("\n", " ")
 
 
-def markdown(results: list[dict], meta: dict, status: int) -> str:
+def markdown(results: list[ClaimResult], meta: dict, status: int) -> str:
     models, rows = table(results)
     out = [f"# Interpretability claims: {', '.join(models) or 'no model'}", "",
            f"{meta.get('when', '')} · device {meta.get('device')} · dtype {meta.get('dtype')} · "
@@ -321,22 +301,22 @@ def markdown(results: list[dict], meta: dict, status: int) -> str:
         out.append("- packages that differ from the CI lock (constraints/ci.txt): " + ", ".join(meta["lock_diff"]))
     out += ["", "| claim | " + " | ".join(models) + " |", "|---" * (len(models) + 1) + "|"]
     out += ["| `" + row[0] + "` | " + " | ".join(_md(c) for c in row[1:]) + " |" for row in rows]
-    drift = [r for r in results if r["verdict"] in SHOWN or (r["verdict"] in HARD and r.get("moved"))]
+    drift = [r for r in results if r.verdict in SHOWN or (r.verdict in HARD and r.moved)]
     if drift:
         out += ["", "## Numbers that moved", ""]
         for r in sorted(drift, key=lambda r: severity_key([r])):
-            head = f"{level(r)}: {(r.get('drift') or {}).get('summary', '')}" if r["verdict"] in (MOVED, NOISE) \
-                else r["verdict"]
+            head = f"{r.level}: {r.drift.summary() if r.drift is not None else ''}" if r.verdict in (MOVED, NOISE) \
+                else str(r.verdict)
             eff = effect_text(r)
             head += f"; {eff}" if eff else ""
-            out += [f"**{_md(_label(r))}** ({_md(head)}; snapshot `{r.get('snapshot')}`)", "", "```"]
-            out += r.get("moved", []) + ["```", ""]
-    hard = [r for r in results if r["verdict"] in HARD | {KNOWN}]
+            out += [f"**{_md(_label(r))}** ({_md(head)}; snapshot `{r.snapshot}`)", "", "```"]
+            out += (r.moved or _unrecorded_lines(r)) + ["```", ""]
+    hard = [r for r in results if r.verdict in HARD | {KNOWN}]
     if hard:
         out += ["", "## Broken, errors, newly holding and known failures", ""]
-        out += [f"- **{r['verdict']}** {_md(_label(r))}: {_md(r.get('message', ''))}"
+        out += [f"- **{r.verdict}** {_md(_label(r))}: {_md(r.message)}"
                 + (f" ({_md(effect_text(r))})" if effect_text(r) else "") for r in hard]
-    figs = [f for r in results for f in r.get("figures", [])]
+    figs = [f for r in results for f in r.figures]
     if figs:
         out += ["", f"## Figures written ({len(set(figs))})", ""] + [f"- `{f}`" for f in dict.fromkeys(figs)]
     return "\n".join(out) + "\n"
@@ -352,10 +332,17 @@ td,th{border:1px solid #bbb;padding:4px 8px;vertical-align:top;font-size:14px}th
 LEVEL_COLOURS = {"large": "#ffc98a", "medium": "#fff1c2", "small": "#fffbe3", "noise": "#e8f5e0"}
 
 
-def _colour(rs: list[dict], worst: int) -> str:
+def _unrecorded_lines(r: ClaimResult) -> list[str]:
+    """The numbers of a claim without snapshot, as they would be recorded (to review before --record)."""
+    if r.verdict != UNRECORDED or not r.numbers:
+        return []
+    return json.dumps(r.numbers, indent=1, sort_keys=True).splitlines()
+
+
+def _colour(rs: list[ClaimResult], worst: int) -> str:
     """A cell's background: its worst verdict's colour; numbers that moved shaded by their severity."""
     if ORDER[worst] == MOVED:
-        lv = min((level(r) for r in rs if level(r) in LEVEL_COLOURS), key=LEVEL_ORDER.index, default="medium")
+        lv = min((r.level for r in rs if r.level in LEVEL_COLOURS), key=LEVEL_ORDER.index, default="medium")
         return LEVEL_COLOURS[lv]
     return COLOURS[ORDER[worst]]
 
@@ -368,7 +355,7 @@ def _img(path: str) -> str:
     return f'<img alt="{html.escape(p.name)}" src="data:image/png;base64,{data}">'
 
 
-def verdict_table_html(results: list[dict], meta: dict, status: int) -> list[str]:
+def verdict_table_html(results: list[ClaimResult], meta: dict, status: int) -> list[str]:
     """The head of the HTML report: the document's start, the run's line and the verdict table (the picture
     README shows is this part, rendered: scripts/docs.py)."""
     models, rows = table(results)
@@ -383,34 +370,33 @@ def verdict_table_html(results: list[dict], meta: dict, status: int) -> list[str
     out.append("<table id='verdicts'><tr><th>claim</th>" + "".join(f"<th>{e(m)}</th>" for m in models) + "</tr>")
     by_claim: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for r in results:
-        by_claim[r["claim"]][r["model"]].append(r)
+        by_claim[r.claim][r.model].append(r)
     for row in rows:
         cells = []
         for m, c in zip(models, row[1:]):
             rs = by_claim[row[0]].get(m, [])
-            worst = min((ORDER.index(r["verdict"]) for r in rs), default=len(ORDER) - 1)
+            worst = min((r.verdict.rank for r in rs), default=len(ORDER) - 1)
             cells.append(f"<td style='background:{_colour(rs, worst)}'>{e(c)}</td>")
         out.append(f"<tr><td><a href='#{e(row[0])}'>{e(row[0])}</a></td>{''.join(cells)}</tr>")
     out.append("</table>")
     return out
 
 
-def html_report(results: list[dict], meta: dict, status: int, trends: dict[str, str] | None = None,
+def html_report(results: list[ClaimResult], meta: dict, status: int, trends: dict[str, str] | None = None,
                 forests: dict[str, str] | None = None) -> str:
     """A self-contained HTML report: verdict table, then per claim its null and criterion and one column per model
     (baseline and candidates side by side) with the verdict, every moved number and the figures, embedded."""
     e = html.escape
-    models = list(dict.fromkeys(r["model"] for r in results))
+    models = list(dict.fromkeys(r.model for r in results))
     out = verdict_table_html(results, meta, status)
     by_claim: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for r in results:
-        by_claim[r["claim"]][r["model"]].append(r)
+        by_claim[r.claim][r.model].append(r)
     for claim, per_model in by_claim.items():
         first = next(iter(per_model.values()))[0]
         out.append(f"<div class='claim' id='{e(claim)}'><h2>{e(claim)}</h2>")
-        out.append(f"<p class='crit'>{e(first.get('doc', ''))}<br><b>source</b>: {e(first.get('source', ''))}<br>"
-                   f"<b>null control</b>: {e(first.get('null', ''))}<br><b>criterion</b>: "
-                   f"{e(first.get('criterion', ''))}</p>")
+        out.append(f"<p class='crit'>{e(first.doc)}<br><b>source</b>: {e(first.source)}<br>"
+                   f"<b>null control</b>: {e(first.null)}<br><b>criterion</b>: {e(first.criterion)}</p>")
         if forests and claim in forests:
             out.append(f"<div class='forest'><b>headline effect with its 95% interval</b>"
                        f"<img alt='{e(claim)} forest' src='data:image/png;base64,{forests[claim]}'></div>")
@@ -422,18 +408,18 @@ def html_report(results: list[dict], meta: dict, status: int, trends: dict[str, 
             if not per_model.get(m):
                 continue
             rs = per_model[m]
-            worst = min(ORDER.index(r["verdict"]) for r in rs)
+            worst = min(r.verdict.rank for r in rs)
             parts = [f"<b>{e(_cell(rs))}</b>"]
             for r in rs:
-                if r["verdict"] in HARD | {KNOWN}:
-                    parts.append(f"<div class='msg'>{e(r.get('message', ''))}</div>")
-                if r["verdict"] in SHOWN or (r["verdict"] in HARD and r.get("moved")):
-                    where = "" if r.get("layer") is None else f"L{r['layer']}: "
-                    summary = (r.get("drift") or {}).get("summary", "") if where else ""  # the cell has it otherwise
-                    head = f"severity {level(r)}{': ' + summary if summary else ''}\n" if r["verdict"] == MOVED else ""
-                    parts.append(f"<div class='moved'>{e(where + head)}vs {e(str(r.get('snapshot')))}\n"
-                                 + e("\n".join(r.get("moved", []))) + "</div>")
-            for f in dict.fromkeys(f for r in rs for f in r.get("figures", [])):
+                if r.verdict in HARD | {KNOWN}:
+                    parts.append(f"<div class='msg'>{e(r.message)}</div>")
+                if r.verdict in SHOWN or (r.verdict in HARD and r.moved):
+                    where = "" if r.layer is None else f"L{r.layer}: "
+                    summary = r.drift.summary() if where and r.drift is not None else ""  # the cell has it otherwise
+                    head = f"severity {r.level}{': ' + summary if summary else ''}\n" if r.verdict == MOVED else ""
+                    parts.append(f"<div class='moved'>{e(where + head)}vs {e(r.snapshot)}\n"
+                                 + e("\n".join(r.moved or _unrecorded_lines(r))) + "</div>")
+            for f in dict.fromkeys(f for r in rs for f in r.figures):
                 parts.append(_img(f))
             out.append(f"<td style='background:{_colour(rs, worst)}'>{''.join(parts)}</td>")
         out.append("</tr></table></div>")
@@ -445,7 +431,7 @@ def html_report(results: list[dict], meta: dict, status: int, trends: dict[str, 
     return "\n".join(out) + "\n"
 
 
-def write_reports(folder: Path, results: list[dict], meta: dict, status: int,
+def write_reports(folder: Path, results: list[ClaimResult], meta: dict, status: int,
                   trends: dict[str, str] | None = None, forests: dict[str, str] | None = None) -> list[Path]:
     """report.md, report.html and report.json in ``folder`` (each written to a temporary file of this process, then
     renamed).
@@ -456,7 +442,7 @@ def write_reports(folder: Path, results: list[dict], meta: dict, status: int,
     files = {"report.md": markdown(results, meta, status),
              "report.html": html_report(results, meta, status, trends, forests),
              "report.json": json.dumps({"version": REPORT_VERSION, "meta": meta, "exit_status": status,
-                                        "results": results}, indent=1) + "\n"}
+                                        "results": [r.to_json() for r in results]}, indent=1) + "\n"}
     out = []
     for name, text in files.items():
         write_atomically(folder / name, text)

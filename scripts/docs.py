@@ -54,10 +54,10 @@ FAMILY_SOURCES = {"grammar": "GPT-Neo-125M, seed 000", "ioi": "GPT-2, seed 004; 
                              "e.g. Mamba"}
 # the layers of the package (docs/architecture.md); every module of probes/ must be in one
 LAYERS = {
-    "model access": ["registry", "access", "loading", "gguf", "adapters", "hooks", "tokens", "log"],
+    "model access": ["registry", "access", "loading", "gguf", "adapters", "hooks", "tokens", "log", "errors"],
     "analyses": ["grammar", "ioi", "lesion", "neuron", "recommender", "attention", "successor", "tracing",
                  "stats", "figures"],
-    "the suite": ["plugin", "artifacts", "snapshot", "drift", "verdicts", "history", "merge", "errors"],
+    "the suite": ["plugin", "session", "results", "artifacts", "snapshot", "drift", "verdicts", "history", "merge"],
 }
 # the model whose figure illustrates a claim in the catalogue: the first of these that runs it and where it holds
 FIGURE_MODELS = ["smollm2-135m", "gemma3-270m", "minilm", "gpt2-organism", "bert-organism", "gpt-neo-organism"]
@@ -235,7 +235,8 @@ def import_run(report: Path) -> None:
     (DATA / "claims_run.json").write_text(json.dumps(out, indent=1) + "\n")
 
 
-DRILL_KEEP = ("claim", "model", "baseline", "layer", "verdict", "message", "headline", "largest", "drift", "duration")
+DRILL_KEEP = ("schema", "claim", "model", "baseline", "layer", "verdict", "message", "headline", "largest", "drift",
+              "duration")
 PICTURE = DOCS / "assets" / "report.png"
 
 
@@ -243,12 +244,11 @@ def import_drill(report: Path) -> None:
     """docs/data/drill.json from a drill run's report.json (a candidate against its recorded findings): its
     verdicts (each result's headline, largest move and drift summary; not every number), the command, date,
     machine and packages. README's table and its picture (:func:`drill_picture`) are both drawn from it."""
+    from probes.results import ClaimResult
     r = json.loads(report.read_text())
     meta = r["meta"]
-    results = [{k: x.get(k) for k in DRILL_KEEP} for x in r["results"]]
-    for x in results:
-        if x["drift"]:
-            x["drift"] = {k: v for k, v in x["drift"].items() if k not in ("moves", "identities")}
+    results = [{k: v for k, v in ClaimResult.from_json(x).to_json().items() if k in DRILL_KEEP}
+               for x in r["results"]]
     DATA.mkdir(parents=True, exist_ok=True)
     (DATA / "drill.json").write_text(json.dumps({
         "command": meta.get("command"), "when": meta.get("when"), "wall_s": meta.get("wall_s"),
@@ -260,7 +260,8 @@ def drill_lines(d: dict, width: int = 116) -> tuple[list[str], int]:
     """The drill's terminal verdict table (as the run's terminal showed it, from the current renderer), cut at
     ``width`` characters, and its number of rows."""
     from probes import verdicts as V
-    table = V.terminal_lines(d["results"])
+    from probes.results import ClaimResult
+    table = V.terminal_lines([ClaimResult.from_json(x) for x in d["results"]])
     n = next(i for i, ln in enumerate(table) if ln.startswith("verdicts ("))
     return [ln[:width].rstrip() for ln in table], n - 2
 
@@ -268,8 +269,10 @@ def drill_lines(d: dict, width: int = 116) -> tuple[list[str], int]:
 def drill_picture_html(d: dict) -> str:
     """The verdict table of the drill's report.html, from the same data as README's table."""
     from probes import verdicts as V
+    from probes.results import ClaimResult
     meta = {k: d.get(k) for k in ("when", "device", "dtype")}
-    return "\n".join(V.verdict_table_html(d["results"], meta, d["exit_status"]) + ["</body></html>"]) + "\n"
+    results = [ClaimResult.from_json(x) for x in d["results"]]
+    return "\n".join(V.verdict_table_html(results, meta, d["exit_status"]) + ["</body></html>"]) + "\n"
 
 
 def _sha(data: bytes) -> str:

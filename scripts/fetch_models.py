@@ -13,7 +13,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from probes.errors import ProbeError  # noqa: E402
-from fixtures.models import registry, resolve  # noqa: E402
+from fixtures.models import resolve  # noqa: E402
 
 PATTERNS = ["*.json", "*.safetensors", "*.txt", "*.model", "tokenizer*"]
 
@@ -22,7 +22,6 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("models", nargs="+", help="registry ids or hub ids owner/name@revision (commas also split)")
     a = ap.parse_args(argv)
-    reg = registry()
     for entry in [m for arg in a.models for m in arg.split(",") if m]:
         try:
             spec = resolve(entry)

@@ -1,8 +1,11 @@
 """Numbers with roles: components compared by identity, a severity per move, short verdict cells."""
 from __future__ import annotations
 
+import json
+
 from probes import drift as D
 from probes import verdicts as V
+from probes.results import ClaimResult
 
 ROLES = D.roles(effect=["top_k_share", "top_heads[].delta"], identity=["top_heads[].head"])
 OLD = {"top_k_share": 0.80, "k": 14, "_recorded_with": {"device": "cpu"},
@@ -96,22 +99,29 @@ def test_roles_apply_to_everything_under_a_declared_path():
 
 
 def test_cells_are_short_and_the_table_sorts_by_severity():
-    def res(claim, verdict, level=None, effect=None, layer=None, summary=""):
-        return {"claim": claim, "model": "m@v2", "verdict": verdict, "layer": layer,
-                "drift": {"level": level, "effect_pct": effect, "summary": summary} if level else None}
-    layers = [res("grammar.laminar", V.MOVED, D.SMALL, e, layer=i, summary="x") for i, e in enumerate([-0.4, 1.3, 0.2])]
+    """Rows sort by their worst verdict, then severity; a per-layer claim's cell counts its layers."""
+    def res(claim, verdict, old=None, new=None, layer=None):
+        drift = D.diff(old, new, 1e-4, 1e-6, ROLES) if old is not None else None
+        head = D.effect_numbers(new, ROLES, old, drift) if old is not None else (None, None)
+        return ClaimResult(claim, "m@v2", verdict, layer=layer, drift=drift, headline=head[0], largest=head[1])
+    big = dict(OLD, top_heads=heads(("1.1", -3.0), ("2.2", 1.0), ("3.3", -1.0), ("4.4", 0.5), ("5.5", 0.1)))
+    small = dict(OLD, top_heads=heads(("20.0", -5.3), ("24.4", 3.60), ("23.3", -3.22), ("17.4", -1.3941),
+                                       ("24.5", 1.282)))
+    layers = [res("grammar.laminar", V.MOVED, OLD, dict(OLD, top_heads=heads(("20.0", -5.25 * f), ("24.4", 3.60),
+                  ("23.3", -3.22), ("17.4", -1.3941), ("24.5", 1.282))), layer=i) for i, f in enumerate([1.004, 1.013, 1.002])]
     layers.append(res("grammar.laminar", V.HOLDS, layer=3))
-    results = layers + [res("ioi.behaviour", V.MOVED, D.SMALL, -1.1, summary="effect -1.1%"),
-                        res("ioi.head_patching", V.MOVED, D.LARGE, -40.0, summary="effect -40.0% (top_heads 8/8)"),
+    results = layers + [res("ioi.behaviour", V.MOVED, OLD, small), res("ioi.head_patching", V.MOVED, OLD, big),
                         res("ioi.head_norms", V.HOLDS), res("ioi.head_silencing", V.BROKEN)]
     _, rows = V.table(results)
     assert [r[0] for r in rows] == ["ioi.head_silencing", "ioi.head_patching", "grammar.laminar", "ioi.behaviour",
                                     "ioi.head_norms"]
     cells = dict((r[0], r[1]) for r in rows)
-    assert cells["ioi.head_patching"] == "holds but changed: effect -40.0% (top_heads 8/8)"
-    assert cells["grammar.laminar"] == "holds but changed 3/4 layers, max effect +1.3% (L1); holds 1/4"
+    assert cells["ioi.head_patching"] == "holds but changed: top_k_share 0.8 (was 0.8); top_heads: 0 kept, +5, -5"
+    assert cells["grammar.laminar"].startswith("holds but changed 3/4 layers, most: L1 top_heads[20.0].delta -5.32"), \
+        cells["grammar.laminar"]
+    assert cells["grammar.laminar"].endswith("holds 1/4")
     lines = V.terminal_lines(results, 6, "artifacts/report.md")
-    assert any(ln.startswith("  large  ioi.head_patching x m@v2: effect -40.0%") for ln in lines)
+    assert "  large  ioi.head_patching x m@v2: top_k_share 0.8 (was 0.8); top_heads: 0 kept, +5, -5" in lines
     assert lines[-2:] == ["every moved number: artifacts/report.md", f"exit status 6: {V.EXIT_MEANING[6]}"]
 
 
@@ -183,16 +193,16 @@ def test_a_cell_names_each_number_and_percentage_and_prints_counts_as_integers()
     that number), the effect number that moved most by name, counts as integers; a per-layer claim names the layer
     that moved most with its number."""
     def num(path, value, ci, old, old_ci):
-        return {"path": path, "value": value, "ci": ci, "old": old, "old_ci": old_ci,
-                "pct": 100 * (value - old) / abs(old)}
-    one = {"claim": "grammar.neurons", "model": "m@ft", "baseline": "m", "layer": None, "verdict": V.NOISE,
-           "headline": num("n_sig", 1402, [1381.0, 1421.975], 1417, [1394.975, 1437.025]),
-           "largest": num("top[L3.N7].t", -30.5, [-33.1, -28.6], -28.0, [-30.0, -26.1]),
-           "drift": {"level": D.NOISE, "effect_pct": 8.9, "summary": "x", "id_summary": "top: 3 kept, +2, -2"}}
-    layers = [{"claim": "grammar.laminar", "model": "m@ft", "baseline": "m", "layer": l, "verdict": V.MOVED,
-               "headline": num("r_split", 0.9, [0.88, 0.92], 0.9 * f, [0.87, 0.93]), "largest": None,
-               "drift": {"level": D.MEDIUM, "effect_pct": 1.0, "summary": "x", "id_summary": ""}}
-              for l, f in ((0, 1.01), (1, 1.2), (2, 0.99))]
+        return D.Number(path, value, tuple(ci), old, tuple(old_ci), 100 * (value - old) / abs(old))
+    ids = D.Drift(moves=[D.Move("top", D.IDENTITY, "set", ["L3.N7", "a", "b", "c", "d"], ["L3.N7", "a", "b", "x",
+                                                                                         "y"], sig=False)],
+                  identities=[D.IdentitySet("top", 5, 5, 3, ["x", "y"], ["c", "d"])], has_effect=True)
+    one = ClaimResult("grammar.neurons", "m@ft", V.NOISE, baseline="m", drift=ids,
+                      headline=num("n_sig", 1402, [1381.0, 1421.975], 1417, [1394.975, 1437.025]),
+                      largest=num("top[L3.N7].t", -30.5, [-33.1, -28.6], -28.0, [-30.0, -26.1]))
+    layers = [ClaimResult("grammar.laminar", "m@ft", V.MOVED, baseline="m", layer=layer,
+                          headline=num("r_split", 0.9, [0.88, 0.92], 0.9 * f, [0.87, 0.93]), drift=D.Drift())
+              for layer, f in ((0, 1.01), (1, 1.2), (2, 0.99))]
     _, rows = V.table([one] + layers)
     cells = dict((r[0], r[1]) for r in rows)
     assert cells["grammar.neurons"] == (
@@ -201,5 +211,7 @@ def test_a_cell_names_each_number_and_percentage_and_prints_counts_as_integers()
     assert cells["grammar.laminar"] == ("holds but changed 3/3 layers, most: L1 r_split 0.9 [0.88, 0.92] (was 1.08 "
                                         "[0.87, 0.93], -16.7%)")
     # a registry model whose numbers did not move: the headline alone
-    same = dict(one, model="m", baseline=None, verdict=V.HOLDS, largest=None, drift=None)
+    same = ClaimResult("grammar.neurons", "m", V.HOLDS, headline=one.headline)
     assert V._cell([same]) == "holds: n_sig 1402 [1381, 1422]"
+    # the result crosses xdist and report.json as JSON and comes back equal
+    assert ClaimResult.from_json(json.loads(json.dumps(one.to_json()))) == one

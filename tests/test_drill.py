@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from probes import verdicts as V
+from probes.results import ClaimResult
 
 ROOT = Path(__file__).resolve().parents[1]
 BEHAVIOUR = "test_behaviour_prefers_indirect_object"
@@ -179,12 +180,14 @@ def test_verdicts_classify_and_exit_status():
     assert V.classify("call", "passed", None, None, False, V.UNRECORDED) == V.UNRECORDED
     assert V.classify("call", "passed", None, None, False) == V.HOLDS
     assert V.classify("call", "failed", Exc(RuntimeError("x")), None, False) == V.ERROR
-    drift = [{"verdict": V.MOVED}, {"verdict": V.HOLDS}]
+    def r(v):
+        return ClaimResult("c", "m", v)
+    drift = [r(V.MOVED), r(V.HOLDS)]
     assert V.exit_status(0, drift, 0) == 6
     assert V.exit_status(0, drift, 1) == 0 and V.exit_status(1, drift, 1) == 1  # a failure outside the claims
-    assert V.exit_status(1, drift + [{"verdict": V.BROKEN}], 0) == 1
-    assert V.exit_status(0, [{"verdict": V.KNOWN}], 0) == 0
-    assert V.exit_status(0, [{"verdict": V.NOISE}, {"verdict": V.HOLDS}], 0) == 0  # within noise: exit 0
+    assert V.exit_status(1, drift + [r(V.BROKEN)], 0) == 1
+    assert V.exit_status(0, [r(V.KNOWN)], 0) == 0
+    assert V.exit_status(0, [r(V.NOISE), r(V.HOLDS)], 0) == 0  # within noise: exit 0
     assert not any("," in v for v in V.ORDER)  # verdict names never contain a comma
 
 

@@ -16,7 +16,6 @@ from probes import access
 from probes import gguf as G
 from probes.errors import ModelLoadError, UnknownModelError
 from fixtures.models import registry, resolve
-from probes.registry import load_registry
 
 ROOT = Path(__file__).resolve().parents[1]
 SMOL = registry()["smollm2-135m"]
@@ -61,7 +60,7 @@ def test_wrong_hash_is_refused_and_nothing_is_written(tmp_path, monkeypatch):
 def test_concurrent_workers_convert_once(tmp_path):
     """Two processes ask for the same model at once: one converts under the lock, the other waits and reuses it."""
     f = smol_file()
-    code = ("import sys; from probes import gguf as G; from probes.loading import log; "
+    code = ("import sys; from probes import gguf as G; from probes.log import log; "
             f"print(G.converted_folder('smol', {str(f)!r}, {SMOL.gguf_sha256!r}, log))")
     env = dict(os.environ, **{G.CACHE_ENV: str(tmp_path / "cache")})
     procs = [subprocess.Popen([sys.executable, "-c", code], cwd=ROOT, env=env, stdout=subprocess.PIPE,

@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from probes import history as H
+from probes.results import ClaimResult
 from probes import verdicts as V
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -68,7 +69,7 @@ def test_history_over_three_versions_is_appended_and_plotted(versions, tmp_path)
     assert beh[0]["roles"]["accuracy"] == "effect" and beh[0]["numbers"]["n_prompts"] > 20
     assert beh[1]["drift"]["summary"].startswith("effect ")
     # the trend: one point per run in each claim's lineage, the damaged run's break marked
-    pts = H.points(runs)["ioi.behaviour"]["gpt2-organism"]
+    pts = H.points([H.as_run(r) for r in runs])["ioi.behaviour"]["gpt2-organism"]
     assert [p["verdict"] for p in pts] == [V.HOLDS, V.NOISE, V.BROKEN] and "mean_logit_diff" in pts[0]["values"]
     # a broken claim hands its numbers before its criterion decides: a point inside its band, far below the others
     assert pts[2]["values"]["mean_logit_diff"] < 0.1 * pts[0]["values"]["mean_logit_diff"]
@@ -96,7 +97,7 @@ def test_concurrent_runs_append_whole_lines(tmp_path):
     runs, bad = H.load(tmp_path)
     assert not bad and len(runs) == 80
     for t in "ab":  # each writer's lines whole and in its order
-        assert [r["i"] for r in runs if r["tag"] == t] == list(range(40))
+        assert [r.record["i"] for r in runs if r.record["tag"] == t] == list(range(40))
 
 
 def test_a_damaged_history_line_is_named_and_left_alone(tmp_path):
@@ -107,7 +108,7 @@ def test_a_damaged_history_line_is_named_and_left_alone(tmp_path):
     H.append(tmp_path, {"when": "3", "results": []})
     before = (tmp_path / "history.jsonl").read_bytes()
     runs, bad = H.load(tmp_path)
-    assert [r["when"] for r in runs] == ["1", "3"] and bad == [
+    assert [r.when for r in runs] == ["1", "3"] and bad == [
         f"{tmp_path / 'history.jsonl'}:2 is not a JSON line (left as it is, not plotted)",
         f"{tmp_path / 'history.jsonl'}:3 is not a run of this history format (an object with 'results', each with "
         "'claim' and 'model'; left as it is, not plotted)"]
@@ -163,7 +164,8 @@ def test_training_trajectory_shows_when_findings_emerge(tmp_path):
     assert size == [V.MOVED] * 4, size
     assert "IO>S on" in res[("ioi.behaviour", "step-900")]["message"]
     rep = json.loads((tmp_path / "art" / "report.json").read_text())
-    pts = H.points([H.run_record(rep["results"], rep["meta"], rep["exit_status"])])
+    results = [ClaimResult.from_json(x) for x in rep["results"]]
+    pts = H.points([H.as_run(H.run_record(results, rep["meta"], rep["exit_status"]))])
     assert [p["x"] for p in pts["neuron.behaviour"]["gpt2-organism"]] == [f"step-{s}" for s in steps]
     acc = [p["values"].get("templated_accuracy") for p in pts["neuron.behaviour"]["gpt2-organism"]]
     assert all(a is not None and a >= 0.9 for a in acc)
@@ -181,11 +183,44 @@ def test_trend_points_line_up_by_run_across_models_and_candidates():
     runs = [{"when": "2026-12-01 03:17", "models": ["m1", "m2"], "results": [res("m1", 1.0), res("m2", 2.0)]},
             {"when": "2026-12-02 03:17", "models": ["m2", "m1"],
              "results": [res("m1", 1.1), res("m2", 0.0, V.BROKEN)]}]
+    runs = [H.as_run(r) for r in runs]
     pts = H.points(runs)["c"]
     assert [p["slot"] for p in pts["m1"]] == [(0, 0), (1, 0)] and [p["slot"] for p in pts["m2"]] == [(0, 0), (1, 0)]
     assert pts["m1"][1]["values"] == {"e": 1.1, "mean |top.d|": 1.1} and pts["m2"][1]["verdict"] == V.BROKEN
     one = [{"when": "2026-12-02", "models": ["m1", "m1@ckpt-a", "m1@ckpt-b"],
             "results": [res("m1@ckpt-b", 3.0, baseline="m1"), res("m1", 1.0), res("m1@ckpt-a", 2.0, baseline="m1")]}]
+    one = [H.as_run(r) for r in one]
     pts = H.points(one)["c"]["m1"]
     assert [(p["x"], p["values"]["e"]) for p in pts] == [("m1", 1.0), ("ckpt-a", 2.0), ("ckpt-b", 3.0)]
     assert set(H.trends(runs)) == {"c"} and set(H.trends(one)) == {"c"}
+
+
+V2 = ROOT / "tests" / "data" / "report_v2.json"  # a report.json of version 2 (6518fc3's format), trimmed
+
+
+def test_version_2_reports_and_history_lines_still_merge_and_plot(tmp_path):
+    """A report.json of version 2 merges beside a current one (its drifts rebuilt from their moves, its cells
+    drawn by the current renderer); a history line of version 2 plots; a version 1 report is named and skipped."""
+    v2 = json.loads(V2.read_text())
+    old = tmp_path / "old.json"
+    old.write_text(json.dumps(v2))
+    v1 = tmp_path / "v1.json"
+    v1.write_text(json.dumps({**v2, "version": 1}))
+    r = subprocess.run([sys.executable, "-m", "probes.merge", str(tmp_path / "merged"), str(old), str(v1)], cwd=ROOT,
+                       capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]  # every claim holds within noise or fails as known
+    assert f"skipped {v1}: report.json written by an interp-claims whose reports are version 1" in r.stderr
+    merged = json.loads((tmp_path / "merged" / "report.json").read_text())
+    assert merged["version"] == 3 and len(merged["results"]) == len(v2["results"])
+    assert all(x["schema"] == 3 for x in merged["results"])
+    md = (tmp_path / "merged" / "report.md").read_text()
+    assert "| `ioi.behaviour` | holds within noise: mean_logit_diff 4.69 [4.41, 5.01] (was 4.75 [4.46, 5.07], -1.4%)" \
+        in md, md[:2000]
+    assert "mean_logit_diff: 4.754802 -> 4.690499 (moved -0.0643: -1.4% of its recorded value, recorded interval " \
+        "[4.459451, 5.071289]" in md  # the move's line, rewritten from its data
+    # as a history line (a version-2 history has no version field): it plots
+    H.append(tmp_path / "hist", {k: v for k, v in {**v2, "version": None}.items() if k != "version"} | {
+        "when": v2["meta"]["when"], "models": v2["meta"]["models"]})
+    runs, bad = H.load(tmp_path / "hist")
+    assert not bad and len(runs) == 1
+    assert H.points(runs)["ioi.behaviour"]["smollm2-135m"][0]["values"]["mean_logit_diff"] > 4

@@ -119,7 +119,7 @@ def test_known_failures_become_strict_xfails_only_for_assertions():
     and only an AssertionError counts (an error in the measurement still errors). Every entry names a real claim."""
     import ast
 
-    from probes.plugin import _known_failure
+    from probes.session import _known_failure
     reg = registry()
     (mark,) = _known_failure(reg["minilm"], "recommender", "recommender.mid_layer")
     assert mark.name == "xfail" and mark.kwargs["strict"] is True and mark.kwargs["raises"] is AssertionError
