@@ -225,12 +225,12 @@ def pytest_runtest_call(item):
     """After a claim's body (criterion and figure) has passed, settle its snapshot. A registry known failure that
     now holds is not compared: its verdict is 'newly holds'. A broken claim's numbers are compared, never
     recorded; a known failure still failing shows its numbers without a snapshot."""
-    xfail = any(m.name == "xfail" for m in item.iter_markers())
-    m = item.stash.get(MEASURED, None)
+    xfail = any(mark.name == "xfail" for mark in item.iter_markers())
     s = _session(item.config)
     try:
         result = yield
     except AssertionError:
+        m = item.stash.get(MEASURED, None)  # what the claim handed over before its criterion failed
         if m is not None and not xfail:
             try:
                 item.stash[SETTLED] = s.settle(item, m, record_ok=False)

@@ -111,6 +111,7 @@ class ClaimResult:
             elif isinstance(v, tuple):
                 v = list(v)
             out[f.name] = v
+        out["moved"] = self.moved  # derived, for readers of report.json: every move as one line
         return out
 
     @classmethod

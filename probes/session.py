@@ -433,9 +433,10 @@ class ClaimsSession:
         only with ``--no-loadscope-reorder`` (in pyproject.toml's addopts): by default it re-sorts them by their
         number of tests, which queued Gemma-3's few but slow neuron claims behind every organism. Tests that are not
         claims (tests/) count as weight 1: many short items that fill in behind the real models, before the
-        organisms."""
+        organisms. A group's tests run together, also without xdist: a process holds one model at a time (the
+        session releases the previous one when the next loads)."""
         specs = {s.id: s for s in self.models}
-        weight = {}
+        weight, group = {}, {}
         for item in items:
             cs = getattr(item, "callspec", None)
             mid = cs.params.get("model_id") if cs else None
@@ -446,10 +447,16 @@ class ClaimsSession:
             mark = item.get_closest_marker("claim")
             family = mark.kwargs.get("family") if mark else None
             split = spec is not None and family in spec.param("xdist_split", [])
-            item.add_marker(pytest.mark.xdist_group(f"{mid}:{family}" if split else mid))
+            name = f"{mid}:{family}" if split else mid
+            item.add_marker(pytest.mark.xdist_group(name))
             weight[item.nodeid] = spec.param("xdist_weight", 1) if spec is not None else 1
-        # stable: collection order within a weight (tests/ is collected before claims/)
-        items.sort(key=lambda it: -weight.get(it.nodeid, 1))
+            group[item.nodeid] = name
+        # heaviest first; within a weight, each group's tests together, groups in the order they first appear (tests/
+        # is collected before claims/): a process without xdist then runs one model at a time too, and loads it once
+        first: dict[str, int] = {}
+        for i, item in enumerate(items):
+            first.setdefault(group.get(item.nodeid, item.nodeid), i)
+        items.sort(key=lambda it: (-weight.get(it.nodeid, 1), first[group.get(it.nodeid, it.nodeid)]))
 
     # -------------------------------------------------------------------------------------------------- models
     def load(self, model_id: str) -> loading.LoadedModel:

@@ -377,7 +377,51 @@ def performance_page() -> str:
                          f"{r['loop_over_ours']:.1f}x ({r['loop_limit']:.1f}x) | {rtl} | {dtl}, {r['max_diff_ours']:.1e} |")
         lines.append("")
     lines += ["## What the benchmark measures", "", bench_doc(), ""]
+    lines += roofline_section()
     return "\n".join(lines).rstrip() + "\n"
+
+
+def roofline_section() -> list[str]:
+    """The roofline table (benchmarks/bench_roofline.py --json docs/data/roofline.json): per claim family and
+    model, and per claim x model, the time, memory, work and the fraction of this machine's limit."""
+    f = DATA / "roofline.json"
+    if not f.exists():
+        return []
+    d = json.loads(f.read_text())
+    lim = d["limit"]
+    t = d["total"]
+    frac = 100 * t["roofline_s"] / t["seconds"] if t["seconds"] else 0.0
+    out = ["## Every claim against the machine's limit", "",
+           f"Measured by {_where(d)}; {d['threads']} thread(s), as each xdist worker of the default run has on 2 cores. "
+           f"**The limit** on this machine, in the same run: GEMM {lim['gemm_flops_s'] / 1e9:.1f} GFLOP/s (float32, "
+           f"shape {lim['gemm_shape']}), memory bandwidth {lim['bandwidth_bytes_s'] / 1e9:.1f} GB/s. All claims of "
+           f"these models: {t['seconds']:.0f} s measured, {t['roofline_s']:.0f} s at the limit: **{frac:.1f}% of the "
+           "machine's limit** overall. The fraction is the claim's roofline time (its counted FLOPs at the GEMM "
+           "rate, or its bytes at the bandwidth, whichever is longer) over its measured time.", ""]
+    fam: dict[tuple, dict] = {}
+    for r in d["rows"]:
+        x = fam.setdefault((r["claim"].split(".")[0], r["model"]), {"seconds": 0.0, "flops": 0, "bytes": 0,
+                                                                     "roofline_s": 0.0, "rss_gb": 0.0})
+        for k in ("seconds", "flops", "bytes", "roofline_s"):
+            x[k] += r[k]
+        x["rss_gb"] = max(x["rss_gb"], r["rss_gb"])
+    out += ["| family | model | time (s) | peak memory (GB) | GFLOP | GB moved | GFLOP/s | of the limit |",
+            "|---|---|---|---|---|---|---|---|"]
+    for (fm, m), x in sorted(fam.items(), key=lambda kv: -kv[1]["seconds"]):
+        rate = x["flops"] / x["seconds"] / 1e9 if x["seconds"] else 0.0
+        pct = 100 * x["roofline_s"] / x["seconds"] if x["seconds"] else 0.0
+        out.append(f"| [{fm}](catalogue/{fm}.md) | {m} | {x['seconds']:.1f} | {x['rss_gb']:.2f} | "
+                   f"{x['flops'] / 1e9:.1f} | {x['bytes'] / 1e9:.1f} | {rate:.2f} | {pct:.1f}% |")
+    out += ["", "### Per claim x model", "",
+            "| claim | model | time (s) | peak memory (GB) | GFLOP | GB moved | of the limit | bound by |",
+            "|---|---|---|---|---|---|---|---|"]
+    for r in d["rows"]:
+        out.append(f"| `{r['claim']}` | {r['model']} | {r['seconds']:.1f} | {r['rss_gb']:.2f} | {r['gflops']:.1f} | "
+                   f"{r['gbytes']:.1f} | {100 * (r['fraction'] or 0):.1f}% | {r['bound']} |")
+    out += ["", "### What the roofline benchmark measures", "",
+            "\n\n".join((ast.get_docstring(ast.parse((ROOT / "benchmarks" / "bench_roofline.py").read_text()))
+                         or "").split("\n\n")[1:]), ""]
+    return out
 
 
 def bench_doc() -> str:

@@ -1,0 +1,157 @@
+"""Every claim against the machine's limit, measured in one run: what each claim x model executed (floating-point
+operations, bytes through memory), how long it took and how much memory it held, beside the arithmetic and memory
+throughput this machine reaches with the same threads.
+
+    python benchmarks/bench_roofline.py [--models smollm2-135m,gemma3-270m] [-k EXPR] [--threads 1]
+                                        [--json docs/data/roofline.json]
+
+Two pytest passes over the claims of the named models (``-k`` narrows them), each one process on ``--threads``
+threads (default 1: what each xdist worker of the default ``pytest claims/ -n auto`` gets on 2 cores):
+
+* **count**: each claim's setup (its fixtures) and body under a ``TorchDispatchMode``
+  (benchmarks/roofline_plugin.py) that adds up the FLOPs of every op with a formula in ``torch.utils.flop_counter``
+  (matrix products, attention; element-wise ops are not counted) and the bytes of every non-view op's tensor inputs
+  and outputs (the traffic if no cache kept anything: an upper bound);
+* **time**: the same claims, plain: each claim's wall time (setup included) and the process's peak resident memory
+  while it ran.
+
+**The limit**, measured in the same run with the same threads: GEMM throughput (the best of float32 matrix products
+of the models' own MLP shapes on 512 tokens) and memory bandwidth (a 256 MiB copy, bytes read + written). A claim's
+**roofline time** is ``max(FLOPs / GEMM throughput, bytes / bandwidth)``, the least time its counted work needs on
+this machine; its **fraction of the limit** is that over its measured time. A fraction near 1 is a claim bound by
+arithmetic or memory traffic; a small one spends its time elsewhere (Python loops over components, tiny batches,
+element-wise work, tokenisation, statistics on the CPU in numpy). Ratios travel between machines; seconds do not.
+
+A claim's time and FLOPs include the fixtures it is the first to need (a family's shared activations, its
+random-init nulls): the claims after it in the same family then find them in the model's cache.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+from fixtures.models import resolve  # noqa: E402
+from probes import access  # noqa: E402
+from probes.history import machine, packages  # noqa: E402
+
+
+def gemm_limit(shapes: list[tuple[int, int, int]], seconds: float = 0.5) -> tuple[float, tuple]:
+    """The best float32 GEMM throughput (FLOP/s) over ``shapes`` (M, K, N), each timed for about ``seconds``."""
+    best, where = 0.0, None
+    for m, k, n in shapes:
+        a, b = torch.randn(m, k), torch.randn(k, n)
+        a @ b  # warm up
+        reps, t0 = 0, time.perf_counter()
+        while time.perf_counter() - t0 < seconds:
+            a @ b
+            reps += 1
+        rate = 2 * m * k * n * reps / (time.perf_counter() - t0)
+        if rate > best:
+            best, where = rate, (m, k, n)
+    return best, where
+
+
+def bandwidth_limit(mib: int = 256, reps: int = 6) -> float:
+    """Memory bandwidth (bytes/s) of a large copy: read + write."""
+    a = torch.randn(mib * (1 << 20) // 4)
+    b = torch.empty_like(a)
+    b.copy_(a)
+    t0 = time.perf_counter()
+    for _ in range(reps):
+        b.copy_(a)
+    return 2 * a.numel() * 4 * reps / (time.perf_counter() - t0)
+
+
+def run_pass(mode: str, models: str, k: str | None, threads: int, out: Path) -> int:
+    env = {**os.environ, "ROOFLINE_MODE": mode, "ROOFLINE_OUT": str(out), "OMP_NUM_THREADS": str(threads),
+           "PYTHONPATH": os.pathsep.join([str(ROOT / "benchmarks"), os.environ.get("PYTHONPATH", "")])}
+    cmd = [sys.executable, "-m", "pytest", "claims/", "-p", "roofline_plugin", "-p", "no:cacheprovider", "-n", "0",
+           "-q", "--models", models, f"--artifacts={out.parent / ('art-' + mode)}"] + (["-k", k] if k else [])
+    t0 = time.perf_counter()
+    print(f"[roofline] {mode} pass: {' '.join(cmd[1:])}", flush=True)
+    rc = subprocess.call(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    print(f"[roofline] {mode} pass: exit {rc} in {time.perf_counter() - t0:.0f} s", flush=True)
+    return rc
+
+
+def merge(count: list[dict], timed: list[dict], peak_flops: float, bw: float) -> list[dict]:
+    """One row per claim x model (the layers of a per-layer claim added up)."""
+    rows: dict[tuple, dict] = {}
+    for r in count:
+        x = rows.setdefault((r["claim"], r["model"]), {"claim": r["claim"], "model": r["model"], "tests": 0,
+                                                       "flops": 0, "bytes": 0, "seconds": 0.0, "rss_peak": 0})
+        x["flops"] += r["flops"]
+        x["bytes"] += r["bytes"]
+        x["tests"] += 1
+    for r in timed:
+        x = rows.get((r["claim"], r["model"]))
+        if x is not None:
+            x["seconds"] += r["seconds"]
+            x["rss_peak"] = max(x["rss_peak"], r["rss_peak"])
+    out = []
+    for x in rows.values():
+        t_roof = max(x["flops"] / peak_flops, x["bytes"] / bw)
+        x.update(gflops=x["flops"] / 1e9, gbytes=x["bytes"] / 1e9, rss_gb=x["rss_peak"] / 1e9,
+                 achieved_gflops_s=x["flops"] / x["seconds"] / 1e9 if x["seconds"] else None,
+                 roofline_s=t_roof, fraction=t_roof / x["seconds"] if x["seconds"] else None,
+                 bound="arithmetic" if x["flops"] / peak_flops >= x["bytes"] / bw else "memory")
+        out.append(x)
+    return sorted(out, key=lambda x: -x["seconds"])
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--models", default="smollm2-135m,gemma3-270m", help="registry ids (comma-separated)")
+    ap.add_argument("-k", default=None, help="a pytest -k expression over the claims")
+    ap.add_argument("--threads", type=int, default=1, help="threads of each pass and of the limits (default 1)")
+    ap.add_argument("--json", default=None, help="write the table (and the limits, machine, versions) here")
+    a = ap.parse_args(argv)
+    started = time.time()
+    torch.set_num_threads(a.threads)
+    shapes = []
+    for mid in a.models.split(","):
+        c = access.config(resolve(mid))
+        d, f = c.get("hidden_size") or c.get("n_embd"), c.get("intermediate_size") or 4 * (c.get("n_embd") or 0)
+        shapes += [(512, d, f), (512, f, d)]
+    peak_flops, shape = gemm_limit(shapes)
+    bw = bandwidth_limit()
+    print(f"[roofline] limit on {a.threads} thread(s): GEMM {peak_flops / 1e9:.1f} GFLOP/s (float32, {shape}), "
+          f"memory {bw / 1e9:.1f} GB/s", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        out = {m: Path(tmp) / f"{m}.jsonl" for m in ("count", "time")}
+        rcs = {m: run_pass(m, a.models, a.k, a.threads, out[m]) for m in ("time", "count")}
+        read = {m: [json.loads(x) for x in out[m].read_text().splitlines()] if out[m].exists() else [] for m in out}
+    rows = merge(read["count"], read["time"], peak_flops, bw)
+    total = {k: sum(r[k] for r in rows) for k in ("flops", "bytes", "seconds")}
+    total_roof = max(total["flops"] / peak_flops, total["bytes"] / bw)
+    print(f"\n{'claim':<28} {'model':<14} {'s':>7} {'peak GB':>8} {'GFLOP':>8} {'GB moved':>9} {'GFLOP/s':>8} "
+          f"{'of limit':>9}  bound")
+    for r in rows:
+        print(f"{r['claim']:<28} {r['model']:<14} {r['seconds']:7.1f} {r['rss_gb']:8.2f} {r['gflops']:8.1f} "
+              f"{r['gbytes']:9.1f} {r['achieved_gflops_s'] or 0:8.2f} {100 * (r['fraction'] or 0):8.1f}%  {r['bound']}")
+    print(f"{'all':<43} {total['seconds']:7.1f} {'':>8} {total['flops'] / 1e9:8.1f} {total['bytes'] / 1e9:9.1f} "
+          f"{total['flops'] / total['seconds'] / 1e9 if total['seconds'] else 0:8.2f} "
+          f"{100 * total_roof / total['seconds'] if total['seconds'] else 0:8.1f}%")
+    if a.json:
+        Path(a.json).write_text(json.dumps({
+            "command": "python benchmarks/bench_roofline.py " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "when": time.strftime("%Y-%m-%d %H:%M:%S"), "wall_s": round(time.time() - started, 1),
+            "machine": machine(), "packages": packages(), "threads": a.threads, "exit": rcs,
+            "limit": {"gemm_flops_s": peak_flops, "gemm_shape": shape, "bandwidth_bytes_s": bw},
+            "total": {**total, "roofline_s": total_roof}, "rows": rows}, indent=1) + "\n")
+        print(f"[roofline] wrote {a.json}")
+    return 0 if all(rc in (0, 6) for rc in rcs.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,121 @@
+"""A pytest plugin of benchmarks/bench_roofline.py (not of the suite): per claim test, what it executed or how long
+it took, appended as one JSON line to ``$ROOFLINE_OUT``.
+
+``$ROOFLINE_MODE=count``: the test's setup and call run under :class:`Count`, a ``TorchDispatchMode`` that adds up
+the floating-point operations of every aten op with a FLOP formula (``torch.utils.flop_counter``'s registry:
+matrix products, convolutions, attention) and the bytes of every non-view op's tensor inputs and outputs (the
+traffic through memory if nothing stayed in a cache: an upper bound). ``$ROOFLINE_MODE=time``: the same, plain,
+with the wall time and the peak resident memory of the process (``/proc/self/statm``, sampled every 20 ms).
+"""
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+
+import pytest
+import torch
+from torch.utils._python_dispatch import TorchDispatchMode
+from torch.utils._pytree import tree_flatten
+from torch.utils.flop_counter import flop_registry
+
+MODE = os.environ.get("ROOFLINE_MODE", "time")
+OUT = os.environ.get("ROOFLINE_OUT")
+PAGE = os.sysconf("SC_PAGE_SIZE")
+
+
+class Count(TorchDispatchMode):
+    """FLOPs (by torch's own formulas) and bytes of tensors in and out of each op."""
+
+    def __init__(self):
+        super().__init__()
+        self.flops = 0
+        self.bytes = 0
+
+    def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        out = func(*args, **kwargs)
+        packet = func._overloadpacket
+        if packet in flop_registry:
+            self.flops += int(flop_registry[packet](*args, **kwargs, out_val=out))
+        if not func.is_view:
+            self.bytes += sum(t.numel() * t.element_size() for t in tree_flatten((args, kwargs, out))[0]
+                              if isinstance(t, torch.Tensor))
+        return out
+
+
+def rss() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * PAGE
+
+
+class Peak:
+    """The process's largest resident memory while it runs (a sampling thread)."""
+
+    def __init__(self):
+        self.peak = self.start = rss()
+        self._stop = threading.Event()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self):
+        while not self._stop.wait(0.02):
+            self.peak = max(self.peak, rss())
+
+    def stop(self) -> int:
+        self._stop.set()
+        self._t.join()
+        self.peak = max(self.peak, rss())
+        return self.peak
+
+
+STASH = pytest.StashKey[dict]()
+
+
+def _start(item):
+    rec = item.stash.setdefault(STASH, {"flops": 0, "bytes": 0, "seconds": 0.0, "rss_peak": 0, "rss_start": rss()})
+    if MODE == "count":
+        c = Count()
+        c.__enter__()
+        return rec, c, None, time.perf_counter()
+    return rec, None, Peak(), time.perf_counter()
+
+
+def _stop(rec, c, peak, t0):
+    rec["seconds"] += time.perf_counter() - t0
+    if c is not None:
+        c.__exit__(None, None, None)
+        rec["flops"] += c.flops
+        rec["bytes"] += c.bytes
+    if peak is not None:
+        rec["rss_peak"] = max(rec["rss_peak"], peak.stop())
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_setup(item):
+    state = _start(item)
+    try:
+        return (yield)
+    finally:
+        _stop(*state)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_call(item):
+    state = _start(item)
+    try:
+        return (yield)
+    finally:
+        _stop(*state)
+
+
+def pytest_runtest_teardown(item):
+    rec = item.stash.get(STASH, None)
+    mark = item.get_closest_marker("claim")
+    cs = getattr(getattr(item, "callspec", None), "params", {})
+    if rec is None or mark is None or not OUT or cs.get("model_id") is None:
+        return
+    with open(OUT, "a") as f:
+        f.write(json.dumps({"claim": mark.kwargs.get("id"), "model": cs["model_id"], "layer": cs.get("layer"),
+                            "nodeid": item.nodeid, "mode": MODE, **rec}) + "\n")
