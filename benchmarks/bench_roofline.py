@@ -20,10 +20,14 @@ of the models' own MLP shapes on 512 tokens) and memory bandwidth (a 256 MiB cop
 **roofline time** is ``max(FLOPs / GEMM throughput, bytes / bandwidth)``, the least time its counted work needs on
 this machine; its **fraction of the limit** is that over its measured time. A fraction near 1 is a claim bound by
 arithmetic or memory traffic; a small one spends its time elsewhere (Python loops over components, tiny batches,
-element-wise work, tokenisation, statistics on the CPU in numpy). Ratios travel between machines; seconds do not.
+element-wise work, tokenisation, statistics on the CPU in numpy). A fraction above 100% marks a claim whose counted
+bytes mostly stayed in the CPU's caches (the byte count is an upper bound of the traffic): its bound is then its
+arithmetic, or time outside both. Ratios travel between machines; seconds do not.
 
-A claim's time and FLOPs include the fixtures it is the first to need (a family's shared activations, its
-random-init nulls): the claims after it in the same family then find them in the model's cache.
+A claim's time and FLOPs include the fixtures it is the first to need (the model's load, a family's shared
+activations, its random-init nulls): the claims after it in the same family then find them in the model's cache
+(a row of 0 GFLOP). Peak memory is the process's resident memory while the claim ran, its model and what the
+family keeps included.
 """
 from __future__ import annotations
 

@@ -27,6 +27,8 @@ TOLERANCE = (1e-3, 1e-3)  # (rel, abs) of every claim_snapshot here unless a cla
 STIM = json.loads((Path(__file__).resolve().parents[1] / "fixtures/stimuli/neuron_v1.json").read_text())
 TOP_FRAC = 0.02       # "stands out" = within the top 2% of the layer's neurons
 N_DRAWS = 100         # random neuron sets for the workflow check (min p = 1/101; each set is a forward of the templated cases)
+
+
 def cached(lm, key, fn):
     """``fn()`` once per model (in the model's cache, dropped with it)."""
     k = ("neuron", key)
