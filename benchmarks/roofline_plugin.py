@@ -92,8 +92,8 @@ def _stop(rec, c, peak, t0):
         rec["rss_peak"] = max(rec["rss_peak"], peak.stop())
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_setup(item):
+def _measured(item):
+    """A hook wrapper's body: the phase (setup: the claim's fixtures, or call) counted or timed."""
     state = _start(item)
     try:
         return (yield)
@@ -101,13 +101,8 @@ def pytest_runtest_setup(item):
         _stop(*state)
 
 
-@pytest.hookimpl(wrapper=True)
-def pytest_runtest_call(item):
-    state = _start(item)
-    try:
-        return (yield)
-    finally:
-        _stop(*state)
+pytest_runtest_setup = pytest.hookimpl(wrapper=True)(_measured)
+pytest_runtest_call = pytest.hookimpl(wrapper=True)(_measured)
 
 
 def pytest_runtest_teardown(item):

@@ -539,6 +539,22 @@ class Number:
                    tuple(old_ci) if old_ci else None, pct)
 
 
+def _most_moved(drift: Drift, was: dict, now: dict) -> str | None:
+    """The effect number that moved most for the reader: significant moves first, then the largest change against
+    the scale of its own list (the largest recorded magnitude among the numbers of its path pattern), so that a
+    near-zero entry of a profile (a restoration of 2e-5 that became 2e-3) does not outrank a real move of its
+    largest entries; its percent, shown beside it, stays of its own recorded value."""
+    moves = [m for m in drift.moves if m.role == EFFECT and m.kind == "value" and m.path in now
+             and m.change is not None]
+    moves = [m for m in moves if m.sig] or moves
+    if not moves:
+        return None
+    scale: dict[str, float] = {}
+    for p, (o, _) in was.items():
+        if _num(o):
+            scale[_pattern(p)] = max(scale.get(_pattern(p), 0.0), abs(o))
+    return max(moves, key=lambda m: abs(m.change) / (scale.get(_pattern(m.path)) or abs(m.old or 0) or 1.0)).path
+
 
 def _sorted_iv(iv) -> tuple | None:
     return (float(min(iv)), float(max(iv))) if _is_interval(iv) else None
@@ -562,7 +578,7 @@ def effect_numbers(new: dict, table: dict[str, str], old: dict | None = None,
         pct = 100.0 * (v - o) / abs(o) if o is not None and o != 0 and v != o else (0.0 if o == v else None)
         return Number(path, v, _sorted_iv(iv), o, _sorted_iv(oiv), pct)
     top = headline(new, table)
-    moved = drift.effect_path if drift is not None and drift.effect_path in now else None
+    moved = _most_moved(drift, was, now) if drift is not None else None
     if top is not None and top[0] in now:
         head = number(top[0])
     elif moved is not None:
