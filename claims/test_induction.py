@@ -44,6 +44,7 @@ def repeats(lm, model_cache) -> dict:
             c["null_ind"].append(float(A.induction_scores(a, p, STIM["length"]).mean(-1).max()))
             first, second = A.repeat_losses(rnd, ids, STIM["length"])
             c["null_drop"].append(float((first - second).mean()))
+            del rnd  # random_copy holds one copy: the next seed's is built after this one is gone
         model_cache["induction.repeats"] = c
     return model_cache["induction.repeats"]
 
@@ -142,14 +143,14 @@ def test_ablating_induction_heads_hurts_the_second_repeat(lm, repeats, claim_sna
     k = int(np.clip((score >= THRESHOLD).sum(), 1, max(1, n_all // 4)))
     top = A.top_heads(score, k)
     ids, length = repeats["ids"], STIM["length"]
-    base_tok = A.token_losses(lm, ids, length)
-    top_tok = A.token_losses(lm, ids, length, A.zero_heads(top))
+    pool = [(l, h) for l in range(score.shape[0]) for h in range(score.shape[1])]
+    draws = _draws(stats.rng(STIM["seed"]), pool, k, STIM["random_head_draws"])
+    base_tok, top_tok, *null_tok = A.ablation_losses(lm, ids, length, [{}, A.zero_heads(top)]
+                                                     + [A.zero_heads(d) for d in draws])
     base = float(base_tok.mean())
     rise = float(top_tok.mean()) - base
     per_sequence_rise = (top_tok.mean(1) - base_tok.mean(1)).numpy()
-    pool = [(l, h) for l in range(score.shape[0]) for h in range(score.shape[1])]
-    null = [float(A.token_losses(lm, ids, length, A.zero_heads(d)).mean()) - base
-            for d in _draws(stats.rng(STIM["seed"]), pool, k, STIM["random_head_draws"])]
+    null = [float(t.mean()) - base for t in null_tok]
     p_perm = stats.perm_p(rise, np.array(null))
     claim_snapshot({"k": k, "ablated_heads": [A.head_name(h) for h in top], "loss_second": base,
                     "loss_rise": rise, "null_rise_max": max(null), "null_rise_median": float(np.median(null)),
@@ -188,17 +189,18 @@ def test_induction_heads_read_the_previous_token_heads(lm, repeats, claim_snapsh
     require(bool(ind_heads), f"no induction head above layer {below} of the previous-token heads")
     ids, p, length = repeats["ids"], repeats["prefix"], STIM["length"]
 
-    def ind_of(edits) -> np.ndarray:  # (sequences,): the induction heads' mean score under the edits
-        s = A.induction_scores(A.attention(lm, ids, edits=edits), p, length)
+    def ind_of(att) -> np.ndarray:  # (sequences,): the induction heads' mean score
+        s = A.induction_scores(att, p, length)
         return np.mean([s[h] for h in ind_heads], axis=0)
 
     clean = np.mean([repeats["ind"][h] for h in ind_heads], axis=0)
-    ablated = ind_of(A.zero_heads(prev_heads))
-    drop = float((clean - ablated).mean())
     pool = [(l, h) for l in range(first_ind) for h in range(H) if (l, h) not in prev_heads and (l, h) not in ind_heads]
     require(len(pool) >= len(prev_heads), "too few other heads below the induction heads for a random draw")
-    null = [float((clean - ind_of(A.zero_heads(d))).mean())
-            for d in _draws(stats.rng(STIM["seed"]), pool, len(prev_heads), STIM["random_head_draws"])]
+    draws = _draws(stats.rng(STIM["seed"]), pool, len(prev_heads), STIM["random_head_draws"])
+    ablated, *nulls = A.edited_attention(lm, ids, [A.zero_heads(prev_heads)] + [A.zero_heads(d) for d in draws],
+                                         sorted({h[0] for h in ind_heads}), ind_of)
+    drop = float((clean - ablated).mean())
+    null = [float((clean - n).mean()) for n in nulls]
     p_perm = stats.perm_p(drop, np.array(null))
     claim_snapshot({"previous_token_heads": [A.head_name(h) for h in prev_heads],
                     "induction_heads": [A.head_name(h) for h in ind_heads], "induction_score": float(clean.mean()),

@@ -38,6 +38,7 @@ def texts(lm, model_cache) -> dict:
             c["null_share"].append(float((A.sink_scores(A.attention(rnd, ids, mask), mask).mean(-1)
                                           > STIM["sink_threshold"]).mean()))
             c["null_top"].append(A.residual_magnitudes(rnd, ids, mask)["top"])
+            del rnd  # random_copy holds one copy: the next seed's is built after this one is gone
         model_cache["sinks.texts"] = c
     return model_cache["sinks.texts"]
 

@@ -260,26 +260,27 @@ class Adapter:
 
     # resumed passes ----------------------------------------------------
     @contextmanager
-    def resume_from(self, layer: int):
+    def resume_from(self, layer: int, stop: int | None = None):
         """Within this context, :meth:`body` runs blocks ``layer..L-1`` only, starting from a given residual
         stream (exact: earlier blocks are not recomputed). Per-layer config lists (Gemma's and Qwen's
         ``layer_types``: sliding-window vs global attention) are sliced alike; rotary positions follow from the
         key/value cache of a shared prefix; absolute position embeddings (GPT-2) are zeroed, the residual
-        already holds them."""
+        already holds them. ``stop``: blocks ``layer..stop-1`` only, for passes that read nothing above them (the
+        final hidden state is then not the model's)."""
         if not self.can_resume:
             raise ProbeError(f"{self.arch}: resuming a forward pass at a layer is not supported")
         parent_path, _, attr = self.spec.layers.rpartition(".")
         parent = _get_path(self.base, parent_path)
         blocks = getattr(parent, attr)
         types = getattr(self.config, "layer_types", None)
-        setattr(parent, attr, nn.ModuleList(list(blocks)[layer:]))  # same block objects: hooks on them still fire
+        setattr(parent, attr, nn.ModuleList(list(blocks)[layer:stop]))  # same block objects: hooks on them still fire
         handles = []
         if self.spec.abs_pos:
             pos = _get_path(self.base, self.spec.abs_pos)
             handles.append(pos.register_forward_hook(lambda m, i, o: torch.zeros_like(o)))
         try:
             if types is not None:
-                self.config.__dict__["layer_types"] = list(types)[layer:]
+                self.config.__dict__["layer_types"] = list(types)[layer:stop]
             yield
         finally:
             setattr(parent, attr, blocks)

@@ -65,6 +65,31 @@ def attention(lm, ids: torch.Tensor, mask: torch.Tensor | None = None, edits=Non
     return torch.cat(out, dim=1)
 
 
+@torch.no_grad()
+def edited_attention(lm, ids: torch.Tensor, edit_sets: list[dict], layers: list[int], read) -> list:
+    """``read(att)`` of the attention weights under each of ``edit_sets`` (``hooks.intervene`` edits), where
+    ``att`` is shaped as :func:`attention` returns it but computed only where it can change and is read: each
+    pass starts at its first edited layer (or the first of ``layers``) from one clean pass's residual stream and
+    stops after the last of ``layers``; other layers are NaN. Adapters that cannot resume run whole passes."""
+    ad = lm.adapter
+    if not ad.can_resume:
+        return [read(attention(lm, ids, edits=e)) for e in edit_sets]
+    first, stop = min(layers), max(layers) + 1
+    starts = [min([layer for _, layer in e] + [first]) for e in edit_sets]
+    with hooks.capture(ad, [("resid_pre", layer) for layer in sorted(set(starts))]) as rec:
+        lm.acts(ids)
+    out = []
+    for edits, start in zip(edit_sets, starts):
+        with hooks.intervene(ad, edits), ad.resume_from(start, stop):
+            att = ad.base(inputs_embeds=rec[("resid_pre", start)], output_attentions=True, use_cache=False).attentions
+        a = torch.stack(att).float().cpu()
+        hooks.check_finite(a, "attention weights", lm.dtype)
+        full = torch.full((ad.n_layers, *a.shape[1:]), float("nan"))
+        full[start:stop] = a
+        out.append(read(full))
+    return out
+
+
 def previous_token_scores(att: torch.Tensor, prefix: int) -> np.ndarray:
     """(layers, heads, sequences): mean attention from each position to the position before it, over the positions
     whose previous token is not a leading special token (queries from ``prefix + 1`` on)."""
@@ -105,19 +130,72 @@ def zero_heads(heads: list[tuple[int, int]]) -> dict:
     return {("heads", layer): zero(hs) for layer, hs in sorted(by_layer.items())}
 
 
-@torch.no_grad()
-def token_losses(lm, ids: torch.Tensor, keep: int, edits=None, chunk: int = 4) -> torch.Tensor:
-    """Next-token loss of the tokens at the last ``keep - 1`` positions, (n, keep - 1), optionally under
-    ``hooks.intervene`` edits; only the last ``keep`` positions are unembedded (``logits_to_keep``)."""
+HEAD_BYTES = 2 ** 27  # logits computed at once by the next-token losses: 128 MB (128 rows of Gemma's 262k vocabulary)
+
+
+def losses_from_hidden(lm, h: torch.Tensor, ids: torch.Tensor, keep: int) -> torch.Tensor:
+    """Next-token losses of ``ids``' last ``keep - 1`` tokens from the final-normed hidden states ``h`` (n, T, D)
+    of a pass over them: (n, keep - 1), on the CPU. The unembedding runs on the ``keep - 1`` predicting positions
+    only, in row chunks of at most :data:`HEAD_BYTES` of logits, and each loss is ``logsumexp(logits) -
+    logits[target]`` over the last (contiguous) dimension: the same number as ``cross_entropy``, which on the
+    positions-by-vocabulary transpose took 2.4x as long, and no full-size log-softmax is kept."""
+    x = h[:, -keep:-1]
+    tgt = ids[:, -keep + 1:].reshape(-1)
+    flat = x.reshape(-1, x.shape[-1])
+    V = lm.model.get_output_embeddings().weight.shape[0]
+    rows = max(1, HEAD_BYTES // (4 * V))
     out = []
-    for i in range(0, len(ids), chunk):
-        x = ids[i:i + chunk]
+    for i in range(0, len(flat), rows):
+        logits = lm.adapter.logits_from_normed(flat[i:i + rows]).float()
+        out.append(torch.logsumexp(logits, -1) - logits.gather(-1, tgt[i:i + rows, None])[:, 0])
+    loss = torch.cat(out).view(x.shape[:2])
+    hooks.check_finite(loss, "next-token losses of the repeated tokens (a NaN/inf logit)", lm.dtype)
+    return loss.cpu()
+
+
+def _rows(ids: torch.Tensor, max_tokens: int = 8192) -> int:
+    return max(1, max_tokens // ids.shape[1])
+
+
+@torch.no_grad()
+def token_losses(lm, ids: torch.Tensor, keep: int, edits=None) -> torch.Tensor:
+    """Next-token loss of the tokens at the last ``keep - 1`` positions, (n, keep - 1), optionally under
+    ``hooks.intervene`` edits: base-model passes of up to 8192 tokens, then :func:`losses_from_hidden`."""
+    out = []
+    n = _rows(ids)
+    for i in range(0, len(ids), n):
+        x = ids[i:i + n]
         with hooks.intervene(lm.adapter, edits or {}):
-            logits = lm.model(x, logits_to_keep=keep).logits.float()
-        hooks.check_finite(logits, "logits of the repeated tokens", lm.dtype)
-        out.append(torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), x[:, -keep + 1:],
-                                                     reduction="none"))
-    return torch.cat(out).cpu()
+            h = lm.acts(x).last_hidden_state
+        out.append(losses_from_hidden(lm, h, x, keep))
+    return torch.cat(out)
+
+
+@torch.no_grad()
+def ablation_losses(lm, ids: torch.Tensor, keep: int, edit_sets: list[dict]) -> list[torch.Tensor]:
+    """:func:`token_losses` under each of ``edit_sets`` (``{(site, layer): fn}``; ``{}`` for none). One unedited
+    pass records the residual stream entering each edited layer; each edited pass then starts at its first edited
+    layer from that record (the blocks below it would compute the same numbers again). Adapters that cannot
+    resume a pass run every pass whole."""
+    ad = lm.adapter
+    layers = sorted({layer for edits in edit_sets for _, layer in edits})
+    if not ad.can_resume or not layers:
+        return [token_losses(lm, ids, keep, e) for e in edit_sets]
+    out: list[list[torch.Tensor]] = [[] for _ in edit_sets]
+    n = _rows(ids)
+    for i in range(0, len(ids), n):
+        x = ids[i:i + n]
+        with hooks.capture(ad, [("resid_pre", l) for l in layers]) as rec:
+            h0 = lm.acts(x).last_hidden_state
+        for j, edits in enumerate(edit_sets):
+            if not edits:
+                out[j].append(losses_from_hidden(lm, h0, x, keep))
+                continue
+            start = min(layer for _, layer in edits)
+            with hooks.intervene(ad, edits), ad.resume_from(start):
+                h = ad.body(rec[("resid_pre", start)])
+            out[j].append(losses_from_hidden(lm, h, x, keep))
+    return [torch.cat(o) for o in out]
 
 
 def repeat_losses(lm, ids: torch.Tensor, length: int, edits=None) -> tuple[np.ndarray, np.ndarray]:

@@ -28,10 +28,19 @@ def _put(args_or_out, where, new):
     return new
 
 
+def all_finite(x: torch.Tensor) -> bool:
+    """No NaN/inf in ``x``, by one min/max reduction (NaN propagates through both, an inf shows in one):
+    ``isfinite(x).all()`` allocates a mask and took 12x as long (20 s of a 262k-vocabulary claim's 150 s)."""
+    if x.numel() == 0 or not x.is_floating_point():
+        return True
+    lo, hi = torch.aminmax(x.detach())
+    return bool(torch.isfinite(lo) and torch.isfinite(hi))
+
+
 def check_finite(x: torch.Tensor, what: str, dtype: torch.dtype | None = None) -> None:
     """Raise NumericsError when ``x`` holds NaN/inf; ``dtype``: the model's (default ``x``'s), which decides the
     named cause (half-precision overflow, or not)."""
-    if not torch.isfinite(x).all():
+    if not all_finite(x):
         n = (~torch.isfinite(x)).sum().item()
         fix = ("with float16 this is usually overflow: rerun with --dtype float32 or --dtype bfloat16" if (dtype or x.dtype)
                in (torch.float16, torch.bfloat16) else "in float32 this is no overflow: the model's weights were finite "

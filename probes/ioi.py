@@ -255,7 +255,7 @@ def silencing(lm: LoadedModel, sets: list[PromptSet], *, n_perm: int = 3, seed: 
     ``n_random`` seeded random others are measured exactly; the other heads' exact deltas are NaN."""
     heads = all_heads(lm)
     L, H = lm.adapter.n_layers, lm.adapter.n_heads
-    norms, clean_all, payloads, cleans = [], [], [], []
+    norms, payloads, cleans = [], [], []
     for si, s in enumerate(sets):
         acts = head_acts(lm, s.base)  # (L, P, T, H, dh)
         payloads.append([permutation_payload(acts, seed + si, r) for r in range(n_perm)])

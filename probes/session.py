@@ -19,7 +19,6 @@ skipped when it moves.
 """
 from __future__ import annotations
 
-import gc
 import inspect
 import os
 import time
@@ -489,7 +488,7 @@ class ClaimsSession:
             del self.loaded[m]
         if gone:
             loading.forget_random_copies(keep)
-            gc.collect()
+            loading.return_memory()
 
     # -------------------------------------------------------------------------------------------------- settle
     def snapshot_path(self, item) -> Path:

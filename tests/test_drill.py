@@ -49,7 +49,7 @@ def test_candidates_beside_the_baseline_get_verdicts_and_exit_status(versions, t
     assert h["path"] == "mean_logit_diff" and h["old"] is not None and h["value"] < h["old_ci"][0] and h["ci"]
     assert any(m.startswith("[effect] mean_logit_diff:") for m in dmg["moved"])
     assert any(f.endswith("gpt2-organism@damaged/ioi.behaviour.png") for f in dmg["figures"])
-    assert f"broken: ioi.behaviour x gpt2-organism@damaged: AssertionError: IO>S on" in r.stdout
+    assert "broken: ioi.behaviour x gpt2-organism@damaged: AssertionError: IO>S on" in r.stdout
     assert f"(was {h['old']:.3g} [" in r.stdout
     # candidates are compared with the registry entry's own snapshot, and measured under its expectations
     snap = f"snapshots/test_ioi/{BEHAVIOUR}[gpt2-organism].json"
@@ -61,7 +61,7 @@ def test_candidates_beside_the_baseline_get_verdicts_and_exit_status(versions, t
     assert all(m.endswith("within noise") for m in moved) and any("recorded interval [" in m for m in moved)
     drift = res["gpt2-organism@drifted"]["drift"]
     assert drift["level"] == "noise" and not drift["significant"] and drift["summary"].startswith("effect ")
-    line = f"ioi.behaviour x gpt2-organism@drifted: mean_logit_diff"
+    line = "ioi.behaviour x gpt2-organism@drifted: mean_logit_diff"
     assert line in r.stdout and not any(m in r.stdout for m in moved)
     md = (tmp_path / "art" / "report.md").read_text()
     assert all(m in md for m in moved) and f"every moved number: {tmp_path / 'art' / 'report.md'}" in r.stdout
