@@ -13,7 +13,8 @@ threads (default 1: what each xdist worker of the default ``pytest claims/ -n au
   (matrix products, attention; element-wise ops are not counted) and the bytes of every non-view op's tensor inputs
   and outputs (the traffic if no cache kept anything: an upper bound);
 * **time**: the same claims, plain: each claim's wall time (setup included) and the process's peak resident memory
-  while it ran.
+  while it ran, and of it the peak anonymous memory (resident less file-backed pages: model weights are read
+  through mmap from the model cache, pages the kernel can drop and that processes mapping one file share).
 
 **The limit**, measured in the same run with the same threads: GEMM throughput (the best of float32 matrix products
 of the models' own MLP shapes on 512 tokens) and memory bandwidth (a 256 MiB copy, bytes read + written). A claim's
@@ -88,6 +89,34 @@ def run_pass(mode: str, models: str, k: str | None, threads: int, out: Path) -> 
     return rc
 
 
+# What each heavy claim's measurement cannot do without (its design: prompts, draws, nulls), to set beside what it
+# executed: a claim whose counted work is far above this does arithmetic it does not need.
+MINIMUM = {
+    "induction.ablation": "1 clean pass of the 16 repeated sequences, then 1 top-k and 20 random-draw ablations, "
+                          "each from its first ablated layer; the loss needs every logit at the 25 second-repeat "
+                          "positions",
+    "induction.composition": "1 clean pass, then 1 + 20 ablations from the first zeroed layer up to the last "
+                             "induction head's layer (attention weights there only)",
+    "induction.previous_token": "the family's shared passes: the model and 3 random-init copies over the 16 "
+                                "sequences with attention weights, the copies' losses at 50 positions",
+    "neuron.workflow": "the investigation (lens, layer x position and per-neuron patching of the jump layers), then "
+                       "102 neuron-set ablations (found, 100 random, none) of the templated size cases from the first "
+                       "ablated layer; 2 unembedding rows at the last position",
+    "ioi.head_patching": "one patched pass per head and prompt set, from the head's layer (the shared prefix "
+                         "cached); 2 unembedding rows at the last position",
+    "ioi.head_silencing": "3 permutations x every head x prompt set, each pass from the head's layer (a "
+                          "permuted head changes every position: no prefix is shared)",
+    "ioi.head_norms": "head outputs of every layer over the prompt sets, for the model and 3 random-init copies",
+    "grammar.token_order": "the model and 5 random-init copies, 2 passes each (the sentences with their scrambled "
+                           "orders; every token alone); MLP activations of every layer",
+    "grammar.stimuli": "one pass over the stimulus words, MLP activations of every layer (shared by the family)",
+    "tracing.subject_site": "per layer, 3 position classes x the traced facts, corrupted and restored, resumed after "
+                            "the layer; one position's full-vocabulary probability",
+    "neuron.top_contexts": "one pass over the held-out corpus, one neuron's activation",
+    "sinks.attention": "the model and 3 random-init copies, one pass with attention weights each",
+}
+
+
 def merge(count: list[dict], timed: list[dict], peak_flops: float, bw: float) -> list[dict]:
     """One row per claim x model (the layers of a per-layer claim added up)."""
     rows: dict[tuple, dict] = {}
@@ -102,10 +131,12 @@ def merge(count: list[dict], timed: list[dict], peak_flops: float, bw: float) ->
         if x is not None:
             x["seconds"] += r["seconds"]
             x["rss_peak"] = max(x["rss_peak"], r["rss_peak"])
+            x["anon_peak"] = max(x.get("anon_peak", 0), r.get("anon_peak", 0))
     out = []
     for x in rows.values():
         t_roof = max(x["flops"] / peak_flops, x["bytes"] / bw)
         x.update(gflops=x["flops"] / 1e9, gbytes=x["bytes"] / 1e9, rss_gb=x["rss_peak"] / 1e9,
+                 anon_gb=x.get("anon_peak", 0) / 1e9, minimum=MINIMUM.get(x["claim"]),
                  achieved_gflops_s=x["flops"] / x["seconds"] / 1e9 if x["seconds"] else None,
                  roofline_s=t_roof, fraction=t_roof / x["seconds"] if x["seconds"] else None,
                  bound="arithmetic" if x["flops"] / peak_flops >= x["bytes"] / bw else "memory")
@@ -138,12 +169,13 @@ def main(argv=None) -> int:
     rows = merge(read["count"], read["time"], peak_flops, bw)
     total = {k: sum(r[k] for r in rows) for k in ("flops", "bytes", "seconds")}
     total_roof = max(total["flops"] / peak_flops, total["bytes"] / bw)
-    print(f"\n{'claim':<28} {'model':<14} {'s':>7} {'peak GB':>8} {'GFLOP':>8} {'GB moved':>9} {'GFLOP/s':>8} "
-          f"{'of limit':>9}  bound")
+    print(f"\n{'claim':<28} {'model':<14} {'s':>7} {'peak GB':>8} {'anon GB':>8} {'GFLOP':>8} {'GB moved':>9} "
+          f"{'GFLOP/s':>8} {'of limit':>9}  bound")
     for r in rows:
-        print(f"{r['claim']:<28} {r['model']:<14} {r['seconds']:7.1f} {r['rss_gb']:8.2f} {r['gflops']:8.1f} "
+        print(f"{r['claim']:<28} {r['model']:<14} {r['seconds']:7.1f} {r['rss_gb']:8.2f} {r['anon_gb']:8.2f} "
+              f"{r['gflops']:8.1f} "
               f"{r['gbytes']:9.1f} {r['achieved_gflops_s'] or 0:8.2f} {100 * (r['fraction'] or 0):8.1f}%  {r['bound']}")
-    print(f"{'all':<43} {total['seconds']:7.1f} {'':>8} {total['flops'] / 1e9:8.1f} {total['bytes'] / 1e9:9.1f} "
+    print(f"{'all':<43} {total['seconds']:7.1f} {'':>17} {total['flops'] / 1e9:8.1f} {total['bytes'] / 1e9:9.1f} "
           f"{total['flops'] / total['seconds'] / 1e9 if total['seconds'] else 0:8.2f} "
           f"{100 * total_roof / total['seconds'] if total['seconds'] else 0:8.1f}%")
     if a.json:

@@ -45,36 +45,46 @@ class Count(TorchDispatchMode):
         return out
 
 
-def rss() -> int:
+def rss() -> tuple[int, int]:
+    """(resident, anonymous) bytes: resident includes file-backed pages (weights read through mmap from the model
+    cache, which the kernel can drop and which processes mapping one file share); anonymous is what only this
+    process holds."""
     with open("/proc/self/statm") as f:
-        return int(f.read().split()[1]) * PAGE
+        v = f.read().split()
+    return int(v[1]) * PAGE, (int(v[1]) - int(v[2])) * PAGE
 
 
 class Peak:
-    """The process's largest resident memory while it runs (a sampling thread)."""
+    """The process's largest resident and anonymous memory while it runs (a sampling thread)."""
 
     def __init__(self):
-        self.peak = self.start = rss()
+        self.peak = self.anon = 0
+        self._sample()
         self._stop = threading.Event()
         self._t = threading.Thread(target=self._run, daemon=True)
         self._t.start()
 
+    def _sample(self):
+        r, a = rss()
+        self.peak, self.anon = max(self.peak, r), max(self.anon, a)
+
     def _run(self):
         while not self._stop.wait(0.02):
-            self.peak = max(self.peak, rss())
+            self._sample()
 
-    def stop(self) -> int:
+    def stop(self) -> tuple[int, int]:
         self._stop.set()
         self._t.join()
-        self.peak = max(self.peak, rss())
-        return self.peak
+        self._sample()
+        return self.peak, self.anon
 
 
 STASH = pytest.StashKey[dict]()
 
 
 def _start(item):
-    rec = item.stash.setdefault(STASH, {"flops": 0, "bytes": 0, "seconds": 0.0, "rss_peak": 0, "rss_start": rss()})
+    rec = item.stash.setdefault(STASH, {"flops": 0, "bytes": 0, "seconds": 0.0, "rss_peak": 0, "anon_peak": 0,
+                                        "rss_start": rss()[0]})
     if MODE == "count":
         c = Count()
         c.__enter__()
@@ -89,7 +99,8 @@ def _stop(rec, c, peak, t0):
         rec["flops"] += c.flops
         rec["bytes"] += c.bytes
     if peak is not None:
-        rec["rss_peak"] = max(rec["rss_peak"], peak.stop())
+        r, a = peak.stop()
+        rec["rss_peak"], rec["anon_peak"] = max(rec["rss_peak"], r), max(rec["anon_peak"], a)
 
 
 def _measured(item):
