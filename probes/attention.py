@@ -153,16 +153,17 @@ def losses_from_hidden(lm, h: torch.Tensor, ids: torch.Tensor, keep: int) -> tor
     return loss.cpu()
 
 
-def _rows(ids: torch.Tensor, max_tokens: int = 8192) -> int:
-    return max(1, max_tokens // ids.shape[1])
+def _rows(lm, ids: torch.Tensor) -> int:
+    return max(1, lm.batch_tokens // ids.shape[1])
 
 
 @torch.no_grad()
 def token_losses(lm, ids: torch.Tensor, keep: int, edits=None) -> torch.Tensor:
     """Next-token loss of the tokens at the last ``keep - 1`` positions, (n, keep - 1), optionally under
-    ``hooks.intervene`` edits: base-model passes of up to 8192 tokens, then :func:`losses_from_hidden`."""
+    ``hooks.intervene`` edits: base-model passes of up to ``lm.batch_tokens`` tokens, then
+    :func:`losses_from_hidden`."""
     out = []
-    n = _rows(ids)
+    n = _rows(lm, ids)
     for i in range(0, len(ids), n):
         x = ids[i:i + n]
         with hooks.intervene(lm.adapter, edits or {}):
@@ -182,7 +183,7 @@ def ablation_losses(lm, ids: torch.Tensor, keep: int, edit_sets: list[dict]) -> 
     if not ad.can_resume or not layers:
         return [token_losses(lm, ids, keep, e) for e in edit_sets]
     out: list[list[torch.Tensor]] = [[] for _ in edit_sets]
-    n = _rows(ids)
+    n = _rows(lm, ids)
     for i in range(0, len(ids), n):
         x = ids[i:i + n]
         with hooks.capture(ad, [("resid_pre", l) for l in layers]) as rec:

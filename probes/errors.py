@@ -25,6 +25,10 @@ class SnapshotFileError(ProbeError):
     pass
 
 
+class ResourceError(ProbeError):
+    """The device ran out of memory: the message names the batch size and the options that make it fit."""
+
+
 class PreconditionFailed(AssertionError):
     """The behaviour a claim dissects is absent (e.g. no IOI score to patch, no tall/short gap): the claim has
     nothing to test. An AssertionError, so a registry known failure still matches it; its verdict is 'precondition

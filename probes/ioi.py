@@ -113,7 +113,7 @@ def first_difference(a: torch.Tensor, b: torch.Tensor) -> int:
 
 @torch.no_grad()
 def head_edit_scores(lm: LoadedModel, s: PromptSet, heads: list[tuple[int, int]],
-                     payload: Callable[[int, int], torch.Tensor], *, max_batch_tokens: int = 8192,
+                     payload: Callable[[int, int], torch.Tensor], *, max_batch_tokens: int | None = None,
                      progress: str | None = None, prefix: int = 0) -> torch.Tensor:
     """IOI score of ``s.base`` with head (l, h)'s output replaced by ``payload(l, h)``; shape (len(heads), P).
 
@@ -127,7 +127,7 @@ def head_edit_scores(lm: LoadedModel, s: PromptSet, heads: list[tuple[int, int]]
     ad = lm.adapter
     P, T = s.base.shape
     prefix = prefix if ad.can_resume and 0 < prefix < T else 0
-    K = max(1, max_batch_tokens // (P * (T - prefix)))
+    K = max(1, (max_batch_tokens or lm.batch_tokens) // (P * (T - prefix)))
     layers = sorted({l for l, _ in heads})
     resid, cache = {}, None
     if ad.can_resume:  # the clean residual stream and per-head outputs at each edited layer
@@ -246,7 +246,7 @@ def agreement(est: np.ndarray, exact: np.ndarray, k: int) -> dict:
 
 
 def silencing(lm: LoadedModel, sets: list[PromptSet], *, n_perm: int = 3, seed: int = 0,
-              max_batch_tokens: int = 8192, exact: bool = True, n_top: int = 8, n_random: int = 16) -> dict:
+              max_batch_tokens: int | None = None, exact: bool = True, n_top: int = 8, n_random: int = 16) -> dict:
     """Seed Part 2: delta IOI (silenced - clean) per (layer, head), averaged over permutations and prompts;
     head norms (norm of the head's clean output on the base prompts, averaged over prompts).
 
@@ -289,7 +289,7 @@ def silencing(lm: LoadedModel, sets: list[PromptSet], *, n_perm: int = 3, seed: 
     return out
 
 
-def patching(lm: LoadedModel, sets: list[PromptSet], *, max_batch_tokens: int = 8192) -> dict:
+def patching(lm: LoadedModel, sets: list[PromptSet], *, max_batch_tokens: int | None = None) -> dict:
     """Seed Part 5: patch each head's output from the source run into the base run;
     delta IOI (patched - clean base) per (layer, head), and the full clean->source gap."""
     heads = all_heads(lm)

@@ -11,7 +11,7 @@ import torch
 
 from . import access
 from .adapters import Adapter, adapter_for
-from .errors import ModelLoadError
+from .errors import ModelLoadError, ResourceError
 from .hooks import all_finite
 from .registry import ModelSpec
 
@@ -31,6 +31,8 @@ class LoadedModel:
     # what the claims of this model share (activations, prompt sets, nulls): owned with the model by the plugin's
     # session, dropped with it when a worker moves on to its next model (the model_cache fixture)
     cache: dict = dataclasses.field(default_factory=dict, repr=False)
+    # tokens per batched pass (prompts x positions x copies): :func:`batch_tokens`, from the device's free memory
+    batch_tokens: int = 8192
 
     @property
     def kind(self) -> str:
@@ -71,6 +73,43 @@ class LoadedModel:
         return out
 
 
+CPU_BATCH_CAP = 8192  # on a CPU larger batches gain nothing (GEMMs reach the limit from ~1k rows) and cost memory
+GPU_BATCH_CAP = 1 << 16
+
+
+def free_memory(device: torch.device) -> int:
+    """Bytes this process may still use on ``device``: the GPU's free memory, or the system's available memory
+    shared among the xdist workers of a run."""
+    if device.type == "cuda":
+        return int(torch.cuda.mem_get_info(device)[0])
+    try:
+        with open("/proc/meminfo") as f:
+            avail = next(int(line.split()[1]) * 1024 for line in f if line.startswith("MemAvailable:"))
+    except (OSError, StopIteration):
+        avail = 8 << 30
+    return avail // max(1, int(os.environ.get("PYTEST_XDIST_WORKER_COUNT", "1") or 1))
+
+
+def batch_tokens(model, device: torch.device, dtype: torch.dtype, cap: int | None = None,
+                 free: int | None = None) -> int:
+    """Tokens per batched pass that fit a third of ``free`` (default :func:`free_memory`): each token of a batch
+    holds the residual stream and the per-head outputs recorded at every layer (what patching keeps), one block's
+    activations (attention in and out, the MLP's hidden layer twice) and one layer's eager attention scores over
+    a 512-token context. At least 256; at most ``cap`` (``--max-batch-tokens``), or 8192 on a CPU and 65536 on
+    a GPU. Batch sizes change no number beyond float rounding (tests/test_batch_sizes.py)."""
+    c = model.config
+    c = getattr(c, "text_config", None) or c
+    d = getattr(c, "hidden_size", None) or getattr(c, "n_embd", 768)
+    f = getattr(c, "intermediate_size", None) or getattr(c, "n_inner", None) or 4 * d
+    L = getattr(c, "num_hidden_layers", None) or getattr(c, "n_layer", None) or getattr(c, "num_layers", 12)
+    H = getattr(c, "num_attention_heads", None) or getattr(c, "n_head", None) or getattr(c, "num_heads", 12)
+    per_token = torch.tensor([], dtype=dtype).element_size() * (2 * L * d + 4 * d + 2 * f + H * 512)
+    free = free_memory(device) if free is None else free
+    fits = int(free / 3 / per_token)
+    limit = cap or (GPU_BATCH_CAP if device.type == "cuda" else CPU_BATCH_CAP)
+    return max(256, min(fits, limit))
+
+
 def pick_device(name: str = "auto") -> torch.device:
     """``auto``: CUDA when available, else CPU. Under pytest-xdist on a machine with several GPUs, worker gwN takes
     GPU N mod (number of GPUs), so that the workers (one model each, see probes/plugin.py) spread over the GPUs."""
@@ -106,7 +145,7 @@ def _model_class(kind: str, arch: str | None):
 
 def load(spec: ModelSpec, device: str = "auto", dtype: str = "float32", *, allow_pickle: bool = False,
          trust_remote_code: bool = False, offline: bool | None = None, device_map: str | None = None,
-         jitter: float = 0.0, jitter_seed: int = 0) -> LoadedModel:
+         jitter: float = 0.0, jitter_seed: int = 0, max_batch_tokens: int | None = None) -> LoadedModel:
     """Load weights (safetensors only unless ``allow_pickle``), tokenizer and adapter.
 
     ``device_map`` (``auto`` / ``balanced``; or the registry parameter ``device_map``): on CUDA, spread a model that
@@ -115,7 +154,7 @@ def load(spec: ModelSpec, device: str = "auto", dtype: str = "float32", *, allow
 
     Hub models are loaded at the pinned revision; ``offline`` (default: the
     HF_HUB_OFFLINE environment variable) forbids network access. ``jitter``: noise-floor calibration only
-    (:func:`jitter_weights`).
+    (:func:`jitter_weights`). ``max_batch_tokens``: the cap of :func:`batch_tokens`.
     """
     from transformers import AutoTokenizer
 
@@ -167,6 +206,10 @@ def load(spec: ModelSpec, device: str = "auto", dtype: str = "float32", *, allow
     try:
         model = cls.from_pretrained(where, dtype=dt, attn_implementation="eager", **kw)
         tok = AutoTokenizer.from_pretrained(where, **{k: v for k, v in kw.items() if k != "use_safetensors"})
+    except torch.OutOfMemoryError:
+        raise ResourceError(f"model {spec.id!r} does not fit on {dev} in {dt} ({free_memory(dev) / 1e9:.1f} GB "
+                            "free): spread it over the GPUs with --device-map auto, or load it in half precision "
+                            "(--dtype bfloat16)") from None
     except Exception as e:  # noqa: BLE001 - re-raised with a fix
         hint = ("the hub is not reachable from here: download it where you have access with "
                 f"`hf download {spec.hub_id} --revision {spec.revision}` and rerun with HF_HUB_OFFLINE=1, "
@@ -183,7 +226,8 @@ def load(spec: ModelSpec, device: str = "auto", dtype: str = "float32", *, allow
     jitter_weights(model, jitter, jitter_seed)
     from .gguf import read_source
     return LoadedModel(spec, model, tok, adapter_for(model), dev, dt,
-                       read_source(where) if spec.source != "hub" else {})
+                       read_source(where) if spec.source != "hub" else {},
+                       batch_tokens=batch_tokens(model, dev, dt, max_batch_tokens))
 
 
 def check_weights(model, model_id: str) -> None:
@@ -229,7 +273,8 @@ def random_init_like(lm: LoadedModel, seed: int) -> LoadedModel:
     torch.manual_seed(seed)
     model = type(lm.model)(lm.model.config).to(lm.device, lm.dtype).eval()
     spec = dataclasses.replace(lm.spec, id=f"{lm.spec.id}-random{seed}")
-    return LoadedModel(spec, model, lm.tokenizer, adapter_for(model), lm.device, lm.dtype, lm.source_info)
+    return LoadedModel(spec, model, lm.tokenizer, adapter_for(model), lm.device, lm.dtype, lm.source_info,
+                       batch_tokens=lm.batch_tokens)
 
 
 _RANDOM: dict[tuple, LoadedModel] = {}
@@ -263,7 +308,8 @@ def _random_from_disk(lm: LoadedModel, seed: int) -> LoadedModel:
     if path.is_file():
         try:
             model = _assemble(lm.model, load_file(path, device=str(lm.device)))
-            return LoadedModel(spec, model, lm.tokenizer, adapter_for(model), lm.device, lm.dtype, lm.source_info)
+            return LoadedModel(spec, model, lm.tokenizer, adapter_for(model), lm.device, lm.dtype, lm.source_info,
+                               batch_tokens=lm.batch_tokens)
         except Exception:  # noqa: BLE001 - a damaged or foreign cache file: initialise again and rewrite it
             pass
     rnd = random_init_like(lm, seed)

@@ -85,7 +85,7 @@ def spikes(lens: np.ndarray, frac: float = 0.2) -> list[tuple[int, int]]:
 
 
 @torch.no_grad()
-def layer_position_patching(lm: LoadedModel, case: Case, *, max_batch_tokens: int = 8192) -> np.ndarray:
+def layer_position_patching(lm: LoadedModel, case: Case, *, max_batch_tokens: int | None = None) -> np.ndarray:
     """Residual stream patched clean -> corrupted at one (layer, position) at a time; normalised restoration,
     (L + 1, T), rows indexed like the lens: row l < L is the residual entering block l (row 0: embeddings), row L
     the residual after the last block. One case of :func:`layer_position_patching_many`."""
@@ -93,7 +93,7 @@ def layer_position_patching(lm: LoadedModel, case: Case, *, max_batch_tokens: in
 
 
 @torch.no_grad()
-def layer_position_patching_many(lm: LoadedModel, cases: list[Case], *, max_batch_tokens: int = 8192) -> np.ndarray:
+def layer_position_patching_many(lm: LoadedModel, cases: list[Case], *, max_batch_tokens: int | None = None) -> np.ndarray:
     """:func:`layer_position_patching` for several cases of one token length at once: (P, L + 1, T), batched over
     the cases and the positions (as TransformerLens's ``get_act_patch_resid_pre`` batches the prompts of each
     (layer, position), but in one pass per layer and chunk of positions rather than one per (layer, position)).
@@ -131,7 +131,7 @@ def layer_position_patching_many(lm: LoadedModel, cases: list[Case], *, max_batc
     if n:
         if first and cache is None:
             cache = ad.prefix_cache(ids_corr[:, :first])
-        K = max(1, max_batch_tokens // (n * P))  # positions per pass; rows j * P + p: position j, case p
+        K = max(1, (max_batch_tokens or lm.batch_tokens) // (n * P))  # positions per pass; rows j * P + p: position j, case p
         for l in range(L):
             src, base = rc[("resid_pre", l)][:, first:], rk[("resid_pre", l)][:, first:]  # (P, n, D)
             for j0 in range(0, n, K):
@@ -205,7 +205,7 @@ def mlp_layer_patching(lm: LoadedModel, case: Case) -> np.ndarray:
 
 @torch.no_grad()
 def neuron_patching(lm: LoadedModel, case: Case, layer: int, neurons: np.ndarray | None = None,
-                    batch: int | None = None, max_batch_tokens: int = 8192) -> np.ndarray:
+                    batch: int | None = None, max_batch_tokens: int | None = None) -> np.ndarray:
     """Each neuron of ``layer`` patched clean -> corrupted on its own (all positions): normalised restoration per
     neuron, (N,). Batched: one forward over ``batch`` corrupted copies (default: ``max_batch_tokens`` tokens), each
     patching a different neuron. Where the adapter supports it, the pass starts at ``layer`` from the cached
@@ -215,7 +215,7 @@ def neuron_patching(lm: LoadedModel, case: Case, layer: int, neurons: np.ndarray
     ad = lm.adapter
     N, T = ad.d_mlp, case.clean.shape[1]
     idx = np.arange(N) if neurons is None else np.asarray(neurons)
-    batch = batch or max(1, max_batch_tokens // T)
+    batch = batch or max(1, (max_batch_tokens or lm.batch_tokens) // T)
     clean, corr = logit_diffs(lm, case)
     with capture(ad, [("mlp_act", layer)]) as rec:
         lm.acts(case.clean)
@@ -347,7 +347,7 @@ def top_contexts(lm: LoadedModel, texts: list[str], layer: int, neuron: int, k: 
 
 @torch.no_grad()
 def ablated_diffs(lm: LoadedModel, cases: list[Case], sets: list[dict[int, np.ndarray]],
-                  max_batch_tokens: int = 8192) -> np.ndarray:
+                  max_batch_tokens: int | None = None) -> np.ndarray:
     """Clean-prompt logit differences with each neuron set zeroed (``{layer: neurons}``, all positions): (R, C).
     Row 0 of ``sets`` may be ``{}`` for the unablated model. Batched: cases of equal length, repeated once per
     set in a chunk of sets, run in one forward pass in which copy r zeroes set r's neurons (a mask per layer);
@@ -372,7 +372,7 @@ def ablated_diffs(lm: LoadedModel, cases: list[Case], sets: list[dict[int, np.nd
             with capture(ad, [("resid_pre", start)]) as rec:
                 lm.acts(ids)
             f = min(first_difference(ids, ids[:1].expand(C, -1)), T - 1) if C > 1 else 0
-        R = max(1, max_batch_tokens // (C * T))
+        R = max(1, (max_batch_tokens or lm.batch_tokens) // (C * T))
         for r0 in range(0, len(sets), R):
             chunk = sets[r0:r0 + R]
             k = len(chunk)

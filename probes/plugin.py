@@ -18,10 +18,11 @@ import time
 from pathlib import Path
 
 import pytest
+import torch
 
 from . import drift as D
 from . import loading
-from .errors import NumericsError, ProbeError
+from .errors import NumericsError, ProbeError, ResourceError
 from .log import log
 from .results import ClaimResult, Measurement, Verdict
 from .session import ARTIFACTS_KEY, INI, USAGE_PREFIX, ClaimsSession, Settled
@@ -53,6 +54,9 @@ def pytest_addoption(parser):
                 help="on CUDA, spread each model over the visible GPUs (for a model that does not fit one; "
                      "default: one GPU per model, xdist worker gwN on GPU N mod the number of GPUs)")
     g.addoption("--dtype", default="float32", help="float32 | bfloat16 | float16 (default float32)")
+    g.addoption("--max-batch-tokens", type=int, default=None, metavar="N",
+                help="cap the tokens of a batched pass (default: what fits a third of the device's free memory, at "
+                     "most 8192 on a CPU and 65536 on a GPU); numbers do not depend on it")
     g.addoption("--artifacts", default=None,
                 help="folder for figures and reports (default: the ini option claims_artifacts, artifacts/)")
     g.addoption("--allow-mismatch", action="store_true",
@@ -232,6 +236,12 @@ def pytest_runtest_call(item):
     s = _session(item.config)
     try:
         result = yield
+    except torch.OutOfMemoryError:
+        lm = item.funcargs.get("lm")
+        n = getattr(lm, "batch_tokens", None)
+        raise ResourceError(f"out of memory on {getattr(lm, 'device', 'the device')} with batches of {n} tokens: "
+                            f"rerun with --max-batch-tokens {max(256, (n or 1024) // 4)}, or spread the model over "
+                            "the GPUs with --device-map auto") from None
     except AssertionError:
         m = item.stash.get(MEASURED, None)  # what the claim handed over before its criterion failed
         if m is not None and not xfail:

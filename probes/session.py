@@ -64,6 +64,7 @@ class Options:
     significance: str
     record: bool
     weight_jitter: float
+    max_batch_tokens: int | None
     corpus: str | None
     fulltrace: bool
     ini: dict  # claims_registry / claims_snapshots / claims_artifacts as the ini file sets them (None: not set)
@@ -75,6 +76,7 @@ class Options:
                    artifacts=o("--artifacts"), allow_mismatch=o("--allow-mismatch"), allow_pickle=o("--allow-pickle"),
                    trust_remote_code=o("--trust-remote-code"), exact=o("--exact"), history=o("--history"),
                    significance=o("--significance"), record=o("--record"), weight_jitter=o("--weight-jitter"),
+                   max_batch_tokens=o("--max-batch-tokens", None),
                    corpus=o("--corpus", None), fulltrace=bool(o("fulltrace", False)),
                    ini={k: config.getini(k) or None for k in INI})
 
@@ -198,6 +200,9 @@ class ClaimsSession:
                 "errored, were not selected or were interrupted. Use --record: it writes only the claims that pass in "
                 "this run.")
         self._threads_per_worker()
+        if self.opt.max_batch_tokens is not None and self.opt.max_batch_tokens < 1:
+            raise pytest.UsageError(f"--max-batch-tokens {self.opt.max_batch_tokens}: give a positive number of "
+                                    "tokens (e.g. 2048), or leave it out to size batches from the device's memory")
         if self.opt.corpus and not Path(self.opt.corpus).is_file():
             raise pytest.UsageError(f"--corpus {self.opt.corpus}: no such file (give a text file with one context "
                                     "per line)")
@@ -472,7 +477,7 @@ class ClaimsSession:
             try:
                 self.loaded[model_id] = loading.load(spec, o.device, o.dtype, allow_pickle=o.allow_pickle,
                                                      trust_remote_code=o.trust_remote_code, device_map=o.device_map,
-                                                     jitter=o.weight_jitter)
+                                                     jitter=o.weight_jitter, max_batch_tokens=o.max_batch_tokens)
             except ProbeError as e:
                 self.load_errors[model_id] = e
                 raise
