@@ -21,7 +21,7 @@ import numpy as np
 import torch
 
 from . import stats
-from .hooks import capture, check_finite, intervene, with_grads
+from .hooks import capture, check_finite, grads_of, intervene, with_grads
 from .loading import LoadedModel
 from .log import log
 from .tokens import batch, prompt_ids, single_token
@@ -221,14 +221,13 @@ def head_attribution(lm: LoadedModel, s: PromptSet, payloads: list[Callable[[int
     L, H = ad.n_layers, ad.n_heads
     with with_grads(ad, "heads", range(L)) as kept:
         sc = lm.last_diff(s.base, s.a_ids, s.b_ids)
-        sc.sum().backward()  # prompts are independent rows: row p's gradient is that of its own score
-    lm.model.zero_grad(set_to_none=True)
+        grad = grads_of(sc.sum(), kept)  # prompts are independent rows: row p's gradient is that of its own score
     out = []
     with torch.no_grad():
         for payload in payloads:
             est = []
             for l in range(L):
-                x, g = kept[l].detach(), kept[l].grad
+                x, g = kept[l].detach(), grad[l]
                 for h in range(H):
                     est.append(((payload(l, h).to(x.dtype) - x[:, :, h]) * g[:, :, h]).float().sum((1, 2)))
             out.append(torch.stack(est).cpu())
@@ -255,14 +254,27 @@ def silencing(lm: LoadedModel, sets: list[PromptSet], *, n_perm: int = 3, seed: 
     ``n_random`` seeded random others are measured exactly; the other heads' exact deltas are NaN."""
     heads = all_heads(lm)
     L, H = lm.adapter.n_layers, lm.adapter.n_heads
-    norms, payloads, cleans = [], [], []
+    norms, payloads, cleans, deltas = [], [], [], []
+
+    def measure(s, pls, clean, chosen):  # (L*H, P): NaN for heads not measured
+        per = [head_edit_scores(lm, s, [heads[i] for i in chosen], pl, max_batch_tokens=max_batch_tokens,
+                                progress=f"silencing perm {r + 1}/{n_perm}") for r, pl in enumerate(pls)]
+        d = torch.full((len(heads), len(clean)), float("nan"))
+        d[chosen] = torch.stack(per).mean(0) - clean
+        return d
+
     for si, s in enumerate(sets):
         acts = head_acts(lm, s.base)  # (L, P, T, H, dh)
-        payloads.append([permutation_payload(acts, seed + si, r) for r in range(n_perm)])
-        cleans.append(scores(lm, s.base, s.a_ids, s.b_ids).cpu())
+        pls = [permutation_payload(acts, seed + si, r) for r in range(n_perm)]
+        clean = scores(lm, s.base, s.a_ids, s.b_ids).cpu()
+        cleans.append(clean)
         norms.append(acts.float().flatten(2, 2).norm(dim=(2, 4)).permute(0, 2, 1).reshape(L * H, -1).cpu())
+        if exact:  # measured now: one prompt set's head outputs held at a time (Gemma-3: 0.15 GB a set)
+            deltas.append(measure(s, pls, clean, list(range(len(heads)))))
+        else:  # the screen needs every set's payloads first
+            payloads.append(pls)
+        del acts, pls
     est = None
-    chosen = list(range(len(heads)))
     if not exact:
         est = torch.cat([head_attribution(lm, s, pls).mean(0) for s, pls in zip(sets, payloads)], 1)  # (L*H, P)
         m = est.mean(1).numpy()
@@ -270,13 +282,7 @@ def silencing(lm: LoadedModel, sets: list[PromptSet], *, n_perm: int = 3, seed: 
         rest = [i for i in range(len(heads)) if i not in top]
         chosen = sorted(top + list(stats.rng(seed).choice(rest, size=min(n_random, len(rest)), replace=False)))
         log(f"silencing: attribution screened {len(heads)} heads; measuring {len(chosen)} exactly")
-    deltas = []
-    for s, pls, clean in zip(sets, payloads, cleans):
-        per = [head_edit_scores(lm, s, [heads[i] for i in chosen], pl, max_batch_tokens=max_batch_tokens,
-                                progress=f"silencing perm {r + 1}/{n_perm}") for r, pl in enumerate(pls)]
-        d = torch.full((len(heads), len(clean)), float("nan"))
-        d[chosen] = torch.stack(per).mean(0) - clean
-        deltas.append(d)
+        deltas = [measure(s, pls, clean, chosen) for s, pls, clean in zip(sets, payloads, cleans)]
     d = torch.cat(deltas, 1).view(L, H, -1)
     out = {"delta": d.mean(-1).numpy(), "delta_per_prompt": d.numpy(),
            "head_norm": torch.cat(norms, 1).view(L, H, -1).mean(-1).numpy(),

@@ -16,7 +16,7 @@ import numpy as np
 import torch
 
 from .errors import StimulusError
-from .hooks import capture, check_finite, intervene, with_grads
+from .hooks import capture, check_finite, grads_of, intervene, with_grads
 from .ioi import first_difference
 from .loading import LoadedModel
 from .tokens import prompt_ids, single_token, special_wrap
@@ -278,9 +278,8 @@ def attribution_patching(lm: LoadedModel, case: Case) -> np.ndarray:
         lm.acts(case.clean)
     with with_grads(lm.adapter, "mlp_act", range(L)) as kept:
         d = lm.last_diff(case.corrupted, case.target, case.foil)[0]
-        d.backward()
-    est = torch.stack([((rec[("mlp_act", l)][0] - kept[l][0].detach()) * kept[l].grad[0]).sum(0) for l in range(L)])
-    lm.model.zero_grad(set_to_none=True)
+        grad = grads_of(d, kept)
+    est = torch.stack([((rec[("mlp_act", l)][0] - kept[l][0].detach()) * grad[l][0]).sum(0) for l in range(L)])
     return (est.float().cpu().numpy()) / (clean - corr)
 
 
