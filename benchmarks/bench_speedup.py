@@ -91,7 +91,9 @@ def main(argv=None) -> int:
     git = ["git", "-C", str(ROOT)]
     base = subprocess.check_output(git + ["rev-parse", a.base], text=True).strip()
     head = subprocess.check_output(git + ["rev-parse", "HEAD"], text=True).strip()
-    dirty = bool(subprocess.check_output(git + ["status", "--porcelain", "--untracked-files=no"], text=True).strip())
+    code = ["probes", "claims", "fixtures", "conftest.py", "pyproject.toml"]  # what the run executes (not docs/data)
+    dirty = bool(subprocess.check_output(git + ["status", "--porcelain", "--untracked-files=no", "--"] + code,
+                                         text=True).strip())
     cmd = shlex.split(a.command)
     with tempfile.TemporaryDirectory() as tmp:
         tree = Path(tmp) / "base"
