@@ -273,6 +273,11 @@ def random_init_like(lm: LoadedModel, seed: int) -> LoadedModel:
     torch.manual_seed(seed)
     model = type(lm.model)(lm.model.config).to(lm.device, lm.dtype).eval()
     spec = dataclasses.replace(lm.spec, id=f"{lm.spec.id}-random{seed}")
+    return _sibling(lm, spec, model)
+
+
+def _sibling(lm: LoadedModel, spec: ModelSpec, model) -> LoadedModel:
+    """Another model beside ``lm`` (a random-init null): its tokenizer, device, dtype, source and batch budget."""
     return LoadedModel(spec, model, lm.tokenizer, adapter_for(model), lm.device, lm.dtype, lm.source_info,
                        batch_tokens=lm.batch_tokens)
 
@@ -308,8 +313,7 @@ def _random_from_disk(lm: LoadedModel, seed: int) -> LoadedModel:
     if path.is_file():
         try:
             model = _assemble(lm.model, load_file(path, device=str(lm.device)))
-            return LoadedModel(spec, model, lm.tokenizer, adapter_for(model), lm.device, lm.dtype, lm.source_info,
-                               batch_tokens=lm.batch_tokens)
+            return _sibling(lm, spec, model)
         except Exception:  # noqa: BLE001 - a damaged or foreign cache file: initialise again and rewrite it
             pass
     rnd = random_init_like(lm, seed)
