@@ -22,6 +22,9 @@ identity.
   re-measured under float32-rounding perturbations: other SIMD kernels, MKL code paths, thread counts, a 1e-6
   weight jitter; scripts/calibrate.py) and the component ids that changed under them (``unstable``). A number
   moves only beyond ``max(declared tolerance, FLOOR_K x floor)``; ids that float noise moves never count.
+  ``_noise.bfloat16`` / ``_noise.float16`` (same shape): the floors of a run in that half precision against these
+  numbers, measured as the largest move between the recorded values and half-precision runs under perturbations at
+  that precision's rounding scale (scripts/calibrate.py --dtype); they judge a half-precision run.
 - ``_intervals``: the claim's 95% bootstrap intervals over its stimuli, in the shape of the numbers they belong
   to (a number -> ``[lo, hi]``; a list -> a list of those; records -> a list of dicts aligned with the records).
 - ``_stability``: per identity path, each component's share of bootstrap resamples in which it is in the set.
@@ -490,18 +493,43 @@ class _Differ:
 
 
 def diff(old: Any, new: Any, rel: float, abs_: float, table: dict[str, str] | None = None,
-         mode: str = INTERVAL) -> Drift:
+         mode: str = INTERVAL, dtype: str | None = None) -> Drift:
     """Compare a recorded snapshot with this run's numbers under the claim's roles and tolerance, the snapshot's
-    measured noise floors (``_noise``), intervals (``_intervals``) and stabilities (``_stability``). ``mode``:
+    measured noise floors (``_noise``; for a run in another ``dtype`` than the snapshot's, that dtype's floors:
+    :func:`noise_for`), intervals (``_intervals``) and stabilities (``_stability``). ``mode``:
     ``interval`` (a move is significant when an effect leaves its recorded interval or a stable component leaves
     its set) or ``floor`` (any move beyond the noise floor is: a regression test of the measuring code on the
     same model)."""
     if mode not in (INTERVAL, FLOOR):
         raise ValueError(f"significance {mode!r}: use {INTERVAL!r} or {FLOOR!r}")
     o = old if isinstance(old, dict) else {}
-    d = _Differ(table or {}, rel, abs_, o.get("_noise"), o.get("_stability"), mode)
+    noise = noise_for(o, dtype)[0] if dtype else o.get("_noise")
+    d = _Differ(table or {}, rel, abs_, noise, o.get("_stability"), mode)
     d.walk(old, new, "", o.get("_intervals"))
     return d.drift
+
+
+HALF_DTYPES = ("bfloat16", "float16")
+
+
+def recorded_dtype(old: dict) -> str:
+    """The dtype a snapshot was recorded in (``_recorded_with.dtype``; float32 when not written)."""
+    return str((old.get("_recorded_with") or {}).get("dtype") or "float32")
+
+
+def noise_for(old: dict, dtype: str) -> tuple[dict | None, bool]:
+    """The noise floors that judge a run in ``dtype`` against the snapshot ``old``, and whether they were measured
+    for that dtype: the snapshot's own ``_noise`` when it was recorded in ``dtype``; for a run in another dtype
+    (a bfloat16 run against float32 numbers), ``_noise[dtype]``: the largest move of each number between the
+    recorded values and runs in that dtype under perturbations (scripts/calibrate.py --dtype). Without those,
+    the snapshot's own floors and False: the caller falls back to the claim's declared half-precision tolerance."""
+    noise = old.get("_noise") if isinstance(old.get("_noise"), dict) else {}
+    if dtype == recorded_dtype(old):
+        return noise or None, bool(noise.get("runs"))
+    own = noise.get(dtype)
+    if isinstance(own, dict):
+        return own, True
+    return noise or None, False
 
 
 def leaves(data: dict, table: dict[str, str] | None = None) -> list[tuple]:

@@ -230,6 +230,16 @@ def load(spec: ModelSpec, device: str = "auto", dtype: str = "float32", *, allow
                        batch_tokens=batch_tokens(model, dev, dt, max_batch_tokens))
 
 
+def native_half(dtype: str) -> bool:
+    """Whether this CPU computes ``dtype`` (bfloat16 / float16) natively through oneDNN (AVX512-BF16 or AMX,
+    AVX512-FP16): there half precision runs about as fast as float32 or faster; elsewhere it is emulated."""
+    try:
+        ops = torch.ops.mkldnn
+        return bool(ops._is_mkldnn_bf16_supported() if dtype == "bfloat16" else ops._is_mkldnn_fp16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
 def check_weights(model, model_id: str) -> None:
     """Every floating-point weight is finite: a NaN or inf in the checkpoint would surface later as NaN activations
     with a misleading cause. Names the first damaged tensors and the fix."""
@@ -258,14 +268,17 @@ def check_vocabulary(model, tok, model_id: str) -> None:
 def jitter_weights(model, size: float, seed: int = 0) -> None:
     """Noise-floor calibration only (scripts/calibrate.py, through the plugin's ``--weight-jitter``): multiply every
     floating-point weight by ``1 + size * N(0, 1)`` (seeded), e.g. ``size=1e-6``, about 8 float32 rounding steps, a
-    perturbation at the scale of another CPU's rounding. The plugin refuses ``--record`` with it."""
+    perturbation at the scale of another CPU's rounding; in half precision the product is taken in float32 and
+    rounded back (calibrate.py --dtype uses half a rounding step of that dtype). The plugin refuses ``--record``
+    with it."""
     if not size:
         return
     g = torch.Generator().manual_seed(int(seed))
     with torch.no_grad():
         for p in model.parameters():
-            if p.is_floating_point():
-                p.mul_(1.0 + size * torch.randn(p.shape, generator=g).to(p.device, p.dtype))
+            if p.is_floating_point():  # in float32, then rounded to the model's dtype (1 + 1e-6 is 1 in bfloat16)
+                noise = 1.0 + size * torch.randn(p.shape, generator=g)
+                p.copy_((p.float() * noise.to(p.device)).to(p.dtype))
 
 
 def random_init_like(lm: LoadedModel, seed: int) -> LoadedModel:

@@ -53,6 +53,7 @@ class ModelSpec:
     params: dict = field(default_factory=dict)
     expect: dict = field(default_factory=dict)
     note: str = ""
+    dtypes_unsupported: dict = field(default_factory=dict)  # dtype -> why the model cannot run in it (measured)
     baseline: str | None = None        # a candidate: the registry id whose parameters and snapshots it is measured by
     root: str | None = None            # the project root a relative ``path`` is read from (its registry's folder)
     origin: str | None = None          # the registry file the entry comes from (named in messages)
@@ -98,11 +99,11 @@ SCHEMA: dict[str, tuple[str, tuple[str, ...] | None]] = {
     "path": (STR, None), "package": (STR, None), "subdir": (STR, None), "hub_id": (STR, None),
     "revision": (STR, None), "gguf": (STR, None), "gguf_parts": (STRS, None), "gguf_sha256": (STR, None),
     "made_from": (STR, None), "install": (STR, None), "params": (TABLE, None), "expect": (TABLE, None),
-    "note": (STR, None)}
+    "note": (STR, None), "dtypes_unsupported": (TABLE, None)}
 FIELDS = set(SCHEMA)
 BUILTIN = Path(__file__).resolve().parent / "builtin_models.toml"
 ACCESS = ("source", "path", "package", "subdir", "hub_id", "revision", "gguf", "gguf_parts", "gguf_sha256",
-          "made_from", "install", "kind", "tier")  # what a builtin entry brings (a project adds families, params,
+          "made_from", "install", "kind", "tier", "dtypes_unsupported")  # what a builtin entry brings (a project adds families, params,
 #                                                   expect, note)
 PARAM_TYPES = {"xdist_split": STRS, "xdist_weight": "a number", "device_map": STR}
 
@@ -151,6 +152,10 @@ def check_entry(where: str, mid: str, e: dict) -> None:
         if not isinstance(kf, dict) or not all(isinstance(r, str) for r in kf.values()):
             raise UnknownModelError(f"{head}: expect.{fam}.known_failures must be a table of \"<claim id>\" = "
                                     "\"<reason, with the measured numbers>\"")
+    for dt, why in (e.get("dtypes_unsupported") or {}).items():
+        if dt not in ("float32", "bfloat16", "float16") or not isinstance(why, str) or not why:
+            raise UnknownModelError(f"{head}: dtypes_unsupported must be a table of float32 / bfloat16 / float16 = "
+                                    f"\"<why, with the measured numbers>\"; got {dt} = {_shown(why)}")
     if e["source"] == "hub" and not (e.get("hub_id") and e.get("revision")):
         raise UnknownModelError(
             f"{head}: a hub entry needs hub_id and a pinned revision (a commit hash or tag), so that every run "

@@ -77,6 +77,7 @@ class ClaimResult:
     numbers: dict | None = None      # every number of this run (plain JSON), as recorded
     roles: dict | None = None        # the role table: path pattern -> effect / identity (the rest: diagnostics)
     snapshot: str = ""               # the snapshot file it was compared with (as the user reads the path)
+    against: str = ""                # a snapshot of another dtype (or no measured half floors): how it was judged
     figures: tuple[str, ...] = ()
     source: str = ""
     null: str = ""

@@ -81,9 +81,15 @@ class Options:
                    ini={k: config.getini(k) or None for k in INI})
 
     @property
+    def dtype_name(self) -> str:
+        """The run's dtype as snapshots name it: float32, bfloat16 or float16."""
+        return str(loading.pick_dtype(self.dtype)).replace("torch.", "")
+
+    @property
     def half(self) -> bool:
-        """A bfloat16/float16 run (compared with the float32 snapshots, never recorded)."""
-        return str(loading.pick_dtype(self.dtype)) != "torch.float32"
+        """A bfloat16/float16 run (compared with its own snapshots where recorded, else with the float32 ones under
+        the half-precision floors measured against them)."""
+        return self.dtype_name != "float32"
 
 
 @dataclass(frozen=True)
@@ -94,6 +100,7 @@ class Settled:
     drift: D.Drift | None = None
     headline: D.Number | None = None
     largest: D.Number | None = None
+    against: str = ""  # a snapshot of another dtype, or half precision without measured floors: how it was judged
 
 
 class ClaimsSession:
@@ -217,10 +224,12 @@ class ClaimsSession:
         self.models, self.left_out = self._select()
         self.any_family = any(spec.families is None for spec in self.models)
         self._check_record()
-        if self.opt.half and loading.pick_device(self.opt.device).type == "cpu" and not self.is_worker:
+        if self.opt.half and loading.pick_device(self.opt.device).type == "cpu" and not self.is_worker \
+                and not loading.native_half(self.opt.dtype_name):
             self.config.issue_config_time_warning(pytest.PytestConfigWarning(
-                f"--dtype {self.opt.dtype} on a CPU: half precision is emulated there and runs several times slower "
-                "than float32 (measured about 8x); use a GPU for half-precision runs"), stacklevel=2)
+                f"--dtype {self.opt.dtype} on a CPU without {self.opt.dtype_name} instructions (AVX512-BF16 / "
+                "AMX, AVX512-FP16): half precision is emulated and runs several times slower than float32 (measured "
+                "about 8x); use a GPU or a CPU that has them for half-precision runs"), stacklevel=2)
         if not self.is_worker:  # controller (or a run without xdist): convert GGUF models once, with progress on
             for spec in self.models:  # the terminal, before workers start and wait for them
                 if access.is_gguf(spec):
@@ -312,9 +321,6 @@ class ClaimsSession:
         if self.opt.weight_jitter:
             raise pytest.UsageError("--record with --weight-jitter: jittered weights are for measuring noise floors "
                                     "(scripts/calibrate.py), never recorded; leave one of them out")
-        if self.opt.half:
-            raise pytest.UsageError(f"--record with --dtype {self.opt.dtype}: snapshots are the float32 findings; a "
-                                    "half-precision run is compared with them, not recorded")
 
     def _select(self) -> tuple[list[ModelSpec], list[tuple[str, str]]]:
         """The models of this run: --models' entries, or every registry model available offline (a hub model
@@ -342,9 +348,17 @@ class ClaimsSession:
                                             f"({spec.id!r}); give it once")
                 seen[spec.id] = m
             self.families |= {f for spec in specs for f in spec.families or []}
+            bad = [(spec, why) for spec in specs if (why := self._unsupported(spec))]
+            if bad:
+                raise pytest.UsageError("; ".join(f"--models {s.id} with --dtype {self.opt.dtype}: {why}"
+                                                  for s, why in bad))
             return specs, []
         chosen, left, broken = [], [], []
         for spec in registry.values():
+            why = self._unsupported(spec)
+            if why:  # the registry says it cannot run in this dtype (measured): left out, and named
+                left.append((spec.id, f"not in {self.opt.dtype_name}: {why}"))
+                continue
             if spec.source == "hub":  # offline default: a hub model runs once it is in the local cache (documented)
                 ok, why = _hub_available(spec)
                 (chosen.append(spec) if ok else left.append((spec.id, why)))
@@ -360,6 +374,12 @@ class ClaimsSession:
                 "\n".join(broken) + f"\n(a default run checks every model of {self.registry_name}: fix the entry "
                 f"above, or run the others with --models {others})")
         return chosen, left
+
+    def _unsupported(self, spec: ModelSpec) -> str:
+        """Why ``spec`` (or the registry model a candidate is a version of) cannot run in this run's dtype, as the
+        registry records it (``dtypes_unsupported``); '' when it can."""
+        base = self.registry.get(spec.baseline or "") if spec.baseline else None
+        return (spec.dtypes_unsupported or (base.dtypes_unsupported if base else {})).get(self.opt.dtype_name, "")
 
     def _check_candidates(self) -> None:
         """A candidate (``<registry id>=<new version>``) is compared with its registry model's snapshots: refused
@@ -498,11 +518,17 @@ class ClaimsSession:
     # -------------------------------------------------------------------------------------------------- settle
     def snapshot_path(self, item) -> Path:
         """The snapshot this claim x model is compared with: the registry model's own (a candidate ``id@label``
-        uses ``id``'s; a bf16/fp16 run uses the float32 one)."""
+        uses ``id``'s). A bf16/fp16 run uses its own (``[<model>-bfloat16]``) when one is recorded, and records
+        there; else it is compared with the float32 one."""
         cs = item.callspec.params
         spec = self.spec(cs["model_id"])
         layer = "" if cs.get("layer") is None else f"-L{cs['layer']}"
-        return self.store.path(Path(item.fspath).stem, f"{item.originalname}[{spec.baseline or spec.id}{layer}]")
+        module, model = Path(item.fspath).stem, spec.baseline or spec.id
+        if self.opt.half:
+            own = self.store.path(module, f"{item.originalname}[{model}-{self.opt.dtype_name}{layer}]")
+            if self.opt.record or own.exists():
+                return own
+        return self.store.path(module, f"{item.originalname}[{model}{layer}]")
 
     def settle(self, item, m: Measurement, record_ok: bool = True) -> Settled:
         """Compare the claim's numbers with its snapshot (its verdict: holds, holds within noise, holds but
@@ -517,14 +543,30 @@ class ClaimsSession:
             changed = self.store.record(path, new, m.rel, m.abs)
             log(f"recorded {shown}" if changed else f"{shown} unchanged (within tolerance)")
             return Settled(Verdict.HOLDS, None, *D.effect_numbers(new, m.roles))
-        rel, abs_ = (max(m.rel, m.half[0]), max(m.abs, m.half[1])) if self.opt.half else (m.rel, m.abs)
         old = self.store.read(path)
         if old is None:
             return Settled(Verdict.UNRECORDED, None, *D.effect_numbers(new, m.roles))
         check_snapshot(old, new, shown)
-        drift = D.diff(old, new, rel, abs_, m.roles, self.opt.significance)
+        rel, abs_, against = self.tolerance(old, m)
+        drift = D.diff(old, new, rel, abs_, m.roles, self.opt.significance, dtype=self.opt.dtype_name)
         verdict = Verdict.HOLDS if not drift.moved else Verdict.MOVED if drift.significant else Verdict.NOISE
-        return Settled(verdict, drift, *D.effect_numbers(new, m.roles, old, drift))
+        return Settled(verdict, drift, *D.effect_numbers(new, m.roles, old, drift), against=against)
+
+    def tolerance(self, old: dict, m: Measurement) -> tuple[float, float, str]:
+        """The declared tolerance that judges this run against ``old`` (floors come with it: drift.noise_for), and
+        how it was judged when the run's dtype is not the snapshot's ('' when it is, with measured floors).
+
+        With floors measured for the run's dtype (the snapshot's own, or the half-precision floors that
+        scripts/calibrate.py --dtype measured against float32 numbers), the claim's float32 tolerance and those
+        floors judge it. Without them a half-precision run falls back to the claim's declared half-precision
+        tolerance (``half=``, default HALF_TOL), and says so."""
+        dtype, rec = self.opt.dtype_name, D.recorded_dtype(old)
+        measured = D.noise_for(old, dtype)[1]
+        if not self.opt.half or measured:
+            return m.rel, m.abs, (f"{rec} snapshot, {dtype} floors" if rec != dtype else "")
+        rel, abs_ = max(m.rel, m.half[0]), max(m.abs, m.half[1])
+        return rel, abs_, (f"{rec} snapshot, no {dtype} floors measured: declared tolerance {rel:g} rel / "
+                           f"{abs_:g} abs")
 
     # -------------------------------------------------------------------------------------------------- result
     def result(self, item, rep, call, settled: Settled | None, measurement: Measurement | None,
@@ -552,6 +594,7 @@ class ClaimsSession:
             layer=cs.get("layer"), message=message[:2000], drift=s.drift if rep.when == "call" else None,
             headline=s.headline, largest=s.largest, numbers=numbers,
             roles=measurement.roles if numbers is not None else None, snapshot=self.shown(self.snapshot_path(item)),
+            against=s.against if rep.when == "call" else "",
             figures=tuple(self.shown(p) for p in figures), source=mark.kwargs.get("source", ""),
             null=mark.kwargs.get("null", ""), criterion=mark.kwargs.get("criterion", ""),
             doc=(item.obj.__doc__ or "").strip().split("\n\n")[0], nodeid=item.nodeid,
@@ -586,6 +629,7 @@ class ClaimsSession:
         config, o = self.config, self.opt
         meta = {"models": [self.param_id(s) for s in self.models], "device": o.device, "dtype": o.dtype,
                 "device_used": self._device_used(), "left_out": self.left_out,
+                "precision": V.precision_lines(results, o.dtype_name) if o.half else [],
                 "when": time.strftime("%Y-%m-%d %H:%M:%S"),
                 "command": "pytest " + " ".join(config.invocation_params.args)}
         meta["lock_diff"] = H.lock_diff(self.root / "constraints" / "ci.txt")  # newer releases than CI's lock
@@ -635,9 +679,9 @@ class ClaimsSession:
                       f"{o.dtype}")
         for mid, why in self.left_out:
             tr.write_line(f"left out {mid}: {why}")
-        if o.half and any(r.verdict != Verdict.SKIPPED for r in self.results):
-            tr.write_line(f"{o.dtype} run: compared with the float32 snapshots under each claim's half-precision "
-                          "tolerance")
+        if o.half:
+            for line in V.precision_lines(self.results, o.dtype_name):
+                tr.write_line(line)
         md = next((f for f in self.reports if f.name == "report.md"), None)
         for line in V.terminal_lines(self.results, self.status, self.shown(md) if md else None):
             tr.write_line(line)

@@ -5,7 +5,8 @@ compares them the same way.
 One JSON file per claim x model: ``snapshots/<test module>/<test name>[<model>].json``. The plugin compares a
 claim's numbers with it after the claim's body has run (so figures are written first), with
 :func:`probes.drift.diff` under the claim's roles (lists of components by id, a severity per move); a candidate
-(``id@label``) or a half-precision run reads the registry model's float32 file.
+(``id@label``) reads the registry model's file; a half-precision run reads its own (``<model>-bfloat16``) when one
+is recorded, else the float32 one, judged by the half-precision floors measured against it.
 Numbers compare with ``|new - old| <= abs_tol + rel_tol * |old|``. :func:`compare` here is the plain positional
 comparison (no roles) that :func:`record` uses to leave a file that matches within tolerance untouched, and the
 syrupy extension uses. A corrupt snapshot file raises :class:`SnapshotFileError` naming the
@@ -121,9 +122,13 @@ def validate(old: Any, location: str = "snapshot") -> None:
             fail(path, f"{json.dumps(x)} where an interval [lo, hi] is expected")
     intervals(old.get("_intervals", {}), "_intervals")
     noise = old.get("_noise", {})
-    for k, v in (noise.get("floor") or {}).items():
-        if not _num(v) or not math.isfinite(v) or v < 0:
-            fail(f"_noise.floor.{k}", f"the noise floor {json.dumps(v)} (a floor is a finite number >= 0)")
+    sections = [("_noise", noise)] + [(f"_noise.{d}", noise[d]) for d in ("bfloat16", "float16") if d in noise]
+    for where, section in sections:  # the snapshot's own floors, and those of half-precision runs against it
+        if not isinstance(section, dict):
+            fail(where, f"a {type(section).__name__} where an object of floors is expected")
+        for k, v in (section.get("floor") or {}).items():
+            if not _num(v) or not math.isfinite(v) or v < 0:
+                fail(f"{where}.floor.{k}", f"the noise floor {json.dumps(v)} (a floor is a finite number >= 0)")
     for k, shares in old.get("_stability", {}).items():
         for i, v in (shares.items() if isinstance(shares, dict) else []):
             if not _num(v) or not 0 <= v <= 1:

@@ -123,12 +123,34 @@ def number_text(h: Number, was: bool = True) -> str:
 
 def effect_text(r: ClaimResult, was: bool = True) -> str:
     """The headline effect of one result: ``mean_logit_diff 4.75 [4.52, 4.98]``, with the recorded value beside it
-    for a candidate or a result whose numbers moved (``(was 4.75 [4.52, 4.98], +0.2%)``); empty when the claim
+    for a candidate, a run compared with a snapshot of another dtype, or a result whose numbers moved (``(was 4.75 [4.52, 4.98], +0.2%)``); empty when the claim
     declares no effect number."""
     if r.headline is None:
         return ""
-    show_was = was and r.verdict not in (UNRECORDED, KNOWN) and (r.verdict != HOLDS or bool(r.baseline))
+    show_was = was and r.verdict not in (UNRECORDED, KNOWN) and (r.verdict != HOLDS or bool(r.baseline)
+                                                                 or bool(r.against))
     return number_text(r.headline, show_was)
+
+
+def precision_lines(results: list[ClaimResult], dtype: str) -> list[str]:
+    """How a half-precision run was judged, in one line: how many claims x models were compared with their own
+    ``dtype`` snapshots, and how many with float32 snapshots under the ``dtype`` floors measured against them; and
+    how many had no measured ``dtype`` floors (judged by the declared half-precision tolerance), with the fix."""
+    compared = [r for r in results if r.verdict in (HOLDS, NOISE, MOVED)]
+    if not compared:
+        return []
+    own = [r for r in compared if not r.against or r.against.startswith(f"{dtype} snapshot")]
+    declared = sum(1 for r in compared if "declared" in r.against)
+    parts = [f"{n} {what}" for n, what in (
+        (len(own), f"with their own {dtype} snapshots"),
+        (len(compared) - len(own), "with float32 snapshots")) if n]
+    line = f"{dtype} run: claims x models compared " + " and ".join(parts)
+    if declared:
+        line += (f"; {declared} of them without measured {dtype} floors, under the declared half-precision "
+                 f"tolerance (measure them: python scripts/calibrate.py --dtype {dtype})")
+    else:
+        line += f", judged by the {dtype} noise floors measured against them"
+    return [line]
 
 
 def _largest_text(r: ClaimResult) -> str:
@@ -297,6 +319,7 @@ def markdown(results: list[ClaimResult], meta: dict, status: int) -> str:
            verdict_counts(results), ""]
     for mid, why in meta.get("left_out", []):
         out.append(f"- left out {mid}: {why}")
+    out += [f"- {line}" for line in meta.get("precision") or []]
     if meta.get("lock_diff"):
         out.append("- packages that differ from the CI lock (constraints/ci.txt): " + ", ".join(meta["lock_diff"]))
     out += ["", "| claim | " + " | ".join(models) + " |", "|---" * (len(models) + 1) + "|"]
@@ -367,6 +390,7 @@ def verdict_table_html(results: list[ClaimResult], meta: dict, status: int) -> l
            f"exit status <b>{status}</b>: {e(EXIT_MEANING.get(status, 'see pytest exit codes'))}</p>",
            "<p>" + e(verdict_counts(results)) + "</p>"]
     out += [f"<p>left out {e(mid)}: {e(why)}</p>" for mid, why in meta.get("left_out", [])]
+    out += [f"<p>{e(line)}</p>" for line in meta.get("precision") or []]
     out.append("<table id='verdicts'><tr><th>claim</th>" + "".join(f"<th>{e(m)}</th>" for m in models) + "</tr>")
     by_claim: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for r in results:

@@ -4,6 +4,7 @@
     python scripts/calibrate.py --models bert-organism -k laminar
     python scripts/calibrate.py --apply-only          # re-read the runs already under artifacts/calibrate/
     python scripts/calibrate.py --check --runs kernels-avx2,kernels-default,jitter   # the snapshots hold there?
+    python scripts/calibrate.py --dtype bfloat16 --models smollm2-135m,gemma3-270m  # half-precision floors
 
 A snapshot records one machine's numbers. Another CPU (other SIMD kernels, another MKL code path, another thread
 count) computes the same claims with other float rounding, and statistics that are quantiles, counts, robust z
@@ -20,6 +21,18 @@ comparison (probes/drift.py) then accepts a number within ``max(declared toleran
 ids that entered or left a set in any run are **unstable at float noise** and never count as a change. The baseline
 run also gives the claims' bootstrap intervals and identity stabilities (``_intervals``, ``_stability``) for
 snapshots recorded before claims computed them.
+
+**Half precision** (``--dtype bfloat16`` or ``float16``): the claims run in that dtype under perturbations at its
+own rounding scale,
+
+    baseline          nothing changed                                     (this CPU's native half kernels, if any)
+    kernels-avx2      ATEN_CPU_CAPABILITY=avx2  ONEDNN_MAX_CPU_ISA=AVX2   (no AVX512-BF16/FP16 or AMX: other GEMMs)
+    jitter            --weight-jitter=<half a rounding step of the dtype>, 2 threads, -n 0
+
+and each number's floor is the largest |half-precision run - recorded value|. Against a float32 snapshot that is
+how far half precision moves the number (its rounding, plus the kernels' spread), written as ``_noise.<dtype>``
+beside the float32 floors; a half-precision run is judged by it (probes/drift.py: noise_for). A snapshot recorded
+in that dtype (``[<model>-bfloat16]``) gets its own ``_noise``, as float32 ones do.
 
 Only the keys ``_noise``, ``_intervals`` and ``_stability`` are written; every recorded value is left as it is (the
 script checks this before each write and refuses otherwise). Snapshots whose recorded values this machine does
@@ -46,11 +59,28 @@ RUNS = {
     "jitter": ({"OMP_NUM_THREADS": "2"}, ["-n", "0", "--weight-jitter=1e-6"]),
     "baseline": ({}, ["-n", "auto"]),
 }
+HALF_RUNS = {
+    "baseline": ({}, ["-n", "auto"]),
+    "kernels-avx2": ({"ATEN_CPU_CAPABILITY": "avx2", "ONEDNN_MAX_CPU_ISA": "AVX2", "MKL_CBWR": "AVX2"}, ["-n", "auto"]),
+    "jitter": ({"OMP_NUM_THREADS": "2"}, ["-n", "0"]),  # --weight-jitter: half a rounding step of the dtype
+}
+HALF_EPS = {"bfloat16": 2.0 ** -8, "float16": 2.0 ** -10}  # finfo(dtype).eps / 2: half a rounding step at 1.0
 ADDED = ("_noise", "_intervals", "_stability")
+DTYPE = "float32"  # the dtype being calibrated (--dtype)
+
+
+def runs_for(dtype: str) -> dict:
+    """The perturbation runs of ``dtype``: float32's (RUNS), or half precision's at its rounding scale."""
+    if dtype == "float32":
+        return RUNS
+    env, args = HALF_RUNS["jitter"]
+    return {**HALF_RUNS, "jitter": (env, [*args, f"--weight-jitter={HALF_EPS[dtype]:g}"])}
 
 
 def run(name: str, out: Path, extra: list[str], project: Path = ROOT) -> Path:
-    env_add, args = RUNS[name]
+    env_add, args = runs_for(DTYPE)[name]
+    if DTYPE != "float32":
+        args = [*args, f"--dtype={DTYPE}"]
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **env_add}
@@ -99,7 +129,11 @@ def floors(recorded: dict, runs: list[dict], table: dict) -> dict:
 
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--runs", default=",".join(RUNS), help=f"which runs (default all: {', '.join(RUNS)})")
+    ap.add_argument("--runs", default=None, help=f"which runs (default all: float32 {', '.join(RUNS)}; half "
+                                                 f"precision {', '.join(HALF_RUNS)})")
+    ap.add_argument("--dtype", default="float32", choices=["float32", "bfloat16", "float16"],
+                    help="calibrate runs in this dtype: half-precision floors are written as _noise.<dtype> of the "
+                         "float32 snapshots they are compared with (or as _noise of that dtype's own snapshots)")
     ap.add_argument("--out", default=None, help="where the runs' reports go (default <project>/artifacts/calibrate)")
     ap.add_argument("--apply-only", action="store_true", help="use the reports already in --out; run nothing")
     ap.add_argument("--dry-run", action="store_true", help="print what would be written; write nothing")
@@ -112,12 +146,16 @@ def main(argv=None) -> int:
     ap.add_argument("--project", default=str(ROOT),
                     help="a claims project of one's own (its claims/ and snapshots; default this repository)")
     a, extra = ap.parse_known_args(argv)
+    global DTYPE
+    DTYPE = a.dtype
+    runs_here = runs_for(a.dtype)
     project = Path(a.project).resolve()
-    out = Path(a.out).resolve() if a.out else project / "artifacts" / ("calibrate-check" if a.check else "calibrate")
-    names = [n.strip() for n in a.runs.split(",") if n.strip()]
-    bad = [n for n in names if n not in RUNS]
+    folder = ("calibrate-check" if a.check else "calibrate") + ("" if a.dtype == "float32" else f"-{a.dtype}")
+    out = Path(a.out).resolve() if a.out else project / "artifacts" / folder
+    names = [n.strip() for n in (a.runs or ",".join(runs_here)).split(",") if n.strip()]
+    bad = [n for n in names if n not in runs_here]
     if bad:
-        ap.error(f"unknown run(s) {', '.join(bad)}; choose from {', '.join(RUNS)}")
+        ap.error(f"unknown run(s) {', '.join(bad)} for {a.dtype}; choose from {', '.join(runs_here)}")
     if a.check:
         extra = [*extra, "--significance=floor"]
         if a.apply_only:
@@ -147,13 +185,18 @@ def main(argv=None) -> int:
         runs = [per_run[n][shown][0] for n in names if shown in per_run[n]]
         table = next(per_run[n][shown][1] for n in names if shown in per_run[n])
         new = dict(recorded)
+        own = D.recorded_dtype(recorded) == a.dtype  # floors of the snapshot's own dtype, or a half run against it
         if not a.intervals_only:
             noise = floors(recorded, runs, table)
             noise["runs"] = [n for n in names if shown in per_run[n]]
-            new["_noise"] = noise
+            kept = recorded.get("_noise") or {}
+            if own:  # the half-precision floors measured against these numbers stay
+                new["_noise"] = {**{d: kept[d] for d in D.HALF_DTYPES if d in kept}, **noise}
+            else:
+                new["_noise"] = {**kept, a.dtype: noise}
         else:
             noise = recorded.get("_noise") or {"floor": {}, "unstable": {}}
-        base = per_run.get("baseline", {}).get(shown)
+        base = per_run.get("baseline", {}).get(shown) if own else None
         if base is not None:
             for k in ("_intervals", "_stability"):
                 if k in base[0] and k not in recorded:
@@ -174,7 +217,7 @@ def main(argv=None) -> int:
     if a.intervals_only:
         return 0
     report_coverage(per_run, names, project)
-    report_ratios(per_run, names, project)
+    report_ratios(per_run, names, project, a.dtype)
     return 0
 
 
@@ -192,7 +235,7 @@ def report_coverage(per_run: dict, names: list[str], project: Path = ROOT) -> No
             path = project / shown
             if not path.exists():
                 continue
-            recorded = {k: v for k, v in json.loads(path.read_text()).items() if k != "_noise"}
+            recorded = {k: v for k, v in json.loads(path.read_text()).items() if k not in ("_noise", "_recorded_with")}
             others = [per_run[n][shown][0] for n in names if n != held and shown in per_run[n]]
             recorded["_noise"] = floors(recorded, others, table)
             d = D.diff(recorded, nums, REL_TOL, ABS_TOL, table, mode=D.FLOOR)
@@ -207,7 +250,7 @@ def report_coverage(per_run: dict, names: list[str], project: Path = ROOT) -> No
             print(f"    {w}")
 
 
-def report_ratios(per_run: dict, names: list[str], project: Path = ROOT) -> None:
+def report_ratios(per_run: dict, names: list[str], project: Path = ROOT, dtype: str = "float32") -> None:
     """The distribution of floor / interval half-width over the effect numbers that have both (a floor far below
     its interval: the float noise of a statistic is negligible next to its sampling noise)."""
     import numpy as np
@@ -218,7 +261,7 @@ def report_ratios(per_run: dict, names: list[str], project: Path = ROOT) -> None
             continue
         snap = json.loads(path.read_text())
         table = next(per_run[n][shown][1] for n in names if shown in per_run[n])
-        fl = (snap.get("_noise") or {}).get("floor", {})
+        fl = (D.noise_for(snap, dtype)[0] or {}).get("floor", {})
         for p, role, v, iv in D.leaves(snap, table):
             if iv is not None and role == D.EFFECT and max(iv) > min(iv):
                 ratios.append((fl.get(p, 0.0) / ((max(iv) - min(iv)) / 2), f"{shown.split('/')[-1]} {p}"))

@@ -469,12 +469,36 @@ def readme_blocks() -> dict[str, str]:
         out["drill"] = "\n".join(["    " + ln for ln in lines[:shown + 2]] + [
             "", f"({shown} of {rows} rows, cut at 116 characters; {where}.)"])
         out["drill-full"] = "\n".join(["    " + ln for ln in lines] + ["", f"({where}; cut at 116 characters.)"])
+    out["config-memory"] = config_memory()
     cs = claims()
     out["families"] = "\n".join(
         f"- [**{fam}**](docs/catalogue/{fam}.md) ({_count(sum(c['family'] == fam for c in cs), 'claim')}): "
         f"{_first_lower(FAMILY_TITLES.get(fam, fam))} ({FAMILY_SOURCES.get(fam, 'see its page')})"
         for fam in dict.fromkeys(c["family"] for c in cs))
     return out
+
+
+def config_memory() -> str:
+    """The weights' memory of each real config in fixtures/configs (parameters counted on the meta device: nothing
+    is allocated), in float32 and bfloat16."""
+    import warnings
+
+    import torch
+    from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForMaskedLM
+    from transformers.utils import logging as hf_logging
+    hf_logging.set_verbosity_error()
+    rows = []
+    for f in sorted((ROOT / "fixtures" / "configs").glob("*.json")):
+        cfg = AutoConfig.from_pretrained(str(f))
+        with torch.device("meta"), warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            kind = AutoModelForMaskedLM if cfg.model_type == "bert" else AutoModelForCausalLM
+            n = sum(p.numel() for p in kind.from_config(cfg).parameters())
+        rows.append((n, f"| `{f.stem}` | {cfg.model_type} | {n / 1e9:.2f} B | {cfg.num_hidden_layers} | "
+                        f"{cfg.vocab_size:,} | {n * 4 / 2 ** 30:.1f} GiB | {n * 2 / 2 ** 30:.1f} GiB |"))
+    head = ["| config | architecture | parameters | layers | vocabulary | float32 | bfloat16 / float16 |",
+            "|---|---|---|---|---|---|---|"]
+    return "\n".join(head + [r for _, r in sorted(rows)])
 
 
 def _count(n: int, noun: str) -> str:
@@ -552,7 +576,7 @@ def architecture_figure(path: Path) -> None:
 def generated() -> dict[Path, str]:
     pages = catalogue_pages()
     pages[DOCS / "performance.md"] = performance_page()
-    for p in (ROOT / "README.md", DOCS / "drill.md"):
+    for p in (ROOT / "README.md", DOCS / "drill.md", DOCS / "getting-started.md"):
         pages[p] = with_blocks(p)
     return pages
 
@@ -568,7 +592,7 @@ def main() -> int:
         pages = generated()
         stale = [p for p, text in pages.items() if not p.exists() or p.read_text() != text]
         # a generated block left empty on disk (a block this script has no body for, or lost its lines)
-        stale += [p for p in (ROOT / "README.md", DOCS / "drill.md") if p not in stale
+        stale += [p for p in (ROOT / "README.md", DOCS / "drill.md", DOCS / "getting-started.md") if p not in stale
                   and re.search(r"<!-- generated: [\w-]+ -->\n<!-- /generated -->", p.read_text())]
         why = picture_is_stale()
         if why:

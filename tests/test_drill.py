@@ -12,6 +12,7 @@ from pathlib import Path
 
 import pytest
 
+from probes import loading
 from probes import verdicts as V
 from probes.results import ClaimResult
 
@@ -108,7 +109,6 @@ def test_a_folder_named_like_a_registry_id_does_not_take_it_over(tmp_path):
 
 @pytest.mark.parametrize("args,why", [
     (["--models", "gpt2-organism=fixtures/organisms/gpt2-organism", "--record"], "never recorded over them"),
-    (["--models", "gpt2-organism", "--dtype", "bfloat16", "--record"], "a half-precision run is compared"),
     (["--models", "nope=fixtures/organisms/gpt2-organism"], "'nope' is not a registry id"),
     (["--models", "gpt2-organism=fixtures/organisms/bert-organism"], "same kind of model"),
     (["--models", "gpt2-organism=openai-community/gpt2"], "pin the candidate's revision"),
@@ -123,12 +123,40 @@ def test_bad_candidate_and_recording_input_is_a_usage_error(tmp_path, args, why)
 
 def test_half_precision_run_is_compared_with_the_float32_snapshot(tmp_path):
     r = claims(tmp_path, "-k", "behaviour", "--models", "gpt2-organism", "--dtype", "bfloat16")
-    assert "half precision is emulated there" in r.stdout + r.stderr  # warned: a CPU
+    # warned where half precision is emulated (a CPU without AVX512-BF16 / AMX), not where it is native
+    assert ("half precision is emulated" in r.stdout + r.stderr) == (not loading.native_half("bfloat16"))
     (res,) = report(tmp_path)["results"]
     assert res["model"] == "gpt2-organism-bfloat16"
     assert res["snapshot"] == f"snapshots/test_ioi/{BEHAVIOUR}[gpt2-organism].json"
-    assert res["verdict"] == V.HOLDS and r.returncode == 0, r.stdout[-3000:]  # within the half-precision tolerance
+    assert res["verdict"] == V.HOLDS and r.returncode == 0, r.stdout[-3000:]  # within the measured bfloat16 floors
+    assert res["against"] == "float32 snapshot, bfloat16 floors"
+    assert "judged by the bfloat16 noise floors measured against them" in r.stdout
+    assert f"(was {res['headline']['old']:.3g} [" in r.stdout  # the recorded float32 value beside the measured one
     assert (tmp_path / "art" / "gpt2-organism-bfloat16" / "ioi.behaviour.png").is_file()
+
+
+def test_a_bfloat16_recording_is_its_own_snapshot(tmp_path):
+    """--record --dtype bfloat16 writes [<model>-bfloat16] beside the float32 file (which stays as it is); a
+    later bfloat16 run is compared with it, and a float32 run still with the float32 one."""
+    snaps = tmp_path / "snaps"
+    shutil.copytree(ROOT / "snapshots" / "test_ioi", snaps / "test_ioi")
+    f32 = snaps / "test_ioi" / f"{BEHAVIOUR}[gpt2-organism].json"
+    before = f32.read_text()
+    r = claims(tmp_path, "-k", "behaviour", "--models", "gpt2-organism", "--dtype", "bfloat16", "--record",
+               snaps=snaps)
+    assert r.returncode == 0, r.stdout[-3000:]
+    own = snaps / "test_ioi" / f"{BEHAVIOUR}[gpt2-organism-bfloat16].json"
+    assert json.loads(own.read_text())["_recorded_with"]["dtype"] == "bfloat16" and f32.read_text() == before
+    r = claims(tmp_path, "-k", "behaviour", "--models", "gpt2-organism", "--dtype", "bfloat16", snaps=snaps)
+    (res,) = report(tmp_path)["results"]
+    assert res["snapshot"].endswith(f"{BEHAVIOUR}[gpt2-organism-bfloat16].json"), res["snapshot"]
+    # recorded without floors: judged by the declared half-precision tolerance until calibrate.py measures them
+    assert res["verdict"] == V.HOLDS and r.returncode == 0, r.stdout[-3000:]
+    assert res["against"].startswith("bfloat16 snapshot, no bfloat16 floors measured")
+    assert "1 with their own bfloat16 snapshots; 1 of them without measured bfloat16 floors" in r.stdout
+    r = claims(tmp_path, "-k", "behaviour", "--models", "gpt2-organism", snaps=snaps)
+    (res,) = report(tmp_path)["results"]
+    assert res["snapshot"].endswith(f"{BEHAVIOUR}[gpt2-organism].json") and res["verdict"] == V.HOLDS
 
 
 def chromium() -> str | None:

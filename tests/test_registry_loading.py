@@ -137,6 +137,8 @@ def test_known_failures_become_strict_xfails_only_for_assertions():
 
 BAD_INPUT = [  # (arguments, what the usage error must say)
     (["--dtype", "int8"], "--dtype 'int8' unknown"),
+    (["--models", "gemma3-270m", "--dtype", "float16"], "--models gemma3-270m with --dtype float16: its activations "
+                                                         "overflow float16's range"),
     (["--device", "banana"], "--device 'banana' is not a device"),
     (["--models", ","], "names no model"),
     (["--models", "./nonexistent/path"], "no such file or folder"),

@@ -53,6 +53,7 @@ def run(path: Path, *args: str) -> tuple[int, str]:
     ("tier", "3", "tier = 3 is not a string"),
     ("colour", '"red"', "unknown field(s) colour. Fields an entry may have:"),
     ("params", "{ xdist_weight = \"heavy\" }", 'params.xdist_weight = "heavy" is not a number'),
+    ("dtypes_unsupported", "{ int8 = \"no\" }", 'dtypes_unsupported must be a table of float32 / bfloat16 / float16'),
 ])
 def test_a_registry_entry_that_breaks_the_schema_is_one_line(tmp_path, field, value, want):
     text = ENTRY.format(path=ORGANISM)
