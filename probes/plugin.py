@@ -34,7 +34,7 @@ SETTLED = pytest.StashKey[Settled]()        # the snapshot comparison's outcome,
 FIGURES = pytest.StashKey[list]()           # the figure/artifact paths a claim asked for
 STARTED = pytest.StashKey[float]()          # when the claim started (figures written after it are this run's)
 SETUP_S = pytest.StashKey[float]()          # the claim's setup time (its fixtures), added to its duration
-HALF_TOL = (0.05, 0.05)                     # default (rel, abs) tolerance of a bf16/fp16 run against float32
+HALF_TOL = (0.05, 0.05)                     # (rel, abs) of a bf16/fp16 run where no half floors are measured
 
 
 def _session(config) -> ClaimsSession:
@@ -150,8 +150,10 @@ def claim_snapshot(lm, request):
     ``effect``: the paths of the numbers the finding is about; ``identity``: the paths of component ids (a list of
     ids, or ``list[].field`` for a list of records keyed by that field); the rest are diagnostics (probes/drift.py).
     A drift is then reported as the change of the effect and the overlap of the identities, and lists of components
-    are matched by id, not by position. ``half``: the claim's tolerance when a bf16/fp16 run is compared with the
-    float32 snapshot (default ``HALF_TOL``; the run's own tolerance applies where it is wider). ``rel`` / ``abs_``
+    are matched by id, not by position. ``half``: the claim's tolerance when a bf16/fp16 run is compared with a
+    snapshot that has no floors measured for that dtype (default ``HALF_TOL``; the run's own tolerance applies
+    where it is wider); with measured half-precision floors (scripts/calibrate.py --dtype) those judge it, as the
+    float32 floors judge a float32 run. ``rel`` / ``abs_``
     default to the claim module's ``TOLERANCE = (rel, abs)`` where it declares one, else (1e-4, 1e-6).
 
     ``intervals``: 95% bootstrap intervals over the claim's stimuli (``probes.stats.mean_ci`` and friends), in the

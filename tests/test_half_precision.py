@@ -126,7 +126,7 @@ def test_the_run_says_how_half_precision_was_judged():
     assert "was" not in V.effect_text(ClaimResult(claim="c", model="m", verdict=Verdict.HOLDS, headline=n))
 
 
-def test_every_committed_snapshot_carries_bfloat16_floors():
+def test_every_committed_snapshot_carries_half_precision_floors():
     """scripts/calibrate.py --dtype bfloat16 measured every recorded number under bfloat16 on this CPU's native
     kernels (AMX), the AVX2 path and a rounding-step jitter: a bfloat16 run of the default models is judged by
     measured noise, not by a constant."""
@@ -136,6 +136,10 @@ def test_every_committed_snapshot_carries_bfloat16_floors():
                         f"bfloat16): {missing[:5]}"
     runs = {tuple(json.loads(f.read_text())["_noise"]["bfloat16"]["runs"]) for f in files}
     assert all({"baseline", "kernels-avx2", "jitter"} <= set(r) for r in runs), runs
+    # float16: every model but Gemma-3, which overflows it (left out of a float16 run: below)
+    f16 = [f for f in files if "[gemma3-270m" not in f.name]
+    missing = [f.name for f in f16 if "float16" not in json.loads(f.read_text()).get("_noise", {})]
+    assert not missing, f"{len(missing)} snapshots without _noise.float16: {missing[:5]}"
 
 
 def test_a_model_the_registry_says_cannot_run_in_float16_is_left_out_and_named():
