@@ -25,6 +25,7 @@ from typing import Any, Iterator
 
 from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
+from .drift import HALF_DTYPES
 from .errors import SnapshotFileError
 
 REL_TOL, ABS_TOL = 1e-4, 1e-6
@@ -122,7 +123,7 @@ def validate(old: Any, location: str = "snapshot") -> None:
             fail(path, f"{json.dumps(x)} where an interval [lo, hi] is expected")
     intervals(old.get("_intervals", {}), "_intervals")
     noise = old.get("_noise", {})
-    sections = [("_noise", noise)] + [(f"_noise.{d}", noise[d]) for d in ("bfloat16", "float16") if d in noise]
+    sections = [("_noise", noise)] + [(f"_noise.{d}", noise[d]) for d in HALF_DTYPES if d in noise]
     for where, section in sections:  # the snapshot's own floors, and those of half-precision runs against it
         if not isinstance(section, dict):
             fail(where, f"a {type(section).__name__} where an object of floors is expected")

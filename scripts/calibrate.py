@@ -66,7 +66,6 @@ HALF_RUNS = {
 }
 HALF_EPS = {"bfloat16": 2.0 ** -8, "float16": 2.0 ** -10}  # finfo(dtype).eps / 2: half a rounding step at 1.0
 ADDED = ("_noise", "_intervals", "_stability")
-DTYPE = "float32"  # the dtype being calibrated (--dtype)
 
 
 def runs_for(dtype: str) -> dict:
@@ -77,10 +76,10 @@ def runs_for(dtype: str) -> dict:
     return {**HALF_RUNS, "jitter": (env, [*args, f"--weight-jitter={HALF_EPS[dtype]:g}"])}
 
 
-def run(name: str, out: Path, extra: list[str], project: Path = ROOT) -> Path:
-    env_add, args = runs_for(DTYPE)[name]
-    if DTYPE != "float32":
-        args = [*args, f"--dtype={DTYPE}"]
+def run(name: str, out: Path, extra: list[str], project: Path = ROOT, dtype: str = "float32") -> Path:
+    env_add, args = runs_for(dtype)[name]
+    if dtype != "float32":
+        args = [*args, f"--dtype={dtype}"]
     folder = out / name
     folder.mkdir(parents=True, exist_ok=True)
     env = {**os.environ, **env_add}
@@ -146,8 +145,6 @@ def main(argv=None) -> int:
     ap.add_argument("--project", default=str(ROOT),
                     help="a claims project of one's own (its claims/ and snapshots; default this repository)")
     a, extra = ap.parse_known_args(argv)
-    global DTYPE
-    DTYPE = a.dtype
     runs_here = runs_for(a.dtype)
     project = Path(a.project).resolve()
     folder = ("calibrate-check" if a.check else "calibrate") + ("" if a.dtype == "float32" else f"-{a.dtype}")
@@ -162,7 +159,7 @@ def main(argv=None) -> int:
             ap.error("--check runs the claims: drop --apply-only")
     reports = {}
     for n in names:
-        reports[n] = (out / n / "report.json") if a.apply_only else run(n, out, extra, project)
+        reports[n] = (out / n / "report.json") if a.apply_only else run(n, out, extra, project, a.dtype)
         if not reports[n].exists():
             ap.error(f"{reports[n]} does not exist: run without --apply-only first")
     if a.check:
