@@ -5,7 +5,8 @@ it took, appended as one JSON line to ``$ROOFLINE_OUT``.
 the floating-point operations of every aten op with a FLOP formula (``torch.utils.flop_counter``'s registry:
 matrix products, convolutions, attention) and the bytes of every non-view op's tensor inputs and outputs (the
 traffic through memory if nothing stayed in a cache: an upper bound). ``$ROOFLINE_MODE=time``: the same, plain,
-with the wall time and the peak resident memory of the process (``/proc/self/statm``, sampled every 20 ms).
+with the wall time and the peak resident memory of the process (``/proc/self/statm``, sampled every 20 ms; sampled
+in count mode too, with the op count: benchmarks/bench_cost.py times its claims under the counter).
 """
 from __future__ import annotations
 
@@ -32,10 +33,12 @@ class Count(TorchDispatchMode):
         super().__init__()
         self.flops = 0
         self.bytes = 0
+        self.ops = 0  # aten ops dispatched (views included): each is a kernel launch on a GPU
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         out = func(*args, **kwargs)
+        self.ops += 1
         packet = func._overloadpacket
         if packet in flop_registry:
             self.flops += int(flop_registry[packet](*args, **kwargs, out_val=out))
@@ -83,13 +86,14 @@ STASH = pytest.StashKey[dict]()
 
 
 def _start(item):
-    rec = item.stash.setdefault(STASH, {"flops": 0, "bytes": 0, "seconds": 0.0, "rss_peak": 0, "anon_peak": 0,
+    rec = item.stash.setdefault(STASH, {"flops": 0, "bytes": 0, "ops": 0, "seconds": 0.0, "rss_peak": 0, "anon_peak": 0,
                                         "rss_start": rss()[0]})
+    peak = Peak()  # sampled in both modes (bench_cost.py reads the count pass's peak memory)
     if MODE == "count":
         c = Count()
         c.__enter__()
-        return rec, c, None, time.perf_counter()
-    return rec, None, Peak(), time.perf_counter()
+        return rec, c, peak, time.perf_counter()
+    return rec, None, peak, time.perf_counter()
 
 
 def _stop(rec, c, peak, t0):
@@ -98,6 +102,7 @@ def _stop(rec, c, peak, t0):
         c.__exit__(None, None, None)
         rec["flops"] += c.flops
         rec["bytes"] += c.bytes
+        rec["ops"] += c.ops
     if peak is not None:
         r, a = peak.stop()
         rec["rss_peak"], rec["anon_peak"] = max(rec["rss_peak"], r), max(rec["anon_peak"], a)
@@ -114,6 +119,19 @@ def _measured(item):
 
 pytest_runtest_setup = pytest.hookimpl(wrapper=True)(_measured)
 pytest_runtest_call = pytest.hookimpl(wrapper=True)(_measured)
+
+
+@pytest.hookimpl(wrapper=True)
+def pytest_runtest_makereport(item, call):
+    """How the test ended: ``outcome`` (passed / failed / skipped) and, for a claim stopped by its precondition
+    (:class:`probes.errors.PreconditionFailed`: nothing to measure), ``precondition``."""
+    rep = yield
+    rec = item.stash.get(STASH, None)
+    if rec is not None and rep.when in ("setup", "call") and (rep.when == "call" or not rep.passed):
+        rec["outcome"] = rep.outcome
+        exc = call.excinfo
+        rec["precondition"] = bool(exc and exc.typename == "PreconditionFailed")
+    return rep
 
 
 def pytest_runtest_teardown(item):

@@ -390,6 +390,7 @@ def performance_page() -> str:
         lines.append("")
     lines += ["## What the benchmark measures", "", bench_doc(), ""]
     lines += roofline_section()
+    lines += cost_section()
     return "\n".join(lines).rstrip() + "\n"
 
 
@@ -443,6 +444,126 @@ def roofline_section() -> list[str]:
     return out
 
 
+def _shape(name: str) -> str:
+    c = json.loads((ROOT / "fixtures" / "configs" / f"{name}.json").read_text())
+    L = c.get("num_hidden_layers") or c.get("n_layer")
+    H = c.get("num_attention_heads") or c.get("n_head")
+    return f"{L} x {H}, width {c.get('hidden_size') or c.get('n_embd')}"
+
+
+def _dur(s: float) -> str:
+    """A duration a person reads at a glance: seconds, minutes or hours."""
+    if s < 90:
+        return f"{s:.0f} s"
+    if s < 2 * 3600:
+        return f"{s / 60:.0f} min" if s >= 600 else f"{s / 60:.1f} min"
+    return f"{s / 3600:.0f} h" if s >= 36000 else f"{s / 3600:.1f} h"
+
+
+def cost_line(d: dict) -> str:
+    """README's one line of the cost model: the catalogue's predicted time for the smallest and largest config."""
+    rows = d["rows"]
+    configs = list(dict.fromkeys(r["config"] for r in rows))
+    tot = {c: [sum(r["predicted"][k] for r in rows if r["config"] == c) for k in ("cpu_s", "gpu_s")] for c in configs}
+    big = max(configs, key=lambda c: next(r["params"] for r in rows if r["config"] == c))
+    m = d.get("machine") or {}
+    peak = max(r["predicted"]["rss_peak"] for r in rows if r["config"] == big)
+    fits = "" if peak <= d.get("memory_bytes", float("inf")) else \
+        f" (were there memory: it needs about {peak / 1e9:.0f} GB)"
+    return (f"The causal claims are predicted to take {_dur(tot[big][0])} on {big} in {d['dtype']} on "
+            f"{m.get('cores')} CPU cores ({m.get('cpu')}){fits}, and at least {_dur(tot[big][1])} on an "
+            f"{d['gpu']['name']} (its counted work at the GPU's peak rates, not measured); "
+            "[performance](docs/performance.md#cost-from-135m-to-7b-parameters) has each config measured ("
+            + ", ".join(configs) + "), how the prediction is fitted and how it held at full depth, and the command.")
+
+
+def cost_section() -> list[str]:
+    """The cost model (benchmarks/bench_cost.py --json docs/data/cost.json): per real config, the catalogue's
+    predicted time and memory on this machine and on a stated GPU, per family, and the fit checked at full size."""
+    f = DATA / "cost.json"
+    if not f.exists():
+        return []
+    d = json.loads(f.read_text())
+    rows, gpu = d["rows"], d["gpu"]
+    configs = list(dict.fromkeys(r["config"] for r in rows))
+    left = [c for c in ("smollm2-135m", "qwen2.5-0.5b", "llama-3.2-1b", "gemma-2-2b", "phi-3-mini-4k-instruct",
+                        "mistral-7b-v0.1") if c not in configs]
+    cut = {c: "/".join(sorted(next(r for r in rows if r["config"] == c)["measured"], key=int)) for c in configs}
+    out = ["## Cost from 135M to 7B parameters", "",
+           f"Measured by {_where(d)}; {d['dtype']}, one pytest process per cut on {d['threads']} threads; the "
+           f"{len(d['runs'])} pytest runs took {_dur(sum(r['wall_s'] for r in d['runs']))} in all. Every causal claim family ran on randomly initialised models of "
+           "each real config cut to a few layers (all other sizes real: width, heads, MLP, vocabulary), with the "
+           "heads screened as on a CPU at full depth (`--exact off`). The full model's cost is **predicted**: "
+           "each family's counted work (FLOPs, bytes, ops) as a polynomial in the layers (up to L^2, growing), taken "
+           "at the real depth; its time the deepest cut's plus the added FLOPs at the rate the added FLOPs of the "
+           "cuts ran at (the marginal rates below); its peak memory the deepest cut's plus the added weights, twice "
+           "(the model and one random-init null). The GPU column is **not measured**: the counted work at "
+           f"the stated {gpu['name']}'s rates ({gpu['flops_s'] / 1e12:.0f} TFLOP/s dense bfloat16, "
+           f"{gpu['bandwidth_bytes_s'] / 1e12:.2f} TB/s, {gpu['op_s'] * 1e6:.0f} us per op of eager PyTorch), a "
+           "bound for the same screened work (on CUDA `--exact auto` measures every head exactly, which is more). "
+           "Peak memory: one pytest process, its model and one random-init null at a time.", "",
+           "Layers measured: " + "; ".join(f"{c} {v}" for c, v in cut.items()) + "."
+           + (" Not measured in this run (each costs the time of its cuts): " + ", ".join(left) + "; `--configs` "
+              "names them." if left else ""), "",
+           "| config | parameters | layers x heads | this machine | measured at full size | "
+           f"{gpu['name']} | peak memory (GB) | TFLOP |", "|---|---|---|---|---|---|---|---|"]
+    too_big = f" (more than this machine's {d.get('memory_bytes', 0) / 1e9:.0f} GB: its time here is hypothetical)"
+    for c in configs:
+        mine = [r for r in rows if r["config"] == c]
+        cpu = sum(r["predicted"]["cpu_s"] for r in mine)
+        peak = max(r["predicted"]["rss_peak"] for r in mine)
+        full = [r["measured_full"]["seconds"] for r in mine if "measured_full" in r]
+        vocab = (f" (vocabulary raised from {mine[0]['real_vocab']} to {mine[0]['vocab']}: the tokenizer's)"
+                 if mine[0]["vocab"] > mine[0]["real_vocab"] else "")
+        out.append(f"| {c}{vocab} | {mine[0]['params'] / 1e9:.2f}B | {_shape(c)} | **{_dur(cpu)}** | "
+                   f"{_dur(sum(full)) if len(full) == len(mine) else '-'} | "
+                   f"{_dur(sum(r['predicted']['gpu_s'] for r in mine))} | "
+                   f"{peak / 1e9:.1f}{too_big if peak > d.get('memory_bytes', float('inf')) else ''} | "
+                   f"{sum(r['predicted']['flops'] for r in mine) / 1e12:.0f} |")
+    fams = list(dict.fromkeys(r["family"] for r in rows))
+    out += ["", "Per claim family, this machine, predicted at full depth (a family marked * has claims "
+            "that stop at their precondition on a random model; their measurement was timed with the selection a "
+            "trained model makes, by benchmarks/cost_forced.py):", "",
+            "| family | " + " | ".join(configs) + " | FLOPs grow as L^k: k | ops: k |",
+            "|---|" + "---|" * (len(configs) + 2)]
+    for fm in fams:
+        cells, mine = [], [r for r in rows if r["family"] == fm]
+        for c in configs:
+            r = next((r for r in mine if r["config"] == c), None)
+            cells.append(_dur(r["predicted"]["cpu_s"]) if r else "-")
+        ks = {k: [r["growth"][k] for r in mine if r.get("growth", {}).get(k) is not None] for k in ("flops", "ops")}
+        span = {k: "-" if not v else f"{min(v):.1f}" if f"{min(v):.1f}" == f"{max(v):.1f}" else
+                f"{min(v):.1f}-{max(v):.1f}" for k, v in ks.items()}
+        star = "*" if any(r["forced"] for r in mine) else ""
+        out.append(f"| [{fm}](catalogue/{fm}.md){star} | " + " | ".join(cells) + f" | {span['flops']} | {span['ops']} |")
+    out += ["", "k is the local exponent of the fitted work at the real depth (d log work / d log layers; its range over "
+            "the configs): 1 for passes through every layer, 2 for sweeps resumed from each layer (a head or layer "
+            "patched from its own depth), below 1 where the layers' share is small beside the unembedding."]
+    checked = [r for r in rows if "measured_full" in r]
+    if checked:
+        out += ["", "### The prediction checked at full size", "",
+                "The same claims on the full-depth random-init model, measured, beside the prediction from the "
+                "shortened ones:", "",
+                "| config | family | predicted (s) | measured (s) | predicted TFLOP | counted TFLOP | predicted peak "
+                "(GB) | measured peak (GB) |", "|---|---|---|---|---|---|---|---|"]
+        for r in checked:
+            p, m = r["predicted"], r["measured_full"]
+            out.append(f"| {r['config']} | {r['family']} | {p['cpu_s']:.0f} | {m['seconds']:.0f} | "
+                       f"{p['flops'] / 1e12:.2f} | {m['flops'] / 1e12:.2f} | {p['rss_peak'] / 1e9:.1f} | "
+                       f"{m['rss_peak'] / 1e9:.1f} |")
+    out += ["", "### Marginal rates", "",
+            "The FLOP rate that fits how the families' times grew from one cut to the next, per config (the time "
+            "model of the prediction; bfloat16 GEMMs run on this CPU's AMX units):", "",
+            "| config | GFLOP/s of the added FLOPs |", "|---|---|"]
+    for c in configs:
+        m = next(r for r in rows if r["config"] == c).get("marginal_flops_s")
+        out.append(f"| {c} | {m / 1e9:.0f} |" if m else f"| {c} | - (the time did not grow with the FLOPs) |")
+    out += ["", "### What the cost benchmark measures", "",
+            "\n\n".join((ast.get_docstring(ast.parse((ROOT / "benchmarks" / "bench_cost.py").read_text()))
+                         or "").split("\n\n")[1:]), ""]
+    return out
+
+
 def bench_doc() -> str:
     doc = ast.get_docstring(ast.parse((ROOT / "benchmarks" / "bench_patching.py").read_text())) or ""
     return "\n\n".join(doc.split("\n\n")[1:])
@@ -470,6 +591,9 @@ def readme_blocks() -> dict[str, str]:
             "", f"({shown} of {rows} rows, cut at 116 characters; {where}.)"])
         out["drill-full"] = "\n".join(["    " + ln for ln in lines] + ["", f"({where}; cut at 116 characters.)"])
     out["config-memory"] = config_memory()
+    cost = DATA / "cost.json"
+    if cost.exists():
+        out["cost"] = cost_line(json.loads(cost.read_text()))
     cs = claims()
     out["families"] = "\n".join(
         f"- [**{fam}**](docs/catalogue/{fam}.md) ({_count(sum(c['family'] == fam for c in cs), 'claim')}): "

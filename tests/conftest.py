@@ -1,13 +1,12 @@
 """Helpers for the unit tests: small randomly initialised models built from the real configs."""
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import pytest
 import torch
 
-CONFIGS = Path(__file__).resolve().parents[1] / "fixtures" / "configs"
+from fixtures.real_configs import CONFIGS  # noqa: F401 - tests import it from here
 
 
 NARROW_DH = 32  # head width of the narrowed configs
@@ -32,23 +31,14 @@ def narrowed(d: dict) -> dict:
 def real_config(name: str, n_layers: int = 2, narrow: bool = False):
     """The real hub config of ``name`` with fewer layers (all other sizes real); ``narrow``: :func:`narrowed`."""
     from transformers import AutoConfig
-    d = json.loads((CONFIGS / f"{name}.json").read_text())
+
+    from fixtures.real_configs import shortened
+    d = shortened(name, n_layers)
     if d.get("vocab_size", 0) * d.get("hidden_size", 0) > 60_000_000:  # 7B / 256k-vocabulary configs: a smaller
         d["vocab_size"] = 4096                                     # vocabulary keeps tests fast (all else real)
         for k in ("pad_token_id", "bos_token_id", "eos_token_id"):
             if isinstance(d.get(k), int) and d[k] >= 4096:
                 d[k] = None
-    if "layer_types" in d:  # keep both attention kinds (sliding-window and global) in the shortened model
-        kinds = list(dict.fromkeys(d["layer_types"]))
-        d["layer_types"] = (kinds * n_layers)[:n_layers]
-    if d["model_type"] == "gpt2":
-        d["n_layer"] = n_layers
-    elif d["model_type"] == "gpt_neo":
-        d["num_layers"] = n_layers
-        d["attention_types"] = [[["global", "local"], n_layers // 2]]
-        d["attention_layers"] = ["global", "local"] * (n_layers // 2)
-    else:
-        d["num_hidden_layers"] = n_layers
     if narrow:
         d = narrowed(d)
     mt = d.pop("model_type")
