@@ -288,6 +288,11 @@ def main(argv=None) -> int:
     ap.add_argument("--json", default=None, help="write the measurements and the fit here")
     a = ap.parse_args(argv)
     started = time.time()
+    known = sorted(p.stem for p in real_configs.CONFIGS.glob("*.json")  # the causal LMs (the families measured)
+                   if real_configs.load(p.stem)["model_type"] != "bert")
+    unknown = [c for c in a.configs.split(",") + [c for c in a.validate.split(",") if c] if c not in known]
+    if unknown:
+        ap.error(f"no config {', '.join(unknown)} in fixtures/configs/; choose from {', '.join(known)}")
     work = Path(a.work or tempfile.mkdtemp(prefix="bench-cost-"))
     work.mkdir(parents=True, exist_ok=True)
     raw = work / "raw.json"
