@@ -292,7 +292,7 @@ def main(argv=None) -> int:
                    if real_configs.load(p.stem)["model_type"] != "bert")
     unknown = [c for c in a.configs.split(",") + [c for c in a.validate.split(",") if c] if c not in known]
     if unknown:
-        ap.error(f"no config {', '.join(unknown)} in fixtures/configs/; choose from {', '.join(known)}")
+        ap.error(f"no causal-LM config {', '.join(unknown)} in fixtures/configs/; choose from {', '.join(known)}")
     work = Path(a.work or tempfile.mkdtemp(prefix="bench-cost-"))
     work.mkdir(parents=True, exist_ok=True)
     raw = work / "raw.json"
