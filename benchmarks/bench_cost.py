@@ -54,7 +54,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from fixtures import real_configs  # noqa: E402
-from probes.history import machine, packages  # noqa: E402
+from probes.history import benchmark_record  # noqa: E402
 
 CONFIGS = ["smollm2-135m", "qwen2.5-0.5b", "llama-3.2-1b", "gemma-2-2b", "phi-3-mini-4k-instruct", "mistral-7b-v0.1"]
 FAMILIES = ["ioi", "grammar", "neuron", "recommender", "induction", "sinks", "successor", "tracing"]  # causal ones
@@ -323,10 +323,8 @@ def main(argv=None) -> int:
               f"(counted work), peak {max(r['predicted']['rss_peak'] for r in mine) / 1e9:.1f} GB")
     if a.json:
         Path(a.json).write_text(json.dumps({
-            "command": "python benchmarks/bench_cost.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "when": time.strftime("%Y-%m-%d %H:%M:%S"), "wall_s": round(time.time() - started, 1),
-            "machine": machine(), "memory_bytes": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"),
-            "packages": packages(), "threads": a.threads, "dtype": a.dtype,
+            **benchmark_record("benchmarks/bench_cost.py", argv, started),
+            "memory_bytes": os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"), "threads": a.threads, "dtype": a.dtype,
             "gpu": {"name": a.gpu, **GPUS[a.gpu]}, "params": PARAMS,
             "runs": [{k: v for k, v in r.items() if k != "rows"} | {"families": family_sums(r["rows"])}
                      for r in runs],

@@ -47,7 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from fixtures.models import resolve  # noqa: E402
 from probes import access  # noqa: E402
-from probes.history import machine, packages  # noqa: E402
+from probes.history import benchmark_record  # noqa: E402
 
 
 def gemm_limit(shapes: list[tuple[int, int, int]], seconds: float = 0.5) -> tuple[float, tuple]:
@@ -180,9 +180,8 @@ def main(argv=None) -> int:
           f"{100 * total_roof / total['seconds'] if total['seconds'] else 0:8.1f}%")
     if a.json:
         Path(a.json).write_text(json.dumps({
-            "command": "python benchmarks/bench_roofline.py " + " ".join(argv if argv is not None else sys.argv[1:]),
-            "when": time.strftime("%Y-%m-%d %H:%M:%S"), "wall_s": round(time.time() - started, 1),
-            "machine": machine(), "packages": packages(), "threads": a.threads, "exit": rcs,
+            **benchmark_record("benchmarks/bench_roofline.py", argv, started),
+            "threads": a.threads, "exit": rcs,
             "limit": {"gemm_flops_s": peak_flops, "gemm_shape": shape, "bandwidth_bytes_s": bw},
             "total": {**total, "roofline_s": total_roof}, "rows": rows}, indent=1) + "\n")
         print(f"[roofline] wrote {a.json}")

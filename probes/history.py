@@ -102,6 +102,16 @@ def machine() -> dict:
     return out
 
 
+def benchmark_record(script: str, argv: list[str] | None, started: float) -> dict:
+    """Where a benchmark's figures come from, as its ``--json`` file begins: the command that reproduces them, the
+    date, the benchmark's wall time (``started``: its ``time.time()`` at the start), the machine and the packages."""
+    import sys
+    import time
+    return {"command": f"python {script} " + " ".join(argv if argv is not None else sys.argv[1:]),
+            "when": time.strftime("%Y-%m-%d %H:%M:%S"), "wall_s": round(time.time() - started, 1),
+            "machine": machine(), "packages": packages()}
+
+
 def lock_diff(lock: Path) -> list[str]:
     """``name locked -> installed`` for each package of a lock file (``name==version`` lines, e.g. this
     repository's constraints/ci.txt) whose installed version differs; empty when the file does not exist."""
