@@ -460,12 +460,18 @@ def _dur(s: float) -> str:
     return f"{s / 3600:.0f} h" if s >= 36000 else f"{s / 3600:.1f} h"
 
 
+def cost_configs(rows: list[dict]) -> list[str]:
+    """The configs of the cost model's rows, smallest first."""
+    return sorted(dict.fromkeys(r["config"] for r in rows),
+                  key=lambda c: next(r["params"] for r in rows if r["config"] == c))
+
+
 def cost_line(d: dict) -> str:
     """README's one line of the cost model: the catalogue's predicted time for the smallest and largest config."""
     rows = d["rows"]
-    configs = list(dict.fromkeys(r["config"] for r in rows))
+    configs = cost_configs(rows)
     tot = {c: [sum(r["predicted"][k] for r in rows if r["config"] == c) for k in ("cpu_s", "gpu_s")] for c in configs}
-    big = max(configs, key=lambda c: next(r["params"] for r in rows if r["config"] == c))
+    big = configs[-1]
     m = d.get("machine") or {}
     peak = max(r["predicted"]["rss_peak"] for r in rows if r["config"] == big)
     fits = "" if peak <= d.get("memory_bytes", float("inf")) else \
@@ -485,7 +491,7 @@ def cost_section() -> list[str]:
         return []
     d = json.loads(f.read_text())
     rows, gpu = d["rows"], d["gpu"]
-    configs = list(dict.fromkeys(r["config"] for r in rows))
+    configs = cost_configs(rows)
     left = [c for c in ("smollm2-135m", "qwen2.5-0.5b", "llama-3.2-1b", "gemma-2-2b", "phi-3-mini-4k-instruct",
                         "mistral-7b-v0.1") if c not in configs]
     cut = {c: "/".join(sorted(next(r for r in rows if r["config"] == c)["measured"], key=int)) for c in configs}
