@@ -118,17 +118,25 @@ def pytest_collection_modifyitems(config, items):
 # ------------------------------------------------------------------------------------------------------- fixtures
 @pytest.fixture
 def lm(model_id, request):
-    """The loaded model; one load per model per worker (the previous model's memory released first). The
-    random-init copy a claim used (``random_copy``) is released after it: a copy of Gemma-3-270m is 1.1 GB, held
-    through the next claims' work, and the next claim that needs it reads it back from the disk cache in 0.8 s."""
-    yield _session(request.config).load(model_id)
+    """The loaded model; one load per model per worker (the previous model's memory released first), its
+    ``model_cache`` the claim's family's (another family's dropped first). The random-init copy a claim used
+    (``random_copy``) is released after it: a copy of Gemma-3-270m is 1.1 GB, held through the next claims' work, and
+    the next claim that needs it reads it back from the disk cache in 0.8 s. What the claim freed goes back to the
+    system after it (glibc would keep it for the process)."""
+    model = _session(request.config).load(model_id)
+    mark = request.node.get_closest_marker("claim")
+    if model.enter_family(mark.kwargs.get("family") if mark else None):
+        loading.return_memory()
+    yield model
     loading.forget_random_copies()
+    loading.return_memory(collect=False)
 
 
 @pytest.fixture
 def model_cache(lm, request) -> dict:
-    """A dict the claims of one model share (e.g. activations several claims read), kept while the worker runs
-    that model and dropped with it: ``model_cache.setdefault(key, ...)``, never a module-level global."""
+    """A dict the claims of one family share on one model (e.g. activations several claims read), kept while the
+    worker runs that family on that model and dropped when it moves on: ``model_cache.setdefault(key, ...)``, never
+    a module-level global."""
     return lm.cache
 
 

@@ -40,3 +40,47 @@ def test_the_previous_model_is_released_before_the_next_loads(tmp_path):
                         "-q", "-rA"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
     # two claims ran (one per model), both without snapshot (exit 6); the second found the first model released
     assert r.returncode == 6 and "2 unrecorded" in r.stdout, r.stdout[-3000:] + r.stderr[-2000:]
+
+
+FAMILIES = '''import gc, weakref
+import pytest
+
+REFS = []
+
+
+class Payload:
+    pass
+
+
+@pytest.mark.claim(id="mem.first", family="mem", kinds=("causal",), source="-", null="-", criterion="-")
+def test_first(lm, model_cache, claim_snapshot):
+    model_cache["payload"] = p = Payload()
+    REFS.append(weakref.ref(p))
+    claim_snapshot({"n": 1})
+
+
+@pytest.mark.claim(id="mem.second", family="mem", kinds=("causal",), source="-", null="-", criterion="-")
+def test_second(lm, model_cache, claim_snapshot):
+    claim_snapshot({"n": 2})
+    assert "payload" in model_cache, "the family's cache was dropped between two of its claims"
+
+
+@pytest.mark.claim(id="other.third", family="other", kinds=("causal",), source="-", null="-", criterion="-")
+def test_third(lm, model_cache, claim_snapshot):
+    gc.collect()
+    claim_snapshot({"n": 3})
+    assert not model_cache, sorted(model_cache)
+    assert REFS[0]() is None, "another family's cache is still alive"
+'''
+
+
+def test_a_familys_cache_is_dropped_when_the_next_family_starts(tmp_path):
+    reg = REGISTRY.split("[models.gpt-neo-organism]")[0].replace('families = ["mem"]', 'families = ["mem", "other"]')
+    (tmp_path / "pytest.ini").write_text("[pytest]\nclaims_registry = models.toml\n")
+    (tmp_path / "models.toml").write_text(reg)
+    (tmp_path / "test_mem.py").write_text(FAMILIES)
+    r = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist", "-o", "addopts=",
+                        "-q", "-rA"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    # three claims ran on one model, none with a snapshot (exit 6); the second saw the first's payload, the third
+    # (another family) found it gone
+    assert r.returncode == 6 and "3 unrecorded" in r.stdout, r.stdout[-3000:] + r.stderr[-2000:]
