@@ -48,12 +48,14 @@ def _tree(pid: int) -> list[int]:
     return out
 
 
-def run(command: list[str], cwd: Path, artifacts: Path) -> dict:
-    """Run ``command`` in ``cwd``; wall time, exit status, the largest resident/anonymous memory of one process."""
+def run(command: list[str], cwd: Path, artifacts: Path, preexec=None) -> dict:
+    """Run ``command`` in ``cwd``; wall time, exit status, the largest resident/anonymous memory of one process.
+    ``preexec``: called in the child before it runs (bench_memory.py: enter a memory cgroup)."""
     cmd = command + [f"--artifacts={artifacts}"]
     print(f"[speedup] {cwd}: {shlex.join(cmd)}", flush=True)
     t0 = time.perf_counter()
-    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            preexec_fn=preexec)
     peak = {"rss": 0, "anon": 0}
     done = threading.Event()
 
