@@ -370,6 +370,7 @@ def performance_page() -> str:
                   f"{h['peak_rss_gb']:.2f} GB resident, of it {b['peak_anon_gb']:.2f} GB and "
                   f"{h['peak_anon_gb']:.2f} GB anonymous (the rest: weights read through mmap, pages the kernel "
                   "can drop).", ""]
+    lines += memory_section()
     bench = DATA / "bench_patching.json"
     if bench.exists():
         d = json.loads(bench.read_text())
@@ -392,6 +393,34 @@ def performance_page() -> str:
     lines += roofline_section()
     lines += cost_section()
     return "\n".join(lines).rstrip() + "\n"
+
+
+def memory_section() -> list[str]:
+    """What a worker needs (benchmarks/bench_memory.py --json docs/data/memory.json): each model's claims in one
+    process, free and under a memory cap."""
+    f = DATA / "memory.json"
+    if not f.exists():
+        return []
+    d = json.loads(f.read_text())
+    cap = f"{d['limit_gb']:g} GB"
+    out = ["## Memory a worker needs", "",
+           f"Every claim of one model in one process (`{d['run']} --models <id>`: the most a worker of the default run "
+           f"holds for that model), once free and once in a memory cgroup capped at {cap} after the model's weights "
+           f"were dropped from the page cache. Measured by {_where(d)}. Resident memory counts the pages of weights "
+           "read through mmap (the model's and one random-init copy's) while nothing else wants the memory; under the "
+           "cap the kernel drops those the claim is not using, and kills the process if what it cannot drop does not "
+           "fit. The method, and why: `benchmarks/bench_memory.py`.", "",
+           f"| model | free: time | free: peak resident (GB) | of it anonymous (GB) | under {cap}: exit | "
+           "time, against free | processes killed |", "|---|---|---|---|---|---|---|"]
+    for r in d["rows"]:
+        fr, c = r["free"], r.get("capped", {})
+        if "not_run" in c:
+            capped = f"not run ({c['not_run']}) | - | -"
+        else:
+            capped = f"{c['exit']} | {_mmss(c['wall_s'])}, {c['wall_s'] / fr['wall_s']:.2f}x | {c['oom_kills']}"
+        out.append(f"| {r['model']} | {_mmss(fr['wall_s'])} (exit {fr['exit']}) | {fr['peak_rss_gb']:.2f} | "
+                   f"{fr['peak_anon_gb']:.2f} | {capped} |")
+    return out + [""]
 
 
 def roofline_section() -> list[str]:
