@@ -12,7 +12,9 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "benchmarks"))
 import bench_memory  # noqa: E402
 
-TOUCH = "import sys; b = bytearray({n}); b[::4096] = b'x' * len(b[::4096]); print('held', len(b))"
+# held for 1.5 s: the benchmark samples the processes' memory every 0.5 s
+TOUCH = ("import time; b = bytearray({n}); b[::4096] = b'x' * len(b[::4096]); print('held', len(b)); "
+         "time.sleep(1.5)")
 
 
 @pytest.fixture
