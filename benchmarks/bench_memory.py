@@ -23,6 +23,7 @@ import json
 import os
 import shlex
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -118,7 +119,6 @@ def main(argv=None) -> int:
         cmd = shlex.split(a.command) + ["--models", model]
         if cmd[0] == "python":
             cmd[0] = sys.executable  # this environment's, where the project is installed
-        import tempfile
         with tempfile.TemporaryDirectory() as tmp:
             print(f"[memory] {model}: free", flush=True)
             free = run(cmd, ROOT, Path(tmp) / "free")

@@ -32,12 +32,17 @@ def test_release(lm, model_cache, claim_snapshot):
 '''
 
 
-def test_the_previous_model_is_released_before_the_next_loads(tmp_path):
+def _run(tmp_path, registry: str, claims: str) -> subprocess.CompletedProcess:
+    """``claims`` run as a claims project of its own over ``registry``, in one process."""
     (tmp_path / "pytest.ini").write_text("[pytest]\nclaims_registry = models.toml\n")
-    (tmp_path / "models.toml").write_text(REGISTRY)
-    (tmp_path / "test_mem.py").write_text(CLAIM)
-    r = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist", "-o", "addopts=",
-                        "-q", "-rA"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    (tmp_path / "models.toml").write_text(registry)
+    (tmp_path / "test_mem.py").write_text(claims)
+    return subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist", "-o",
+                           "addopts=", "-q", "-rA"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+
+
+def test_the_previous_model_is_released_before_the_next_loads(tmp_path):
+    r = _run(tmp_path, REGISTRY, CLAIM)
     # two claims ran (one per model), both without snapshot (exit 6); the second found the first model released
     assert r.returncode == 6 and "2 unrecorded" in r.stdout, r.stdout[-3000:] + r.stderr[-2000:]
 
@@ -76,11 +81,7 @@ def test_third(lm, model_cache, claim_snapshot):
 
 def test_a_familys_cache_is_dropped_when_the_next_family_starts(tmp_path):
     reg = REGISTRY.split("[models.gpt-neo-organism]")[0].replace('families = ["mem"]', 'families = ["mem", "other"]')
-    (tmp_path / "pytest.ini").write_text("[pytest]\nclaims_registry = models.toml\n")
-    (tmp_path / "models.toml").write_text(reg)
-    (tmp_path / "test_mem.py").write_text(FAMILIES)
-    r = subprocess.run([sys.executable, "-m", "pytest", "-p", "no:cacheprovider", "-p", "no:xdist", "-o", "addopts=",
-                        "-q", "-rA"], cwd=tmp_path, capture_output=True, text=True, timeout=600)
+    r = _run(tmp_path, reg, FAMILIES)
     # three claims ran on one model, none with a snapshot (exit 6); the second saw the first's payload, the third
     # (another family) found it gone
     assert r.returncode == 6 and "3 unrecorded" in r.stdout, r.stdout[-3000:] + r.stderr[-2000:]
