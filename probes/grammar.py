@@ -16,6 +16,7 @@ import numpy as np
 import torch
 
 from . import stats
+from .errors import StimulusError
 from .hooks import capture
 from .loading import LoadedModel
 from .log import log
@@ -50,7 +51,12 @@ def word_sets(lm: LoadedModel, candidates: dict[str, list[str]], max_words: int 
 def word_activations(lm: LoadedModel, words: list[str], site: str = "mlp_act", batch: int = 512) -> np.ndarray:
     """(L, n_words, N) activations of every layer for each word presented alone."""
     tok = lm.tokenizer
-    ids = [encode(tok, " " + w)[0] for w in words]
+    enc = tok([" " + w for w in words], add_special_tokens=False)["input_ids"]  # one batched call (word_sets kept
+    bad = [w for w, x in zip(words, enc) if len(x) != 1]  # single-token words only); one call per word took 2 s
+    if bad:
+        raise StimulusError(f"{len(bad)} words are not one token for {lm.spec.id} (e.g. {bad[0]!r}): take the "
+                            "word lists through word_sets(), which keeps the single-token ones")
+    ids = [x[0] for x in enc]
     pre, post = special_wrap(tok)  # BERT: [CLS] w [SEP]; Gemma: <bos> w; GPT-2: w
     ad = lm.adapter
     L = ad.n_layers
@@ -100,11 +106,12 @@ def collect(lm: LoadedModel, candidates: dict[str, list[str]], site: str = "mlp_
 
 
 def length_confound(nouns: list[str], verbs: list[str]) -> dict:
-    """Seed Part 1: word lengths (characters) of nouns vs verbs; t-test and Cohen's d (pingouin)."""
-    import pingouin as pg
+    """Seed Part 1: word lengths (characters) of nouns vs verbs; t-test and Cohen's d (the seed's pingouin
+    ``compute_effsize(eftype="cohen")``, which :func:`stats.cohens_d` equals to 1e-10; importing pingouin took a
+    second of each worker)."""
     ln, lv = np.array([len(w) for w in nouns]), np.array([len(w) for w in verbs])
     t, p = stats.ttest_ind(ln, lv)
-    d = float(pg.compute_effsize(ln, lv, paired=False, eftype="cohen"))
+    d = float(stats.cohens_d(ln, lv))
     return {"len_nouns": ln, "len_verbs": lv, "t": float(t), "p": float(p), "d": d}
 
 

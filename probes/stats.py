@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import numpy as np
+from scipy import special
 from scipy import stats as sps
 
 
@@ -10,9 +11,16 @@ def rng(seed: int) -> np.random.Generator:
 
 
 def ttest_ind(a: np.ndarray, b: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Two-sample t-test (equal variances) along axis 0 for every column; returns (t, p)."""
-    r = sps.ttest_ind(a, b, axis=0)
-    return np.asarray(r.statistic), np.asarray(r.pvalue)
+    """Two-sample t-test (equal variances) along axis 0 for every column; returns (t, p). scipy.stats.ttest_ind's
+    numbers to rounding (tests/test_grammar_stats.py) without its per-call checks, which took 18 ms of each call on
+    the grammar claims' (words x 1536) arrays, three calls per layer."""
+    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
+    na, nb = a.shape[0], b.shape[0]
+    df = na + nb - 2
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pooled = ((na - 1) * a.var(0, ddof=1) + (nb - 1) * b.var(0, ddof=1)) / df
+        t = (a.mean(0) - b.mean(0)) / np.sqrt(pooled * (1 / na + 1 / nb))
+    return t, t_to_p(t, df)
 
 
 def ttest_ind_perms(x: np.ndarray, n1: int, perms: np.ndarray) -> np.ndarray:
@@ -39,8 +47,9 @@ def ttest_ind_perms(x: np.ndarray, n1: int, perms: np.ndarray) -> np.ndarray:
 
 
 def t_to_p(t: np.ndarray, df: int) -> np.ndarray:
-    """Two-sided p-values of Student t statistics."""
-    return 2 * sps.t.sf(np.abs(t), df)
+    """Two-sided p-values of Student t statistics: ``2 * scipy.stats.t.sf(|t|, df)``, whose survival function is
+    this same ``stdtr`` call (equal to the bit), less the distribution object's checks (40% of the time)."""
+    return 2 * special.stdtr(df, -np.abs(t))
 
 
 def fdr(p: np.ndarray, q: float = 0.05) -> np.ndarray:
@@ -99,9 +108,8 @@ def _draw_counts(n: int, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
     """(n_boot, n): how often each unit is drawn in each resample of :func:`boot_index` (a resample's sum of any
     per-unit quantity is then one matrix product)."""
     idx = boot_index(n, n_boot, seed)
-    counts = np.zeros((n_boot, n))
-    np.add.at(counts, (np.repeat(np.arange(n_boot), n), idx.ravel()), 1.0)
-    return counts
+    flat = (np.arange(n_boot)[:, None] * n + idx).ravel()  # counted with bincount: np.add.at is ten times slower
+    return np.bincount(flat, minlength=n_boot * n).reshape(n_boot, n).astype(np.float64)
 
 
 def boot_means(x: np.ndarray, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:

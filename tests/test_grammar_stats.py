@@ -2,6 +2,8 @@
 permutation nulls are seeded, and the word-length criterion fails on confounded stimuli."""
 from __future__ import annotations
 
+import warnings
+
 import numpy as np
 import pingouin as pg
 import pytest
@@ -25,6 +27,32 @@ def test_ttest_fdr_bonferroni():
     t, p = stats.ttest_ind(a, b)
     assert stats.fdr(p)[:10].all() and stats.fdr(p)[10:].sum() <= 5
     assert stats.bonferroni(p).sum() <= stats.fdr(p).sum()
+
+
+def test_ttest_equals_scipy():
+    """The vectorised t-test and p-values equal scipy.stats.ttest_ind's (columns of any size, a constant column,
+    a column whose groups differ without spread, one-dimensional groups), and the bootstrap's draw counts equal a
+    count of its indices."""
+    from scipy import stats as sps
+    g = np.random.default_rng(3)
+    a, b = g.normal(0, 1, (300, 50)), g.normal(0.2, 1.5, (120, 50))
+    a[:, 0], b[:, 0] = 1.0, 1.0
+    a[:, 1], b[:, 1] = 1.0, 2.0
+    t, p = stats.ttest_ind(a, b)
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        ref = sps.ttest_ind(a, b, axis=0)
+    assert np.allclose(t, ref.statistic, rtol=1e-12, equal_nan=True)
+    assert np.allclose(p, ref.pvalue, rtol=1e-12, atol=0, equal_nan=True)
+    assert np.isnan(t[0]) and np.isinf(t[1]) and p[1] == 0.0
+    t1, p1 = stats.ttest_ind(np.arange(10.0), np.arange(12.0) + 1)
+    r1 = sps.ttest_ind(np.arange(10.0), np.arange(12.0) + 1)
+    assert float(t1) == pytest.approx(r1.statistic, rel=1e-12) and float(p1) == pytest.approx(r1.pvalue, rel=1e-12)
+    assert np.array_equal(stats.t_to_p(ref.statistic[2:], 418), 2 * sps.t.sf(np.abs(ref.statistic[2:]), 418))
+    idx = stats.boot_index(37, 200, 5)
+    counts = np.zeros((200, 37))
+    np.add.at(counts, (np.repeat(np.arange(200), 37), idx.ravel()), 1.0)
+    assert np.array_equal(stats._draw_counts(37, 200, 5), counts)
 
 
 def test_nulls_are_seeded():
