@@ -85,3 +85,18 @@ def test_a_familys_cache_is_dropped_when_the_next_family_starts(tmp_path):
     # three claims ran on one model, none with a snapshot (exit 6); the second saw the first's payload, the third
     # (another family) found it gone
     assert r.returncode == 6 and "3 unrecorded" in r.stdout, r.stdout[-3000:] + r.stderr[-2000:]
+
+
+def test_the_tokenizers_build_tables_are_dropped_and_it_still_encodes():
+    """transformers' Llama/Gemma tokenizers keep the Python vocabulary and merges they were built from (Gemma-3's:
+    0.15 GB); after loading they are dropped, and encoding, decoding and the vocabulary are unchanged."""
+    from transformers import LlamaTokenizer
+
+    from probes.loading import drop_build_tables
+    vocab = {"<unk>": 0, "<s>": 1, "</s>": 2, "a": 3, "b": 4, "ab": 5, "▁": 6, "▁ab": 7}
+    tok = LlamaTokenizer(vocab=vocab, merges=[("a", "b"), ("▁", "ab")])
+    assert isinstance(vars(tok).get("_vocab"), dict) and isinstance(vars(tok).get("_merges"), list)
+    ids, voc = tok(" ab ab")["input_ids"], tok.get_vocab()
+    drop_build_tables(tok)
+    assert "_vocab" not in vars(tok) and "_merges" not in vars(tok)
+    assert tok(" ab ab")["input_ids"] == ids == [7, 7] and tok.decode(ids) == "ab ab" and tok.get_vocab() == voc
