@@ -14,7 +14,10 @@ threads (default 1: what each xdist worker of the default ``pytest claims/ -n au
   and outputs (the traffic if no cache kept anything: an upper bound);
 * **time**: the same claims, plain: each claim's wall time (setup included) and the process's peak resident memory
   while it ran, and of it the peak anonymous memory (resident less file-backed pages: model weights are read
-  through mmap from the model cache, pages the kernel can drop and that processes mapping one file share).
+  through mmap from the model cache, pages the kernel can drop and that processes mapping one file share); and
+  **where the time went**, from the main thread's stack sampled every 5 ms: the models' passes (torch and the model
+  code: matrix products and the element-wise work around them), loading (a model or a random-init copy),
+  statistics (numpy, scipy), figures (matplotlib), the tokenizer, and the claims' own code.
 
 **The limit**, measured in the same run with the same threads: GEMM throughput (the best of float32 matrix products
 of the models' own MLP shapes on 512 tokens) and memory bandwidth (a 256 MiB copy, bytes read + written). A claim's
@@ -45,9 +48,13 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+sys.path.insert(0, str(ROOT / "scripts"))
 from fixtures.models import resolve  # noqa: E402
 from probes import access  # noqa: E402
 from probes.history import benchmark_record  # noqa: E402
+from docs import went_to  # noqa: E402 - the performance page's wording of the same shares
+from roofline_plugin import WHERE  # noqa: E402
 
 
 def gemm_limit(shapes: list[tuple[int, int, int]], seconds: float = 0.5) -> tuple[float, tuple]:
@@ -132,6 +139,8 @@ def merge(count: list[dict], timed: list[dict], peak_flops: float, bw: float) ->
             x["seconds"] += r["seconds"]
             x["rss_peak"] = max(x["rss_peak"], r["rss_peak"])
             x["anon_peak"] = max(x.get("anon_peak", 0), r.get("anon_peak", 0))
+            for k, v in r.get("where", {}).items():
+                x.setdefault("where", {})[k] = x.get("where", {}).get(k, 0.0) + v
     out = []
     for x in rows.values():
         t_roof = max(x["flops"] / peak_flops, x["bytes"] / bw)
@@ -168,16 +177,18 @@ def main(argv=None) -> int:
         read = {m: [json.loads(x) for x in out[m].read_text().splitlines()] if out[m].exists() else [] for m in out}
     rows = merge(read["count"], read["time"], peak_flops, bw)
     total = {k: sum(r[k] for r in rows) for k in ("flops", "bytes", "seconds")}
+    total["where"] = {k: sum(r.get("where", {}).get(k, 0.0) for r in rows) for k in WHERE}
     total_roof = max(total["flops"] / peak_flops, total["bytes"] / bw)
     print(f"\n{'claim':<28} {'model':<14} {'s':>7} {'peak GB':>8} {'anon GB':>8} {'GFLOP':>8} {'GB moved':>9} "
-          f"{'GFLOP/s':>8} {'of limit':>9}  bound")
+          f"{'GFLOP/s':>8} {'of limit':>9}  {'bound':<10}  time went to")
     for r in rows:
         print(f"{r['claim']:<28} {r['model']:<14} {r['seconds']:7.1f} {r['rss_gb']:8.2f} {r['anon_gb']:8.2f} "
-              f"{r['gflops']:8.1f} "
-              f"{r['gbytes']:9.1f} {r['achieved_gflops_s'] or 0:8.2f} {100 * (r['fraction'] or 0):8.1f}%  {r['bound']}")
+              f"{r['gflops']:8.1f} {r['gbytes']:9.1f} {r['achieved_gflops_s'] or 0:8.2f} "
+              f"{100 * (r['fraction'] or 0):8.1f}%  {r['bound']:<10}  {went_to(r.get('where'))}")
     print(f"{'all':<43} {total['seconds']:7.1f} {'':>17} {total['flops'] / 1e9:8.1f} {total['bytes'] / 1e9:9.1f} "
           f"{total['flops'] / total['seconds'] / 1e9 if total['seconds'] else 0:8.2f} "
-          f"{100 * total_roof / total['seconds'] if total['seconds'] else 0:8.1f}%")
+          f"{100 * total_roof / total['seconds'] if total['seconds'] else 0:8.1f}%  {'':<10}  "
+          f"{went_to(total['where'], 0.01)}")
     if a.json:
         Path(a.json).write_text(json.dumps({
             **benchmark_record("benchmarks/bench_roofline.py", argv, started),

@@ -6,7 +6,8 @@ the floating-point operations of every aten op with a FLOP formula (``torch.util
 matrix products, convolutions, attention) and the bytes of every non-view op's tensor inputs and outputs (the
 traffic through memory if nothing stayed in a cache: an upper bound). ``$ROOFLINE_MODE=time``: the same, plain,
 with the wall time and the peak resident memory of the process (``/proc/self/statm``, sampled every 20 ms; sampled
-in count mode too, with the op count: benchmarks/bench_cost.py times its claims under the counter).
+in count mode too, with the op count: benchmarks/bench_cost.py times its claims under the counter), and where the
+time went (:class:`Where`: the model's passes, statistics, figures, tokenisation, the claims' own code).
 """
 from __future__ import annotations
 
@@ -82,6 +83,67 @@ class Peak:
         return self.peak, self.anon
 
 
+WHERE = ("passes", "loading", "statistics", "figures", "tokenizer", "claim code")
+LOADERS = {"load", "random_init_like", "_random_from_disk"}  # probes/loading.py: a model or a random-init copy
+
+
+def category(frame) -> str:
+    """What the main thread is doing, from its stack (innermost frame first): ``figures`` (any frame in
+    matplotlib or probes/figures.py), ``loading`` (a model or a random-init copy being loaded: probes/loading.py's
+    loaders), else by the innermost frame of a known library: ``passes`` (torch or
+    transformers' model code: the models' arithmetic and its element-wise work), ``statistics`` (numpy, scipy,
+    probes/stats.py), ``tokenizer`` (tokenizers, transformers' tokenization); else ``claim code`` (the claims'
+    and probes' own Python, and the tensor operations they call directly)."""
+    files, loading = [], False
+    while frame is not None:
+        code = frame.f_code
+        files.append(code.co_filename)
+        loading = loading or (code.co_name in LOADERS and code.co_filename.endswith("probes/loading.py"))
+        frame = frame.f_back
+    if any("/matplotlib/" in f or f.endswith("probes/figures.py") for f in files):
+        return "figures"
+    if loading:
+        return "loading"
+    for f in files:
+        if "/tokenizers/" in f or "/tokenization_" in f:
+            return "tokenizer"
+        if "/torch/" in f or "/transformers/" in f:
+            return "passes"
+        if "/numpy/" in f or "/scipy/" in f or f.endswith("probes/stats.py"):
+            return "statistics"
+        if f.endswith(("probes/hooks.py", "probes/adapters.py")):
+            return "passes"  # the adapters' own forward (a resumed pass) and the hooks inside the model's pass
+    return "claim code"
+
+
+class Where:
+    """Where the main thread's time goes (:func:`category`), from its stack sampled every 5 ms by a thread: each
+    sample is given the time since the one before. Time mode only (the counter would be what it samples)."""
+
+    def __init__(self):
+        import sys
+        self.seconds = dict.fromkeys(WHERE, 0.0)
+        self._main = threading.main_thread().ident
+        self._frames = sys._current_frames
+        self._stop = threading.Event()
+        self._last = time.perf_counter()
+        self._t = threading.Thread(target=self._run, daemon=True)
+        self._t.start()
+
+    def _run(self):
+        while not self._stop.wait(0.005):
+            frame = self._frames().get(self._main)
+            now = time.perf_counter()
+            if frame is not None:
+                self.seconds[category(frame)] += now - self._last
+            self._last = now
+
+    def stop(self) -> dict:
+        self._stop.set()
+        self._t.join()
+        return self.seconds
+
+
 STASH = pytest.StashKey[dict]()
 
 
@@ -93,11 +155,16 @@ def _start(item):
         c = Count()
         c.__enter__()
         return rec, c, peak, time.perf_counter()
-    return rec, None, peak, time.perf_counter()
+    return rec, Where(), peak, time.perf_counter()
 
 
 def _stop(rec, c, peak, t0):
     rec["seconds"] += time.perf_counter() - t0
+    if isinstance(c, Where):
+        where = rec.setdefault("where", dict.fromkeys(WHERE, 0.0))
+        for k, v in c.stop().items():
+            where[k] += v
+        c = None
     if c is not None:
         c.__exit__(None, None, None)
         rec["flops"] += c.flops

@@ -423,6 +423,13 @@ def memory_section() -> list[str]:
     return out + [""]
 
 
+def went_to(where: dict | None, least: float = 0.05) -> str:
+    """``passes 81%, figures 9%``: the shares of a claim's time of at least ``least`` (bench_roofline.py)."""
+    total = sum((where or {}).values())
+    return ", ".join(f"{k} {100 * v / total:.0f}%" for k, v in sorted(where.items(), key=lambda kv: -kv[1])
+                     if v / total >= least) if total else ""
+
+
 def roofline_section() -> list[str]:
     """The roofline table (benchmarks/bench_roofline.py --json docs/data/roofline.json): per claim family and
     model, and per claim x model, the time, memory, work and the fraction of this machine's limit."""
@@ -439,7 +446,9 @@ def roofline_section() -> list[str]:
            f"shape {lim['gemm_shape']}), memory bandwidth {lim['bandwidth_bytes_s'] / 1e9:.1f} GB/s. All claims of "
            f"these models: {t['seconds']:.0f} s measured, {t['roofline_s']:.0f} s at the limit: **{frac:.1f}% of the "
            "machine's limit** overall. The fraction is the claim's roofline time (its counted FLOPs at the GEMM "
-           "rate, or its bytes at the bandwidth, whichever is longer) over its measured time.", ""]
+           "rate, or its bytes at the bandwidth, whichever is longer) over its measured time."
+           + (f" Where the measured time went (the main thread's stack, sampled): {went_to(t['where'], 0.01)}."
+              if t.get("where") else ""), ""]
     fam: dict[tuple, dict] = {}
     for r in d["rows"]:
         x = fam.setdefault((r["claim"].split(".")[0], r["model"]), {"seconds": 0.0, "flops": 0, "bytes": 0,
@@ -461,12 +470,16 @@ def roofline_section() -> list[str]:
     out += ["", "### Per claim x model", "",
             "*Needs at least*: the passes the claim's measurement cannot do without (its prompts, draws and nulls), "
             "for the claims that cost most.", "",
+            "*Time went to*: the shares of the claim's time (5% or more) in the models' passes, loading a model or a "
+            "random-init copy, statistics (numpy, scipy), figures, the tokenizer and the claim's own code: what "
+            "bounds a claim far from the limit.", "",
             "| claim | model | time (s) | peak memory (GB) | anonymous (GB) | GFLOP | GB moved | of the limit | "
-            "bound by | needs at least |", "|---|---|---|---|---|---|---|---|---|---|"]
+            "bound by | time went to | needs at least |", "|---|---|---|---|---|---|---|---|---|---|---|"]
     for r in d["rows"]:
         out.append(f"| `{r['claim']}` | {r['model']} | {r['seconds']:.1f} | {r['rss_gb']:.2f} | "
                    f"{r.get('anon_gb', 0.0):.2f} | {r['gflops']:.1f} | {r['gbytes']:.1f} | "
-                   f"{100 * (r['fraction'] or 0):.1f}% | {r['bound']} | {r.get('minimum') or ''} |")
+                   f"{100 * (r['fraction'] or 0):.1f}% | {r['bound']} | {went_to(r.get('where'))} | "
+                   f"{r.get('minimum') or ''} |")
     out += ["", "### What the roofline benchmark measures", "",
             "\n\n".join((ast.get_docstring(ast.parse((ROOT / "benchmarks" / "bench_roofline.py").read_text()))
                          or "").split("\n\n")[1:]), ""]
