@@ -87,10 +87,10 @@ def test_a_familys_cache_is_dropped_when_the_next_family_starts(tmp_path):
     assert r.returncode == 6 and "3 unrecorded" in r.stdout, r.stdout[-3000:] + r.stderr[-2000:]
 
 
-def test_the_tokenizers_build_tables_are_dropped_and_it_still_encodes():
+def test_the_tokenizers_build_tables_are_dropped_and_it_still_encodes(tmp_path):
     """transformers' Llama/Gemma tokenizers keep the Python vocabulary and merges they were built from (Gemma-3's:
     0.15 GB); after loading they are dropped, and encoding, decoding and the vocabulary are unchanged."""
-    from transformers import LlamaTokenizer
+    from transformers import AutoTokenizer, LlamaTokenizer
 
     from probes.loading import drop_build_tables
     vocab = {"<unk>": 0, "<s>": 1, "</s>": 2, "a": 3, "b": 4, "ab": 5, "▁": 6, "▁ab": 7}
@@ -100,3 +100,5 @@ def test_the_tokenizers_build_tables_are_dropped_and_it_still_encodes():
     drop_build_tables(tok)
     assert "_vocab" not in vars(tok) and "_merges" not in vars(tok)
     assert tok(" ab ab")["input_ids"] == ids == [7, 7] and tok.decode(ids) == "ab ab" and tok.get_vocab() == voc
+    tok.save_pretrained(tmp_path)  # scripts/perturb.py saves a loaded model's tokenizer beside its weights
+    assert AutoTokenizer.from_pretrained(tmp_path)(" ab ab")["input_ids"] == ids
