@@ -274,12 +274,16 @@ class ClaimsSession:
         oversubscribes the CPU (measured here: 2 workers x 2 threads on 2 cores ran the claims several times
         slower). The share goes into OMP_NUM_THREADS as well, for the processes a worker starts (a test running
         pytest or a script): a 2-thread child beside the other worker's busy thread took 227 s where 1 thread took
-        135 s."""
+        135 s. numpy's BLAS (OpenBLAS), loaded before this runs, keeps a thread per core unless told: a worker's
+        bootstrap and t-test matrix products on 2 threads beside the other worker's torch thread took that thread
+        from 144 to 101 GFLOP/s, and ran slower themselves (9.2 against 14.3 calls a second on one thread)."""
         n = os.environ.get("PYTEST_XDIST_WORKER_COUNT")
         if n and not os.environ.get("OMP_NUM_THREADS"):
             import torch
+            from threadpoolctl import threadpool_limits
             share = max(1, (os.cpu_count() or 1) // int(n))
             torch.set_num_threads(share)
+            threadpool_limits(share)  # every BLAS and OpenMP pool loaded so far, for the rest of the process
             os.environ["OMP_NUM_THREADS"] = str(share)
 
     def _check_artifacts(self) -> None:

@@ -54,3 +54,27 @@ def test_heavier_models_are_queued_first():
     first = [k for i, k in enumerate(kind) if k not in kind[:i]]
     assert first == ["smollm2", "tests", "organism"], ids
     assert kind == sorted(kind, key=first.index), ids  # each kind contiguous
+
+
+def test_each_worker_takes_its_share_of_the_cores(tmp_path):
+    """Under -n 2 each worker's torch, OpenMP and numpy's BLAS get half the cores: numpy's OpenBLAS, loaded
+    before the plugin configures, otherwise kept a thread per core and took the other worker's core."""
+    probe = tmp_path / "test_pools.py"
+    probe.write_text("import os, threadpoolctl, torch\n\n"
+                     "def test_pools():\n"
+                     "    pools = {i['internal_api']: i['num_threads'] for i in threadpoolctl.threadpool_info()}\n"
+                     "    print('POOLS', torch.get_num_threads(), sorted(pools.items()), flush=True)\n\n"
+                     "def test_pools_again():\n"
+                     "    test_pools()\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS")}
+    r = subprocess.run([sys.executable, "-m", "pytest", str(probe), "-n", "2", "-p", "no:cacheprovider", "-rA", "-q",
+                        "-c", str(ROOT / "pyproject.toml"), "--rootdir", str(ROOT)],
+                       cwd=ROOT, env=env, capture_output=True, text=True, timeout=300)
+    assert r.returncode == 0, r.stdout[-3000:] + r.stderr[-3000:]
+    share = max(1, (os.cpu_count() or 1) // 2)
+    seen = [line.split("POOLS ", 1)[1] for line in r.stdout.splitlines() if line.startswith("POOLS ")]
+    assert len(seen) == 2, r.stdout[-3000:]
+    for s in seen:
+        torch_threads, pools = s.split(" ", 1)
+        assert int(torch_threads) == share, s
+        assert all(n == share for _, n in eval(pools)), s  # noqa: S307 - our own probe's printed list
