@@ -108,7 +108,7 @@ def _draw_counts(n: int, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
     """(n_boot, n): how often each unit is drawn in each resample of :func:`boot_index` (a resample's sum of any
     per-unit quantity is then one matrix product)."""
     idx = boot_index(n, n_boot, seed)
-    flat = (np.arange(n_boot)[:, None] * n + idx).ravel()  # counted with bincount: np.add.at is ten times slower
+    flat = (np.arange(n_boot)[:, None] * n + idx).ravel()  # bincount: np.add.at took 2.5-4x as long
     return np.bincount(flat, minlength=n_boot * n).reshape(n_boot, n).astype(np.float64)
 
 
