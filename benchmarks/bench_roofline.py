@@ -139,8 +139,9 @@ def merge(count: list[dict], timed: list[dict], peak_flops: float, bw: float) ->
             x["seconds"] += r["seconds"]
             x["rss_peak"] = max(x["rss_peak"], r["rss_peak"])
             x["anon_peak"] = max(x.get("anon_peak", 0), r.get("anon_peak", 0))
+            where = x.setdefault("where", {})
             for k, v in r.get("where", {}).items():
-                x.setdefault("where", {})[k] = x.get("where", {}).get(k, 0.0) + v
+                where[k] = where.get(k, 0.0) + v
     out = []
     for x in rows.values():
         t_roof = max(x["flops"] / peak_flops, x["bytes"] / bw)

@@ -48,6 +48,12 @@ class Count(TorchDispatchMode):
                               if isinstance(t, torch.Tensor))
         return out
 
+    def finish(self, rec: dict) -> None:
+        """Stop counting; add what was counted to the test's record."""
+        self.__exit__(None, None, None)
+        for k in ("flops", "bytes", "ops"):
+            rec[k] += getattr(self, k)
+
 
 def rss() -> tuple[int, int]:
     """(resident, anonymous) bytes: resident includes file-backed pages (weights read through mmap from the model
@@ -138,10 +144,13 @@ class Where:
                 self.seconds[category(frame)] += now - self._last
             self._last = now
 
-    def stop(self) -> dict:
+    def finish(self, rec: dict) -> None:
+        """Stop sampling; add each category's seconds to the test's record."""
         self._stop.set()
         self._t.join()
-        return self.seconds
+        where = rec.setdefault("where", dict.fromkeys(WHERE, 0.0))
+        for k, v in self.seconds.items():
+            where[k] += v
 
 
 STASH = pytest.StashKey[dict]()
@@ -160,16 +169,7 @@ def _start(item):
 
 def _stop(rec, c, peak, t0):
     rec["seconds"] += time.perf_counter() - t0
-    if isinstance(c, Where):
-        where = rec.setdefault("where", dict.fromkeys(WHERE, 0.0))
-        for k, v in c.stop().items():
-            where[k] += v
-        c = None
-    if c is not None:
-        c.__exit__(None, None, None)
-        rec["flops"] += c.flops
-        rec["bytes"] += c.bytes
-        rec["ops"] += c.ops
+    c.finish(rec)  # the counter (count mode) or the stack sampler (time mode)
     if peak is not None:
         r, a = peak.stop()
         rec["rss_peak"], rec["anon_peak"] = max(rec["rss_peak"], r), max(rec["anon_peak"], a)
