@@ -147,7 +147,13 @@ def losses_from_hidden(lm, h: torch.Tensor, ids: torch.Tensor, keep: int) -> tor
     out = []
     for i in range(0, len(flat), rows):
         logits = lm.adapter.logits_from_normed(flat[i:i + rows]).float()
-        out.append(torch.logsumexp(logits, -1) - logits.gather(-1, tgt[i:i + rows, None])[:, 0])
+        picked = logits.gather(-1, tgt[i:i + rows, None])[:, 0]
+        top = logits.amax(-1, keepdim=True)
+        # torch.logsumexp's own steps (max, exp of the difference, sum, log, plus max), in place on logits that are
+        # read once: the same bits, in a third of its time (its out-of-place difference and exp took 126 ms of
+        # 128 x 262k logits where these take 44 ms, beside the 128-row unembedding's ~430 ms)
+        lse = logits.sub_(top).exp_().sum(-1).log_().add_(top[:, 0])
+        out.append(lse - picked)
     loss = torch.cat(out).view(x.shape[:2])
     hooks.check_finite(loss, "next-token losses of the repeated tokens (a NaN/inf logit)", lm.dtype)
     return loss.cpu()

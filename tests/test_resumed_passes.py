@@ -40,6 +40,27 @@ def test_resumed_ablation_losses_equal_whole_passes(arch):
     assert not torch.allclose(resumed[0], resumed[1])  # the edits change the losses (the check can fail)
 
 
+def test_losses_are_torch_logsumexp_bit_for_bit(monkeypatch):
+    """The in-place log-sum-exp of losses_from_hidden is torch.logsumexp's own arithmetic: the same bits, also
+    where the unembedding's row chunks split the positions (3 rows a chunk here)."""
+    lm = random_lm("gemma-3-270m", n_layers=2, narrow=True)
+    ids = _repeats(lm, n=4, length=7)
+    V = lm.model.get_output_embeddings().weight.shape[0]
+    monkeypatch.setattr(A, "HEAD_BYTES", 3 * 4 * V)
+    with torch.no_grad():
+        h = lm.acts(ids).last_hidden_state
+        got = A.losses_from_hidden(lm, h, ids, 7)
+        flat, tgt = h[:, -7:-1].reshape(-1, h.shape[-1]), ids[:, -6:].reshape(-1, 1)
+        ref = []
+        for i in range(0, len(flat), 3):  # the same logits (a GEMM's bits depend on its rows), then torch's own
+            logits = lm.adapter.logits_from_normed(flat[i:i + 3]).float()
+            ref.append(torch.logsumexp(logits, -1) - logits.gather(-1, tgt[i:i + 3])[:, 0])
+    assert got.shape == (4, 6)
+    assert torch.equal(got, torch.cat(ref).view(4, 6))
+    ce = torch.nn.functional.cross_entropy(lm.adapter.logits_from_normed(flat).float(), tgt[:, 0], reduction="none")
+    torch.testing.assert_close(got, ce.view(4, 6), rtol=1e-5, atol=1e-5)
+
+
 @pytest.mark.parametrize("arch", ARCHS)
 def test_edited_attention_equals_whole_passes_on_the_read_layers(arch):
     lm = random_lm(arch, n_layers=4, narrow=True)
