@@ -358,12 +358,14 @@ def performance_page() -> str:
                 lines.append(f"| [{f}](catalogue/{f}.md) | {v['tests']} | {v['test_s']:.1f} |")
         lines += ["", "Under `-n auto` each model's tests run as one xdist group (two for the slowest models), its "
                   "load shared by its claims, so the wall time is far below the sum of the column.", ""]
-    sp = DATA / "speedup.json"
-    if sp.exists():
-        d = json.loads(sp.read_text())
-        b, h = d["base"], d["head"]
+    runs = sorted((json.loads(f.read_text()) for f in DATA.glob("speedup*.json")), key=lambda d: d["when"])
+    if runs:  # one file per machine measured (bench_speedup.py --json docs/data/speedup[-<machine>].json)
         lines += ["## Against an earlier commit, back to back", "",
-                  f"`{d['run']}` at {b['commit'][:7]} took **{_mmss(b['wall_s'])}** (exit {b['exit']}), at "
+                  "Each paragraph is one measurement on the machine it names, oldest first: the ratio of the two "
+                  "runs' wall times there (the ratio, not the seconds, is what compares between machines).", ""]
+    for d in runs:
+        b, h = d["base"], d["head"]
+        lines += [f"`{d['run']}` at {b['commit'][:7]} took **{_mmss(b['wall_s'])}** (exit {b['exit']}), at "
                   f"{h['commit'][:7].replace('+', '')}{' with uncommitted changes' if '+' in h['commit'] else ''} "
                   f"**{_mmss(h['wall_s'])}** (exit {h['exit']}): **{d['ratio']:.2f}x**, measured one after the "
                   f"other by {_where(d)}. The largest process of each run held {b['peak_rss_gb']:.2f} GB and "

@@ -48,6 +48,21 @@ def test_the_catalogue_check_fails_when_a_claim_changes(tmp_path, monkeypatch):
     assert [p.name for p in pages if pages[p] != changed[p]] == [f"{real()[0]['family']}.md"]
 
 
+def test_each_speedup_measurement_has_its_paragraph(tmp_path, monkeypatch):
+    """docs/data/speedup*.json: one measurement per file, each on its machine, oldest first on the page."""
+    sys.path.insert(0, str(ROOT / "scripts"))
+    import docs
+    real = json.loads((ROOT / "docs/data/speedup.json").read_text())
+    for name, cpu, when, ratio in (("speedup-b.json", "CPU B", "2026-01-02 00:00:00", 1.21),
+                                   ("speedup.json", "CPU A", "2026-01-01 00:00:00", 1.35)):
+        d = {**real, "machine": {**real["machine"], "cpu": cpu}, "when": when, "ratio": ratio}
+        (tmp_path / name).write_text(json.dumps(d))
+    monkeypatch.setattr(docs, "DATA", tmp_path)
+    page = docs.performance_page()
+    a, b = page.index("**1.35x**"), page.index("**1.21x**")
+    assert a < b and "of CPU A" in page[a:b] and "of CPU B" in page[b:]
+
+
 def build(site: Path, config: Path = ROOT / "mkdocs.yml") -> subprocess.CompletedProcess:
     """The build exactly as README and mkdocs.yml write it (``mkdocs build --strict``), into ``site``: no flag that
     hides warnings (``-q`` drops them before strict mode counts them, so a quiet build passes with warnings)."""
