@@ -359,7 +359,7 @@ def performance_page() -> str:
         lines += ["", "Under `-n auto` each model's tests run as one xdist group (two for the slowest models), its "
                   "load shared by its claims, so the wall time is far below the sum of the column.", ""]
     runs = sorted((json.loads(f.read_text()) for f in DATA.glob("speedup*.json")), key=lambda d: d["when"])
-    if runs:  # one file per machine measured (bench_speedup.py --json docs/data/speedup[-<machine>].json)
+    if runs:  # one file per measurement (bench_speedup.py --json docs/data/speedup[-<machine>].json)
         lines += ["## Against an earlier commit, back to back", "",
                   "Each paragraph is one measurement on the machine it names, oldest first: the ratio of the two "
                   "runs' wall times there (the ratio, not the seconds, is what compares between machines).", ""]
