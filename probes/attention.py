@@ -133,27 +133,34 @@ def zero_heads(heads: list[tuple[int, int]]) -> dict:
 HEAD_BYTES = 2 ** 27  # logits computed at once by the next-token losses: 128 MB (128 rows of Gemma's 262k vocabulary)
 
 
+def next_token_losses(logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+    """``logsumexp(logits) - logits[target]`` per row of (n, V) float logits, ``targets`` (n,): torch.logsumexp's
+    own steps (max, exp of the difference, sum, log, plus max) in place, so ``logits`` is consumed (read once; the
+    same bits as torch.logsumexp in 40% of its time: 107 vs 43 ms for 128 rows of Gemma-3-270m's logits, one thread
+    of a 2-core AMD EPYC, idle).
+
+    Accurate where ``cross_entropy`` is not: on Gemma-3-270m's logits of the repeated-token stimulus (262k tokens)
+    these losses are within 3e-6 nats of a float64 reference, while float32 ``cross_entropy`` on the
+    positions-by-vocabulary transpose (how the induction claims and the example project computed them before)
+    is low by 4.5e-4 nats on average, up to 1.3e-3 (its log-softmax accumulates the sum along a strided
+    dimension), and on the contiguous layout by 1.8e-5 (up to 8e-5)."""
+    picked = logits.gather(-1, targets[:, None])[:, 0]
+    top = logits.amax(-1, keepdim=True)
+    return logits.sub_(top).exp_().sum(-1).log_().add_(top[:, 0]) - picked
+
+
 def losses_from_hidden(lm, h: torch.Tensor, ids: torch.Tensor, keep: int) -> torch.Tensor:
     """Next-token losses of ``ids``' last ``keep - 1`` tokens from the final-normed hidden states ``h`` (n, T, D)
     of a pass over them: (n, keep - 1), on the CPU. The unembedding runs on the ``keep - 1`` predicting positions
-    only, in row chunks of at most :data:`HEAD_BYTES` of logits, and each loss is ``logsumexp(logits) -
-    logits[target]`` over the last (contiguous) dimension: the same number as ``cross_entropy``, which on the
-    positions-by-vocabulary transpose took 2.4x as long, and no full-size log-softmax is kept."""
+    only, in row chunks of at most :data:`HEAD_BYTES` of logits, each chunk's losses by :func:`next_token_losses`
+    (no full-size log-softmax is kept)."""
     x = h[:, -keep:-1]
     tgt = ids[:, -keep + 1:].reshape(-1)
     flat = x.reshape(-1, x.shape[-1])
     V = lm.model.get_output_embeddings().weight.shape[0]
     rows = max(1, HEAD_BYTES // (4 * V))
-    out = []
-    for i in range(0, len(flat), rows):
-        logits = lm.adapter.logits_from_normed(flat[i:i + rows]).float()
-        picked = logits.gather(-1, tgt[i:i + rows, None])[:, 0]
-        top = logits.amax(-1, keepdim=True)
-        # torch.logsumexp's own steps (max, exp of the difference, sum, log, plus max), in place on logits that are
-        # read once: the same bits in 40% of its time (107 vs 43 ms for 128 rows of Gemma-3-270m's logits, beside
-        # 0.8 s for the unembedding of those rows; one thread of a 2-core AMD EPYC, idle)
-        lse = logits.sub_(top).exp_().sum(-1).log_().add_(top[:, 0])
-        out.append(lse - picked)
+    out = [next_token_losses(lm.adapter.logits_from_normed(flat[i:i + rows]).float(), tgt[i:i + rows])
+           for i in range(0, len(flat), rows)]
     loss = torch.cat(out).view(x.shape[:2])
     hooks.check_finite(loss, "next-token losses of the repeated tokens (a NaN/inf logit)", lm.dtype)
     return loss.cpu()
