@@ -5,8 +5,9 @@ first: a head attends from each token to the token after that token's previous o
 Three claims, each against a null: (a) the behaviour, (b) the heads' attention, (c) the heads' causal role.
 
 Written as a user of interp-claims would: the plugin gives ``lm``, ``claim_snapshot`` and ``figure_path``; the
-measurements use the public probes API (hooks.intervene on the ``heads`` site through probes.attention.zero_heads,
-stats, random-init copies, the tokenizer's special tokens) and nothing else of the repository. (The same finding
+measurements use the public probes API (next-token losses, plain and with heads zeroed through
+probes.attention's token_losses, ablation_losses and zero_heads; stats; random-init copies; the tokenizer's special
+tokens) and nothing else of the repository. (The same finding
 is also in the catalogue of interp-claims itself, claims/test_induction.py, with the composition check.)
 """
 import json
@@ -17,7 +18,8 @@ import numpy as np
 import pytest
 import torch
 
-from probes import hooks, stats, tokens
+from probes import stats, tokens
+from probes.attention import ablation_losses, token_losses  # next-token losses, plain and under edits
 from probes.attention import zero_heads  # hooks.intervene edits that zero (layer, head) outputs
 from probes.loading import random_copy
 
@@ -41,32 +43,13 @@ def repeated_tokens(lm) -> tuple[torch.Tensor, int]:
     return torch.tensor(ids, dtype=torch.long, device=lm.device), len(prefix)
 
 
-@torch.no_grad()
-def token_losses(lm, ids: torch.Tensor, keep: int, edits=None, chunk: int = 4) -> torch.Tensor:
-    """Next-token loss of the tokens at the last ``keep - 1`` positions (n, keep - 1), optionally under
-    ``hooks.intervene`` edits. Only the last ``keep`` positions are unembedded (transformers' ``logits_to_keep``:
-    Gemma's vocabulary has 262k tokens), in chunks of sequences."""
-    out = []
-    for i in range(0, len(ids), chunk):
-        x = ids[i:i + chunk]
-        with hooks.intervene(lm.adapter, edits or {}):
-            logits = lm.model(x, logits_to_keep=keep).logits.float()
-        out.append(torch.nn.functional.cross_entropy(logits[:, :-1].transpose(1, 2), x[:, -keep + 1:],
-                                                     reduction="none"))
-    return torch.cat(out).cpu()
-
-
 def repeat_losses(lm, ids) -> tuple[np.ndarray, np.ndarray]:
     """Per-sequence mean loss on tokens 2..L of the first and of the second repeat (the first token of a repeat
-    cannot be predicted from the sequence)."""
+    cannot be predicted from the sequence). ``token_losses(lm, ids, keep)``: the next-token losses of the last
+    ``keep - 1`` tokens, only those positions unembedded (Gemma's vocabulary has 262k tokens)."""
     L = STIM["length"]
     loss = token_losses(lm, ids, 2 * L)  # predictions of the tokens after the prefix's first: r[1:], r[0], r[1:]
     return loss[:, :L - 1].mean(1).numpy(), loss[:, L:].mean(1).numpy()
-
-
-def second_repeat_loss(lm, ids, edits=None) -> float:
-    """Mean loss on tokens 2..L of the second repeat (only those positions unembedded)."""
-    return float(token_losses(lm, ids, STIM["length"], edits).mean())
 
 
 @torch.no_grad()
@@ -162,16 +145,17 @@ def test_ablating_induction_heads_hurts_the_second_repeat(lm, stimulus, claim_sn
     n_all = score.size
     k = int(np.clip((score >= STIM["induction_threshold"]).sum(), 1, max(1, n_all // 4)))
     top = [tuple(int(v) for v in np.unravel_index(i, score.shape)) for i in np.argsort(-score, axis=None)[:k]]
-    base_tok = token_losses(lm, ids, STIM["length"])  # (sequences, positions): the same numbers as second_repeat_loss
-    top_tok = token_losses(lm, ids, STIM["length"], zero_heads(top))
+    g = stats.rng(STIM["seed"])
+    draws = [[tuple(int(v) for v in np.unravel_index(i, score.shape)) for i in g.choice(n_all, k, replace=False)]
+             for _ in range(STIM["random_head_draws"])]
+    # second-repeat losses (sequences, positions) unedited, with the top heads zeroed and with each draw's: one
+    # unedited pass, then each edited pass from its first edited layer (the layers below compute the same numbers)
+    base_tok, top_tok, *null_tok = ablation_losses(lm, ids, STIM["length"],
+                                                   [{}, zero_heads(top)] + [zero_heads(d) for d in draws])
     base = float(base_tok.mean())
     rise = float(top_tok.mean()) - base
     per_sequence_rise = (top_tok.mean(1) - base_tok.mean(1)).numpy()  # for the interval: the sequences resampled
-    g = stats.rng(STIM["seed"])
-    null = []
-    for _ in range(STIM["random_head_draws"]):
-        draw = [tuple(int(v) for v in np.unravel_index(i, score.shape)) for i in g.choice(n_all, k, replace=False)]
-        null.append(second_repeat_loss(lm, ids, zero_heads(draw)) - base)
+    null = [float(t.mean()) - base for t in null_tok]
     p_perm = stats.perm_p(float(rise), np.array(null))
     claim_snapshot({"k": k, "ablated_heads": [name(h) for h in top], "loss_second": float(base),
                     "loss_rise": float(rise), "null_rise_max": max(null), "null_rise_median": float(np.median(null)),
