@@ -432,6 +432,19 @@ def went_to(where: dict | None, least: float = 0.05) -> str:
                      if v / total >= least) if total else ""
 
 
+def _floor(d: dict) -> str:
+    """The least time these claims could take on the machine's cores: the passes at the limit, the rest (loading,
+    statistics, figures, the claims' code) as measured, spread perfectly over one worker per core."""
+    t, cores = d["total"], d["machine"].get("cores") or 1
+    if not t.get("where") or "passes" not in t["where"]:
+        return ""
+    outside = sum(t["where"].values()) - t["where"]["passes"]
+    return (f" **The floor**: the passes at the limit ({t['roofline_s']:.0f} s) and the rest as measured "
+            f"({outside:.0f} s), spread perfectly over {cores} workers (one per core, as `-n auto`): "
+            f"{(t['roofline_s'] + outside) / cores:.0f} s of wall time for these claims. Below that only less "
+            "arithmetic (fewer prompts, draws or null copies) makes them faster, not faster code.")
+
+
 def roofline_section() -> list[str]:
     """The roofline table (benchmarks/bench_roofline.py --json docs/data/roofline.json): per claim family and
     model, and per claim x model, the time, memory, work and the fraction of this machine's limit."""
@@ -450,7 +463,7 @@ def roofline_section() -> list[str]:
            "machine's limit** overall. The fraction is the claim's roofline time (its counted FLOPs at the GEMM "
            "rate, or its bytes at the bandwidth, whichever is longer) over its measured time."
            + (f" Where the measured time went (the main thread's stack, sampled): {went_to(t['where'], 0.01)}."
-              if t.get("where") else ""), ""]
+              if t.get("where") else "") + _floor(d), ""]
     fam: dict[tuple, dict] = {}
     for r in d["rows"]:
         x = fam.setdefault((r["claim"].split(".")[0], r["model"]), {"seconds": 0.0, "flops": 0, "bytes": 0,
