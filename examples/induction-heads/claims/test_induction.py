@@ -7,8 +7,8 @@ Three claims, each against a null: (a) the behaviour, (b) the heads' attention, 
 Written as a user of interp-claims would: the plugin gives ``lm``, ``claim_snapshot`` and ``figure_path``; the
 measurements use the public probes API (next-token losses, plain and with heads zeroed through
 probes.attention's token_losses, ablation_losses and zero_heads; stats; random-init copies; the tokenizer's special
-tokens) and nothing else of the repository. (The same finding
-is also in the catalogue of interp-claims itself, claims/test_induction.py, with the composition check.)
+tokens) and nothing else of the repository. (The same finding is also in the catalogue of interp-claims itself,
+claims/test_induction.py, with the composition check.)
 """
 import json
 from pathlib import Path
