@@ -61,7 +61,6 @@ def test_losses_are_torch_logsumexp_bit_for_bit(monkeypatch):
     torch.testing.assert_close(got, ce.view(4, 6), rtol=1e-5, atol=1e-5)
 
 
-
 def test_losses_are_accurate_over_a_wide_vocabulary():
     """next_token_losses against a float64 reference on logits as wide and as spread as Gemma-3-270m's (262k
     tokens): within 1e-5 nats, where float32 cross_entropy on the positions-by-vocabulary transpose (the claims'
@@ -75,6 +74,7 @@ def test_losses_are_accurate_over_a_wide_vocabulary():
     assert (got.double() - exact).abs().max() < 1e-5
     former = torch.nn.functional.cross_entropy(logits.transpose(1, 2), tgt, reduction="none")
     assert (former.double() - exact).abs().max() > 1e-4
+
 
 @pytest.mark.parametrize("arch", ARCHS)
 def test_edited_attention_equals_whole_passes_on_the_read_layers(arch):
