@@ -28,10 +28,15 @@ identity.
 - ``_intervals``: the claim's 95% bootstrap intervals over its stimuli, in the shape of the numbers they belong
   to (a number -> ``[lo, hi]``; a list -> a list of those; records -> a list of dicts aligned with the records).
 - ``_stability``: per identity path, each component's share of bootstrap resamples in which it is in the set.
+- ``_replicates``: per effect number with an interval, its first bootstrap draws (probes/paired.py), drawn with
+  the seeded indices a new run draws again: the paired test of a change.
 
-A move is **significant** when an effect leaves its recorded interval (an effect without one: as soon as it
-moves beyond its floor), when a component that was stable in its set (>= STABLE of the resamples) leaves it or
-one stably out enters, or when an effect number appears, vanishes or changes type; diagnostics are reported and
+A move of an effect is **significant** when the paired test of its change on the same stimuli says so (its
+p-value, Benjamini-Hochberg-adjusted over every effect of the run by :func:`probes.paired.adjust`, below 0.05;
+the move exists only beyond the number's noise floor); an effect recorded without replicates: when it leaves its
+recorded interval; an effect without an interval: as soon as it moves beyond its floor. A change of identities is
+significant when a component that was stable in its set (>= STABLE of the resamples) leaves it or
+one stably out enters; an effect number that appears, vanishes or changes type is too; diagnostics are reported and
 never significant. With ``mode="floor"`` every move beyond the floor is significant: how this project's own tests
 catch a change of its measuring code that moves recorded numbers on the same model.
 """
@@ -43,9 +48,12 @@ from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
+from .paired import Q, is_series
+from .paired import test as paired_test
+
 EFFECT, IDENTITY, DIAGNOSTIC = "effect", "identity", "diagnostic"
-IGNORED = {"_recorded_with", "_roles", "_noise", "_intervals", "_stability"}  # provenance, roles, floors,
-#                                      intervals and stabilities: recorded beside the numbers, never compared as numbers
+IGNORED = {"_recorded_with", "_roles", "_noise", "_intervals", "_stability", "_replicates"}  # provenance, roles,
+#                  floors, intervals, stabilities and replicates: recorded beside the numbers, never compared as numbers
 LARGE, MEDIUM, SMALL, NOISE = "large", "medium", "small", "noise"
 LEVELS = [LARGE, MEDIUM, SMALL, NOISE]
 FLOOR_K = 4.0    # a number moves only beyond max(declared tolerance, FLOOR_K x its measured noise floor)
@@ -168,9 +176,12 @@ class Move:
     change: float | None = None
     pct: float | None = None
     tol: float | None = None
-    sig: bool = True     # significant: beyond the recorded interval (or stable ids left), not sampling noise
+    sig: bool = True     # significant: the paired test (or, unpaired, leaving the recorded interval; stable ids left)
     width: float | None = None  # the change in half-widths of the recorded interval (effects with an interval)
     interval: tuple[float, float] | None = None
+    p: float | None = None         # the paired test's two-sided p-value (probes/paired.py; None: not tested)
+    p_adj: float | None = None     # ... adjusted (Benjamini-Hochberg over every effect tested in the run)
+    change_ci: tuple[float, float] | None = None  # the change's own 95% interval, from the paired replicates
 
     @property
     def text(self) -> str:
@@ -190,6 +201,11 @@ class Move:
             pct_s = f"{self.pct:+.1f}% of its recorded value, " if self.pct is not None else ""
             iv_s = f"recorded interval [{_fmt(self.interval[0])}, {_fmt(self.interval[1])}], " if self.interval \
                 else ""
+            if self.change_ci is not None:
+                lo, hi = self.change_ci
+                q = self.p if self.p_adj is None else self.p_adj
+                iv_s = (f"paired change [{lo:+.3g}, {hi:+.3g}], p {self.p:.2g}"
+                        + (f" (adjusted {q:.2g})" if self.p_adj is not None else "") + ", ")
             return (f"{p}: {_fmt(self.old)} -> {_fmt(self.new)} (moved {self.change:+.3g}: {pct_s}{iv_s}"
                     f"{self.tol:.3g}x tolerance)")
         return f"{p}: {_fmt(self.old)} -> {_fmt(self.new)}"
@@ -242,6 +258,9 @@ class Drift:
     moves: list[Move] = field(default_factory=list)
     identities: list[IdentitySet] = field(default_factory=list)
     has_effect: bool = False  # whether the claim declares effect numbers
+    tests: dict[str, float] = field(default_factory=dict)  # path -> the paired test's p of every effect number
+    #                                compared with replicates, moved or not (the run adjusts them together)
+    mode: str = "interval"    # the significance mode it was judged in (INTERVAL or FLOOR)
 
     @property
     def moved(self) -> bool:
@@ -342,7 +361,7 @@ class Drift:
     def to_json(self) -> dict:
         """The drift as JSON: its moves and identity sets (data), and for readers of report.json its level,
         significance, largest effect change and summary (derived: :meth:`from_json` recomputes them)."""
-        return {"has_effect": self.has_effect, "level": self.level, "significant": self.significant,
+        return {"has_effect": self.has_effect, "tests": self.tests, "mode": self.mode, "level": self.level, "significant": self.significant,
                 "effect_pct": self.effect, "effect_path": self.effect_path, "summary": self.summary(),
                 "id_summary": self.id_summary(), "identities": [asdict(s) for s in self.identities],
                 "moves": [{k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(m).items()}
@@ -353,11 +372,12 @@ class Drift:
         """A drift from :meth:`to_json` (or from a version-2 report, whose moves carry their text: recomputed)."""
         mf = {f for f in Move.__dataclass_fields__}
         sf = {f for f in IdentitySet.__dataclass_fields__}
-        moves = [Move(**{k: (tuple(v) if k == "interval" and v else v) for k, v in m.items() if k in mf})
-                 for m in d.get("moves") or []]
+        moves = [Move(**{k: (tuple(v) if k in ("interval", "change_ci") and v else v) for k, v in m.items()
+                         if k in mf}) for m in d.get("moves") or []]
         ids = [IdentitySet(**{k: v for k, v in s.items() if k in sf}) for s in d.get("identities") or []]
         has = d.get("has_effect", any(m.role == EFFECT for m in moves) or d.get("effect_pct") is not None)
-        return cls(moves=moves, identities=ids, has_effect=bool(has))
+        return cls(moves=moves, identities=ids, has_effect=bool(has), tests=dict(d.get("tests") or {}),
+                   mode=d.get("mode") or INTERVAL)
 
 
 def _is_interval(x) -> bool:
@@ -372,7 +392,7 @@ class _Differ:
         self.unstable = {k: set(map(str, v)) for k, v in (noise or {}).get("unstable", {}).items()}
         self.stab = stab or {}
         self.mode = mode
-        self.drift = Drift(has_effect=EFFECT in table.values())
+        self.drift = Drift(has_effect=EFFECT in table.values(), mode=mode)
         self.leaves: list[tuple] = []  # (path, role, recorded value, interval or None) of every number compared
 
     def tol(self, path: str, old: float) -> float:
@@ -384,7 +404,9 @@ class _Differ:
         kw.setdefault("sig", self.mode == FLOOR or role == EFFECT)  # structural changes of effects are significant
         self.drift.moves.append(Move(path, role, kind, old, new, **kw))
 
-    def walk(self, old: Any, new: Any, path: str, iv: Any) -> None:
+    def walk(self, old: Any, new: Any, path: str, iv: Any, reps: tuple = (None, None)) -> None:
+        """Compare ``old`` with ``new`` at ``path``; ``iv``: the recorded interval there; ``reps``: the recorded
+        and this run's kept replicates there (probes/paired.py)."""
         role = role_of(path, self.table) if path else DIAGNOSTIC
         if isinstance(old, dict) and isinstance(new, dict):
             old = {k: v for k, v in old.items() if k not in IGNORED}
@@ -396,45 +418,54 @@ class _Differ:
                 p = f"{path}.{k}" if path else k
                 self.add(p, "new", None, new[k])
             for k in sorted(old.keys() & new.keys()):
-                self.walk(old[k], new[k], f"{path}.{k}" if path else k, iv.get(k) if isinstance(iv, dict) else None)
+                self.walk(old[k], new[k], f"{path}.{k}" if path else k, iv.get(k) if isinstance(iv, dict) else None,
+                          tuple(r.get(k) if isinstance(r, dict) else None for r in reps))
         elif isinstance(old, list) and isinstance(new, list):
-            self.walk_list(old, new, path, role, iv)
+            self.walk_list(old, new, path, role, iv, reps)
         elif role == IDENTITY and not isinstance(old, (dict, list)) and not isinstance(new, (dict, list)):
             self.id_set([_id(old)], [_id(new)], path, scalar=True)  # one named component (e.g. the stand-out neuron)
         elif _num(old) and _num(new):
             self.leaves.append((path, role, old, iv if _is_interval(iv) else None))
             d = new - old
             tol = self.tol(path, old)
+            tested = None
+            if role == EFFECT and all(is_series(r) for r in reps):
+                tested = paired_test(reps[0], reps[1], d)
+                if tested is not None:
+                    self.drift.tests[path] = tested[0]
             if abs(d) > tol:
                 pct = 100.0 * d / abs(old) if old else None
-                width = sig = None
+                lo, hi = (min(iv), max(iv)) if _is_interval(iv) else (None, None)
+                width = d / ((hi - lo) / 2) if lo is not None and hi > lo else None
                 if self.mode == FLOOR:
                     sig = True
                 elif role != EFFECT:
                     sig = False  # diagnostics are reported, never a change on their own
-                elif _is_interval(iv):
-                    lo, hi = min(iv), max(iv)
-                    half = (hi - lo) / 2
-                    width = d / half if half > 0 else None
-                    sig = new < lo - tol or new > hi + tol
+                elif tested is not None:
+                    sig = tested[0] < Q  # the paired test (adjusted over the run later: probes/paired.adjust)
+                elif lo is not None:
+                    sig = new < lo - tol or new > hi + tol  # recorded without replicates: leaving its interval
                 else:
                     sig = True  # an effect without a recorded interval: beyond its noise floor is a change
                 self.add(path, "value", old, new, change=d, pct=pct, tol=abs(d) / tol if tol else None,
-                         sig=sig, width=width, interval=(min(iv), max(iv)) if _is_interval(iv) else None)
+                         sig=sig, width=width, interval=(min(iv), max(iv)) if _is_interval(iv) else None,
+                         p=tested[0] if tested else None, change_ci=tested[1] if tested else None)
         elif old != new:
             self.add(path, "changed", old, new)
 
-    def walk_list(self, old: list, new: list, path: str, role: str, iv: Any) -> None:
+    def walk_list(self, old: list, new: list, path: str, role: str, iv: Any, reps: tuple = (None, None)) -> None:
         key = _key_field(path, self.table, old)
         if key is not None and _key_field(path, self.table, new) == key:
-            return self.keyed(old, new, path, key, iv)
+            return self.keyed(old, new, path, key, iv, reps)
         if role == IDENTITY and not any(isinstance(x, dict) for x in old + new):
             return self.id_set([_id(x) for x in old], [_id(x) for x in new], path)
         if len(old) != len(new):
             self.add(path, "length", len(old), len(new))
         ivs = iv if isinstance(iv, list) and len(iv) == len(old) and not _is_interval(iv) else [None] * len(old)
+        ro, rn = (r if isinstance(r, list) and len(r) == len(x) and not is_series(r) else [None] * len(x)
+                  for r, x in zip(reps, (old, new)))
         for i, (a, b) in enumerate(zip(old, new)):
-            self.walk(a, b, f"{path}[{i}]", ivs[i])
+            self.walk(a, b, f"{path}[{i}]", ivs[i], (ro[i], rn[i]))
 
     def id_set(self, old: list[str], new: list[str], path: str, scalar: bool = False) -> IdentitySet:
         """Old vs new ids as multisets (a token may recur), with the rank changes of ids that occur once. The change
@@ -464,7 +495,8 @@ class _Differ:
                 self.drift.moves.append(Move(path, IDENTITY, "set", old, new, sig=s.sig))
         return s
 
-    def keyed(self, old: list[dict], new: list[dict], path: str, key: str, iv: Any) -> None:
+    def keyed(self, old: list[dict], new: list[dict], path: str, key: str, iv: Any,
+              reps: tuple = (None, None)) -> None:
         """Records matched by their id field: the id set (overlap, entered, left, ranks), then each kept record's
         other fields compared with the same record in the snapshot (intervals: a list aligned with the recorded
         records)."""
@@ -478,8 +510,11 @@ class _Differ:
             ids.lost_share = sum(weight(x) for i, x in zip(ids_old, old) if i in ids.left) / total if total else 0.0
         by_new = dict(zip(ids_new, new))
         ivs = iv if isinstance(iv, list) and len(iv) == len(old) else [None] * len(old)
-        for i, rec, riv in zip(ids_old, old, ivs):
+        ro, rn = (r if isinstance(r, list) and len(r) == len(x) else [None] * len(x) for r, x in zip(reps, (old, new)))
+        rep_new = dict(zip(ids_new, rn))
+        for i, rec, riv, rold in zip(ids_old, old, ivs, ro):
             if i in by_new:
+                rnew = rep_new[i]
                 rest_old = {f: v for f, v in rec.items() if f != key}
                 rest_new = {f: v for f, v in by_new[i].items() if f != key}
                 for f in sorted(rest_old.keys() | rest_new.keys()):
@@ -489,7 +524,8 @@ class _Differ:
                     elif f not in rest_old:
                         self.add(p, "new", None, rest_new[f])
                     else:
-                        self.walk(rest_old[f], rest_new[f], p, riv.get(f) if isinstance(riv, dict) else None)
+                        self.walk(rest_old[f], rest_new[f], p, riv.get(f) if isinstance(riv, dict) else None,
+                                  tuple(r.get(f) if isinstance(r, dict) else None for r in (rold, rnew)))
 
 
 def diff(old: Any, new: Any, rel: float, abs_: float, table: dict[str, str] | None = None,
@@ -505,7 +541,8 @@ def diff(old: Any, new: Any, rel: float, abs_: float, table: dict[str, str] | No
     o = old if isinstance(old, dict) else {}
     noise = noise_for(o, dtype)[0] if dtype else o.get("_noise")
     d = _Differ(table or {}, rel, abs_, noise, o.get("_stability"), mode)
-    d.walk(old, new, "", o.get("_intervals"))
+    d.walk(old, new, "", o.get("_intervals"), (o.get("_replicates"), new.get("_replicates") if isinstance(new, dict)
+                                               else None))
     return d.drift
 
 
@@ -550,10 +587,13 @@ class Number:
     old: Any = None
     old_ci: tuple[float, float] | None = None
     pct: float | None = None
+    pct_ci: tuple[float, float] | None = None  # the change's own 95% interval in percent (paired replicates)
+    p_adj: float | None = None                 # its paired test's p-value, adjusted over the run (else raw)
 
     def to_json(self) -> dict:
         return {"path": self.path, "value": self.value, "ci": list(self.ci) if self.ci else None, "old": self.old,
-                "old_ci": list(self.old_ci) if self.old_ci else None, "pct": self.pct}
+                "old_ci": list(self.old_ci) if self.old_ci else None, "pct": self.pct,
+                "pct_ci": list(self.pct_ci) if self.pct_ci else None, "p_adj": self.p_adj}
 
     @classmethod
     def from_json(cls, d: dict | None) -> "Number | None":
@@ -563,8 +603,9 @@ class Number:
         pct = d.get("pct")
         if pct is None and _num(d.get("value")) and _num(d.get("old")) and d["old"]:
             pct = 100.0 * (d["value"] - d["old"]) / abs(d["old"])  # a schema-2 headline: computed as schema 3 does
+        pct_ci = d.get("pct_ci")
         return cls(d["path"], d["value"], tuple(ci) if ci else None, d.get("old"),
-                   tuple(old_ci) if old_ci else None, pct)
+                   tuple(old_ci) if old_ci else None, pct, tuple(pct_ci) if pct_ci else None, d.get("p_adj"))
 
 
 def _most_moved(drift: Drift, was: dict, now: dict) -> str | None:
@@ -600,11 +641,18 @@ def effect_numbers(new: dict, table: dict[str, str], old: dict | None = None,
             else {}
     now, was = table_of(new), table_of(old)
 
+    moves = {m.path: m for m in drift.moves} if drift is not None else {}
+
     def number(path):
         v, iv = now[path]
         o, oiv = was.get(path, (None, None))
         pct = 100.0 * (v - o) / abs(o) if o is not None and o != 0 and v != o else (0.0 if o == v else None)
-        return Number(path, v, _sorted_iv(iv), o, _sorted_iv(oiv), pct)
+        m = moves.get(path)
+        pct_ci = p = None
+        if m is not None and m.change_ci is not None and o:
+            pct_ci = tuple(100.0 * x / abs(o) for x in m.change_ci)
+            p = m.p if m.p_adj is None else m.p_adj
+        return Number(path, v, _sorted_iv(iv), o, _sorted_iv(oiv), pct, pct_ci, p)
     top = headline(new, table)
     moved = _most_moved(drift, was, now) if drift is not None else None
     if top is not None and top[0] in now:

@@ -21,7 +21,7 @@ import pytest
 import torch
 
 from . import drift as D
-from . import loading
+from . import loading, paired
 from .errors import NumericsError, ProbeError, ResourceError
 from .log import log
 from .results import ClaimResult, Measurement, Verdict
@@ -167,8 +167,10 @@ def claim_snapshot(lm, request):
     ``intervals``: 95% bootstrap intervals over the claim's stimuli (``probes.stats.mean_ci`` and friends), in the
     shape of the numbers (``{"mean_logit_diff": [lo, hi], "top_heads": [{"delta": [lo, hi]}, ...]}``);
     ``stability``: per identity path, each component's share of resamples in which it is in the set. Both are
-    recorded beside the numbers; a move is significant when an effect leaves its recorded interval or a stable
-    component leaves its set (probes/drift.py).
+    recorded beside the numbers, and the first draws of each effect's interval (``probes.stats.interval`` keeps
+    them) as ``_replicates``: a later run draws the same seeded resamples, so a change of an effect is tested pair
+    by pair on the same stimuli (probes/paired.py); a stable component leaving its set is a change too
+    (probes/drift.py).
 
     Numbers must be finite: a NaN or inf is an error naming its key, unless ``allow_nan=True`` (then recorded as
     null, never as text).
@@ -181,8 +183,12 @@ def claim_snapshot(lm, request):
               half: tuple[float, float] | None = None, effect=(), identity=(), intervals=None, stability=None,
               allow_nan: bool = False):
         extra = {}
+        table = D.roles(effect, identity)
         if intervals:
             extra["_intervals"] = intervals
+            reps = paired.replicates(intervals, lambda p: D.role_of(p, table) == D.EFFECT)
+            if reps:  # the effects' bootstrap draws: a new version is tested against them pair by pair
+                extra["_replicates"] = reps
         if stability:
             extra["_stability"] = stability
         try:
@@ -193,7 +199,7 @@ def claim_snapshot(lm, request):
                 "an activation overflowed, e.g. in float16, or a statistic divided by zero). Fix the measurement, or "
                 "pass claim_snapshot(..., allow_nan=True) to record non-finite numbers as null") from None
         request.node.stash[MEASURED] = Measurement(
-            numbers, D.roles(effect, identity), rel0 if rel is None else rel, abs0 if abs_ is None else abs_,
+            numbers, table, rel0 if rel is None else rel, abs0 if abs_ is None else abs_,
             tuple(half or HALF_TOL), lm.meta())
     return check
 

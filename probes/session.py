@@ -30,7 +30,7 @@ import pytest
 from . import access
 from . import drift as D
 from . import history as H
-from . import loading
+from . import loading, paired
 from . import verdicts as V
 from .artifacts import RunFolder
 from .errors import ProbeError
@@ -593,6 +593,8 @@ class ClaimsSession:
                        f"({os.path.basename(spec.origin) if spec.origin else 'the registry'})")
         s = settled or Settled()
         numbers = measurement.numbers if measurement is not None and rep.when == "call" else None
+        if numbers is not None and "_replicates" in numbers:  # kept in the snapshot, not in every report
+            numbers = {k: v for k, v in numbers.items() if k != "_replicates"}
         return ClaimResult(
             claim=mark.kwargs.get("id"), model=self.param_id(spec), verdict=verdict, baseline=spec.baseline,
             layer=cs.get("layer"), message=message[:2000], drift=s.drift if rep.when == "call" else None,
@@ -616,7 +618,8 @@ class ClaimsSession:
     # -------------------------------------------------------------------------------------------------- finish
     def finish(self, exitstatus: int) -> int:
         """Controller only: the run's exit status from the verdicts (probes/verdicts.py) and its reports."""
-        results = self.results = V.ordered(self.results, [self.param_id(s) for s in self.models])
+        results = V.ordered(paired.adjust(self.results), [self.param_id(s) for s in self.models])
+        self.results = results  # the effects' paired tests adjusted together (Benjamini-Hochberg over the run)
         status = V.exit_status(int(exitstatus), results, self.other_failures)
         if self.usage_errors:
             status = int(pytest.ExitCode.USAGE_ERROR)

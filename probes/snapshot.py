@@ -103,9 +103,23 @@ def validate(old: Any, location: str = "snapshot") -> None:
 
     if not isinstance(old, dict):
         fail("", f"a {type(old).__name__} where an object of numbers is expected")
-    for k in ("_noise", "_intervals", "_stability"):
+    for k in ("_noise", "_intervals", "_stability", "_replicates"):
         if k in old and not isinstance(old[k], dict):
             fail(k, f"a {type(old[k]).__name__} where an object is expected")
+
+    def replicates(x, path):
+        if isinstance(x, list) and x and all(v is None or _num(v) for v in x):
+            if len(x) < 3 or not all(v is None or math.isfinite(v) for v in x):
+                fail(path, "a replicate series that is not a list of finite numbers (or null)")
+        elif isinstance(x, list):
+            for i, v in enumerate(x):
+                replicates(v, f"{path}[{i}]")
+        elif isinstance(x, dict):
+            for k, v in x.items():
+                replicates(v, f"{path}.{k}")
+        elif x is not None:
+            fail(path, f"{json.dumps(x)} where a list of bootstrap replicates is expected")
+    replicates(old.get("_replicates", {}), "_replicates")
 
     def intervals(x, path):
         if isinstance(x, list) and len(x) == 2 and all(_num(v) for v in x):
@@ -227,7 +241,25 @@ class ToleranceJSONSnapshot(SingleFileSnapshotExtension):
 
 
 def serialize(data: Any) -> str:
-    return json.dumps(plain(data), indent=1, sort_keys=True) + "\n"
+    """A snapshot's text: sorted keys, one number per line (a diff names the number that moved), except the
+    bootstrap replicate series under ``_replicates``, one line each (200 numbers that are read by the paired test,
+    never by a reviewer)."""
+    data = plain(data)
+    series: list[str] = []
+
+    def inline(x):
+        if isinstance(x, dict):
+            return {k: inline(v) for k, v in x.items()}
+        if isinstance(x, list) and x and all(v is None or _num(v) for v in x):
+            series.append(json.dumps(x, separators=(",", ":")))
+            return f"\x00{len(series) - 1}\x00"
+        return [inline(v) for v in x] if isinstance(x, list) else x
+    if isinstance(data, dict) and isinstance(data.get("_replicates"), dict):
+        data = {**data, "_replicates": inline(data["_replicates"])}
+    text = json.dumps(data, indent=1, sort_keys=True) + "\n"
+    for i, line in enumerate(series):
+        text = text.replace(f'"\\u0000{i}\\u0000"', line, 1)
+    return text
 
 
 def record(path: Path, data: Any, rel: float = REL_TOL, abs_: float = ABS_TOL) -> bool:
@@ -239,7 +271,13 @@ def record(path: Path, data: Any, rel: float = REL_TOL, abs_: float = ABS_TOL) -
         try:
             old = json.loads(path.read_text())
             if not any(compare(old, json.loads(text), rel, abs_)):
-                return False
+                if not (isinstance(old, dict) and isinstance(data, dict) and data.get("_replicates")
+                        and not old.get("_replicates")):
+                    return False
+                # the numbers stand as recorded; the replicates of a paired comparison are added to them (a
+                # snapshot recorded before they were kept: its findings unchanged, now testable pair by pair)
+                text = serialize({**old, "_replicates": plain(data["_replicates"])})
+                data = old
             if isinstance(old, dict) and isinstance(old.get("_noise"), dict) and "_noise" not in data:
                 # the measured noise floors stay (a property of the measurement; scripts/calibrate.py re-measures)
                 text = serialize({**data, "_noise": old["_noise"]})

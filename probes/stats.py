@@ -122,8 +122,21 @@ def boot_means(x: np.ndarray, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray
     return (counts @ np.nan_to_num(flat) / n).reshape((n_boot,) + x.shape[1:])
 
 
-def interval(draws: np.ndarray, alpha: float = ALPHA, centre=None) -> list:
-    """The percentile interval [lo, hi] of bootstrap draws (axis 0), as plain floats (nested lists for arrays).
+class Interval(list):
+    """A percentile interval ``[lo, hi]`` (nested ``[[lo, hi], ...]`` for an array statistic) that keeps the
+    bootstrap draws it came from (``draws``: (n_boot, ...)). It is a plain list to JSON and to every reader of
+    intervals; ``claim_snapshot`` keeps the first draws of an effect's interval as its paired replicates
+    (probes/paired.py), so that a new version, resampled with the same seeded indices, is compared draw by draw."""
+    draws: np.ndarray
+
+    def __init__(self, bounds: list, draws: np.ndarray):
+        super().__init__(bounds)
+        self.draws = draws
+
+
+def interval(draws: np.ndarray, alpha: float = ALPHA, centre=None) -> Interval:
+    """The percentile interval [lo, hi] of bootstrap draws (axis 0), as plain floats (nested lists for arrays),
+    carrying the draws (:class:`Interval`).
     ``centre``: the statistic's value on all the stimuli; the interval is then shifted by the bootstrap's bias
     (the estimate minus the draws' median), for statistics that resampling biases (a correlation of noisy
     t-values falls when words are drawn twice: uncorrected, its interval can exclude its own estimate)."""
@@ -133,11 +146,11 @@ def interval(draws: np.ndarray, alpha: float = ALPHA, centre=None) -> list:
         shift = np.asarray(centre, dtype=np.float64) - np.nanmedian(d, axis=0)
         lo, hi = lo + shift, hi + shift
     if lo.ndim == 0:
-        return [float(lo), float(hi)]
-    return np.stack([lo, hi], -1).tolist()
+        return Interval([float(lo), float(hi)], d)
+    return Interval(np.stack([lo, hi], -1).tolist(), d)
 
 
-def mean_ci(x: np.ndarray, n_boot: int = N_BOOT, seed: int = 0) -> list:
+def mean_ci(x: np.ndarray, n_boot: int = N_BOOT, seed: int = 0) -> Interval:
     """95% bootstrap interval of the mean over axis 0 (units: prompts, words, cases...)."""
     return interval(boot_means(x, n_boot, seed))
 

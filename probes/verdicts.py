@@ -5,9 +5,12 @@ their noise (probes/drift.py: noise floors, bootstrap intervals, component stabi
 
     holds                    criterion held, every number within its noise floor of the recorded snapshot
     holds within noise       criterion held, some numbers moved beyond their floor, none significantly (effects
-                             inside their recorded intervals, diagnostics, unstable components): reported, exit 0
-    holds but changed        criterion held, an effect left its recorded interval or a stable component left its
-                             set (the cell and the terminal give the headline effect, its interval and what moved)
+                             whose paired change on the same stimuli is not significant after Benjamini-Hochberg,
+                             diagnostics, unstable components): reported, exit 0
+    holds but changed        criterion held, an effect changed significantly (its paired test, probes/paired.py,
+                             adjusted over the run) beyond its floor, or a stable component left its set (the cell
+                             and the terminal give the headline effect, its change with the change's interval, and
+                             what moved)
     holds without snapshot   criterion held, nothing recorded yet for this claim x model (record with --record)
     broken                   the criterion failed (an assertion of the claim); its numbers, compared with the
                              snapshot (never recorded), and its figure are in the reports
@@ -114,10 +117,16 @@ def _ci(ci) -> str:
 
 def number_text(h: Number, was: bool = True) -> str:
     """One effect number: ``top_score 0.901 [0.896, 0.906]``, with ``was`` the recorded value, its interval and the
-    change in percent of it: ``(was 0.902 [0.898, 0.906], -0.1%)``."""
+    change in percent of it: ``(was 0.902 [0.898, 0.906], -0.1%)``; where the change was tested on the same
+    stimuli, its own 95% interval and adjusted p-value: ``(was 4.75 [4.46, 5.07]; change -3.1% [-3.4, -2.8],
+    p_adj 1e-40)``."""
     out = f"{h.path} {_g(h.value)}{_ci(h.ci)}"
     if was and h.old is not None:
-        out += f" (was {_g(h.old)}{_ci(h.old_ci)}" + (f", {h.pct:+.1f}%" if h.pct else "") + ")"
+        change = f", {h.pct:+.1f}%" if h.pct else ""
+        if h.pct and h.pct_ci is not None:  # the change's own interval, from the paired replicates
+            change = (f"; change {h.pct:+.1f}% [{h.pct_ci[0]:+.1f}, {h.pct_ci[1]:+.1f}]"
+                      + (f", p_adj {h.p_adj:.2g}" if h.p_adj is not None else ""))
+        out += f" (was {_g(h.old)}{_ci(h.old_ci)}{change})"
     return out
 
 
@@ -284,9 +293,10 @@ def terminal_lines(results: list[ClaimResult], status: int | None = None, report
     drifted = [[r for r in rs if r.verdict in SHOWN] for rs in groups(results)]
     drifted = [rs for rs in drifted if rs]
     if drifted:
-        out.append("what moved (significant first: an effect left its recorded interval or a stable component its "
-                   "set; then large = >= 20% of its own value or a quarter of a set, medium >= 5% or a component "
-                   "entered/left, small: the rest; noise: moved beyond its float floor, within its interval):")
+        out.append("what moved (significant first: an effect's paired change on the same stimuli is significant "
+                   "after Benjamini-Hochberg and beyond its floor, or a stable component left its set; then large = "
+                   ">= 20% of its own value or a quarter of a set, medium >= 5% or a component entered/left, small: "
+                   "the rest; noise: moved beyond its float floor, not significantly):")
     for rs in drifted:
         if rs[0].verdict == UNRECORDED:
             n = f" ({len(rs)} layers)" if rs[0].layer is not None else ""
