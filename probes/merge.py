@@ -5,8 +5,15 @@
 Writes OUT_DIR/report.md, report.html and report.json with one verdict table over every model (the same code as
 a run's own reports, probes/verdicts.py), prints the table, and with ``--history DIR`` appends the merged run to
 DIR/history.jsonl and plots each claim's effect over the runs there. The exit status is the merged run's: 1 if
-any part had a broken, errored or newly holding claim (or failed otherwise), else 6 if numbers moved, else 0;
-2 when an input cannot be read.
+any part had a broken, errored or newly holding claim (or failed otherwise), else 6 if numbers moved, else 0.
+
+An input that is **lost** (missing, or not readable JSON: e.g. a job killed while its report was written or
+uploaded) never throws the others away: the merged report of every readable input is written, the lost one is named
+on the terminal and in the report (``meta.lost``, and a "left out input" line in report.md and report.html), and the
+exit status is **2**, in the report too (a merge of merged reports keeps it). An input that is read but is not a
+report.json of a version this one reads (a snapshot, a version 1 report) is **skipped**: named on the terminal and
+in the report (``meta.skipped``), the status left to the others. When no input is merged, nothing is written and
+the exit status is 2.
 """
 from __future__ import annotations
 
@@ -18,6 +25,8 @@ from pathlib import Path
 from . import history as H
 from . import verdicts as V
 from .results import ClaimResult, readable
+
+EXIT_LOST = 2  # an input could not be merged (or no input could be)
 
 
 def check_report(rep) -> str | None:
@@ -41,9 +50,15 @@ def check_report(rep) -> str | None:
     return None
 
 
-def merge(reports: list[dict]) -> tuple[list[ClaimResult], dict, int]:
-    """(results, meta, exit status) of several runs' report.json contents (checked with :func:`check_report`)."""
+def merge(reports: list[dict], lost: list[tuple[str, str]] = (),
+          skipped: list[tuple[str, str]] = ()) -> tuple[list[ClaimResult], dict, int]:
+    """(results, meta, exit status) of several runs' report.json contents (checked with :func:`check_report`).
+    ``lost``: (file, why) of the inputs that could not be read (exit status 2), ``skipped``: of those that are not
+    reports of a version this one reads; both named in ``meta`` (a merged report's own are kept)."""
     results, models, left_out, statuses, commands = [], [], [], [], []
+    lost = [tuple(x) for rep in reports for x in rep.get("meta", {}).get("lost", [])] + [tuple(x) for x in lost]
+    skipped = [tuple(x) for rep in reports for x in rep.get("meta", {}).get("skipped", [])] + \
+        [tuple(x) for x in skipped]
     for rep in reports:
         meta = rep.get("meta", {})
         results += [ClaimResult.from_json(r) for r in rep.get("results", [])]
@@ -57,11 +72,17 @@ def merge(reports: list[dict]) -> tuple[list[ClaimResult], dict, int]:
         status = next(s for s in statuses if s not in (0, V.EXIT_DRIFT))
     elif V.EXIT_DRIFT in statuses:
         status = V.EXIT_DRIFT
+    if lost:
+        status = EXIT_LOST
+    left_out += [x for f, why in lost if (x := (f"input {f}", f"lost: {why}; its verdicts are not in this report"))
+                 not in left_out]
+    left_out += [x for f, why in skipped if (x := (f"input {f}", f"skipped: {why}")) not in left_out]
     meta = {"models": models, "device": first.get("device"), "dtype": first.get("dtype"), "left_out": left_out,
             "command": " ; ".join(c for c in commands if c), "merged_from": len(reports),
             "provenance": [p for r in reports for p in r.get("meta", {}).get("provenance", [])],
             "packages": first.get("packages"),
-            "when": max((r.get("meta", {}).get("when", "") for r in reports), default="")}
+            "when": max((r.get("meta", {}).get("when", "") for r in reports), default=""),
+            "lost": [list(x) for x in dict.fromkeys(lost)], "skipped": [list(x) for x in dict.fromkeys(skipped)]}
     return results, meta, status
 
 
@@ -72,24 +93,28 @@ def main(argv=None) -> int:
     ap.add_argument("--history", type=Path, default=None,
                     help="append the merged run to DIR/history.jsonl and plot each claim's effect over its runs")
     a = ap.parse_args(argv)
-    loaded = []
+    loaded, lost, skipped = [], [], []
     for p in a.reports:
         f = p / "report.json" if p.is_dir() else p
         try:
             rep = json.loads(f.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            print(f"error: cannot read {f}: {e}. Give the report.json that a run wrote in its --artifacts folder.",
-                  file=sys.stderr)
-            return 2
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+            why = (f"not valid JSON, e.g. cut off while its job wrote it ({e})" if isinstance(e, json.JSONDecodeError)
+                   else f"cannot be read ({getattr(e, 'strerror', None) or e})")
+            print(f"error: cannot read {f}: {e}; its verdicts are not merged (give the report.json that a run "
+                  "wrote in its --artifacts folder)", file=sys.stderr)
+            lost.append((str(f), why))
+            continue
         why = check_report(rep)
         if why:
             print(f"warning: skipped {f}: {why}", file=sys.stderr)
+            skipped.append((str(f), why))
             continue
         loaded.append(rep)
     if not loaded:
-        print("error: no input is a report.json of this version; nothing to merge", file=sys.stderr)
-        return 2
-    results, meta, status = merge(loaded)
+        print("error: no input is a readable report.json of this version; nothing to merge", file=sys.stderr)
+        return EXIT_LOST
+    results, meta, status = merge(loaded, lost, skipped)
     run = H.run_record(results, meta, status)
     runs = [H.as_run(run)]
     if a.history is not None:
@@ -102,8 +127,12 @@ def main(argv=None) -> int:
         meta["trend_note"] = "the models of the merged runs in order"
     for f in V.write_reports(a.out, results, meta, status, H.trends(runs)):
         print(f"report: {f}")
-    for line in V.terminal_lines(V.ordered(results, meta["models"]), status, str(a.out / "report.md")):
+    for line in V.terminal_lines(V.ordered(results, meta["models"]), None if meta["lost"] else status,
+                                 str(a.out / "report.md")):
         print(line)
+    if meta["lost"]:
+        print(f"exit status {EXIT_LOST}: {len(meta['lost'])} input(s) lost, their verdicts are not in the merged "
+              "report: " + "; ".join(f"{f} ({why})" for f, why in meta["lost"]))
     return status
 
 
