@@ -240,6 +240,22 @@ DRILL_KEEP = ("schema", "claim", "model", "baseline", "layer", "verdict", "messa
 PICTURE = DOCS / "assets" / "report.png"
 
 
+def read_report(option: str, path: Path) -> str | None:
+    """Why ``path`` (given to ``--drill`` or ``--run``) is not a run's report.json that this version reads, as one
+    line naming the file and the fix (None: it is one). Checked before anything is written."""
+    from probes.merge import check_report
+    fix = (f"give the report.json that a run wrote in its --artifacts folder (pytest claims/ ... --artifacts=DIR, then "
+           f"python scripts/docs.py {option} DIR/report.json)")
+    try:
+        rep = json.loads(path.read_text())
+    except FileNotFoundError:
+        return f"scripts/docs.py {option} {path}: no such file; {fix}"
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as e:
+        return f"scripts/docs.py {option} {path}: cannot be read ({getattr(e, 'strerror', None) or e}); {fix}"
+    why = check_report(rep) or (None if isinstance(rep.get("meta"), dict) else "not a report.json (it has no 'meta')")
+    return f"scripts/docs.py {option} {path}: {why}; {fix}" if why else None
+
+
 def import_drill(report: Path) -> None:
     """docs/data/drill.json from a drill run's report.json (a candidate against its recorded findings): its
     verdicts (each result's headline, largest move and drift summary; not every number), the command, date,
@@ -775,6 +791,11 @@ def main() -> int:
     ap.add_argument("--run", type=Path, help="a claims run's report.json: the performance page's run time")
     ap.add_argument("--drill", type=Path, help="a drill run's report.json: README's verdict table")
     a = ap.parse_args()
+    for option, path in (("--run", a.run), ("--drill", a.drill)):
+        why = read_report(option, path) if path is not None else None
+        if why:  # before anything is written
+            print(why, file=sys.stderr)
+            return 2
     if a.check:
         pages = generated()
         stale = [p for p, text in pages.items() if not p.exists() or p.read_text() != text]
