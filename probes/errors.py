@@ -1,4 +1,8 @@
 """Errors that name the problem and the fix."""
+from __future__ import annotations
+
+import difflib
+from typing import Iterable
 
 
 class ProbeError(Exception):
@@ -39,3 +43,15 @@ def require(condition: bool, message: str) -> None:
     """A claim's precondition: raise :class:`PreconditionFailed` with ``message`` unless ``condition`` holds."""
     if not condition:
         raise PreconditionFailed(message)
+
+
+def nearest(word: str, known: Iterable[str]) -> str | None:
+    """The nearest of ``known`` to a misspelt ``word`` (difflib), or None when none is near."""
+    near = difflib.get_close_matches(str(word), [str(k) for k in known], n=1, cutoff=0.6)
+    return near[0] if near else None
+
+
+def did_you_mean(word: str, known: Iterable[str]) -> str:
+    """``"; did you mean 'families'?"`` for the nearest of ``known``, or '' when none is near."""
+    near = nearest(word, known)
+    return f"; did you mean {near!r}?" if near else ""

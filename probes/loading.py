@@ -11,7 +11,7 @@ import torch
 
 from . import access
 from .adapters import Adapter, adapter_for
-from .errors import ModelLoadError, ResourceError
+from .errors import ModelLoadError, ResourceError, did_you_mean
 from .hooks import all_finite
 from .registry import ModelSpec
 
@@ -139,13 +139,17 @@ def pick_device(name: str = "auto") -> torch.device:
 def check_device_name(name: str) -> None:
     """--device must be auto, cpu, cuda or cuda:N (checked before anything loads)."""
     import re
-    if not re.fullmatch(r"auto|cpu|cuda(:\d+)?|mps", name):
-        raise ModelLoadError(f"--device {name!r} is not a device; use auto, cpu, cuda or cuda:N")
+    known = r"auto|cpu|cuda(:\d+)?|mps"
+    if not re.fullmatch(known, name):
+        alt = name.strip().lower().replace("gpu", "cuda")  # GPU, gpu:1, CPU
+        hint = f"; did you mean {alt!r}?" if re.fullmatch(known, alt) else \
+            did_you_mean(alt, ("auto", "cpu", "cuda", "cuda:0", "mps"))
+        raise ModelLoadError(f"--device {name!r} is not a device; use auto, cpu, cuda or cuda:N{hint}")
 
 
 def pick_dtype(name: str) -> torch.dtype:
     if name not in DTYPES:
-        raise ModelLoadError(f"--dtype {name!r} unknown; use one of {sorted(DTYPES)}")
+        raise ModelLoadError(f"--dtype {name!r} unknown; use one of {sorted(DTYPES)}{did_you_mean(name, DTYPES)}")
     return DTYPES[name]
 
 

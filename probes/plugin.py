@@ -14,6 +14,7 @@ fixtures but selects no model and loads nothing. The session lives in ``config.s
 the controller and each xdist worker)."""
 from __future__ import annotations
 
+import argparse
 import time
 from pathlib import Path
 
@@ -22,7 +23,7 @@ import torch
 
 from . import drift as D
 from . import loading, paired
-from .errors import NumericsError, ProbeError, ResourceError
+from .errors import NumericsError, ProbeError, ResourceError, did_you_mean
 from .log import log
 from .results import ClaimResult, Measurement, Verdict
 from .session import ARTIFACTS_KEY, INI, USAGE_PREFIX, ClaimsSession, Settled
@@ -41,6 +42,21 @@ def _session(config) -> ClaimsSession:
     return config.stash[SESSION]
 
 
+DEVICE_MAPS, EXACT, SIGNIFICANCE = ("auto", "balanced", "balanced_low_0", "sequential"), ("auto", "on", "off"), \
+    ("interval", "floor")
+
+
+def _one_of(option: str, values: tuple[str, ...]):
+    """An option's value checked against its fixed set, with the nearest one suggested (argparse's own choices say
+    only which values there are)."""
+    def value(text: str) -> str:
+        if text not in values:
+            raise argparse.ArgumentTypeError(f"{text!r} is not one of {', '.join(values)}{did_you_mean(text, values)}")
+        return text
+    value.__name__ = option
+    return value
+
+
 def pytest_addoption(parser):
     g = parser.getgroup("claims", "interpretability claims")
     g.addoption("--models", default=None,
@@ -50,7 +66,7 @@ def pytest_addoption(parser):
     g.addoption("--corpus", default=None,
                 help="a UTF-8 text file, one context per line: neuron.top_contexts also writes the stand-out "
                      "neuron's top contexts in it to artifacts/<model>/neuron.top_contexts.<file stem>.md")
-    g.addoption("--device-map", default=None, choices=["auto", "balanced", "balanced_low_0", "sequential"],
+    g.addoption("--device-map", default=None, choices=DEVICE_MAPS, type=_one_of("--device-map", DEVICE_MAPS),
                 help="on CUDA, spread each model over the visible GPUs (for a model that does not fit one; "
                      "default: one GPU per model, xdist worker gwN on GPU N mod the number of GPUs)")
     g.addoption("--dtype", default="float32", help="float32 | bfloat16 | float16 (default float32)")
@@ -64,7 +80,7 @@ def pytest_addoption(parser):
                      "its architecture, depth, heads, width or tokenizer differ (refused by default)")
     g.addoption("--allow-pickle", action="store_true", help="allow loading pickle (.bin) checkpoints")
     g.addoption("--trust-remote-code", action="store_true", help="allow models that run code from the hub")
-    g.addoption("--exact", default="auto", choices=["auto", "on", "off"],
+    g.addoption("--exact", default="auto", choices=EXACT, type=_one_of("--exact", EXACT),
                 help="measure every component (head, neuron) exactly: on; screen all of them with attribution "
                      "patching and measure the top ones and a random sample exactly: off; auto (default): exact on "
                      "CUDA or when the model has at most 64 attention heads in all")
@@ -73,12 +89,13 @@ def pytest_addoption(parser):
                      "claim x model the verdict and its numbers with their roles) to DIR/history.jsonl, never "
                      "rewriting earlier lines; report.html then plots each claim's effect over the runs in DIR "
                      "(relative to the project root unless absolute, as --artifacts)")
-    g.addoption("--significance", default="interval", choices=["interval", "floor"],
+    g.addoption("--significance", default="interval", choices=SIGNIFICANCE,
+                type=_one_of("--significance", SIGNIFICANCE),
                 help="when a move beyond a number's noise floor is a change (exit 6): interval (default): an effect "
                      "left its recorded bootstrap interval or a stable component left its set; floor: any move "
                      "beyond the floor, diagnostics included (this project's own CI: a change of the measuring code "
                      "on the same model must not hide inside sampling noise)")
-    g.addoption("--weight-jitter", type=float, default=0.0, metavar="SIZE",
+    g.addoption("--weight-jitter", type=float, default=None, metavar="SIZE",
                 help="noise-floor calibration only (scripts/calibrate.py): multiply every weight by 1 + SIZE x N(0, 1), "
                      "seeded, e.g. 1e-6 (float32 rounding scale); never recorded")
     g.addoption("--record", action="store_true",

@@ -14,7 +14,7 @@ import tomllib
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
-from .errors import UnknownModelError
+from .errors import UnknownModelError, did_you_mean, nearest
 
 KINDS = ("causal", "masked", "encoder")
 SOURCES = ("local", "package", "hub", "gguf")
@@ -128,10 +128,13 @@ def check_entry(where: str, mid: str, e: dict) -> None:
     head = f"registry {where}, [models.{mid}]"
     unknown = sorted(set(e) - FIELDS)
     if unknown:
+        near = [(k, n) for k in unknown if (n := nearest(k, FIELDS))]
+        fix = (f"; did you mean {near[0][1]!r}?" if len(unknown) == 1 and near else
+               f"; did you mean {', '.join(f'{n!r} for {k!r}' for k, n in near)}?" if near else ".")
         raise UnknownModelError(
-            f"{head}: unknown field(s) {', '.join(unknown)}. Fields an entry may have: {', '.join(sorted(FIELDS))}, or "
-            f"builtin = \"<id>\" (a model this package knows: {', '.join(builtin_models())}) with families, params, "
-            "expect and note")
+            f"{head}: unknown field(s) {', '.join(unknown)}{fix} Fields an entry may have: "
+            f"{', '.join(sorted(FIELDS))}, or builtin = \"<id>\" (a model this package knows: "
+            f"{', '.join(builtin_models())}) with families, params, expect and note")
     missing = [k for k in ("source", "kind") if k not in e]
     if missing:
         raise UnknownModelError(f"{head}: missing {', '.join(missing)} ({'; '.join(_allowed(k) for k in missing)})")
@@ -141,7 +144,8 @@ def check_entry(where: str, mid: str, e: dict) -> None:
             eg = f'; e.g. {k} = ["{v}"]' if want == STRS and isinstance(v, str) else ""
             raise UnknownModelError(f"{head}: {k} = {_shown(v)} is not {want}{eg}")
         if values is not None and v not in values:
-            raise UnknownModelError(f"{head}: {k} = {_shown(v)} is not one of {', '.join(values)}")
+            raise UnknownModelError(f"{head}: {k} = {_shown(v)} is not one of {', '.join(values)}"
+                                    f"{did_you_mean(v, values)}")
     for k, v in (e.get("params") or {}).items():
         if k in PARAM_TYPES and not _type_ok(v, PARAM_TYPES[k]):
             raise UnknownModelError(f"{head}: params.{k} = {_shown(v)} is not {PARAM_TYPES[k]}")
@@ -190,7 +194,8 @@ def _with_builtin(where: str, mid: str, e: dict) -> dict:
     name = e["builtin"]
     if name not in known:
         raise UnknownModelError(f"registry {where}, [models.{mid}]: builtin = {name!r} is not a model this package "
-                                f"knows ({', '.join(known)}); use one of them, or give source, kind and its files")
+                                f"knows ({', '.join(known)}){did_you_mean(name, known)}; use one of them, or give "
+                                "source, kind and its files")
     clash = sorted(k for k in e if k in ACCESS and k != "tier")
     if clash:
         raise UnknownModelError(f"registry {where}, [models.{mid}]: builtin = {name!r} brings where the weights come "
@@ -232,7 +237,8 @@ def candidate(entry: str, registry: dict[str, ModelSpec]) -> ModelSpec:
     revision), so it can run beside the registry model and never takes over its id."""
     rid, _, source = (x.strip() for x in entry.partition("="))
     if rid not in registry:
-        raise UnknownModelError(f"--models {entry!r}: {rid!r} is not a registry id ({', '.join(sorted(registry))}); "
+        raise UnknownModelError(f"--models {entry!r}: {rid!r} is not a registry id ({', '.join(sorted(registry))})"
+                                f"{did_you_mean(rid, registry)}; "
                                 "the part before '=' names the registry model whose findings the new version is "
                                 "checked against")
     if not source:
@@ -303,4 +309,5 @@ def resolve(entry: str, registry: dict[str, ModelSpec]) -> ModelSpec:
     origin = next((s.origin for s in registry.values() if s.origin), "the registry")
     raise UnknownModelError(
         f"unknown model {entry!r}: not a registry id ({known}), not an existing folder, and not a hub id of the "
-        f"form owner/name[@revision]. Add it to {origin} or pass a folder or hub id.")
+        f"form owner/name[@revision]{did_you_mean(entry, registry) or '.'} Add it to {origin} or pass a folder or "
+        "hub id.")

@@ -63,7 +63,7 @@ class Options:
     history: str | None
     significance: str
     record: bool
-    weight_jitter: float
+    weight_jitter: float | None  # None: not given
     max_batch_tokens: int | None
     corpus: str | None
     fulltrace: bool
@@ -210,6 +210,10 @@ class ClaimsSession:
         if self.opt.max_batch_tokens is not None and self.opt.max_batch_tokens < 1:
             raise pytest.UsageError(f"--max-batch-tokens {self.opt.max_batch_tokens}: give a positive number of "
                                     "tokens (e.g. 2048), or leave it out to size batches from the device's memory")
+        jitter = self.opt.weight_jitter
+        if jitter is not None and not 0 < jitter < float("inf"):
+            raise pytest.UsageError(f"--weight-jitter {jitter:g}: give a positive size (e.g. 1e-6) or leave it out; it "
+                                    "is for measuring noise floors (scripts/calibrate.py) and perturbs every weight")
         if self.opt.corpus and not Path(self.opt.corpus).is_file():
             raise pytest.UsageError(f"--corpus {self.opt.corpus}: no such file (give a text file with one context "
                                     "per line)")
