@@ -29,6 +29,11 @@ class SnapshotFileError(ProbeError):
     pass
 
 
+class ClaimSnapshotError(ProbeError):
+    """A claim's call of ``claim_snapshot`` names a number it did not hand over (an effect, identity, interval or
+    stability path that matches no recorded number: probes/checks.py)."""
+
+
 class ResourceError(ProbeError):
     """The device ran out of memory: the message names the batch size and the options that make it fit."""
 

@@ -23,6 +23,7 @@ import torch
 
 from . import drift as D
 from . import loading, paired
+from .checks import RECORDS_NOTHING, check_paths
 from .errors import NumericsError, ProbeError, ResourceError, did_you_mean
 from .log import log
 from .results import ClaimResult, Measurement, Verdict
@@ -106,8 +107,8 @@ def pytest_addoption(parser):
 
 
 def pytest_configure(config):
-    config.addinivalue_line("markers", "claim(id, family, source, kinds, null, criterion): an interpretability "
-                                       "claim (interp-claims)")
+    config.addinivalue_line("markers", "claim(id, family, source, kinds, null, criterion, records): an "
+                                       "interpretability claim (interp-claims)")
     config.addinivalue_line("markers", "xdist_group(name): run on one xdist worker (set per model)")
     s = config.stash[SESSION] = ClaimsSession(config)
     config.pluginmanager.register(_Controller(s), "interp_claims-controller")
@@ -215,6 +216,7 @@ def claim_snapshot(lm, request):
                 f"claim_snapshot: {e.path} is {e.value!r}: a claim's numbers must be finite (a NaN or inf usually means "
                 "an activation overflowed, e.g. in float16, or a statistic divided by zero). Fix the measurement, or "
                 "pass claim_snapshot(..., allow_nan=True) to record non-finite numbers as null") from None
+        check_paths(numbers, effect, identity)  # a role path that names no number: an error, never silent
         request.node.stash[MEASURED] = Measurement(
             numbers, table, rel0 if rel is None else rel, abs0 if abs_ is None else abs_,
             tuple(half or HALF_TOL), lm.meta())
@@ -311,6 +313,9 @@ def pytest_runtest_makereport(item, call):
     result = _session(item.config).result(item, rep, call, item.stash.get(SETTLED, None) if call_phase else None,
                                          item.stash.get(MEASURED, None) if call_phase else None, figures,
                                          item.stash.get(SETUP_S, 0.0))
+    if result.verdict == Verdict.HOLDS and result.numbers is None and \
+            item.get_closest_marker("claim").kwargs.get("records", True) is not False:
+        result = result.but(message=RECORDS_NOTHING)  # named in the summary (probes/checks.py), never silent
     rep.user_properties.append(("claim", result.to_json()))
     return rep
 

@@ -33,9 +33,10 @@ from . import history as H
 from . import loading, paired
 from . import verdicts as V
 from .artifacts import RunFolder
-from .errors import ProbeError
+from .checks import records_nothing_lines
+from .errors import ProbeError, did_you_mean
 from .log import log
-from .registry import ModelSpec, load_registry, resolve
+from .registry import KINDS, ModelSpec, load_registry, resolve
 from .results import ClaimResult, Measurement, Verdict
 from .snapshot import SnapshotStore, check_snapshot
 
@@ -430,6 +431,12 @@ class ClaimsSession:
                    f"{', '.join(sorted(self.families)) or 'none'}); fix the marker, or add {family!r} to the families "
                    "of the models it is about")
         kinds = mark.kwargs.get("kinds")
+        kinds = (kinds,) if isinstance(kinds, str) else kinds
+        unknown = [k for k in kinds or () if k not in KINDS]
+        if unknown:
+            _usage(f"{node}: kinds={list(kinds)!r} (in its claim marker): {unknown[0]!r} is not a kind of model this "
+                   f"package knows ({', '.join(KINDS)}){did_you_mean(unknown[0], KINDS)}; fix the marker (leave "
+                   "kinds out to run on every kind)")
         per_layer = "layer" in metafunc.fixturenames
         params = []
         for spec in self.models:
@@ -690,6 +697,8 @@ class ClaimsSession:
                       f"{o.dtype}")
         for mid, why in self.left_out:
             tr.write_line(f"left out {mid}: {why}")
+        for line in records_nothing_lines(self.results):  # a claim that held without numbers: never silent
+            tr.write_line(line)
         if o.half:
             for line in V.precision_lines(self.results, o.dtype_name):
                 tr.write_line(line)
