@@ -224,11 +224,11 @@ class ClaimsSession:
             loading.pick_device(self.opt.device)  # --device cuda needs CUDA: one usage error, at start
         except ProbeError as e:
             raise pytest.UsageError(str(e)) from None
-        self._check_artifacts()
-        self._check_history()
         self.models, self.left_out = self._select()
         self.any_family = any(spec.families is None for spec in self.models)
         self._check_record()
+        self._check_artifacts()  # after the registry and the models: a usage error leaves no folder behind
+        self._check_history()
         if self.opt.half and loading.pick_device(self.opt.device).type == "cpu" and not self.is_worker \
                 and not loading.native_half(self.opt.dtype_name):
             self.config.issue_config_time_warning(pytest.PytestConfigWarning(

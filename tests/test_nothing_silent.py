@@ -79,6 +79,17 @@ def test_a_misspelt_registry_field_or_value_names_the_nearest(tmp_path, line, wa
     assert want in str(e.value) and "\n" not in str(e.value), str(e.value)
 
 
+def test_a_misspelt_registry_field_is_one_line_and_leaves_nothing_on_disk(tmp_path):
+    _project(tmp_path, {"m": ORGANISM}, {})
+    (tmp_path / "models.toml").write_text((tmp_path / "models.toml").read_text().replace("families", "familes"))
+    before = sorted(p.name for p in tmp_path.iterdir())
+    rc, out = _run(tmp_path)
+    lines = [ln for ln in out.splitlines() if ln.strip()]
+    assert rc == 4 and len(lines) == 1, out[-2000:]
+    assert "[models.m]: unknown field(s) familes; did you mean 'families'?" in lines[0]
+    assert sorted(p.name for p in tmp_path.iterdir()) == before  # no artifacts folder either
+
+
 # --- a claim's marker and numbers ---------------------------------------------------------------------------------
 def test_a_claim_kind_no_adapter_knows_is_a_usage_error(tmp_path):
     """kinds=["diffusion"] was skipped with no reason (1 skipped, exit 0): now exit 4 listing the kinds, before any
