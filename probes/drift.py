@@ -32,7 +32,7 @@ identity.
   the seeded indices a new run draws again: the paired test of a change.
 
 A move of an effect is **significant** when the paired test of its change on the same stimuli says so (its
-p-value, Benjamini-Hochberg-adjusted over every effect of the run by :func:`probes.paired.adjust`, below 0.05;
+p-value, Benjamini-Hochberg-adjusted over every effect of the run by :func:`probes.results.adjust`, below 0.05;
 the move exists only beyond the number's noise floor); an effect recorded without replicates: when it leaves its
 recorded interval; an effect without an interval: as soon as it moves beyond its floor. A change of identities is
 significant when a component that was stable in its set (>= STABLE of the resamples) leaves it or
@@ -442,7 +442,7 @@ class _Differ:
                 elif role != EFFECT:
                     sig = False  # diagnostics are reported, never a change on their own
                 elif tested is not None:
-                    sig = tested[0] < Q  # the paired test (adjusted over the run later: probes/paired.adjust)
+                    sig = tested[0] < Q  # the paired test (adjusted over the run later: results.adjust)
                 elif lo is not None:
                     sig = new < lo - tol or new > hi + tol  # recorded without replicates: leaving its interval
                 else:

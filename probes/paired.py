@@ -14,7 +14,8 @@ paired comparison of two models on the same items (Miller 2024, "Adding Error Ba
   differences: ``z = change / sd(new_b - old_b)``, a two-sided normal p-value and the change's 95% interval
   ``change +- 1.96 sd`` (:func:`test`). Where the indices were not the same (another number of items), the two
   replicate series are independent and the same formula is the unpaired test: less sensitive, never falsely so.
-- **Adjusted:** Benjamini-Hochberg over every effect tested in the run (:func:`adjust`, q = :data:`Q`).
+- **Adjusted:** Benjamini-Hochberg over every effect tested in the run (:func:`probes.results.adjust`, q =
+  :data:`Q`).
 
 A move is **significant** when its adjusted p-value is below :data:`Q` **and** it is beyond the number's noise
 floor (the larger of the claim's tolerance and 4x the measured float floor, probes/drift.py): a float-rounding
@@ -23,7 +24,6 @@ difference between CPUs is a real, consistent difference of the replicates, and 
 from __future__ import annotations
 
 import math
-from dataclasses import replace
 from typing import Any
 
 import numpy as np
@@ -95,39 +95,3 @@ def bh(pvalues: list[float]) -> list[float]:
     if not pvalues:
         return []
     return [float(x) for x in sps.false_discovery_control(np.asarray(pvalues, dtype=np.float64), method="bh")]
-
-
-def adjust(results: list) -> list:
-    """Every result of a run (or of merged runs) with its effect tests adjusted together: each move's ``p_adj``
-    (Benjamini-Hochberg over every effect tested in ``results``), its significance (adjusted p < :data:`Q`; moves
-    exist only beyond their noise floors), and the verdict of a result that held with moved numbers: holds but
-    changed when a move is still significant, holds within noise otherwise. Results without tests are returned
-    as they are."""
-    from .results import Verdict  # (results imports drift; drift does not import this module)
-
-    keys = [(i, path) for i, r in enumerate(results) if r.drift is not None for path in sorted(r.drift.tests)]
-    adjusted = dict(zip(keys, bh([results[i].drift.tests[path] for i, path in keys])))
-    if not adjusted:
-        return list(results)
-    out = []
-    for i, r in enumerate(results):
-        if r.drift is None or not r.drift.tests:
-            out.append(r)
-            continue
-        moves = []
-        for m in r.drift.moves:
-            if m.p is None:
-                moves.append(m)
-                continue
-            p_adj = adjusted.get((i, m.path), m.p)
-            moves.append(replace(m, p_adj=p_adj, sig=m.sig if r.drift.mode == "floor" else p_adj < Q))
-        drift = replace(r.drift, moves=moves)
-        verdict = r.verdict
-        if verdict in (Verdict.MOVED, Verdict.NOISE):
-            verdict = Verdict.MOVED if drift.significant else Verdict.NOISE
-        by_path = {m.path: m for m in moves if m.p_adj is not None}
-
-        def shown(n):  # the cell's numbers carry the adjusted p of their move
-            return replace(n, p_adj=by_path[n.path].p_adj) if n is not None and n.path in by_path else n
-        out.append(replace(r, drift=drift, verdict=verdict, headline=shown(r.headline), largest=shown(r.largest)))
-    return out

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, fields, replace
 from enum import Enum
+from . import paired
 from .drift import Drift, Number
 
 SCHEMA = 3
@@ -159,3 +160,37 @@ def readable(version) -> str | None:
         return None
     return (f"written by an interp-claims whose reports are version {version or 1}; this one reads versions "
             f"{' and '.join(map(str, READS))}: re-run the claims with this version")
+
+
+def adjust(results: list[ClaimResult]) -> list[ClaimResult]:
+    """Every result of a run with its effect tests adjusted together (probes/paired.py): each move's ``p_adj``
+    (Benjamini-Hochberg over every effect tested in ``results``), its significance (adjusted p < ``paired.Q``;
+    moves exist only beyond their noise floors), and the verdict of a result that held with moved numbers: holds but
+    changed when a move is still significant, holds within noise otherwise. Results without tests are returned
+    as they are."""
+    keys = [(i, path) for i, r in enumerate(results) if r.drift is not None for path in sorted(r.drift.tests)]
+    adjusted = dict(zip(keys, paired.bh([results[i].drift.tests[path] for i, path in keys])))
+    if not adjusted:
+        return list(results)
+    out = []
+    for i, r in enumerate(results):
+        if r.drift is None or not r.drift.tests:
+            out.append(r)
+            continue
+        moves = []
+        for m in r.drift.moves:
+            if m.p is None:
+                moves.append(m)
+                continue
+            p_adj = adjusted.get((i, m.path), m.p)
+            moves.append(replace(m, p_adj=p_adj, sig=m.sig if r.drift.mode == "floor" else p_adj < paired.Q))
+        drift = replace(r.drift, moves=moves)
+        verdict = r.verdict
+        if verdict in (Verdict.MOVED, Verdict.NOISE):
+            verdict = Verdict.MOVED if drift.significant else Verdict.NOISE
+        by_path = {m.path: m for m in moves if m.p_adj is not None}
+
+        def shown(n):  # the cell's numbers carry the adjusted p of their move
+            return replace(n, p_adj=by_path[n.path].p_adj) if n is not None and n.path in by_path else n
+        out.append(replace(r, drift=drift, verdict=verdict, headline=shown(r.headline), largest=shown(r.largest)))
+    return out

@@ -30,14 +30,14 @@ import pytest
 from . import access
 from . import drift as D
 from . import history as H
-from . import loading, paired
+from . import loading
 from . import verdicts as V
 from .artifacts import RunFolder
 from .checks import records_nothing_lines
 from .errors import ProbeError, did_you_mean
 from .log import log
 from .registry import KINDS, ModelSpec, load_registry, resolve
-from .results import ClaimResult, Measurement, Verdict
+from .results import ClaimResult, Measurement, Verdict, adjust
 from .snapshot import SnapshotStore, check_snapshot
 
 INI = {"claims_registry": ("fixtures/models.toml", "the model registry (TOML), relative to the project root"),
@@ -629,7 +629,7 @@ class ClaimsSession:
     # -------------------------------------------------------------------------------------------------- finish
     def finish(self, exitstatus: int) -> int:
         """Controller only: the run's exit status from the verdicts (probes/verdicts.py) and its reports."""
-        results = V.ordered(paired.adjust(self.results), [self.param_id(s) for s in self.models])
+        results = V.ordered(adjust(self.results), [self.param_id(s) for s in self.models])
         self.results = results  # the effects' paired tests adjusted together (Benjamini-Hochberg over the run)
         status = V.exit_status(int(exitstatus), results, self.other_failures)
         if self.usage_errors:

@@ -57,8 +57,8 @@ LAYERS = {
     "model access": ["registry", "access", "loading", "gguf", "adapters", "hooks", "tokens", "log", "errors"],
     "analyses": ["grammar", "ioi", "lesion", "neuron", "recommender", "attention", "successor", "tracing",
                  "stats", "figures"],
-    "the suite": ["plugin", "session", "results", "artifacts", "snapshot", "drift", "verdicts", "history", "merge",
-                  "checks"],
+    "the suite": ["plugin", "session", "results", "artifacts", "snapshot", "drift", "paired", "verdicts", "history",
+                  "merge", "checks"],
 }
 # the model whose figure illustrates a claim in the catalogue: the first of these that runs it and where it holds
 FIGURE_MODELS = ["smollm2-135m", "gemma3-270m", "minilm", "gpt2-organism", "bert-organism", "gpt-neo-organism"]

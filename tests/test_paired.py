@@ -8,7 +8,7 @@ import pytest
 from probes import drift as D
 from probes import paired, stats
 from probes.drift import Drift, Move
-from probes.results import ClaimResult, Verdict
+from probes.results import ClaimResult, Verdict, adjust
 from probes.snapshot import record, serialize
 
 ROLES = D.roles(effect=["mean"])
@@ -76,10 +76,10 @@ def _result(p: float, verdict=Verdict.MOVED) -> ClaimResult:
 
 
 def test_benjamini_hochberg_over_the_run_decides_the_verdicts():
-    alone = paired.adjust([_result(0.01)])
+    alone = adjust([_result(0.01)])
     assert alone[0].verdict == Verdict.MOVED and alone[0].drift.moves[0].p_adj == pytest.approx(0.01)
     crowd = [_result(0.01)] + [_result(0.9, Verdict.HOLDS) for _ in range(9)]
-    out = paired.adjust(crowd)  # 10 tests: 0.01 x 10 / 1 = 0.1, no longer a discovery
+    out = adjust(crowd)  # 10 tests: 0.01 x 10 / 1 = 0.1, no longer a discovery
     assert out[0].verdict == Verdict.NOISE and out[0].drift.moves[0].p_adj == pytest.approx(0.1)
     assert [r.verdict for r in out[1:]] == [Verdict.HOLDS] * 9
     back = ClaimResult.from_json(json.loads(json.dumps(out[0].to_json())))  # crosses xdist and report.json
