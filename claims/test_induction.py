@@ -177,6 +177,9 @@ def test_induction_heads_read_the_previous_token_heads(lm, repeats, claim_snapsh
     prev, ind = repeats["prev"].mean(-1), repeats["ind"].mean(-1)
     L, H = ind.shape
     ordered = A.top_heads(ind, L * H)
+    claim_snapshot({"top_induction_score": float(ind[ordered[0]])}, effect=["top_induction_score"],
+                   intervals={"top_induction_score": stats.mean_ci(repeats["ind"][ordered[0]])})  # what the
+    #                                                preconditions read (replaced below by the claim's numbers)
     require(ind[ordered[0]] >= THRESHOLD, f"no induction head to compose with: the top induction score is "
                                           f"{ind[ordered[0]]:.3f} (< {THRESHOLD}; see induction.scores)")
     first_ind = ordered[0][0]

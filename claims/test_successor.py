@@ -42,6 +42,8 @@ def test_some_head_maps_ordinals_to_their_successors(lm, claim_snapshot, figure_
     C -> D) more than any other member of the sequence, on most pairs of several sequences: far more than any head
     of a randomly initialised copy, and more than any head scores for a shuffled order of the same tokens."""
     ids, split = S.task_ids(lm.tokenizer, STIM["tasks"])
+    claim_snapshot({"tasks": sorted(ids), "tasks_split": {t: w for t, w in sorted(split.items())}},
+                   identity=["tasks"])  # what the precondition reads (replaced below by the claim's numbers)
     require(len(ids) >= STIM["min_tasks"],
             f"only {len(ids)} succession task(s) have single-token members for this tokenizer (need "
             f"{STIM['min_tasks']}); split: " + "; ".join(f"{t} ({', '.join(map(repr, w[:3]))})"

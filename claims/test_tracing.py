@@ -79,11 +79,14 @@ def test_recall_is_localised_at_the_last_subject_token(lm, facts, claim_snapshot
     the last token in those layers restores almost nothing: the association is recalled at the subject, and moved
     to the last token only later."""
     known = [i for i, k in enumerate(facts["known"]) if k]
+    claim_snapshot({"n_known": len(known)})  # what the preconditions read (replaced below by the claim's numbers)
     require(len(known) >= STIM["min_known"], f"the model answers only {len(known)} facts (need "
                                              f"{STIM['min_known']} to trace; see tracing.known_facts)")
     traced = facts["facts"].subset(known[:STIM["trace_facts"]])
     tr = TR.trace(lm, traced, STIM["noise"], STIM["samples"], STIM["seed"])
     gap = tr["clean"] - tr["corrupted"].mean(1)
+    claim_snapshot({"n_known": len(known), "p_clean": float(tr["clean"].mean()),
+                    "p_corrupted": float(tr["corrupted"].mean())})
     require(gap.mean() >= 0.5 * tr["clean"].mean(),
             f"the corruption does not remove the fact: p(attribute) {tr['clean'].mean():.3f} clean, "
             f"{tr['corrupted'].mean():.3f} corrupted (noise {STIM['noise']} x sigma {tr['sigma']:.3g})")
