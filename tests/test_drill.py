@@ -59,7 +59,8 @@ def test_candidates_beside_the_baseline_get_verdicts_and_exit_status(versions, t
     # role, old -> new, its change in percent and in units of tolerance, its interval, is in the reports
     moved = res["gpt2-organism@drifted"]["moved"]
     assert moved and all("->" in m and "tolerance" in m and m.startswith("[") for m in moved)
-    assert all(m.endswith("within noise") for m in moved) and any("recorded interval [" in m for m in moved)
+    assert all(m.endswith("within noise") for m in moved) and any("paired change [" in m or "recorded interval ["
+                                                                  in m for m in moved)
     drift = res["gpt2-organism@drifted"]["drift"]
     assert drift["level"] == "noise" and not drift["significant"] and drift["summary"].startswith("effect ")
     line = "ioi.behaviour x gpt2-organism@drifted: mean_logit_diff"
