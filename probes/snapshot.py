@@ -107,35 +107,28 @@ def validate(old: Any, location: str = "snapshot") -> None:
         if k in old and not isinstance(old[k], dict):
             fail(k, f"a {type(old[k]).__name__} where an object is expected")
 
-    def replicates(x, path):
-        if isinstance(x, list) and x and all(v is None or _num(v) for v in x):
-            if len(x) < 3 or not all(v is None or math.isfinite(v) for v in x):
-                fail(path, "a replicate series that is not a list of finite numbers (or null)")
-        elif isinstance(x, list):
-            for i, v in enumerate(x):
-                replicates(v, f"{path}[{i}]")
-        elif isinstance(x, dict):
-            for k, v in x.items():
-                replicates(v, f"{path}.{k}")
+    def leaves(x, path, is_leaf, check, what):  # a nested object or list whose leaves are checked one by one
+        if is_leaf(x):
+            check(x, path)
+        elif isinstance(x, (list, dict)):
+            for k, v in (enumerate(x) if isinstance(x, list) else x.items()):
+                leaves(v, f"{path}[{k}]" if isinstance(x, list) else f"{path}.{k}", is_leaf, check, what)
         elif x is not None:
-            fail(path, f"{json.dumps(x)} where a list of bootstrap replicates is expected")
-    replicates(old.get("_replicates", {}), "_replicates")
+            fail(path, f"{json.dumps(x)} where {what} is expected")
 
-    def intervals(x, path):
-        if isinstance(x, list) and len(x) == 2 and all(_num(v) for v in x):
-            if not all(math.isfinite(v) for v in x):
-                fail(path, f"the interval {x} is not finite")
-            if x[0] > x[1]:
-                fail(path, f"the interval [{x[0]}, {x[1]}] is reversed (lo > hi)")
-        elif isinstance(x, list):
-            for i, v in enumerate(x):
-                intervals(v, f"{path}[{i}]")
-        elif isinstance(x, dict):
-            for k, v in x.items():
-                intervals(v, f"{path}.{k}")
-        elif x is not None:
-            fail(path, f"{json.dumps(x)} where an interval [lo, hi] is expected")
-    intervals(old.get("_intervals", {}), "_intervals")
+    def interval(x, path):
+        if not all(math.isfinite(v) for v in x):
+            fail(path, f"the interval {x} is not finite")
+        if x[0] > x[1]:
+            fail(path, f"the interval [{x[0]}, {x[1]}] is reversed (lo > hi)")
+
+    def series(x, path):
+        if len(x) < 3 or not all(v is None or math.isfinite(v) for v in x):
+            fail(path, "a replicate series that is not a list of finite numbers (or null)")
+    leaves(old.get("_intervals", {}), "_intervals", lambda x: isinstance(x, list) and len(x) == 2 and all(
+        _num(v) for v in x), interval, "an interval [lo, hi]")
+    leaves(old.get("_replicates", {}), "_replicates", lambda x: isinstance(x, list) and bool(x) and all(
+        v is None or _num(v) for v in x), series, "a list of bootstrap replicates")
     noise = old.get("_noise", {})
     sections = [("_noise", noise)] + [(f"_noise.{d}", noise[d]) for d in HALF_DTYPES if d in noise]
     for where, section in sections:  # the snapshot's own floors, and those of half-precision runs against it
