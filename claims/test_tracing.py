@@ -5,9 +5,10 @@ Source: Meng et al. 2022 ("Locating and Editing Factual Associations in GPT", RO
 replicated in other families (e.g. Mamba, Sharma et al. 2024). Stimulus: fixtures/stimuli/facts_v1.json: 46 facts written for the file as (prefix, subject,
 relation, one-token attribute). A model knows a fact when the attribute is its top-1 next token; the known facts are
 recorded. Measure (probes/tracing.py): the subject's input embeddings corrupted with Gaussian noise of 3x the
-embeddings' standard deviation (one seeded draw per fact), then the clean residual stream after block l restored
+embeddings' standard deviation (4 seeded draws per fact, averaged), then the clean residual stream after block l restored
 at one position: the last subject token, the first token after the subject, or the last token. Effects are
-probabilities of the attribute, restored minus corrupted, on the first 16 known facts; intervals resample the facts.
+probabilities of the attribute, restored minus corrupted, on the first 16 known facts; intervals resample the facts
+and, within each, its noise draws (a two-stage bootstrap: both random sources).
 Nulls: restoring at the non-subject positions; a randomly initialised copy of the same config.
 """
 from __future__ import annotations
@@ -95,6 +96,10 @@ def test_recall_is_localised_at_the_last_subject_token(lm, facts, claim_snapshot
     band = TR.band(L)
     sc = TR.site_contrast(ie, band)
     per, margin = sc["per_class"], sc["margin"]
+    # intervals: facts resampled, and each drawn fact's noise samples resampled (both random sources)
+    nested = stats.nested_means(TR.sample_effects(tr, band))  # (n_boot, facts, classes)
+    draws = nested.mean(1)
+    margin_draws = (nested[..., 0] - nested[..., 1:].max(-1)).mean(1)
     share = float(per[:, 0].mean() / gap.mean())
     p_flip = stats.sign_flip_p(margin)
     rnd = random_copy(lm, STIM["null_seed"])
@@ -104,7 +109,6 @@ def test_recall_is_localised_at_the_last_subject_token(lm, facts, claim_snapshot
     mean_ie = ie.mean(0)  # (layers, classes)
     later = np.flatnonzero(mean_ie[:, 2] > mean_ie[:, 0])
     handover = int(later[0]) if len(later) else L
-    draws = stats.boot_means(per)  # (n_boot, classes): facts resampled
     keys = ("last_subject", "first_after", "last_token")
     claim_snapshot({"traced": traced.names, "band": [band.start, band.stop - 1], "p_clean": float(tr["clean"].mean()),
                     "p_corrupted": float(tr["corrupted"].mean()),
@@ -113,7 +117,7 @@ def test_recall_is_localised_at_the_last_subject_token(lm, facts, claim_snapshot
                     "random_init_last_subject": null_subject, "handover_layer": handover},
                    effect=["restored.last_subject", "margin"], identity=["traced"],
                    intervals={"restored": {k: stats.interval(draws[:, j]) for j, k in enumerate(keys)},
-                              "margin": stats.mean_ci(margin)})
+                              "margin": stats.interval(margin_draws)})
     figures.save(figures.causal_trace(figure_title(f": {len(traced.names)} known facts"),
                                       mean_ie, TR.CLASSES, band, per, ie_rnd.mean(0)[:, 0], float(gap.mean())),
                  figure_path())

@@ -171,6 +171,19 @@ def top_k_stability(draws: np.ndarray, k: int, names: list, order: str = "abs", 
     return {str(names[i]): round(float(freq[i]), 4) for i in shown}
 
 
+def nested_means(x: np.ndarray, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
+    """A two-stage bootstrap of ``x`` (units, draws of a random source, ...): each resample draws the units with
+    replacement, then for each drawn unit its draws with replacement (e.g. facts, then the noise samples that
+    corrupted each fact), and averages them per unit: (n_boot, units, ...). Its spread holds both sources of
+    randomness, so another seed of the draws falls inside the interval as often as another set of units does.
+    The units' indices are :func:`boot_index`'s (seeded: the same in every run)."""
+    x = np.asarray(x, dtype=np.float64)
+    n, s = x.shape[:2]
+    units = boot_index(n, n_boot, seed)
+    inner = rng(seed + 1).integers(0, s, size=(n_boot, n, s))
+    return x[units[..., None], inner].mean(2)
+
+
 def resample(x: np.ndarray, n_boot: int = N_BOOT, seed: int = 0) -> np.ndarray:
     """Every bootstrap resample of the units (axis 0) of ``x`` at once: (n_boot, n, ...)."""
     x = np.asarray(x)

@@ -28,6 +28,23 @@ def prompt_ids(tok, text: str) -> list[int]:
     return special_wrap(tok)[0] + encode(tok, text)
 
 
+def marked(tok, text: str, start: int, end: int) -> tuple[list[int], tuple[int, int]]:
+    """A causal prompt tokenised as the whole text (:func:`prompt_ids`), with the tokens of the marked characters
+    ``text[start:end]`` found by their character offsets: (ids, (first token, one past the last)). A token that
+    straddles the mark's edge belongs to the mark. Tokenising a text piece by piece gives other tokens than the
+    text itself (``"In " + "Brazil"`` -> ``In``, `` ``, ``Brazil``; the text -> ``In``, `` Brazil``)."""
+    if not 0 <= start < end <= len(text):
+        raise StimulusError(f"the mark [{start}, {end}) of {text!r} covers no token: mark a span of the text that has "
+                            "characters")
+    lead = special_wrap(tok)[0]
+    enc = tok(text, add_special_tokens=False, return_offsets_mapping=True)
+    inside = [i for i, (a, b) in enumerate(enc["offset_mapping"]) if a < end and b > start and b > a]
+    if not inside:
+        raise StimulusError(f"{text[start:end]!r} in {text!r} covers no token of this tokenizer; mark a span of "
+                            "the text that has characters")
+    return lead + list(enc["input_ids"]), (len(lead) + inside[0], len(lead) + inside[-1] + 1)
+
+
 def single_token(tok, word: str) -> int:
     """The id of ``word`` (include the leading space, e.g. ' Mike'); error unless it is exactly one token."""
     ids = encode(tok, word)

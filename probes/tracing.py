@@ -48,25 +48,26 @@ class Facts:
 
 
 def tokenize(lm, facts: list[dict]) -> Facts:
-    """Each fact ``{"prefix", "subject", "relation", "attribute"}`` as ``[special] prefix subject relation``, each
-    piece encoded on its own (so the subject's tokens are known exactly). The attribute must be one token and the
-    relation at least two (the first token after the subject is not the last token)."""
+    """Each fact ``{"prefix", "subject", "relation", "attribute"}`` as the model reads the whole text
+    ``prefix + subject + relation`` (with its leading special tokens), the subject's tokens found by their character
+    offsets (:func:`probes.tokens.marked`). The attribute must be one token and the relation at least two (the
+    first token after the subject is not the last token)."""
     tok = lm.tokenizer
-    lead = tokens.special_wrap(tok)[0]
     rows, lengths, spans, attrs = [], [], [], []
     for f in facts:
-        before = lead + (tokens.encode(tok, f["prefix"]) if f.get("prefix") else [])
-        subj, rel = tokens.encode(tok, f["subject"]), tokens.encode(tok, f["relation"])
+        prefix = f.get("prefix") or ""
+        text = prefix + f["subject"] + f["relation"]
+        ids, span = tokens.marked(tok, text, len(prefix), len(prefix) + len(f["subject"]))
         attr = tokens.encode(tok, f["attribute"])
         if len(attr) != 1:
             raise StimulusError(f"fact {f['subject']!r}: attribute {f['attribute']!r} is {len(attr)} tokens for this "
                                 "tokenizer; give a one-token attribute (with its leading space)")
-        if len(rel) < 2 or not subj:
-            raise StimulusError(f"fact {f['subject']!r}: the subject must be a token or more and the relation "
-                                f"{f['relation']!r} two tokens or more")
-        rows.append(before + subj + rel)
-        spans.append((len(before), len(before) + len(subj)))
-        lengths.append(len(rows[-1]))
+        if len(ids) - span[1] < 2:
+            raise StimulusError(f"fact {f['subject']!r}: the relation {f['relation']!r} must be two tokens or more "
+                                "after the subject")
+        rows.append(ids)
+        spans.append(span)
+        lengths.append(len(ids))
         attrs.append(attr[0])
     T = max(lengths)
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
@@ -150,6 +151,13 @@ def trace(lm, facts: Facts, noise: float, samples: int, seed: int) -> dict:
 def effects(tr: dict) -> np.ndarray:
     """(F, L, 3): the indirect effect of restoring each (layer, position class), averaged over noise samples."""
     return (tr["restored"] - tr["corrupted"][:, :, None, None]).mean(1)
+
+
+def sample_effects(tr: dict, layers: range) -> np.ndarray:
+    """(F, S, 3): the indirect effect of each position class averaged over ``layers``, per fact and noise sample
+    (the units of a two-stage bootstrap: :func:`probes.stats.nested_means`)."""
+    ie = tr["restored"] - tr["corrupted"][:, :, None, None]  # (F, S, L, 3)
+    return ie[:, :, list(layers)].mean(2)
 
 
 def band(n_layers: int) -> range:

@@ -78,8 +78,14 @@ class _Tok:
     all_special_ids: list = []
     pad_token_id = None
 
-    def __call__(self, text, add_special_tokens=True):
-        return {"input_ids": [hash(w) % 1000 + 5 for w in text.split("|") if w]}
+    def __call__(self, text, add_special_tokens=True, return_offsets_mapping=False):
+        pieces, offsets, at = [], [], 0
+        for w in text.split("|"):
+            if w:
+                pieces.append(hash(w) % 1000 + 5)
+                offsets.append((at, at + len(w)))
+            at += len(w) + 1
+        return {"input_ids": pieces, **({"offset_mapping": offsets} if return_offsets_mapping else {})}
 
 
 def test_bad_facts_are_refused_with_the_fix():
@@ -90,7 +96,7 @@ def test_bad_facts_are_refused_with_the_fix():
         TR.tokenize(LM(), [{"subject": "Eiffel", "relation": "is|in", "attribute": "Pa|ris"}])
     with pytest.raises(StimulusError, match="two tokens or more"):
         TR.tokenize(LM(), [{"subject": "Eiffel", "relation": "in", "attribute": "Paris"}])
-    f = TR.tokenize(LM(), [{"prefix": "In|", "subject": "Big|Ben", "relation": "is|in", "attribute": "London"}])
+    f = TR.tokenize(LM(), [{"prefix": "In|", "subject": "Big|Ben", "relation": "|is|in", "attribute": "London"}])
     assert f.spans == [(1, 3)] and f.lengths == [5] and f.positions().tolist() == [[2, 3, 4]]
 
 
