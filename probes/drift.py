@@ -261,6 +261,8 @@ class Drift:
     tests: dict[str, float] = field(default_factory=dict)  # path -> the paired test's p of every effect number
     #                                compared with replicates, moved or not (the run adjusts them together)
     mode: str = "interval"    # the significance mode it was judged in (INTERVAL or FLOOR)
+    resolution: dict[str, float] = field(default_factory=dict)  # path -> the half-width of the change's 95%
+    #                                interval (paired replicates): the smallest change of it these stimuli resolve
 
     @property
     def moved(self) -> bool:
@@ -361,7 +363,8 @@ class Drift:
     def to_json(self) -> dict:
         """The drift as JSON: its moves and identity sets (data), and for readers of report.json its level,
         significance, largest effect change and summary (derived: :meth:`from_json` recomputes them)."""
-        return {"has_effect": self.has_effect, "tests": self.tests, "mode": self.mode, "level": self.level, "significant": self.significant,
+        return {"has_effect": self.has_effect, "tests": self.tests, "resolution": self.resolution, "mode": self.mode,
+                "level": self.level, "significant": self.significant,
                 "effect_pct": self.effect, "effect_path": self.effect_path, "summary": self.summary(),
                 "id_summary": self.id_summary(), "identities": [asdict(s) for s in self.identities],
                 "moves": [{k: (list(v) if isinstance(v, tuple) else v) for k, v in asdict(m).items()}
@@ -377,7 +380,7 @@ class Drift:
         ids = [IdentitySet(**{k: v for k, v in s.items() if k in sf}) for s in d.get("identities") or []]
         has = d.get("has_effect", any(m.role == EFFECT for m in moves) or d.get("effect_pct") is not None)
         return cls(moves=moves, identities=ids, has_effect=bool(has), tests=dict(d.get("tests") or {}),
-                   mode=d.get("mode") or INTERVAL)
+                   mode=d.get("mode") or INTERVAL, resolution=dict(d.get("resolution") or {}))
 
 
 def _is_interval(x) -> bool:
@@ -433,6 +436,7 @@ class _Differ:
                 tested = paired_test(reps[0], reps[1], d)
                 if tested is not None:
                     self.drift.tests[path] = tested[0]
+                    self.drift.resolution[path] = (tested[1][1] - tested[1][0]) / 2
             if abs(d) > tol:
                 pct = 100.0 * d / abs(old) if old else None
                 lo, hi = (min(iv), max(iv)) if _is_interval(iv) else (None, None)
@@ -589,11 +593,13 @@ class Number:
     pct: float | None = None
     pct_ci: tuple[float, float] | None = None  # the change's own 95% interval in percent (paired replicates)
     p_adj: float | None = None                 # its paired test's p-value, adjusted over the run (else raw)
+    resolves: float | None = None              # the half-width of that interval in percent of the recorded value:
+    #                                            the smallest change of this number the stimuli resolve here
 
     def to_json(self) -> dict:
         return {"path": self.path, "value": self.value, "ci": list(self.ci) if self.ci else None, "old": self.old,
                 "old_ci": list(self.old_ci) if self.old_ci else None, "pct": self.pct,
-                "pct_ci": list(self.pct_ci) if self.pct_ci else None, "p_adj": self.p_adj}
+                "pct_ci": list(self.pct_ci) if self.pct_ci else None, "p_adj": self.p_adj, "resolves": self.resolves}
 
     @classmethod
     def from_json(cls, d: dict | None) -> "Number | None":
@@ -605,7 +611,8 @@ class Number:
             pct = 100.0 * (d["value"] - d["old"]) / abs(d["old"])  # a schema-2 headline: computed as schema 3 does
         pct_ci = d.get("pct_ci")
         return cls(d["path"], d["value"], tuple(ci) if ci else None, d.get("old"),
-                   tuple(old_ci) if old_ci else None, pct, tuple(pct_ci) if pct_ci else None, d.get("p_adj"))
+                   tuple(old_ci) if old_ci else None, pct, tuple(pct_ci) if pct_ci else None, d.get("p_adj"),
+                   d.get("resolves"))
 
 
 def _most_moved(drift: Drift, was: dict, now: dict) -> str | None:
@@ -652,7 +659,9 @@ def effect_numbers(new: dict, table: dict[str, str], old: dict | None = None,
         if m is not None and m.change_ci is not None and o:
             pct_ci = tuple(100.0 * x / abs(o) for x in m.change_ci)
             p = m.p if m.p_adj is None else m.p_adj
-        return Number(path, v, _sorted_iv(iv), o, _sorted_iv(oiv), pct, pct_ci, p)
+        half = drift.resolution.get(path) if drift is not None else None
+        resolves = 100.0 * half / abs(o) if half is not None and o else None
+        return Number(path, v, _sorted_iv(iv), o, _sorted_iv(oiv), pct, pct_ci, p, resolves)
     top = headline(new, table)
     moved = _most_moved(drift, was, now) if drift is not None else None
     if top is not None and top[0] in now:

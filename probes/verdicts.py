@@ -344,6 +344,12 @@ def markdown(results: list[ClaimResult], meta: dict, status: int) -> str:
             head += f"; {eff}" if eff else ""
             out += [f"**{_md(_label(r))}** ({_md(head)}; snapshot `{r.snapshot}`)", "", "```"]
             out += (r.moved or _unrecorded_lines(r)) + ["```", ""]
+    resolved = [r for r in results if r.headline is not None and r.headline.resolves is not None]
+    if resolved:
+        out += ["", "## What each claim resolves on these stimuli", "",
+                "The half-width of the headline's paired 95% change interval, in percent of its recorded value: a "
+                "smaller change of it cannot be told from another draw of the stimuli here.", ""]
+        out += [f"- {_md(_label(r))}: `{r.headline.path}` +-{r.headline.resolves:.2g}%" for r in resolved]
     hard = [r for r in results if r.verdict in HARD | {KNOWN}]
     if hard:
         out += ["", "## Broken, errors, newly holding and known failures", ""]

@@ -37,6 +37,10 @@ def test_a_small_uniform_change_inside_the_recorded_interval_is_significant():
     assert m.change_ci[0] < b["mean"] - a["mean"] < m.change_ci[1]
     assert -0.05 * a["mean"] < m.change_ci[0] < m.change_ci[1] < -0.01 * a["mean"]  # about -3%, clear of 0
     assert d.tests["mean"] == m.p
+    head, _ = D.effect_numbers(b, ROLES, a, d)  # the cell: the change with its interval, and what it resolves
+    assert head.pct_ci[0] < head.pct < head.pct_ci[1] and head.resolves == pytest.approx(
+        50 * (m.change_ci[1] - m.change_ci[0]) / abs(a["mean"]))
+    assert head.resolves < 1.0  # a 3% change is resolved many times over
 
 
 def test_an_unchanged_model_moves_nothing_and_float_noise_stays_under_the_floor():
