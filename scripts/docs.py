@@ -130,7 +130,8 @@ def detects() -> dict[str, str]:
     for claim, xs in found.items():
         xs.sort()
         v, path = xs[len(xs) // 2]
-        out[claim] = f"+-{v:.2g}% of `{path}`" + (f" (median of {len(xs)} layers)" if len(xs) > 1 else "")
+        out[claim] = (f"+-{v:.2g}% of `{path}`" if v else f"`{path}` exactly (the stimuli's own number)") + (
+            f" (median of {len(xs)} layers)" if len(xs) > 1 else "")
     return out
 
 
