@@ -63,6 +63,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 from probes import ioi  # noqa: E402
 from probes import neuron as Nn  # noqa: E402
+from probes.tokens import first_difference  # noqa: E402
 from tests.conftest import random_lm  # noqa: E402
 
 
@@ -261,7 +262,7 @@ def head_flops(lm, P, T, prefix):
 def bench_heads(lm, s, heads, tl, metric) -> None:
     L, H = lm.adapter.n_layers, lm.adapter.n_heads
     P, T = s.base.shape
-    first = ioi.first_difference(s.base, s.source)
+    first = first_difference(s.base, s.source)
     src = ioi.head_acts(lm, s.source)
     pay = lambda l, h: src[l, :, :, h, :]  # noqa: E731
     sub, pos, scale = subset(heads, 3)
@@ -343,7 +344,7 @@ def bench_resid(lm, s, n_prompts, n_tokens, tl, metric) -> None:
     d_tl = float(np.abs(out["tl"].values.reshape(L, n_tokens, -1).permute(2, 0, 1).numpy()[pos] - loop).max()) \
         if tl is not None else None
     P = n_prompts
-    first = ioi.first_difference(s.base, s.source)
+    first = first_difference(s.base, s.source)
     n = T - first
     f_loop = P * (L + 1) * T * F.full(1, T) + P * F.full(2, T, logits=False)  # + each case's clean/corrupted
     f_tl = L * T * F.full(P, T)
@@ -390,7 +391,7 @@ def bench_neurons(lm, s, n_prompts, layer, tl) -> None:
     t_tl = t["tl"] * N / n_loop if tl is not None else None
     d_tl = float(np.abs(out["tl"] - loop).max()) if tl is not None else None
     print(f"(neuron loops timed on {n_loop} neurons and scaled to the layer's {N})")
-    f_loop, f_ours = neuron_flops(lm, T, ioi.first_difference(c.clean, c.corrupted), layer, N)
+    f_loop, f_ours = neuron_flops(lm, T, first_difference(c.clean, c.corrupted), layer, N)
     row(f"neuron patching (L{layer})", t_loop, t_tl, t_ours, d_tl, float(np.abs(ours[:n_loop] - loop).max()),
         f_loop / f_ours, f_loop / f_ours)
 
@@ -404,7 +405,7 @@ def bench_smollm2(n_prompts, n_tokens) -> None:
     src = ioi.head_acts(sm, s2.source)
     pay = lambda l, h: src[l, :, :, h, :]  # noqa: E731
     sub, pos, scale = subset(hs, 6)
-    first = ioi.first_difference(s2.base, s2.source)
+    first = first_difference(s2.base, s2.source)
     out, t = race(loop=lambda: ioi.head_edit_scores_loop(sm, s2, sub, pay),
                   ours=lambda: ioi.head_edit_scores(sm, s2, hs, pay, prefix=first))
     print(f"SmolLM2-135M, {len(hs)} heads (loop timed on {len(sub)} and scaled)")
@@ -416,7 +417,7 @@ def bench_smollm2(n_prompts, n_tokens) -> None:
     out, t = race(loop=lambda: Nn.neuron_patching_loop(sm, c2, 15, np.arange(128)),
                   ours=lambda: Nn.neuron_patching(sm, c2, 15))
     print(f"(loop timed on 128 of {N2} neurons and scaled)")
-    f_loop, f_ours = neuron_flops(sm, n_tokens, ioi.first_difference(c2.clean, c2.corrupted), 15, N2)
+    f_loop, f_ours = neuron_flops(sm, n_tokens, first_difference(c2.clean, c2.corrupted), 15, N2)
     row("SmolLM2 neuron patching", t["loop"] * N2 / 128, None, t["ours"], None,
         float(np.abs(out["ours"][:128] - out["loop"]).max()), f_loop / f_ours, None)
 

@@ -24,7 +24,7 @@ from . import stats
 from .hooks import capture, check_finite, grads_of, intervene, with_grads
 from .loading import LoadedModel
 from .log import log
-from .tokens import batch, prompt_ids, single_token
+from .tokens import batch, first_difference, prompt_ids, single_token
 
 
 @dataclass
@@ -102,13 +102,6 @@ def behaviour(lm: LoadedModel, sets: list[PromptSet], seed: int = 0) -> dict:
 # ----------------------------------------------------------------------------- head edits
 def all_heads(lm: LoadedModel) -> list[tuple[int, int]]:
     return [(l, h) for l in range(lm.adapter.n_layers) for h in range(lm.adapter.n_heads)]
-
-
-def first_difference(a: torch.Tensor, b: torch.Tensor) -> int:
-    """The first position where any row of ``a`` differs from ``b`` (T if none): positions before it are the same
-    in both runs of a causal model, so patching them changes nothing."""
-    d = (a != b).any(0).nonzero()
-    return int(d[0, 0]) if len(d) else a.shape[1]
 
 
 @torch.no_grad()

@@ -17,9 +17,8 @@ import torch
 
 from .errors import StimulusError
 from .hooks import capture, check_finite, grads_of, intervene, with_grads
-from .ioi import first_difference
 from .loading import LoadedModel
-from .tokens import prompt_ids, single_token, special_wrap
+from .tokens import first_difference, prompt_ids, single_token, special_wrap
 
 
 @dataclass

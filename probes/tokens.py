@@ -95,3 +95,10 @@ def positions(ids: torch.Tensor, target: int, what: str = "target") -> torch.Ten
         raise StimulusError(f"{what} token id {target} occurs {counts[bad[0]].item()} times in row {bad[0]} "
                             "(must occur exactly once); fix or drop that stimulus")
     return hits.float().argmax(1)
+
+
+def first_difference(a: torch.Tensor, b: torch.Tensor) -> int:
+    """The first position where any row of ``a`` differs from ``b`` (T if none): positions before it are the same
+    in both runs of a causal model, so patching them changes nothing."""
+    d = (a != b).any(0).nonzero()
+    return int(d[0, 0]) if len(d) else a.shape[1]

@@ -19,6 +19,7 @@ from probes import ioi
 from probes import neuron as Nn
 from probes.adapters import ARCHS, adapter_for
 from probes.hooks import capture, intervene
+from probes.tokens import first_difference
 from tests.conftest import CONFIGS, narrowed, random_lm, random_model
 from tests.test_adapters import check_hooks_removed_on_error, check_noop_is_bit_identical
 
@@ -174,7 +175,7 @@ def test_batched_patching_equals_the_loop(rlm):
     s2 = ioi.PromptSet(base, src_ids, s.a_ids, s.b_ids, s.texts, s.names)
     src2 = ioi.head_acts(lm, src_ids)
     pay = lambda l, h: src2[l, :, :, h, :]  # noqa: E731
-    assert ioi.first_difference(base, src_ids) == 5
+    assert first_difference(base, src_ids) == 5
     x2 = ioi.head_edit_scores(lm, s2, heads, pay, max_batch_tokens=30, prefix=5)
     y2 = ioi.head_edit_scores_loop(lm, s2, heads, pay)
     assert (x2 - y2).abs().max() < 1e-4
