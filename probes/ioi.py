@@ -22,7 +22,7 @@ import torch
 
 from . import stats
 from .hooks import capture, check_finite, grads_of, intervene, with_grads
-from .loading import LoadedModel
+from .loading import LoadedModel, logit_diff
 from .log import log
 from .tokens import batch, first_difference, prompt_ids, single_token
 
@@ -73,12 +73,6 @@ def top_heads(delta: np.ndarray, k: int, sign: int = -1) -> list[dict]:
     key = delta.ravel() if sign == -1 else -np.abs(delta.ravel())
     order = np.argsort(key, kind="stable")[:k]
     return [{"head": f"{i // H}.{i % H}", "delta": float(delta.ravel()[i])} for i in order]
-
-
-def _score(logits: torch.Tensor, a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    last = logits[:, -1].float()
-    check_finite(last, "final-position logits")
-    return last.gather(1, a[:, None])[:, 0] - last.gather(1, b[:, None])[:, 0]
 
 
 @torch.no_grad()
@@ -153,7 +147,7 @@ def head_edit_scores(lm: LoadedModel, s: PromptSet, heads: list[tuple[int, int]]
                     check_finite(h, "final hidden state")
                     sc = ad.logit_diff(h, s.a_ids.repeat(k), s.b_ids.repeat(k))  # two unembedding rows
                 else:
-                    sc = _score(lm.last_logits(s.base.repeat(k, 1))[:, None], s.a_ids.repeat(k), s.b_ids.repeat(k))
+                    sc = lm.last_diff(s.base.repeat(k, 1), s.a_ids.repeat(k), s.b_ids.repeat(k))
             out[chunk] = sc.view(k, P).cpu()
             done += k
             if progress and len(heads) > K:
@@ -176,8 +170,8 @@ def head_edit_scores_loop(lm: LoadedModel, s: PromptSet, heads: list[tuple[int, 
             x[:, :, h, :] = rep
             return x
         with intervene(lm.adapter, {("heads", l): edit}):
-            sc = scores(lm, s.base, s.a_ids, s.b_ids) if lean else _score(lm.model(input_ids=s.base).logits,
-                                                                          s.a_ids, s.b_ids)
+            sc = scores(lm, s.base, s.a_ids, s.b_ids) if lean else logit_diff(
+                lm.model(input_ids=s.base).logits[:, -1], s.a_ids, s.b_ids, "final-position logit difference", lm.dtype)
             out.append(sc.cpu())
     return torch.stack(out)
 

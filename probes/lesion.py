@@ -13,8 +13,8 @@ import torch
 
 from . import stats
 from .errors import ProbeError, StimulusError
-from .hooks import capture, check_finite, intervene
-from .loading import LoadedModel
+from .hooks import capture, intervene
+from .loading import LoadedModel, logit_diff
 from .tokens import single_token
 
 
@@ -87,9 +87,7 @@ def masked_margins(lm: LoadedModel, texts: list[str], targets: list[str], layer:
     is_him = torch.tensor([t == "him" for t in targets], device=lm.device)
 
     def margins(at, reps):  # at: (reps * S, V), the logits at the masks
-        at = at.float()
-        check_finite(at, "masked-token logits")
-        return (at.gather(1, tgt.repeat(reps)[:, None]) - at.gather(1, foil.repeat(reps)[:, None]))[:, 0]
+        return logit_diff(at, tgt.repeat(reps), foil.repeat(reps), "masked-token logit difference", lm.dtype)
 
     if sets is None:
         return margins(lm.model(**enc).logits[torch.arange(S, device=lm.device), pos], 1).cpu().numpy()

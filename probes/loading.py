@@ -12,11 +12,26 @@ import torch
 from . import access
 from .adapters import Adapter, adapter_for
 from .errors import ModelLoadError, ResourceError, did_you_mean
-from .hooks import all_finite
+from .hooks import all_finite, check_finite
 from .registry import ModelSpec
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
           "float16": torch.float16, "fp16": torch.float16}
+
+
+def logit_diff(logits: torch.Tensor, target, foil, what: str = "logit difference",
+               dtype: torch.dtype | None = None) -> torch.Tensor:
+    """logit(target) - logit(foil) per row of ``logits`` (B, V), in float32: one position's logits per row (a
+    causal prompt's last, a masked one's [MASK]); ``target``/``foil``: ids, one per row or shared. A NaN/inf
+    difference raises :class:`~probes.errors.NumericsError` naming ``what`` (``dtype``: the model's). The one
+    difference of two logits that every analysis reads (:meth:`LoadedModel.last_diff` where it has the logits; the
+    seed's reference loops; the masked-token margins)."""
+    x = logits.float()
+    rows = torch.arange(len(x), device=x.device)
+    t, f = torch.as_tensor(target, device=x.device), torch.as_tensor(foil, device=x.device)
+    d = x[rows, t.expand(len(x))] - x[rows, f.expand(len(x))]
+    check_finite(d, what, dtype)
+    return d
 
 
 @dataclass
@@ -52,18 +67,14 @@ class LoadedModel:
 
     def last_diff(self, input_ids: torch.Tensor, target, foil, **kw) -> torch.Tensor:
         """logit(target) - logit(foil) at the last position, (B,), read from two rows of the unembedding (never the
-        full vocabulary); ``target``/``foil``: ids, one per row or shared."""
-        from .hooks import check_finite
+        full vocabulary) where the adapter can resume a pass, else from the last position's logits
+        (:func:`logit_diff`); ``target``/``foil``: ids, one per row or shared."""
+        what = "last-position logit difference"
         if self.kind == "causal" and self.adapter.can_resume:
-            h = self.acts(input_ids, **kw).last_hidden_state[:, -1]
-            d = self.adapter.logit_diff(h, target, foil)
-        else:
-            last = self.last_logits(input_ids, **kw).float()
-            t, f = torch.as_tensor(target, device=last.device), torch.as_tensor(foil, device=last.device)
-            rows = torch.arange(len(last), device=last.device)
-            d = last[rows, t.expand(len(last))] - last[rows, f.expand(len(last))]
-        check_finite(d, "last-position logit difference", self.dtype)
-        return d
+            d = self.adapter.logit_diff(self.acts(input_ids, **kw).last_hidden_state[:, -1], target, foil)
+            check_finite(d, what, self.dtype)
+            return d
+        return logit_diff(self.last_logits(input_ids, **kw), target, foil, what, self.dtype)
 
     def enter_family(self, family: str | None) -> bool:
         """Make :attr:`cache` the one of ``family``'s claims: another family's cache is dropped (Gemma-3-270m's MLP

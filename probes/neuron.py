@@ -17,7 +17,7 @@ import torch
 
 from .errors import StimulusError
 from .hooks import capture, check_finite, grads_of, intervene, with_grads
-from .loading import LoadedModel
+from .loading import LoadedModel, logit_diff
 from .tokens import first_difference, prompt_ids, single_token, special_wrap
 
 
@@ -43,17 +43,18 @@ def make_case(lm: LoadedModel, name: str, clean: str, corrupted: str, target: st
                 [tok.decode([t]) for t in c[0].tolist()])
 
 
-def _diff(logits: torch.Tensor, case: Case) -> torch.Tensor:
-    last = logits[:, -1].float()
-    check_finite(last, "last-position logits")
-    return last[:, case.target] - last[:, case.foil]
-
-
 @torch.no_grad()
 def logit_diffs(lm: LoadedModel, case: Case) -> tuple[float, float]:
     """Logit difference target - foil at the last position, on the clean and the corrupted prompt."""
     out = lm.last_diff(torch.cat([case.clean, case.corrupted]), case.target, case.foil)
     return float(out[0]), float(out[1])
+
+
+def _seed_diff(lm: LoadedModel, case: Case) -> torch.Tensor:
+    """The seed's way of reading the corrupted prompt's logit difference: a full pass with logits at every
+    position, the last one read (the reference loops)."""
+    return logit_diff(lm.model(input_ids=case.corrupted).logits[:, -1], case.target, case.foil,
+                      "last-position logit difference", lm.dtype)
 
 
 def restoration(patched: torch.Tensor | np.ndarray, clean: float, corrupted: float):
@@ -184,7 +185,7 @@ def layer_position_patching_loop(lm: LoadedModel, case: Case) -> np.ndarray:
                 x[:, p] = src[:, p]
                 return x
             with intervene(ad, {site: put}):
-                out[i, p] = float(_diff(lm.model(input_ids=case.corrupted).logits, case)[0])
+                out[i, p] = float(_seed_diff(lm, case)[0])
     return restoration(out, clean, corr)
 
 
@@ -263,7 +264,7 @@ def neuron_patching_loop(lm: LoadedModel, case: Case, layer: int, neurons: np.nd
             x[0, :, n] = src[:, n]
             return x
         with intervene(lm.adapter, {("mlp_act", layer): put}):
-            out[i] = float(_diff(lm.model(input_ids=case.corrupted).logits, case)[0])
+            out[i] = float(_seed_diff(lm, case)[0])
     return restoration(out, clean, corr)
 
 
