@@ -38,8 +38,8 @@ than on every run of one. Loops whose components each cost one whole forward are
 scaled to all: every 3rd head (gpt2 config), every 6th head (SmolLM2), every 4th prompt (residual loop), 256
 neurons (128 on SmolLM2); the largest difference is taken over that subset.
 
-Where the speed comes from (probes/ioi.py, probes/neuron.py): components of one layer are edited in copies of
-the prompt batch in one forward pass; the pass starts at the edited layer from the cached residual stream (for
+Where the speed comes from (probes.families.ioi, probes.families.neuron): components of one layer are edited in
+copies of the prompt batch in one forward pass; the pass starts at the edited layer from the cached residual stream (for
 heads, at the edited layer's output projection: its attention is the clean pass's); the positions before the
 first difference come from a key/value cache of the shared prefix, cut from the clean or corrupted pass that is
 run anyway (residual patching there is a no-op and is not run at all); the last block runs its attention output
@@ -61,8 +61,8 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from probes import ioi  # noqa: E402
-from probes import neuron as Nn  # noqa: E402
+from probes.families.ioi import analysis as ioi  # noqa: E402
+from probes.families.neuron import analysis as neuron  # noqa: E402
 from probes.tokens import first_difference  # noqa: E402
 from tests.conftest import random_lm  # noqa: E402
 
@@ -317,7 +317,7 @@ def bench_silencing(lm, s, heads, tl, metric) -> None:
 
 
 def cases_of(s, n_prompts: int) -> list:
-    return [Nn.Case(f"p{i}", s.source[i:i + 1], s.base[i:i + 1], int(s.a_ids[i]), int(s.b_ids[i]))
+    return [neuron.Case(f"p{i}", s.source[i:i + 1], s.base[i:i + 1], int(s.a_ids[i]), int(s.b_ids[i]))
             for i in range(n_prompts)]
 
 
@@ -326,14 +326,14 @@ def bench_resid(lm, s, n_prompts, n_tokens, tl, metric) -> None:
     all prompts per (layer, position), ours all prompts and positions of a layer in one resumed pass"""
     L, F, T = lm.adapter.n_layers, Flops(lm), n_tokens
     cases = cases_of(s, n_prompts)
-    clean_c = np.array([Nn.logit_diffs(lm, c) for c in cases])
+    clean_c = np.array([neuron.logit_diffs(lm, c) for c in cases])
 
     def raw(r, rows=slice(None)):  # restoration -> patched logit difference (what TransformerLens's metric returns)
         c = clean_c[rows]
         return r * (c[:, 0] - c[:, 1])[:, None, None] + c[:, 1][:, None, None]
     sub, pos, scale = subset(list(range(n_prompts)), 4)  # the loop on every 4th prompt, scaled to all
-    fns = dict(loop=lambda: np.stack([Nn.layer_position_patching_loop(lm, cases[i])[:L] for i in sub]),
-               ours=lambda: Nn.layer_position_patching_many(lm, cases)[:, :L])
+    fns = dict(loop=lambda: np.stack([neuron.layer_position_patching_loop(lm, cases[i])[:L] for i in sub]),
+               ours=lambda: neuron.layer_position_patching_many(lm, cases)[:, :L])
     if tl is not None:
         from transformer_lens import patching
         _, clean_cache = tl.run_with_cache(s.source)
@@ -368,12 +368,12 @@ def bench_neurons(lm, s, n_prompts, layer, tl) -> None:
     N, T = lm.adapter.d_mlp, c.clean.shape[1]
     idx = np.arange(N)
     n_loop = 256  # the loops are timed on 256 neurons and scaled to the layer
-    fns = dict(loop=lambda: Nn.neuron_patching_loop(lm, c, layer, idx[:n_loop]),
-               ours=lambda: Nn.neuron_patching(lm, c, layer))
+    fns = dict(loop=lambda: neuron.neuron_patching_loop(lm, c, layer, idx[:n_loop]),
+               ours=lambda: neuron.neuron_patching(lm, c, layer))
     if tl is not None:
         _, cc = tl.run_with_cache(c.clean)
         clean_post = cc[f"blocks.{layer}.mlp.hook_post"]
-        cl, co = Nn.logit_diffs(lm, c)
+        cl, co = neuron.logit_diffs(lm, c)
 
         def tl_neurons():
             out = np.empty(n_loop)
@@ -383,7 +383,7 @@ def bench_neurons(lm, s, n_prompts, layer, tl) -> None:
                     return act
                 lg = tl.run_with_hooks(c.corrupted, fwd_hooks=[(f"blocks.{layer}.mlp.hook_post", hook)])
                 out[n] = float(lg[0, -1, c.target] - lg[0, -1, c.foil])
-            return Nn.restoration(out, cl, co)
+            return neuron.restoration(out, cl, co)
         fns["tl"] = tl_neurons
     out, t = race(**fns)
     loop, ours = out["loop"], out["ours"]
@@ -412,10 +412,10 @@ def bench_smollm2(n_prompts, n_tokens) -> None:
     f_loop, f_ours = head_flops(sm, n_prompts, n_tokens, first)
     row("SmolLM2 head patching", t["loop"] * scale, None, t["ours"], None,
         float((out["ours"][pos] - out["loop"]).abs().max()), f_loop / f_ours, None)
-    c2 = Nn.Case("s", s2.source[:1], s2.base[:1], int(s2.a_ids[0]), int(s2.b_ids[0]))
+    c2 = neuron.Case("s", s2.source[:1], s2.base[:1], int(s2.a_ids[0]), int(s2.b_ids[0]))
     N2 = sm.adapter.d_mlp
-    out, t = race(loop=lambda: Nn.neuron_patching_loop(sm, c2, 15, np.arange(128)),
-                  ours=lambda: Nn.neuron_patching(sm, c2, 15))
+    out, t = race(loop=lambda: neuron.neuron_patching_loop(sm, c2, 15, np.arange(128)),
+                  ours=lambda: neuron.neuron_patching(sm, c2, 15))
     print(f"(loop timed on 128 of {N2} neurons and scaled)")
     f_loop, f_ours = neuron_flops(sm, n_tokens, first_difference(c2.clean, c2.corrupted), 15, N2)
     row("SmolLM2 neuron patching", t["loop"] * N2 / 128, None, t["ours"], None,
@@ -432,9 +432,9 @@ def agreement() -> None:
     for name in ("gpt2-organism", "gpt-neo-organism"):
         lm = load(resolve(name), device="cpu")
         for c in stim:
-            case = Nn.make_case(lm, c["name"], c["clean"], c["corrupted"], c["target"], c["foil"])
-            attr = Nn.attribution_patching(lm, case)
-            exact = np.stack([Nn.neuron_patching(lm, case, l) for l in range(lm.adapter.n_layers)])
+            case = neuron.make_case(lm, c["name"], c["clean"], c["corrupted"], c["target"], c["foil"])
+            attr = neuron.attribution_patching(lm, case)
+            exact = np.stack([neuron.neuron_patching(lm, case, l) for l in range(lm.adapter.n_layers)])
             r = np.corrcoef(attr.ravel(), exact.ravel())[0, 1]
             hits = [len(set(np.argsort(-exact[l])[:10]) & set(np.argsort(-attr[l])[:10]))
                     for l in range(lm.adapter.n_layers)]

@@ -9,8 +9,8 @@ without it, calling the same library functions with the same stimuli and draws a
   ``composition_k_max``) and the 4 top induction heads of the upper half, zeroed and 20 random draws of as many
   heads of the same layers, attention read at the induction heads' layers (on a trained model the two kinds of
   heads lie at a depth of their own: the cost grows with the layers between them);
-* ``neuron.workflow``: :func:`probes.neuron.investigate`'s steps on tall/short (lens, layer x position, MLP and
-  attribution patching), then exact neuron patching in 2 layers (the first and the middle one: Gemma-3
+* ``neuron.workflow``: the steps of ``investigate`` (probes.families.neuron) on tall/short (lens, layer x
+  position, MLP and attribution patching), then exact neuron patching in 2 layers (the first and the middle one: Gemma-3
   found 2), 10 neurons read against the unembedding, and those and 100 random sets of the same layers and sizes
   ablated over the templated size cases.
 
@@ -34,17 +34,19 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from roofline_plugin import Count, Peak  # noqa: E402
 
 from claims import test_induction as I, test_neuron as N, test_tracing as T  # noqa: E402
-from probes import attention as A, neuron as Nn, stats, tracing as TR  # noqa: E402
+from probes import attention as A, stats  # noqa: E402
+from probes.families.neuron import analysis as neuron  # noqa: E402
+from probes.families.tracing import analysis as tracing  # noqa: E402
 from probes.errors import StimulusError  # noqa: E402
 from probes.loading import load, random_copy  # noqa: E402
 from probes.registry import ModelSpec  # noqa: E402
 
 
 def subject_site(lm) -> None:
-    f = TR.tokenize(lm, T.STIM["facts"])
-    TR.trace(lm, f.subset(list(range(T.STIM["trace_facts"]))), T.STIM["noise"], T.STIM["samples"], T.STIM["seed"])
+    f = tracing.tokenize(lm, T.STIM["facts"])
+    tracing.trace(lm, f.subset(list(range(T.STIM["trace_facts"]))), T.STIM["noise"], T.STIM["samples"], T.STIM["seed"])
     rnd = random_copy(lm, T.STIM["null_seed"])
-    TR.trace(rnd, f.subset(list(range(T.STIM["null_facts"]))), T.STIM["noise"], T.STIM["samples"], T.STIM["seed"])
+    tracing.trace(rnd, f.subset(list(range(T.STIM["null_facts"]))), T.STIM["noise"], T.STIM["samples"], T.STIM["seed"])
 
 
 def composition(lm) -> None:
@@ -68,37 +70,37 @@ def composition(lm) -> None:
 
 
 def workflow(lm) -> None:
-    """:func:`probes.neuron.investigate`'s steps on tall/short with its selection fixed as a trained model makes
-    it (Gemma-3-270m: lens jumps at 2 layers, 1 and 13 of 18; 10 outlier neurons): neuron patching in the first and
-    the middle layer (each resumed from its layer: 1.5 L layer passes per neuron, Gemma-3's took 1.2 L), the 5 most
-    restoring neurons of each read against the unembedding, then those 10 and 100 random sets of the same layers
-    and sizes ablated over the templated size cases. (On a random model ``investigate`` picks as many layers as
-    its lens happens to jump at: the work would follow the draw, and the fit in the layers with it.)"""
-    c = next(Nn.make_case(lm, s["name"], s["clean"], s["corrupted"], s["target"], s["foil"])
+    """The steps of ``investigate`` (probes.families.neuron) on tall/short with its selection fixed as a trained model
+    makes it (Gemma-3-270m: lens jumps at 2 layers, 1 and 13 of 18; 10 outlier neurons): neuron patching in the first
+    and the middle layer (each resumed from its layer: 1.5 L layer passes per neuron, Gemma-3's took 1.2 L), the 5
+    most restoring neurons of each read against the unembedding, then those 10 and 100 random sets of the same layers
+    and sizes ablated over the templated size cases. (On a random model ``investigate`` picks as many layers as its
+    lens happens to jump at: the work would follow the draw, and the fit in the layers with it.)"""
+    c = next(neuron.make_case(lm, s["name"], s["clean"], s["corrupted"], s["target"], s["foil"])
              for s in N.STIM["seed"] if s["name"] == "tall_short")
-    Nn.logit_diffs(lm, c)
-    Nn.logit_lens(lm, c)
-    Nn.layer_position_patching(lm, c)
-    Nn.mlp_layer_patching(lm, c)
-    Nn.attribution_patching(lm, c)
+    neuron.logit_diffs(lm, c)
+    neuron.logit_lens(lm, c)
+    neuron.layer_position_patching(lm, c)
+    neuron.mlp_layer_patching(lm, c)
+    neuron.attribution_patching(lm, c)
     L = lm.adapter.n_layers
     found = {}
     for layer in (0, L // 2):
-        top = np.argsort(-Nn.neuron_patching(lm, c, layer), kind="stable")[:5]
+        top = np.argsort(-neuron.neuron_patching(lm, c, layer), kind="stable")[:5]
         for n in top:
-            Nn.congruence(lm, layer, int(n), 8, spaces=("unembed",))
+            neuron.congruence(lm, layer, int(n), 8, spaces=("unembed",))
         found[layer] = top
     size = []
     for s in N.STIM["templated"]:
         if s["family"] == "size":
             try:
-                size.append(Nn.make_case(lm, s["name"], s["clean"], s["corrupted"], s["target"], s["foil"]))
+                size.append(neuron.make_case(lm, s["name"], s["clean"], s["corrupted"], s["target"], s["foil"]))
             except StimulusError:
                 pass
     g = stats.rng(0)
     rand = [{l: g.choice(lm.adapter.d_mlp, len(n), replace=False) for l, n in found.items()}
             for _ in range(N.N_DRAWS)]
-    Nn.ablated_diffs(lm, size or [c], [{}, found] + rand)
+    neuron.ablated_diffs(lm, size or [c], [{}, found] + rand)
 
 
 WORKLOADS = {"tracing.subject_site": subject_site, "induction.composition": composition,

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import threading
 import time
 
@@ -91,22 +92,23 @@ class Peak:
 
 WHERE = ("passes", "loading", "statistics", "figures", "tokenizer", "claim code")
 LOADERS = {"load", "random_init_like", "_random_from_disk"}  # probes/loading.py: a model or a random-init copy
+FIGURES = re.compile(r"probes/(families/\w+/)?figures\.py$")  # the generic figure helpers and each family's figures
 
 
 def category(frame) -> str:
     """What the main thread is doing, from its stack (innermost frame first): ``figures`` (any frame in
-    matplotlib or probes/figures.py), ``loading`` (a model or a random-init copy being loaded: probes/loading.py's
-    loaders), else by the innermost frame of a known library: ``passes`` (torch or
-    transformers' model code: the models' arithmetic and its element-wise work), ``statistics`` (numpy, scipy,
-    probes/stats.py), ``tokenizer`` (tokenizers, transformers' tokenization); else ``claim code`` (the claims'
-    and probes' own Python, and the tensor operations they call directly)."""
+    matplotlib, probes/figures.py or a family's probes/families/<family>/figures.py), ``loading`` (a model or a
+    random-init copy being loaded: probes/loading.py's loaders), else by the innermost frame of a known library:
+    ``passes`` (torch or transformers' model code: the models' arithmetic and its element-wise work),
+    ``statistics`` (numpy, scipy, probes/stats.py), ``tokenizer`` (tokenizers, transformers' tokenization); else
+    ``claim code`` (the claims' and probes' own Python, and the tensor operations they call directly)."""
     files, loading = [], False
     while frame is not None:
         code = frame.f_code
         files.append(code.co_filename)
         loading = loading or (code.co_name in LOADERS and code.co_filename.endswith("probes/loading.py"))
         frame = frame.f_back
-    if any("/matplotlib/" in f or f.endswith("probes/figures.py") for f in files):
+    if any("/matplotlib/" in f or FIGURES.search(f) for f in files):
         return "figures"
     if loading:
         return "loading"

@@ -12,7 +12,8 @@ import numpy as np
 import pytest
 
 from fixtures.loaders import token_order_sentences, word_lists
-from probes import figures, grammar, stats
+from probes import figures, stats
+from probes.families.grammar import analysis as grammar
 from probes.loading import random_copy
 
 FAMILY = "grammar"

@@ -14,8 +14,9 @@ import pytest
 import torch
 
 from fixtures.loaders import ioi_pairs
-from probes import figures, ioi, stats
+from probes import figures, stats
 from probes.errors import require
+from probes.families.ioi import analysis as ioi
 from probes.loading import random_copy
 
 FAMILY = "ioi"

@@ -21,8 +21,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from probes import figures, lesion, stats
+from probes import figures, stats
 from probes.errors import require
+from probes.families.lesion import analysis as lesion
 
 FAMILY = "lesion"
 TOLERANCE = (1e-3, 1e-4)  # (rel, abs) of every claim_snapshot here unless a claim says otherwise

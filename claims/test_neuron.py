@@ -4,7 +4,7 @@ Source: seed 002 (the tall/short neuron investigation; gpt2-large L25.N4413), wi
 " an" neuron (gpt2-large L31.N892). Stimulus: fixtures/stimuli/neuron_v1.json (the seed's cases: tall/short,
 the alternating big/small and huge/tiny patterns with their same-length corruptions, the pear/apple -> " an"
 control; templated cases and a held-out text corpus for the organisms). Score: logit(target) - logit(foil) at
-the last position; patching results are normalised restorations (probes/neuron.py).
+the last position; patching results are normalised restorations (probes.families.neuron).
 
 The stand-out neuron is looked for in the registry's ``neuron_layer`` (gpt2-large: 25, the seed's); by default
 the last layer. Registry expectations for gpt2-large (seed 002) are checked when that model runs.
@@ -19,8 +19,8 @@ import pytest
 from scipy.stats import hypergeom
 
 from probes import figures, stats
-from probes import neuron as Nn
 from probes.errors import StimulusError, require
+from probes.families.neuron import analysis as neuron
 
 FAMILY = "neuron"
 TOLERANCE = (1e-3, 1e-3)  # (rel, abs) of every claim_snapshot here unless a claim says otherwise
@@ -37,18 +37,18 @@ def cached(lm, key, fn):
     return lm.cache[k]
 
 
-def seed_cases(lm) -> dict[str, Nn.Case]:
-    return cached(lm, "seed", lambda: {c["name"]: Nn.make_case(lm, c["name"], c["clean"], c["corrupted"],
+def seed_cases(lm) -> dict[str, neuron.Case]:
+    return cached(lm, "seed", lambda: {c["name"]: neuron.make_case(lm, c["name"], c["clean"], c["corrupted"],
                                                                 c["target"], c["foil"]) for c in STIM["seed"]})
 
 
-def templated_cases(lm, family: str | None = None) -> tuple[list[Nn.Case], int]:
+def templated_cases(lm, family: str | None = None) -> tuple[list[neuron.Case], int]:
     """The templated cases this tokenizer can run (equal-length clean/corrupted, single-token targets)."""
     def build():
         out, dropped = [], 0
         for c in STIM["templated"]:
             try:
-                out.append((c["family"], Nn.make_case(lm, c["name"], c["clean"], c["corrupted"], c["target"],
+                out.append((c["family"], neuron.make_case(lm, c["name"], c["clean"], c["corrupted"], c["target"],
                                                       c["foil"])))
             except StimulusError:
                 dropped += 1
@@ -69,8 +69,8 @@ def neuron_layer(lm) -> int:
     return lm.spec.param("neuron_layer", lm.adapter.n_layers - 1)
 
 
-def require_gap(lm, case: Nn.Case) -> tuple[float, float]:
-    clean, corr = Nn.logit_diffs(lm, case)
+def require_gap(lm, case: neuron.Case) -> tuple[float, float]:
+    clean, corr = neuron.logit_diffs(lm, case)
     require(clean - corr >= min_gap(lm), f"{case.name}: clean and corrupted logit differences ({clean:.3f}, "
                                          f"{corr:.3f}) do not differ by {min_gap(lm)}: the model does not solve "
                                          "the case, nothing to patch (see neuron.behaviour)")
@@ -82,19 +82,19 @@ def require_gaps(lm, claim_snapshot, names) -> None:
     logit difference is handed to ``claim_snapshot`` (replaced by the claim's own numbers once it measures), so that a
     model that does not solve a case shows by how much, then every case must differ by the minimum gap."""
     cases = seed_cases(lm)
-    claim_snapshot({"case_gap": {n: float(np.subtract(*Nn.logit_diffs(lm, cases[n]))) for n in names}},
+    claim_snapshot({"case_gap": {n: float(np.subtract(*neuron.logit_diffs(lm, cases[n]))) for n in names}},
                    effect=["case_gap"])
     for n in names:
         require_gap(lm, cases[n])
 
 
-def solves(lm, case: Nn.Case) -> bool:
-    clean, corr = Nn.logit_diffs(lm, case)
+def solves(lm, case: neuron.Case) -> bool:
+    clean, corr = neuron.logit_diffs(lm, case)
     return clean - corr >= min_gap(lm)
 
 
 def restorations(lm, layer: int) -> dict[str, np.ndarray]:
-    return cached(lm, ("neurons", layer), lambda: {n: Nn.neuron_patching(lm, c, layer)
+    return cached(lm, ("neurons", layer), lambda: {n: neuron.neuron_patching(lm, c, layer)
                                                    for n, c in seed_cases(lm).items()})
 
 
@@ -110,10 +110,10 @@ def test_size_opposites_and_control_behaviour(lm, claim_snapshot, figure_path, f
     """Each seed case prefers its target on the clean prompt and its foil on the corrupted one (the size
     opposites and the pear/apple -> " an" control), and so do >= 90% of the templated cases (sign-flip p < 0.01)."""
     cases = seed_cases(lm)
-    d = {n: Nn.logit_diffs(lm, c) for n, c in cases.items()}
+    d = {n: neuron.logit_diffs(lm, c) for n, c in cases.items()}
     bad = [n for n, (a, b) in d.items() if not a > 0 > b]
     tc, dropped = templated_cases(lm)
-    td = np.array([Nn.logit_diffs(lm, c) for c in tc]).reshape(-1, 2)
+    td = np.array([neuron.logit_diffs(lm, c) for c in tc]).reshape(-1, 2)
     acc = float(((td[:, 0] > 0) & (td[:, 1] < 0)).mean()) if len(td) else float("nan")
     min_acc = expect(lm).get("min_accuracy", 0.9)
     # intervals: the templated cases resampled (the seed cases are single prompts: no interval, their floors)
@@ -142,9 +142,9 @@ def test_logit_lens_jumps(lm, claim_snapshot, figure_path, figure_title):
     model's own logit difference). gpt2-large: jumps at 30->31, 33->34, 35->36 (registry)."""
     lenses, sp, failed = {}, {}, []
     for n, c in seed_cases(lm).items():
-        lens = Nn.logit_lens(lm, c)
-        model = Nn.logit_diffs(lm, c)[0]
-        lenses[n], sp[n] = lens, Nn.spikes(lens)
+        lens = neuron.logit_lens(lm, c)
+        model = neuron.logit_diffs(lm, c)[0]
+        lenses[n], sp[n] = lens, neuron.spikes(lens)
         rise = lens[-1] - lens[0]
         if abs(lens[-1] - model) >= 1e-2 * max(1, abs(model)):
             failed.append(f"{n}: lens end {lens[-1]:.4f} != model {model:.4f}")
@@ -180,7 +180,7 @@ def test_information_moves_from_adjective_to_final_position(lm, claim_snapshot, 
     require_gaps(lm, claim_snapshot, names)
     for n in names:
         c = seed_cases(lm)[n]
-        r = Nn.layer_position_patching(lm, c)
+        r = neuron.layer_position_patching(lm, c)
         diff = (c.clean != c.corrupted)[0].cpu().numpy()
         carried = r[:, diff].sum(1) + r[:, -1]
         if not (carried >= 0.8).all():
@@ -218,7 +218,7 @@ def test_stand_out_neuron_recurs_for_related_prompts(lm, claim_snapshot, figure_
     N = len(rest["tall_short"])
     k = max(1, int(np.ceil(TOP_FRAC * N)))
     rank = {n: int((r > r[star]).sum()) for n, r in rest.items()}
-    z = float(Nn.robust_z(rest["tall_short"])[star])
+    z = float(neuron.robust_z(rest["tall_short"])[star])
     claim_snapshot({"neuron": f"L{layer}.N{star}", "robust_z": z, "rank": rank,
                     "restoration": {n: float(r[star]) for n, r in rest.items()},
                     "profile_corr": {f"tall_short~{n}": float(np.corrcoef(rest["tall_short"], r)[0, 1])
@@ -248,14 +248,14 @@ def test_congruence_finds_the_writer_of_an(lm, claim_snapshot, figure_path, figu
     writes " an" and restores about half; L25.N4413's top tokens include " decreasing" / " decline" (registry)."""
     require_gaps(lm, claim_snapshot, ["pear_apple"])
     c = seed_cases(lm)["pear_apple"]
-    w = Nn.token_writers(lm, c.target) - Nn.token_writers(lm, c.foil)
+    w = neuron.token_writers(lm, c.target) - neuron.token_writers(lm, c.foil)
     L, N = w.shape
     bl, bn = np.unravel_index(int(np.argmax(w)), w.shape)
-    r = Nn.neuron_patching(lm, c, int(bl))
+    r = neuron.neuron_patching(lm, c, int(bl))
     k = max(1, int(np.ceil(TOP_FRAC * N)))
     rank = int((r > r[bn]).sum())
     layer, star = stand_out(lm)
-    cg = Nn.congruence(lm, layer, star)["unembed"]
+    cg = neuron.congruence(lm, layer, star)["unembed"]
     # the stand-out neuron is an argmax over the tall/short case: an identity only where the model solves that case
     # (elsewhere its top neurons merely reorder: a diagnostic)
     ids = ["an_writer"] + (["stand_out", "top_tokens", "bottom_tokens"] if solves(lm, seed_cases(lm)["tall_short"])
@@ -291,7 +291,7 @@ def test_stand_out_neuron_fires_on_size_contexts(lm, claim_snapshot, artifact_pa
     require_gaps(lm, claim_snapshot, ["tall_short"])
     layer, star = stand_out(lm)
     corpus = STIM["corpus"]
-    top = Nn.top_contexts(lm, [t["text"] for t in corpus], layer, star, k=20)
+    top = neuron.top_contexts(lm, [t["text"] for t in corpus], layer, star, k=20)
     fam = [corpus[t["text"]]["family"] for t in top]
     n_size = sum(f == "size" for f in fam)
     M, K = len(corpus), sum(t["family"] == "size" for t in corpus)
@@ -301,7 +301,7 @@ def test_stand_out_neuron_fires_on_size_contexts(lm, claim_snapshot, artifact_pa
     extra = pytestconfig.getoption("--corpus")
     if extra:
         texts = [t for t in Path(extra).read_text(encoding="utf-8").splitlines() if t.strip()]
-        mine = Nn.top_contexts(lm, texts, layer, star, k=20)
+        mine = neuron.top_contexts(lm, texts, layer, star, k=20)
         write_contexts(artifact_path(f"neuron.top_contexts.{Path(extra).stem}.md"),
                        f"L{layer}.N{star} - {lm.spec.id}: top {len(mine)} contexts of {len(texts)} lines of {extra}",
                        mine, [f"line {t['text'] + 1}" for t in mine])
@@ -317,12 +317,12 @@ def test_stand_out_neuron_fires_on_size_contexts(lm, claim_snapshot, artifact_pa
                    criterion="zeroing the found neurons drops the logit difference more than 95% of random sets (p < "
                              "0.05)")
 def test_workflow_finds_neurons_that_matter(lm, claim_snapshot, figure_path, figure_title):
-    """``probes.neuron.investigate`` on tall/short (behaviour -> lens jumps -> patching -> outlier neurons ->
-    congruence) returns neurons that, zeroed, lower the clean logit difference of the templated size cases more
+    """``investigate`` (probes.families.neuron) on tall/short (behaviour -> lens jumps -> patching -> outlier
+    neurons -> congruence) returns neurons that, zeroed, lower the clean logit difference of the templated size cases more
     than 95% of random neuron sets of the same layers and sizes (100 seeded draws)."""
     require_gaps(lm, claim_snapshot, ["tall_short"])
     c = seed_cases(lm)["tall_short"]
-    inv = Nn.investigate(lm, c)
+    inv = neuron.investigate(lm, c)
     require(inv.behaves, f"tall/short: clean {inv.clean_diff:.3f}, corrupted {inv.corrupted_diff:.3f}: the model "
                          "does not solve the case, nothing to investigate")
     claim_snapshot({"layers": inv.layers, "jumps": [list(j) for j in inv.spikes], "neurons": []},
@@ -334,7 +334,7 @@ def test_workflow_finds_neurons_that_matter(lm, claim_snapshot, figure_path, fig
     g = stats.rng(0)
     N = lm.adapter.d_mlp
     rand = [{l: g.choice(N, len(n), replace=False) for l, n in found.items()} for _ in range(N_DRAWS)]
-    d = Nn.ablated_diffs(lm, cases, [{}, found] + rand)
+    d = neuron.ablated_diffs(lm, cases, [{}, found] + rand)
     drop = d[0][None] - d[1:]
     mean = drop.mean(1)
     p = stats.perm_p(mean[0], mean[1:])

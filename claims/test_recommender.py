@@ -25,7 +25,7 @@ import numpy as np
 import pytest
 
 from probes import figures, stats
-from probes import recommender as R
+from probes.families.recommender import analysis as recommender
 from probes.loading import random_copy
 
 FAMILY = "recommender"
@@ -39,24 +39,24 @@ def data(lm) -> dict:
     """MLP outputs of A, B, C, their layer profiles (centred and raw), and the random-init copies' profiles (once
     per model, in the model's cache)."""
     if "recommender" not in lm.cache:
-        out = R.texts_outputs(lm, STIM["texts"])
+        out = recommender.texts_outputs(lm, STIM["texts"])
         X = {k: v[0] for k, v in out.items()}
         rand = []
         for seed in range(N_RANDOM):
-            Xr = {k: v[0] for k, v in R.texts_outputs(random_copy(lm, seed), STIM["texts"]).items()}
-            rand.append({"profile": R.layer_profile(Xr["A"], Xr["B"], Xr["C"]), "X": Xr})
+            Xr = {k: v[0] for k, v in recommender.texts_outputs(random_copy(lm, seed), STIM["texts"]).items()}
+            rand.append({"profile": recommender.layer_profile(Xr["A"], Xr["B"], Xr["C"]), "X": Xr})
         lm.cache["recommender"] = {"X": X, "labels": {k: v[1] for k, v in out.items()},
-                                   "profile": R.layer_profile(X["A"], X["B"], X["C"]),
-                                   "raw": R.layer_profile(X["A"], X["B"], X["C"], centre=False), "random": rand}
+                                   "profile": recommender.layer_profile(X["A"], X["B"], X["C"]),
+                                   "raw": recommender.layer_profile(X["A"], X["B"], X["C"], centre=False), "random": rand}
     return lm.cache["recommender"]
 
 
 def boot_rec_sim(X: dict, layer: int, n_boot: int = stats.N_BOOT) -> tuple[np.ndarray, np.ndarray]:
     """The token-average recommendation at one layer in every resample of A's and B's tokens (centred once on all
     tokens): the similarity of the recommended C token and its index, (n_boot,) each."""
-    a, b, c = R.centred(X["A"][layer], X["B"][layer], X["C"][layer])
+    a, b, c = recommender.centred(X["A"][layer], X["B"][layer], X["C"][layer])
     t = (stats.boot_means(a, n_boot, seed=0) + stats.boot_means(b, n_boot, seed=1)) / 2
-    sims = R.cos(t, c)
+    sims = recommender.cos(t, c)
     return sims.max(1), sims.argmax(1)
 
 
@@ -99,12 +99,12 @@ def test_token_average_recommendation(lm, claim_snapshot, figure_path, figure_ti
     mean vectors is more similar than 99% of dimension-shuffled targets, and beats the recommendation of every
     random-init copy at that layer by at least 0.2."""
     d, layer = data(lm), rec_layer(lm)
-    a, b, c = R.centred(d["X"]["A"][layer], d["X"]["B"][layer], d["X"]["C"][layer])
-    ta = R.token_average(a, b, c)
+    a, b, c = recommender.centred(d["X"]["A"][layer], d["X"]["B"][layer], d["X"]["C"][layer])
+    ta = recommender.token_average(a, b, c)
     sim = float(ta["sims"][ta["best"]])
     g = stats.rng(layer)
     t = (ta["mean_A"] + ta["mean_B"]) / 2
-    null = np.array([R.cos(t[g.permutation(t.size)], c).max() for _ in range(N_NULL)])
+    null = np.array([recommender.cos(t[g.permutation(t.size)], c).max() for _ in range(N_NULL)])
     q99 = float(np.quantile(null, .99))
     rnd = [float(r["profile"]["rec_sim"][layer]) for r in d["random"]]
     lC = d["labels"]["C"]
@@ -158,10 +158,10 @@ def test_pair_analogy_recommendations(lm, claim_snapshot, figure_path, figure_ti
     random-init copy's."""
     d, layer = data(lm), rec_layer(lm)
     X, lab = d["X"], d["labels"]
-    a, b, c = R.centred(X["A"][layer], X["B"][layer], X["C"][layer])
-    cmat = R.pair_sims(a, b, c)
+    a, b, c = recommender.centred(X["A"][layer], X["B"][layer], X["C"][layer])
+    cmat = recommender.pair_sims(a, b, c)
     score = float(cmat.reshape(-1, c.shape[0]).max(0).mean())
-    null = R.dim_shuffle_null(X["A"], X["B"], X["C"], layer, N_NULL, seed=layer)
+    null = recommender.dim_shuffle_null(X["A"], X["B"], X["C"], layer, N_NULL, seed=layer)
     q99 = float(np.quantile(null, .99))
     rnd = [float(r["profile"]["pair_score"][layer]) for r in d["random"]]
     nA = cmat.shape[0]
@@ -187,7 +187,7 @@ def test_recommendations_best_in_middle_layers(lm, claim_snapshot, figure_path, 
     d = data(lm)
     p = d["profile"]
     L = lm.adapter.n_layers
-    mid = R.middle_layers(L)
+    mid = recommender.middle_layers(L)
     best = int(np.argmax(p["pair_score"]))
     rnd = [float(r["profile"]["pair_score"].max()) for r in d["random"]]
     lC = d["labels"]["C"]

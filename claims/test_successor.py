@@ -3,7 +3,7 @@
 Source: Gould et al. 2023 ("Successor Heads: Recurring, Interpretable Attention Heads In The Wild"), found in GPT-2,
 Pythia and Llama-2 from 31M parameters up. Stimulus: fixtures/stimuli/successor_v1.json: six ordinal tasks (digits,
 number words, ordinals, days, months, letters); a task enters only when all its members are single tokens of the
-model's tokenizer (the split ones are recorded). Measure (probes/successor.py): each head's OV circuit applied to
+model's tokenizer (the split ones are recorded). Measure (probes.families.successor): each head's OV circuit applied to
 each member's effective embedding (the residual stream after block 0), read through the final norm and the
 unembedding rows of the task's tokens; the succession score is the mean over tasks of how often the successor is
 ranked first (the member itself is a candidate). Intervals resample each task's pairs. Nulls: every head of three
@@ -21,8 +21,8 @@ import pytest
 
 from probes import attention as A
 from probes import figures, stats
-from probes import successor as S
 from probes.errors import require
+from probes.families.successor import analysis as successor
 from probes.loading import random_copy
 
 FAMILY = "successor"
@@ -41,26 +41,26 @@ def test_some_head_maps_ordinals_to_their_successors(lm, claim_snapshot, figure_
     """Some head, applied to a token's effective embedding, writes its successor (Monday -> Tuesday, 3 -> 4,
     C -> D) more than any other member of the sequence, on most pairs of several sequences: far more than any head
     of a randomly initialised copy, and more than any head scores for a shuffled order of the same tokens."""
-    ids, split = S.task_ids(lm.tokenizer, STIM["tasks"])
+    ids, split = successor.task_ids(lm.tokenizer, STIM["tasks"])
     claim_snapshot({"tasks": sorted(ids), "tasks_split": {t: w for t, w in sorted(split.items())}},
                    identity=["tasks"])  # what the precondition reads (replaced below by the claim's numbers)
     require(len(ids) >= STIM["min_tasks"],
             f"only {len(ids)} succession task(s) have single-token members for this tokenizer (need "
             f"{STIM['min_tasks']}); split: " + "; ".join(f"{t} ({', '.join(map(repr, w[:3]))})"
                                                         for t, w in split.items()))
-    top = S.top1(lm, ids)
-    corr = S.correct(top)
-    score = S.scores(corr)  # (layers, heads)
+    top = successor.top1(lm, ids)
+    corr = successor.correct(top)
+    score = successor.scores(corr)  # (layers, heads)
     L, H = score.shape
-    null_random = max(float(S.scores(S.correct(S.top1(random_copy(lm, seed), ids))).max())
+    null_random = max(float(successor.scores(successor.correct(successor.top1(random_copy(lm, seed), ids))).max())
                       for seed in STIM["null_seeds"])
-    shuffled = S.shuffled_maxima(top, STIM["shuffles"], STIM["seed"])
+    shuffled = successor.shuffled_maxima(top, STIM["shuffles"], STIM["seed"])
     best = A.top_heads(score, 1)[0]
     p_shuffle = stats.perm_p(float(score[best]), shuffled)
     passing = [h for h in A.top_heads(score, L * H)
                if score[h] >= THRESHOLD and score[h] > null_random and score[h] > shuffled.max()]
     heads = [(layer, h) for layer in range(L) for h in range(H)]
-    draws = S.boot_scores(corr, heads)  # (n_boot, L*H): each task's pairs resampled
+    draws = successor.boot_scores(corr, heads)  # (n_boot, L*H): each task's pairs resampled
     top5 = A.top_heads(score, 5)
     data = {"tasks": sorted(ids), "tasks_split": {t: w for t, w in sorted(split.items())},
             "heads": [A.head_name(h) for h in passing],

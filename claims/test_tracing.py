@@ -4,7 +4,7 @@ early-to-middle layers.
 Source: Meng et al. 2022 ("Locating and Editing Factual Associations in GPT", ROME), in GPT-2 XL and GPT-J; since
 replicated in other families (e.g. Mamba, Sharma et al. 2024). Stimulus: fixtures/stimuli/facts_v1.json: 46 facts written for the file as (prefix, subject,
 relation, one-token attribute). A model knows a fact when the attribute is its top-1 next token; the known facts are
-recorded. Measure (probes/tracing.py): the subject's input embeddings corrupted with Gaussian noise of 3x the
+recorded. Measure (probes.families.tracing): the subject's input embeddings corrupted with Gaussian noise of 3x the
 embeddings' standard deviation (4 seeded draws per fact, averaged), then the clean residual stream after block l restored
 at one position: the last subject token, the first token after the subject, or the last token. Effects are
 probabilities of the attribute, restored minus corrupted, on the first 16 known facts; intervals resample the facts
@@ -20,8 +20,8 @@ import numpy as np
 import pytest
 
 from probes import figures, stats
-from probes import tracing as TR
 from probes.errors import require
+from probes.families.tracing import analysis as tracing
 from probes.loading import random_copy
 
 FAMILY = "tracing"
@@ -32,9 +32,9 @@ def facts(lm, model_cache) -> dict:
     """The facts tokenized for this model, with the model's and a random-init copy's clean probabilities of each
     attribute (once per model: shared by the family's claims)."""
     if "tracing.facts" not in model_cache:
-        f = TR.tokenize(lm, STIM["facts"])
-        p, known = TR.clean_probs(lm, f)
-        p_rnd, known_rnd = TR.clean_probs(random_copy(lm, STIM["null_seed"]), f)
+        f = tracing.tokenize(lm, STIM["facts"])
+        p, known = tracing.clean_probs(lm, f)
+        p_rnd, known_rnd = tracing.clean_probs(random_copy(lm, STIM["null_seed"]), f)
         model_cache["tracing.facts"] = {"facts": f, "p": p, "known": known, "p_random": p_rnd,
                                         "known_random": known_rnd}
     return model_cache["tracing.facts"]
@@ -84,28 +84,28 @@ def test_recall_is_localised_at_the_last_subject_token(lm, facts, claim_snapshot
     require(len(known) >= STIM["min_known"], f"the model answers only {len(known)} facts (need "
                                              f"{STIM['min_known']} to trace; see tracing.known_facts)")
     traced = facts["facts"].subset(known[:STIM["trace_facts"]])
-    tr = TR.trace(lm, traced, STIM["noise"], STIM["samples"], STIM["seed"])
+    tr = tracing.trace(lm, traced, STIM["noise"], STIM["samples"], STIM["seed"])
     gap = tr["clean"] - tr["corrupted"].mean(1)
     claim_snapshot({"n_known": len(known), "p_clean": float(tr["clean"].mean()),
                     "p_corrupted": float(tr["corrupted"].mean())})
     require(gap.mean() >= 0.5 * tr["clean"].mean(),
             f"the corruption does not remove the fact: p(attribute) {tr['clean'].mean():.3f} clean, "
             f"{tr['corrupted'].mean():.3f} corrupted (noise {STIM['noise']} x sigma {tr['sigma']:.3g})")
-    ie = TR.effects(tr)  # (facts, layers, classes)
+    ie = tracing.effects(tr)  # (facts, layers, classes)
     L = ie.shape[1]
-    band = TR.band(L)
-    sc = TR.site_contrast(ie, band)
+    band = tracing.band(L)
+    sc = tracing.site_contrast(ie, band)
     per, margin = sc["per_class"], sc["margin"]
     # intervals: facts resampled, and each drawn fact's noise samples resampled (both random sources)
-    nested = stats.nested_means(TR.sample_effects(tr, band))  # (n_boot, facts, classes)
+    nested = stats.nested_means(tracing.sample_effects(tr, band))  # (n_boot, facts, classes)
     draws = nested.mean(1)
     margin_draws = (nested[..., 0] - nested[..., 1:].max(-1)).mean(1)
     share = float(per[:, 0].mean() / gap.mean())
     p_flip = stats.sign_flip_p(margin)
     rnd = random_copy(lm, STIM["null_seed"])
     null_facts = facts["facts"].subset(list(range(STIM["null_facts"])))
-    ie_rnd = TR.effects(TR.trace(rnd, null_facts, STIM["noise"], STIM["samples"], STIM["seed"]))
-    null_subject = float(TR.site_contrast(ie_rnd, band)["per_class"][:, 0].mean())
+    ie_rnd = tracing.effects(tracing.trace(rnd, null_facts, STIM["noise"], STIM["samples"], STIM["seed"]))
+    null_subject = float(tracing.site_contrast(ie_rnd, band)["per_class"][:, 0].mean())
     mean_ie = ie.mean(0)  # (layers, classes)
     later = np.flatnonzero(mean_ie[:, 2] > mean_ie[:, 0])
     handover = int(later[0]) if len(later) else L
@@ -119,7 +119,7 @@ def test_recall_is_localised_at_the_last_subject_token(lm, facts, claim_snapshot
                    intervals={"restored": {k: stats.interval(draws[:, j]) for j, k in enumerate(keys)},
                               "margin": stats.interval(margin_draws)})
     figures.save(figures.causal_trace(figure_title(f": {len(traced.names)} known facts"),
-                                      mean_ie, TR.CLASSES, band, per, ie_rnd.mean(0)[:, 0], float(gap.mean())),
+                                      mean_ie, tracing.CLASSES, band, per, ie_rnd.mean(0)[:, 0], float(gap.mean())),
                  figure_path())
     assert share >= STIM["min_restored_share"], (
         f"restoring the last subject token in layers {band.start}-{band.stop - 1} restores only {share:.0%} of the "

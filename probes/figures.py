@@ -664,7 +664,7 @@ def neuron_congruence(title: str, cg: dict, writers: np.ndarray, token: str, bes
 
 @styled
 def neuron_workflow(title: str, inv, drop: float, null: np.ndarray, p: float):
-    """One page for :func:`probes.neuron.investigate`: lens, layer x position patching, neuron restorations of
+    """One page for :func:`probes.families.neuron.analysis.investigate`: lens, layer x position patching, neuron restorations of
     the identified layers, and the ablation check against random neuron sets."""
     fig = _figure(figsize=(16, 8))
     gs = GridSpec(2, 3, figure=fig)

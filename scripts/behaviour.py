@@ -17,8 +17,8 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from fixtures.loaders import ioi_pairs  # noqa: E402
-from probes import ioi  # noqa: E402
-from probes import neuron as Nn  # noqa: E402
+from probes.families.ioi import analysis as ioi  # noqa: E402
+from probes.families.neuron import analysis as neuron  # noqa: E402
 from probes.errors import ProbeError, StimulusError  # noqa: E402
 from probes.loading import load  # noqa: E402
 from fixtures.models import registry, resolve  # noqa: E402
@@ -30,7 +30,7 @@ def cases(lm, rows):
     out = []
     for c in rows:
         try:
-            out.append(Nn.make_case(lm, c["name"], c["clean"], c["corrupted"], c["target"], c["foil"]))
+            out.append(neuron.make_case(lm, c["name"], c["clean"], c["corrupted"], c["target"], c["foil"]))
         except StimulusError:
             pass
     return out
@@ -42,10 +42,10 @@ def summary(lm) -> dict:
     out = {"ioi": f"{b['accuracy']:.1%} of {b['n_prompts']} ({b['mean_logit_diff']:.2f})"}
     for fam in ("size", "control"):  # control: the a/an cases
         cs = cases(lm, [c for c in STIM["templated"] if c["family"] == fam])
-        d = np.array([Nn.logit_diffs(lm, c) for c in cs]).reshape(-1, 2)
+        d = np.array([neuron.logit_diffs(lm, c) for c in cs]).reshape(-1, 2)
         ok = (d[:, 0] > 0) & (d[:, 1] < 0)
         out["a/an" if fam == "control" else fam] = f"{ok.mean():.1%} of {len(d)} ({(d[:, 0] - d[:, 1]).mean():.2f})" if len(d) else "no case"
-    out["seed cases (clean, corrupted)"] = {c.name: tuple(round(x, 2) for x in Nn.logit_diffs(lm, c))
+    out["seed cases (clean, corrupted)"] = {c.name: tuple(round(x, 2) for x in neuron.logit_diffs(lm, c))
                                             for c in cases(lm, STIM["seed"])}
     return out
 

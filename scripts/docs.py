@@ -52,11 +52,12 @@ FAMILY_SOURCES = {"grammar": "GPT-Neo-125M, seed 000", "ioi": "GPT-2, seed 004; 
                   "successor": "Gould et al. 2023; found in GPT-2, Pythia and Llama-2 from 31M to 12B parameters",
                   "tracing": "Meng et al. 2022 (ROME), GPT-2 XL and GPT-J; since replicated in other families, "
                              "e.g. Mamba"}
-# the layers of the package (docs/architecture.md); every module of probes/ must be in one
+# the layers of the package (docs/architecture.md); every module of probes/ and every family package of
+# probes/families/ (named by its family) must be in one
 LAYERS = {
     "model access": ["registry", "access", "loading", "gguf", "adapters", "hooks", "tokens", "log", "errors"],
-    "analyses": ["grammar", "ioi", "lesion", "neuron", "recommender", "attention", "successor", "tracing",
-                 "stats", "figures"],
+    "analyses": ["attention", "stats", "figures"],
+    "families": ["grammar", "ioi", "lesion", "neuron", "recommender", "successor", "tracing"],
     "the suite": ["plugin", "session", "results", "artifacts", "snapshot", "drift", "paired", "verdicts", "history",
                   "merge", "checks"],
 }
@@ -755,31 +756,62 @@ def with_blocks(path: Path) -> str:
     return text
 
 
+def package_units() -> dict[str, list[Path]]:
+    """The units of probes/ that LAYERS places: each module of probes/ (by its name) and each family package of
+    probes/families/ (by its family's name: its __init__, analysis, figures and any helper module together)."""
+    probes = ROOT / "probes"
+    units = {p.stem: [p] for p in probes.glob("*.py") if p.stem != "__init__"}
+    for fam in sorted(d for d in (probes / "families").iterdir() if (d / "__init__.py").exists()):
+        if fam.name in units:
+            raise SystemExit(f"scripts/docs.py: family {fam.name!r} has the name of the module probes/{fam.name}.py")
+        units[fam.name] = sorted(fam.glob("*.py"))
+    return units
+
+
+def module_imports() -> dict[str, set[str]]:
+    """Per unit of :func:`package_units`, the other units it imports (relative or absolute imports of probes)."""
+    units = package_units()
+    out = {}
+    for unit, files in units.items():
+        deps = set()
+        for f in files:
+            package = list(f.relative_to(ROOT).parent.parts)  # e.g. ["probes", "families", "ioi"]
+            for n in ast.walk(ast.parse(f.read_text())):
+                names = []
+                if isinstance(n, ast.ImportFrom):
+                    base = package[:len(package) - n.level + 1] if n.level else []
+                    mod = base + (n.module.split(".") if n.module else [])
+                    names = [mod + [a.name] for a in n.names] if not n.module else [mod]
+                elif isinstance(n, ast.Import):
+                    names = [a.name.split(".") for a in n.names]
+                for parts in names:
+                    if parts[:1] != ["probes"]:
+                        continue
+                    if parts[1:2] == ["families"]:
+                        dep = parts[2] if len(parts) > 2 else None
+                    else:
+                        dep = parts[1] if len(parts) > 1 else None
+                    if dep in units and dep != unit:
+                        deps.add(dep)
+        out[unit] = deps
+    return out
+
+
 def architecture_figure(path: Path) -> None:
-    """The layers of probes/ as three bands of boxes, with an arrow for each import between two modules of
-    different layers (read from the code)."""
+    """The layers of probes/ as bands of boxes, with an arrow for each import between two units of different layers
+    (read from the code)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    mods = {p.stem for p in (ROOT / "probes").glob("*.py") if p.stem != "__init__"}
+    imports = module_imports()
     placed = {m for ms in LAYERS.values() for m in ms}
-    if mods - placed:
-        raise SystemExit(f"scripts/docs.py: modules {sorted(mods - placed)} are in no layer of LAYERS; add them")
-    imports = {}
-    for m in mods:
-        tree = ast.parse((ROOT / "probes" / f"{m}.py").read_text())
-        deps = set()
-        for n in ast.walk(tree):
-            if isinstance(n, ast.ImportFrom) and n.level == 1:
-                if n.module:
-                    deps.add(n.module.split(".")[0])
-                else:
-                    deps |= {a.name for a in n.names}
-        imports[m] = sorted(d for d in deps if d in mods and d != m)
+    if set(imports) - placed:
+        raise SystemExit(f"scripts/docs.py: modules {sorted(set(imports) - placed)} are in no layer of LAYERS; add "
+                         "them")
     pos = {}
-    fig, ax = plt.subplots(figsize=(12, 6.2))
-    ys = {"the suite": 2.0, "analyses": 1.0, "model access": 0.0}
-    colours = {"the suite": "#dbe9f6", "analyses": "#e6f4e1", "model access": "#fbeede"}
+    fig, ax = plt.subplots(figsize=(12, 8))
+    ys = {"the suite": 3.0, "families": 2.0, "analyses": 1.0, "model access": 0.0}
+    colours = {"the suite": "#dbe9f6", "families": "#d5ecd0", "analyses": "#e6f4e1", "model access": "#fbeede"}
     for layer, ms in LAYERS.items():
         y = ys[layer]
         ax.add_patch(plt.Rectangle((-0.6, y - 0.32), 12.0, 0.64, color=colours[layer], zorder=0))
@@ -790,18 +822,18 @@ def architecture_figure(path: Path) -> None:
             ax.text(x, y - 0.05, m, ha="center", va="center", fontsize=10, zorder=3,
                     bbox=dict(boxstyle="round,pad=0.3", fc="white", ec="#555555"))
     layer_of = {m: layer for layer, ms in LAYERS.items() for m in ms}
-    for m, deps in imports.items():
-        for d in deps:
+    for m, deps in sorted(imports.items()):
+        for d in sorted(deps):
             if layer_of[m] == layer_of[d]:
                 continue
             (x0, y0), (x1, y1) = pos[m], pos[d]
             ax.annotate("", xy=(x1, y1 + (0.17 if y1 < y0 else -0.17)), xytext=(x0, y0 + (-0.17 if y1 < y0 else 0.17)),
                         arrowprops=dict(arrowstyle="->", color="#888888", lw=0.7, alpha=0.7), zorder=1)
     ax.set_xlim(-0.7, 11.5)
-    ax.set_ylim(-0.45, 2.45)
+    ax.set_ylim(-0.45, 3.45)
     ax.axis("off")
-    ax.set_title("probes/: the modules by layer; an arrow is an import across layers (generated from the code)",
-                 fontsize=11)
+    ax.set_title("probes/: the modules and family packages by layer; an arrow is an import across layers (generated "
+                 "from the code)", fontsize=11)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)

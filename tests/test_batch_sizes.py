@@ -12,9 +12,9 @@ import torch
 from fixtures.loaders import ioi_pairs
 from fixtures.models import resolve
 from probes import attention as A
-from probes import ioi
 from probes import loading
-from probes import neuron as Nn
+from probes.families.ioi import analysis as ioi
+from probes.families.neuron import analysis as neuron
 
 
 @pytest.fixture(scope="module")
@@ -56,10 +56,10 @@ def test_batched_measurements_are_the_same_under_budgets_ten_times_apart(lm):
     assert K[0] < K[1]  # the two budgets do batch differently
     torch.testing.assert_close(got[0], got[1], rtol=1e-5, atol=1e-5)
     # neuron-set ablations: sets per pass from the budget
-    case = Nn.make_case(lm, "tall_short", "John is tall. Mary is", "John is short. Mary is", " short", " tall")
+    case = neuron.make_case(lm, "tall_short", "John is tall. Mary is", "John is short. Mary is", " short", " tall")
     g = np.random.default_rng(0)
     nsets = [{}] + [{1: g.choice(lm.adapter.d_mlp, 5, replace=False)} for _ in range(30)]
-    np.testing.assert_allclose(Nn.ablated_diffs(small, [case], nsets), Nn.ablated_diffs(big, [case], nsets),
+    np.testing.assert_allclose(neuron.ablated_diffs(small, [case], nsets), neuron.ablated_diffs(big, [case], nsets),
                                rtol=1e-5, atol=1e-5)
     # next-token losses of head ablations: sequences per pass from the budget
     ids, _ = A.random_repeats(lm, 40, 10, 0)

@@ -26,13 +26,15 @@ def test_time_is_attributed_by_the_stack():
     model = ("/venv/site-packages/torch/nn/modules/linear.py", "forward")
     claim = ("/repo/claims/test_x.py", "test_claim")
     stats = ("/repo/probes/stats.py", "boot_means")
-    assert cat(stack(claim, ("/repo/probes/neuron.py", "ablated_diffs"), model)) == "passes"
+    assert cat(stack(claim, ("/repo/probes/families/neuron/analysis.py", "ablated_diffs"), model)) == "passes"
     assert cat(stack(claim, stats, ("/venv/site-packages/numpy/_core/fromnumeric.py", "sum"))) == "statistics"
     assert cat(stack(claim, ("/repo/probes/figures.py", "save"), ("/venv/site-packages/numpy/lib/x.py", "f"))) \
         == "figures"
+    assert cat(stack(claim, ("/repo/probes/families/ioi/figures.py", "behaviour"),
+                     ("/venv/site-packages/numpy/lib/x.py", "f"))) == "figures"
     assert cat(stack(claim, ("/repo/probes/loading.py", "load"), model)) == "loading"
     assert cat(stack(claim, ("/venv/site-packages/transformers/tokenization_utils_base.py", "__call__"))) \
         == "tokenizer"
-    assert cat(stack(claim, ("/repo/probes/ioi.py", "mention_selectivity"))) == "claim code"
+    assert cat(stack(claim, ("/repo/probes/families/ioi/analysis.py", "mention_selectivity"))) == "claim code"
     # a hook of the claim's own, called from inside the model's pass, is the pass's time
-    assert cat(stack(claim, model, ("/repo/probes/neuron.py", "put"))) == "passes"
+    assert cat(stack(claim, model, ("/repo/probes/families/neuron/analysis.py", "put"))) == "passes"

@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 import torch
 
-from probes import ioi
+from probes.families.ioi import analysis as ioi
 from probes.loading import load, random_init_like
 from fixtures.models import resolve
 
@@ -130,7 +130,7 @@ def test_lesion_tuning_claims_fail_when_him_and_her_look_alike(bert_organism, tm
     """The tuning claims compare activations at different input tokens, so they hold even for a random model
     (documented in claims/test_lesion.py). They fail on a model damaged so that " her" embeds exactly like
     " him": the activations at the target become identical and no neuron separates them."""
-    from probes.lesion import target_ids
+    from probes.families.lesion.analysis import target_ids
     lm = bert_organism
     m = random_init_like(lm, 0).model
     m.load_state_dict(lm.model.state_dict())
@@ -190,12 +190,12 @@ def test_neuron_stand_out_claim_fails_when_the_neuron_is_damaged(gpt2_organism, 
     next-best tall/short neuron does not recur for big/small and huge/tiny."""
     from fixtures.loaders import STIMULI
     import json as _json
-    from probes import neuron as Nn
+    from probes.families.neuron import analysis as neuron
     lm = gpt2_organism
     c = _json.loads((STIMULI / "neuron_v1.json").read_text())["seed"][0]
-    case = Nn.make_case(lm, c["name"], c["clean"], c["corrupted"], c["target"], c["foil"])
+    case = neuron.make_case(lm, c["name"], c["clean"], c["corrupted"], c["target"], c["foil"])
     layer = lm.adapter.n_layers - 1
-    r = Nn.neuron_patching(lm, case, layer)
+    r = neuron.neuron_patching(lm, case, layer)
     star = int(np.argmax(r))
     m = random_init_like(lm, 0).model
     m.load_state_dict(lm.model.state_dict())
@@ -246,16 +246,16 @@ def plant_successor_head(lm, tasks: dict[str, list[str]], layer: int, head: int)
     """Make one head of ``lm`` a successor head, in place: its output projection's columns refitted (least squares)
     so that its OV circuit maps each member's effective embedding to the unembedding row of its successor (the
     last member to itself); every other weight as trained. Returns the columns it replaced."""
-    from probes import successor as S
+    from probes.families.successor import analysis as successor
     from probes.adapters import _get_path
-    ids, _ = S.task_ids(lm.tokenizer, tasks)
+    ids, _ = successor.task_ids(lm.tokenizer, tasks)
     members = [i for v in ids.values() for i in v]
     succ = [v[min(j + 1, len(v) - 1)] for v in ids.values() for j in range(len(v))]
     ad = lm.adapter
     blk = ad.block(layer)
     H, KV, dh = ad.n_heads, ad.n_kv_heads, ad.head_dim
     with torch.no_grad():
-        E = S.effective_embeddings(lm, members)
+        E = successor.effective_embeddings(lm, members)
         v = _get_path(blk, ad.spec.v_proj)(_get_path(blk, ad.spec.attn_norm)(E))
         values = v.reshape(len(E), KV, dh)[:, head // (H // KV)]
         fit = torch.linalg.lstsq(values, ad.unembed_matrix()[succ]).solution  # (dh, D)

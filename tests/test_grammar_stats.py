@@ -62,7 +62,7 @@ def test_nulls_are_seeded():
 
 
 def test_length_criterion_fails_on_confounded_words():
-    from probes.grammar import length_confound
+    from probes.families.grammar.analysis import length_confound
     bad = length_confound(["information", "development", "organization", "construction"] * 20,
                           ["go", "see", "run", "sit"] * 20)
     assert abs(bad["d"]) >= 0.8  # grammar.stimuli asserts |d| < 0.8: it fails on length-confounded stimuli

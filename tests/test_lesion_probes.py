@@ -7,7 +7,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from probes import lesion
+from probes.families.lesion import analysis as lesion
 from probes.errors import StimulusError
 from probes.loading import load
 from fixtures.models import resolve

@@ -15,9 +15,9 @@ import numpy as np
 import pytest
 import torch
 
-from probes import ioi
-from probes import neuron as Nn
 from probes.adapters import ARCHS, adapter_for
+from probes.families.ioi import analysis as ioi
+from probes.families.neuron import analysis as neuron
 from probes.hooks import capture, intervene
 from probes.tokens import first_difference
 from tests.conftest import CONFIGS, narrowed, random_lm, random_model
@@ -155,10 +155,10 @@ def test_batched_patching_equals_the_loop(rlm):
     clean = torch.randint(5, 1000, (1, 10), generator=g)
     corr = clean.clone()
     corr[0, 4] = (clean[0, 4] + 17) % 1000
-    case = Nn.Case("t", clean, corr, 11, 12)
+    case = neuron.Case("t", clean, corr, 11, 12)
     neurons = torch.randperm(lm.adapter.d_mlp, generator=g)[:6].numpy()
-    a = Nn.neuron_patching(lm, case, 1, neurons, batch=4)
-    b = Nn.neuron_patching_loop(lm, case, 1, neurons)
+    a = neuron.neuron_patching(lm, case, 1, neurons, batch=4)
+    b = neuron.neuron_patching_loop(lm, case, 1, neurons)
     assert abs(a - b).max() < 1e-4
     base = torch.randint(5, 1000, (3, 8), generator=g)
     s = ioi.PromptSet(base, base.flip(1), torch.tensor([5, 6, 7]), torch.tensor([8, 9, 10]), ["x"] * 3, [("a", "b")] * 3)
@@ -191,10 +191,10 @@ def test_residual_patching_equals_the_loop(rlm):
     clean = torch.randint(5, 1000, (1, 7), generator=g)
     corr = clean.clone()
     corr[0, 3] = (clean[0, 3] + 29) % 1000  # the prompts differ from position 3 on
-    case = Nn.Case("t", clean, corr, 11, 12)
-    gap = float(np.subtract(*Nn.logit_diffs(lm, case)))
-    fast = Nn.layer_position_patching(lm, case, max_batch_tokens=9)  # several chunks per layer
-    loop = Nn.layer_position_patching_loop(lm, case)
+    case = neuron.Case("t", clean, corr, 11, 12)
+    gap = float(np.subtract(*neuron.logit_diffs(lm, case)))
+    fast = neuron.layer_position_patching(lm, case, max_batch_tokens=9)  # several chunks per layer
+    loop = neuron.layer_position_patching_loop(lm, case)
     assert fast.shape == loop.shape == (lm.adapter.n_layers + 1, 7)
     assert abs((fast - loop) * gap).max() < 1e-4
 
@@ -210,11 +210,11 @@ def test_residual_patching_batched_over_cases_equals_one_case_at_a_time(rlm):
         clean = torch.randint(5, 1000, (1, 7), generator=g)
         corr = clean.clone()
         corr[0, at] = (clean[0, at] + 31) % 1000
-        cases.append(Nn.Case(f"c{i}", clean, corr, 11 + i, 40 + i))
-    fast = Nn.layer_position_patching_many(lm, cases, max_batch_tokens=40)  # 2 positions x 3 cases per pass
+        cases.append(neuron.Case(f"c{i}", clean, corr, 11 + i, 40 + i))
+    fast = neuron.layer_position_patching_many(lm, cases, max_batch_tokens=40)  # 2 positions x 3 cases per pass
     for c, f in zip(cases, fast):
-        gap = float(np.subtract(*Nn.logit_diffs(lm, c)))
-        assert abs((f - Nn.layer_position_patching(lm, c)) * gap).max() < 1e-4
+        gap = float(np.subtract(*neuron.logit_diffs(lm, c)))
+        assert abs((f - neuron.layer_position_patching(lm, c)) * gap).max() < 1e-4
 
 
 def test_batched_ablation_equals_one_set_at_a_time(rlm):
@@ -222,13 +222,13 @@ def test_batched_ablation_equals_one_set_at_a_time(rlm):
     cases share their first two tokens (as Gemma's cases share <bos>), which run once per set as a cache."""
     _, lm = rlm
     g = torch.Generator().manual_seed(5)
-    cases = [Nn.Case(f"c{i}", torch.randint(5, 1000, (1, 7 + i % 2), generator=g), None, 11 + i, 20 + i)
+    cases = [neuron.Case(f"c{i}", torch.randint(5, 1000, (1, 7 + i % 2), generator=g), None, 11 + i, 20 + i)
              for i in range(4)]
     for c in cases:
         c.clean[0, :2] = torch.tensor([3, 4])
     N = lm.adapter.d_mlp
     sets = [{}, {1: [0, 3, 5]}, {0: [1, 2], 1: [N - 1]}, {1: list(range(0, N, 7))}]
-    batched = Nn.ablated_diffs(lm, cases, sets, max_batch_tokens=40)
+    batched = neuron.ablated_diffs(lm, cases, sets, max_batch_tokens=40)
     for r, s in enumerate(sets):
         edits = {("mlp_act", l): (lambda x, n=torch.tensor(n): x.index_fill_(-1, n, 0)) for l, n in s.items()}
         with torch.no_grad(), intervene(lm.adapter, edits):

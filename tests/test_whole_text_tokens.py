@@ -8,8 +8,8 @@ import pytest
 
 from fixtures.models import resolve
 from probes import stats, tokens
-from probes import tracing as TR
 from probes.errors import StimulusError
+from probes.families.tracing import analysis as tracing
 from probes.loading import load
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,7 +24,7 @@ def lm(request):
 def test_every_fact_is_tokenised_as_its_whole_text(lm):
     """The ids of every fact equal the whole text's (with the model's leading special tokens), and the subject's
     tokens decode to the subject."""
-    f = TR.tokenize(lm, FACTS)
+    f = tracing.tokenize(lm, FACTS)
     tok = lm.tokenizer
     for i, fact in enumerate(FACTS):
         text = (fact.get("prefix") or "") + fact["subject"] + fact["relation"]

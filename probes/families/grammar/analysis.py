@@ -15,12 +15,12 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from . import stats
-from .errors import StimulusError
-from .hooks import capture
-from .loading import LoadedModel
-from .log import log
-from .tokens import encode, special_wrap
+from ... import stats
+from ...errors import StimulusError
+from ...hooks import capture
+from ...loading import LoadedModel
+from ...log import log
+from ...tokens import encode, special_wrap
 
 @dataclass
 class WordSets:

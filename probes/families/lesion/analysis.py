@@ -11,11 +11,11 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import stats
-from .errors import ProbeError, StimulusError
-from .hooks import capture, intervene
-from .loading import LoadedModel, logit_diff
-from .tokens import single_token
+from ... import stats
+from ...errors import ProbeError, StimulusError
+from ...hooks import capture, intervene
+from ...loading import LoadedModel, logit_diff
+from ...tokens import single_token
 
 
 def _tokenize(lm: LoadedModel, texts: list[str]) -> dict:
@@ -150,7 +150,7 @@ def masked_margins(lm: LoadedModel, texts: list[str], targets: list[str], layer:
 
 
 def _mlm_head(lm: LoadedModel):
-    from .adapters import _get_path
+    from ...adapters import _get_path
     if not lm.adapter.spec.lm_head:
         raise ProbeError(f"model {lm.spec.id!r} ({lm.adapter.arch}) has no masked-LM head to read pronouns from")
     return _get_path(lm.model, lm.adapter.spec.lm_head)

@@ -20,11 +20,11 @@ from typing import Callable, Sequence
 import numpy as np
 import torch
 
-from . import stats
-from .hooks import capture, check_finite, grads_of, intervene, with_grads
-from .loading import LoadedModel, logit_diff
-from .log import log
-from .tokens import batch, first_difference, prompt_ids, single_token
+from ... import stats
+from ...hooks import capture, check_finite, grads_of, intervene, with_grads
+from ...loading import LoadedModel, logit_diff
+from ...log import log
+from ...tokens import batch, first_difference, prompt_ids, single_token
 
 
 @dataclass
@@ -330,7 +330,7 @@ def repeat_positions(ids: torch.Tensor, name_ids: torch.Tensor) -> torch.Tensor:
     for row, n in zip(ids, name_ids):
         where = (row == n).nonzero().flatten()
         if len(where) != 2:
-            from .errors import StimulusError
+            from ...errors import StimulusError
             raise StimulusError(f"the repeated name (token {n.item()}) occurs {len(where)} times, expected 2")
         pos.append(where)
     return torch.stack(pos)

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from .errors import StimulusError
-from .hooks import capture, check_finite, grads_of, intervene, with_grads
-from .loading import LoadedModel, logit_diff
-from .tokens import first_difference, prompt_ids, single_token, special_wrap
+from ...errors import StimulusError
+from ...hooks import capture, check_finite, grads_of, intervene, with_grads
+from ...loading import LoadedModel, logit_diff
+from ...tokens import first_difference, prompt_ids, single_token, special_wrap
 
 
 @dataclass

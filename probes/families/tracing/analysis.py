@@ -21,8 +21,8 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from . import hooks, tokens
-from .errors import StimulusError
+from ... import hooks, tokens
+from ...errors import StimulusError
 
 CLASSES = ("last subject token", "first token after", "last token")
 

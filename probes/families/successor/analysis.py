@@ -15,7 +15,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from . import hooks, stats, tokens
+from ... import hooks, stats, tokens
 
 
 def task_ids(tok, tasks: dict[str, list[str]]) -> tuple[dict[str, list[int]], dict[str, list[str]]]:

@@ -9,10 +9,10 @@ from __future__ import annotations
 import numpy as np
 import torch
 
-from .errors import NumericsError, StimulusError
-from .hooks import capture
-from .loading import LoadedModel
-from .stats import rng
+from ...errors import NumericsError, StimulusError
+from ...hooks import capture
+from ...loading import LoadedModel
+from ...stats import rng
 
 
 @torch.no_grad()
