@@ -34,7 +34,8 @@ sys.path.insert(0, str(ROOT / "benchmarks"))
 from roofline_plugin import Count, Peak  # noqa: E402
 
 from claims import test_induction as I, test_neuron as N, test_tracing as T  # noqa: E402
-from probes import attention as A, stats  # noqa: E402
+from probes import attention, stats  # noqa: E402
+from probes.families.induction import analysis as induction  # noqa: E402
 from probes.families.neuron import analysis as neuron  # noqa: E402
 from probes.families.tracing import analysis as tracing  # noqa: E402
 from probes.errors import StimulusError  # noqa: E402
@@ -51,21 +52,21 @@ def subject_site(lm) -> None:
 
 def composition(lm) -> None:
     S = I.STIM
-    ids, p = A.random_repeats(lm, S["n_sequences"], S["length"], S["seed"])
-    att = A.attention(lm, ids)
-    prev, ind = A.previous_token_scores(att, p).mean(-1), A.induction_scores(att, p, S["length"]).mean(-1)
+    ids, p = induction.random_repeats(lm, S["n_sequences"], S["length"], S["seed"])
+    att = attention.attention(lm, ids)
+    prev, ind = induction.previous_token_scores(att, p).mean(-1), induction.induction_scores(att, p, S["length"]).mean(-1)
     L, H = ind.shape
     half = max(1, L // 2)
-    prev_heads = [h for h in A.top_heads(prev, L * H) if h[0] < half][:S["composition_k_max"]]
-    ind_heads = [h for h in A.top_heads(ind, L * H) if h[0] >= half][:4]
+    prev_heads = [h for h in attention.top_heads(prev, L * H) if h[0] < half][:S["composition_k_max"]]
+    ind_heads = [h for h in attention.top_heads(ind, L * H) if h[0] >= half][:4]
     pool = [(l, h) for l in range(half) for h in range(H) if (l, h) not in prev_heads]
     draws = I._draws(stats.rng(S["seed"]), pool, len(prev_heads), S["random_head_draws"])
 
     def ind_of(a) -> np.ndarray:
-        s = A.induction_scores(a, p, S["length"])
+        s = induction.induction_scores(a, p, S["length"])
         return np.mean([s[h] for h in ind_heads], axis=0)
 
-    A.edited_attention(lm, ids, [A.zero_heads(prev_heads)] + [A.zero_heads(d) for d in draws],
+    attention.edited_attention(lm, ids, [attention.zero_heads(prev_heads)] + [attention.zero_heads(d) for d in draws],
                        sorted({h[0] for h in ind_heads}), ind_of)
 
 

@@ -16,9 +16,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from probes import attention as A
-from probes import figures, stats
+from probes import attention, figures, stats
 from probes.errors import require
+from probes.families.induction import analysis as induction
 from probes.loading import random_copy
 
 FAMILY = "induction"
@@ -33,16 +33,16 @@ def repeats(lm, model_cache) -> dict:
     """The repeated-token stimulus and its attention scores for this model, with the random-init copies' (once per
     model: shared by the family's claims)."""
     if "induction.repeats" not in model_cache:
-        ids, p = A.random_repeats(lm, STIM["n_sequences"], STIM["length"], STIM["seed"])
-        att = A.attention(lm, ids)
-        c = {"ids": ids, "prefix": p, "prev": A.previous_token_scores(att, p),
-             "ind": A.induction_scores(att, p, STIM["length"]), "null_prev": [], "null_ind": [], "null_drop": []}
+        ids, p = induction.random_repeats(lm, STIM["n_sequences"], STIM["length"], STIM["seed"])
+        att = attention.attention(lm, ids)
+        c = {"ids": ids, "prefix": p, "prev": induction.previous_token_scores(att, p),
+             "ind": induction.induction_scores(att, p, STIM["length"]), "null_prev": [], "null_ind": [], "null_drop": []}
         for seed in STIM["null_seeds"]:
             rnd = random_copy(lm, seed)
-            a = A.attention(rnd, ids)
-            c["null_prev"].append(float(A.previous_token_scores(a, p).mean(-1).max()))
-            c["null_ind"].append(float(A.induction_scores(a, p, STIM["length"]).mean(-1).max()))
-            first, second = A.repeat_losses(rnd, ids, STIM["length"])
+            a = attention.attention(rnd, ids)
+            c["null_prev"].append(float(induction.previous_token_scores(a, p).mean(-1).max()))
+            c["null_ind"].append(float(induction.induction_scores(a, p, STIM["length"]).mean(-1).max()))
+            first, second = induction.repeat_losses(rnd, ids, STIM["length"])
             c["null_drop"].append(float((first - second).mean()))
             del rnd  # random_copy holds one copy: the next seed's is built after this one is gone
         model_cache["induction.repeats"] = c
@@ -54,12 +54,12 @@ def scored_heads(per_seq: np.ndarray, null_max: float, n_boot: int = stats.N_BOO
     maximum, the top 5 heads with scores), their intervals and stabilities, and the passing heads."""
     score = per_seq.mean(-1)
     L, H = score.shape
-    top = A.top_heads(score, 5)
-    passing = [h for h in A.top_heads(score, L * H) if score[h] >= THRESHOLD and score[h] > null_max]
+    top = attention.top_heads(score, 5)
+    passing = [h for h in attention.top_heads(score, L * H) if score[h] >= THRESHOLD and score[h] > null_max]
     draws = stats.boot_means(per_seq.reshape(L * H, -1).T, n_boot)  # (n_boot, L*H): sequences resampled
-    names = [A.head_name((l, h)) for l in range(L) for h in range(H)]
-    data = {"heads": [A.head_name(h) for h in passing],
-            "top_heads": [{"head": A.head_name(h), "score": float(score[h])} for h in top],
+    names = [attention.head_name((l, h)) for l in range(L) for h in range(H)]
+    data = {"heads": [attention.head_name(h) for h in passing],
+            "top_heads": [{"head": attention.head_name(h), "score": float(score[h])} for h in top],
             "top_score": float(score.max()), "null_max_score": null_max}
     intervals = {"top_score": stats.interval(draws.max(1), centre=float(score.max())),
                  "top_heads": [{"score": stats.interval(draws[:, h[0] * H + h[1]])} for h in top]}
@@ -94,7 +94,7 @@ def test_some_heads_attend_to_the_previous_token(lm, repeats, claim_snapshot, fi
 def test_second_repeat_is_predicted(lm, repeats, claim_snapshot, figure_path, figure_title):
     """The model predicts the second repeat of a random token sequence from the first: its loss there is far below
     its loss on the first repeat, which a randomly initialised copy cannot do."""
-    first, second = A.repeat_losses(lm, repeats["ids"], STIM["length"])
+    first, second = induction.repeat_losses(lm, repeats["ids"], STIM["length"])
     drop = first - second
     null = repeats["null_drop"]
     p_flip = stats.sign_flip_p(drop)
@@ -141,18 +141,18 @@ def test_ablating_induction_heads_hurts_the_second_repeat(lm, repeats, claim_sna
     score = repeats["ind"].mean(-1)
     n_all = score.size
     k = int(np.clip((score >= THRESHOLD).sum(), 1, max(1, n_all // 4)))
-    top = A.top_heads(score, k)
+    top = attention.top_heads(score, k)
     ids, length = repeats["ids"], STIM["length"]
     pool = [(l, h) for l in range(score.shape[0]) for h in range(score.shape[1])]
     draws = _draws(stats.rng(STIM["seed"]), pool, k, STIM["random_head_draws"])
-    base_tok, top_tok, *null_tok = A.ablation_losses(lm, ids, length, [{}, A.zero_heads(top)]
-                                                     + [A.zero_heads(d) for d in draws])
+    base_tok, top_tok, *null_tok = attention.ablation_losses(lm, ids, length, [{}, attention.zero_heads(top)]
+                                                     + [attention.zero_heads(d) for d in draws])
     base = float(base_tok.mean())
     rise = float(top_tok.mean()) - base
     per_sequence_rise = (top_tok.mean(1) - base_tok.mean(1)).numpy()
     null = [float(t.mean()) - base for t in null_tok]
     p_perm = stats.perm_p(rise, np.array(null))
-    claim_snapshot({"k": k, "ablated_heads": [A.head_name(h) for h in top], "loss_second": base,
+    claim_snapshot({"k": k, "ablated_heads": [attention.head_name(h) for h in top], "loss_second": base,
                     "loss_rise": rise, "null_rise_max": max(null), "null_rise_median": float(np.median(null)),
                     "p_permutation": p_perm},
                    effect=["loss_rise"], identity=["ablated_heads"],
@@ -176,37 +176,37 @@ def test_induction_heads_read_the_previous_token_heads(lm, repeats, claim_snapsh
     many other heads of the same layers."""
     prev, ind = repeats["prev"].mean(-1), repeats["ind"].mean(-1)
     L, H = ind.shape
-    ordered = A.top_heads(ind, L * H)
+    ordered = attention.top_heads(ind, L * H)
     claim_snapshot({"top_induction_score": float(ind[ordered[0]])}, effect=["top_induction_score"],
                    intervals={"top_induction_score": stats.mean_ci(repeats["ind"][ordered[0]])})  # what the
     #                                                preconditions read (replaced below by the claim's numbers)
     require(ind[ordered[0]] >= THRESHOLD, f"no induction head to compose with: the top induction score is "
                                           f"{ind[ordered[0]]:.3f} (< {THRESHOLD}; see induction.scores)")
     first_ind = ordered[0][0]
-    prev_heads = [h for h in A.top_heads(prev, L * H) if prev[h] >= THRESHOLD and h[0] < first_ind]
+    prev_heads = [h for h in attention.top_heads(prev, L * H) if prev[h] >= THRESHOLD and h[0] < first_ind]
     prev_heads = prev_heads[:STIM["composition_k_max"]]
     require(bool(prev_heads), f"no previous-token head (score >= {THRESHOLD}) below the top induction head "
-                              f"{A.head_name(ordered[0])} (see induction.previous_token)")
+                              f"{attention.head_name(ordered[0])} (see induction.previous_token)")
     below = max(h[0] for h in prev_heads)
     ind_heads = [h for h in ordered if ind[h] >= THRESHOLD and h[0] > below]
     require(bool(ind_heads), f"no induction head above layer {below} of the previous-token heads")
     ids, p, length = repeats["ids"], repeats["prefix"], STIM["length"]
 
     def ind_of(att) -> np.ndarray:  # (sequences,): the induction heads' mean score
-        s = A.induction_scores(att, p, length)
+        s = induction.induction_scores(att, p, length)
         return np.mean([s[h] for h in ind_heads], axis=0)
 
     clean = np.mean([repeats["ind"][h] for h in ind_heads], axis=0)
     pool = [(l, h) for l in range(first_ind) for h in range(H) if (l, h) not in prev_heads and (l, h) not in ind_heads]
     require(len(pool) >= len(prev_heads), "too few other heads below the induction heads for a random draw")
     draws = _draws(stats.rng(STIM["seed"]), pool, len(prev_heads), STIM["random_head_draws"])
-    ablated, *nulls = A.edited_attention(lm, ids, [A.zero_heads(prev_heads)] + [A.zero_heads(d) for d in draws],
+    ablated, *nulls = attention.edited_attention(lm, ids, [attention.zero_heads(prev_heads)] + [attention.zero_heads(d) for d in draws],
                                          sorted({h[0] for h in ind_heads}), ind_of)
     drop = float((clean - ablated).mean())
     null = [float((clean - n).mean()) for n in nulls]
     p_perm = stats.perm_p(drop, np.array(null))
-    claim_snapshot({"previous_token_heads": [A.head_name(h) for h in prev_heads],
-                    "induction_heads": [A.head_name(h) for h in ind_heads], "induction_score": float(clean.mean()),
+    claim_snapshot({"previous_token_heads": [attention.head_name(h) for h in prev_heads],
+                    "induction_heads": [attention.head_name(h) for h in ind_heads], "induction_score": float(clean.mean()),
                     "score_drop": drop, "relative_drop": drop / float(clean.mean()), "null_drop_max": max(null),
                     "null_drop_median": float(np.median(null)), "p_permutation": p_perm},
                    effect=["score_drop"], identity=["previous_token_heads", "induction_heads"],
@@ -214,8 +214,8 @@ def test_induction_heads_read_the_previous_token_heads(lm, repeats, claim_snapsh
     figures.save(figures.permutation_bars(
         figure_title(f": zeroing {len(prev_heads)} previous-token heads, p = {p_perm:.3f}"),
         drop, np.array(null), f"drop of the induction score of {len(ind_heads)} induction heads",
-        "previous-token heads " + ", ".join(A.head_name(h) for h in prev_heads)),
+        "previous-token heads " + ", ".join(attention.head_name(h) for h in prev_heads)),
         figure_path())
-    assert p_perm < 0.05, (f"zeroing the previous-token heads {[A.head_name(h) for h in prev_heads]} lowers the "
+    assert p_perm < 0.05, (f"zeroing the previous-token heads {[attention.head_name(h) for h in prev_heads]} lowers the "
                            f"induction score by {drop:.3f}, not more than random heads of the same layers (max "
                            f"{max(null):.3f}, p = {p_perm:.3f})")

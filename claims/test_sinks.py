@@ -16,8 +16,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from probes import attention as A
-from probes import figures, stats
+from probes import attention, figures, stats
+from probes.families.sinks import analysis as sinks
 from probes.loading import random_copy
 
 FAMILY = "sinks"
@@ -30,14 +30,14 @@ def texts(lm, model_cache) -> dict:
     """The sink texts as one batch, with the model's and the random-init copies' attention to the first token and
     residual magnitudes (once per model: shared by the family's claims)."""
     if "sinks.texts" not in model_cache:
-        ids, mask, _ = A.text_batch(lm, STIM["sink_texts"])
-        c = {"sink": A.sink_scores(A.attention(lm, ids, mask), mask), "resid": A.residual_magnitudes(lm, ids, mask),
+        ids, mask, _ = sinks.text_batch(lm, STIM["sink_texts"])
+        c = {"sink": sinks.sink_scores(attention.attention(lm, ids, mask), mask), "resid": sinks.residual_magnitudes(lm, ids, mask),
              "null_share": [], "null_top": []}
         for seed in STIM["null_seeds"]:
             rnd = random_copy(lm, seed)
-            c["null_share"].append(float((A.sink_scores(A.attention(rnd, ids, mask), mask).mean(-1)
+            c["null_share"].append(float((sinks.sink_scores(attention.attention(rnd, ids, mask), mask).mean(-1)
                                           > STIM["sink_threshold"]).mean()))
-            c["null_top"].append(A.residual_magnitudes(rnd, ids, mask)["top"])
+            c["null_top"].append(sinks.residual_magnitudes(rnd, ids, mask)["top"])
             del rnd  # random_copy holds one copy: the next seed's is built after this one is gone
         model_cache["sinks.texts"] = c
     return model_cache["sinks.texts"]
@@ -57,7 +57,7 @@ def test_most_heads_attend_to_the_first_token(lm, texts, claim_snapshot, figure_
     thr = STIM["sink_threshold"]
     share = float((score > thr).mean())
     draws = stats.boot_means(per_seq.reshape(L * H, n).T)  # (n_boot, L*H): sentences resampled
-    names = [A.head_name((l, h)) for l in range(L) for h in range(H)]
+    names = [attention.head_name((l, h)) for l in range(L) for h in range(H)]
     freq = (draws > thr).mean(0)
     sink_heads = [names[i] for i in np.flatnonzero(score.ravel() > thr)]
     null = max(texts["null_share"])

@@ -19,8 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from probes import attention as A
-from probes import figures, stats
+from probes import attention, figures, stats
 from probes.errors import require
 from probes.families.successor import analysis as successor
 from probes.loading import random_copy
@@ -55,16 +54,16 @@ def test_some_head_maps_ordinals_to_their_successors(lm, claim_snapshot, figure_
     null_random = max(float(successor.scores(successor.correct(successor.top1(random_copy(lm, seed), ids))).max())
                       for seed in STIM["null_seeds"])
     shuffled = successor.shuffled_maxima(top, STIM["shuffles"], STIM["seed"])
-    best = A.top_heads(score, 1)[0]
+    best = attention.top_heads(score, 1)[0]
     p_shuffle = stats.perm_p(float(score[best]), shuffled)
-    passing = [h for h in A.top_heads(score, L * H)
+    passing = [h for h in attention.top_heads(score, L * H)
                if score[h] >= THRESHOLD and score[h] > null_random and score[h] > shuffled.max()]
     heads = [(layer, h) for layer in range(L) for h in range(H)]
     draws = successor.boot_scores(corr, heads)  # (n_boot, L*H): each task's pairs resampled
-    top5 = A.top_heads(score, 5)
+    top5 = attention.top_heads(score, 5)
     data = {"tasks": sorted(ids), "tasks_split": {t: w for t, w in sorted(split.items())},
-            "heads": [A.head_name(h) for h in passing],
-            "top_heads": [{"head": A.head_name(h), "score": float(score[h]),
+            "heads": [attention.head_name(h) for h in passing],
+            "top_heads": [{"head": attention.head_name(h), "score": float(score[h]),
                            "per_task": {t: float(c[h].mean()) for t, c in corr.items()}} for h in top5],
             "top_score": float(score[best]), "null_random_init_max": null_random,
             "null_shuffled_max": float(shuffled.max()), "p_shuffled": p_shuffle}
@@ -73,14 +72,14 @@ def test_some_head_maps_ordinals_to_their_successors(lm, claim_snapshot, figure_
                    intervals={"top_score": stats.interval(draws.max(1), centre=float(score[best])),
                               "top_heads": [{"score": stats.interval(draws[:, h[0] * H + h[1]])} for h in top5]},
                    stability={"heads": stats.top_k_stability(draws, max(1, len(passing)),
-                                                             [A.head_name(h) for h in heads], order="pos")})
+                                                             [attention.head_name(h) for h in heads], order="pos")})
     figures.save(figures.successor_heads(
         figure_title(), score, data["top_heads"][0]["per_task"], {t: len(v) for t, v in ids.items()},
-        A.head_name(best), null_random, float(shuffled.max()), THRESHOLD), figure_path())
+        attention.head_name(best), null_random, float(shuffled.max()), THRESHOLD), figure_path())
     assert score[best] >= THRESHOLD, (
-        f"no head has a succession score >= {THRESHOLD}: the best, {A.head_name(best)}, ranks the successor first "
+        f"no head has a succession score >= {THRESHOLD}: the best, {attention.head_name(best)}, ranks the successor first "
         f"for {score[best]:.3f} of the pairs (random-init copies' best {null_random:.3f}, shuffled orders' best "
         f"{shuffled.max():.3f})")
-    assert passing, (f"the best head {A.head_name(best)} ({score[best]:.3f}) is not above the random-init copies' "
+    assert passing, (f"the best head {attention.head_name(best)} ({score[best]:.3f}) is not above the random-init copies' "
                      f"best ({null_random:.3f}) and every shuffled order's best ({shuffled.max():.3f}, p = "
                      f"{p_shuffle:.3f})")

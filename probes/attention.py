@@ -1,49 +1,20 @@
-"""Attention findings replicated across model families: previous-token heads and induction heads, and the
-composition between them (Elhage et al. 2021, "A Mathematical Framework for Transformer Circuits"; Olsson et al.
-2022, "In-context Learning and Induction Heads"); attention sinks (Xiao et al. 2023, "Efficient Streaming Language
-Models with Attention Sinks") and massive activations (Sun et al. 2024, "Massive Activations in Large Language
-Models").
+"""Attention weights and next-token losses, plain and with heads zeroed: what the attention findings share (the
+induction, sinks and successor families, probes.families) and what a project's own claims use
+(examples/induction-heads).
 
 Everything here reads attention weights (eager attention: the plugin loads models with
-``attn_implementation="eager"``) or the residual stream after each block, from one forward pass per batch of
-sequences, optionally under :func:`probes.hooks.intervene` edits (``zero_heads``). Scores are returned per sequence
-so that claims can resample sequences for intervals (:mod:`probes.stats`).
+``attn_implementation="eager"``) or next-token losses, from one forward pass per batch of sequences, optionally
+under :func:`probes.hooks.intervene` edits (``zero_heads``); an edited pass starts at its first edited layer where
+the adapter can resume one. Scores are returned per sequence so that claims can resample sequences for intervals
+(:mod:`probes.stats`).
 """
 from __future__ import annotations
 
 import numpy as np
 import torch
 
-from . import hooks, stats, tokens
+from . import hooks
 from .errors import StimulusError
-
-
-def random_repeats(lm, n: int, length: int, seed: int) -> tuple[torch.Tensor, int]:
-    """(n, prefix + 2 * length) token ids: the tokenizer's leading special tokens (Gemma's ``<bos>``), then ``length``
-    random tokens drawn uniformly from the vocabulary without its special tokens (numpy ``default_rng(seed)``),
-    repeated once. Returns the ids and the prefix length."""
-    tok = lm.tokenizer
-    special = set(tok.all_special_ids) | set(getattr(tok, "added_tokens_decoder", {}))
-    size = min(len(tok), lm.model.get_input_embeddings().weight.shape[0])
-    vocab = np.array([i for i in range(size) if i not in special])
-    r = vocab[stats.rng(seed).integers(0, len(vocab), size=(n, length))]
-    prefix = tokens.special_wrap(tok)[0]
-    ids = np.concatenate([np.tile(np.array(prefix, dtype=np.int64), (n, 1)), r, r], axis=1)
-    return torch.tensor(ids, dtype=torch.long, device=lm.device), len(prefix)
-
-
-def text_batch(lm, texts: list[str]) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Texts as one right-padded batch with the tokenizer's own special tokens: (ids, mask, prefix length)."""
-    tok = lm.tokenizer
-    before, after = tokens.special_wrap(tok)
-    rows = [before + tok(t, add_special_tokens=False)["input_ids"] + after for t in texts]
-    if any(len(r) < 4 for r in rows):
-        raise StimulusError("a sink text is shorter than 4 tokens; give sentences of several words")
-    T = max(map(len, rows))
-    pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-    ids = torch.tensor([r + [pad] * (T - len(r)) for r in rows], dtype=torch.long, device=lm.device)
-    mask = torch.tensor([[1] * len(r) + [0] * (T - len(r)) for r in rows], dtype=torch.long, device=lm.device)
-    return ids, mask, len(before)
 
 
 @torch.no_grad()
@@ -88,32 +59,6 @@ def edited_attention(lm, ids: torch.Tensor, edit_sets: list[dict], layers: list[
         full[start:stop] = a
         out.append(read(full))
     return out
-
-
-def previous_token_scores(att: torch.Tensor, prefix: int) -> np.ndarray:
-    """(layers, heads, sequences): mean attention from each position to the position before it, over the positions
-    whose previous token is not a leading special token (queries from ``prefix + 1`` on)."""
-    T = att.shape[-1]
-    q = torch.arange(prefix + 1, T)
-    return att[..., q, q - 1].mean(-1).permute(0, 2, 1).numpy()
-
-
-def induction_scores(att: torch.Tensor, prefix: int, length: int) -> np.ndarray:
-    """(layers, heads, sequences): on ``[prefix] r r``, mean attention from each token of the second repeat to the
-    token after its previous occurrence (query q, key q - length + 1), the prefix-matching score of Olsson et al."""
-    q = torch.arange(prefix + length, prefix + 2 * length - 1)
-    return att[..., q, q - length + 1].mean(-1).permute(0, 2, 1).numpy()
-
-
-def sink_scores(att: torch.Tensor, mask: torch.Tensor | None = None, start: int = 1) -> np.ndarray:
-    """(layers, heads, sequences): mean attention to the first position, over the query positions from ``start``
-    on that are not padding (the first position attends only to itself)."""
-    L, B, H, T, _ = att.shape
-    keep = torch.ones(B, T) if mask is None else mask.float().cpu()
-    keep[:, :start] = 0
-    w = att[..., :, 0]  # (L, B, H, T)
-    s = (w * keep[None, :, None, :]).sum(-1) / keep.sum(-1)[None, :, None]
-    return s.permute(0, 2, 1).numpy()
 
 
 def zero_heads(heads: list[tuple[int, int]]) -> dict:
@@ -210,49 +155,6 @@ def ablation_losses(lm, ids: torch.Tensor, keep: int, edit_sets: list[dict]) -> 
                 h = ad.body(rec[("resid_pre", start)])
             out[j].append(losses_from_hidden(lm, h, x, keep))
     return [torch.cat(o) for o in out]
-
-
-def repeat_losses(lm, ids: torch.Tensor, length: int, edits=None) -> tuple[np.ndarray, np.ndarray]:
-    """Per-sequence mean loss on tokens 2..length of the first and of the second repeat (the first token of a
-    repeat cannot be predicted)."""
-    loss = token_losses(lm, ids, 2 * length, edits)
-    return loss[:, :length - 1].mean(1).numpy(), loss[:, length:].mean(1).numpy()
-
-
-@torch.no_grad()
-def residual_magnitudes(lm, ids: torch.Tensor, mask: torch.Tensor | None = None) -> dict:
-    """Per block output (the residual stream after each block): the largest |activation| with its (position,
-    dimension), and the median |activation| over the real tokens. ``{"top": (layers,) values, "where": [(pos, dim)],
-    "median": (layers,), "top3": per layer the three largest (value, pos, dim) over distinct dimensions,
-    "per_sequence_top": (layers, sequences) each sequence's largest}``."""
-    L = lm.adapter.n_layers
-    kw = {"attention_mask": mask} if mask is not None else {}
-    with hooks.capture(lm.adapter, [("resid", l) for l in range(L)]) as rec:
-        lm.acts(ids, **kw)
-    keep = (torch.ones(ids.shape) if mask is None else mask.cpu()).bool()
-    top, where, med, top3, per_seq = [], [], [], [], []
-    for l in range(L):
-        a = rec[("resid", l)].float().abs().cpu()  # (B, T, D)
-        a = torch.where(keep[..., None], a, torch.zeros(()))
-        per_seq.append(a.flatten(1).max(1).values.numpy())
-        flat = a.max(0).values  # (T, D): the largest over sequences
-        v, i = flat.flatten().topk(min(64, flat.numel()))
-        T, D = flat.shape
-        dims_seen, three = set(), []
-        for val, idx in zip(v.tolist(), i.tolist()):
-            pos, dim = divmod(idx, D)
-            if dim in dims_seen:
-                continue
-            dims_seen.add(dim)
-            three.append((val, pos, dim))
-            if len(three) == 3:
-                break
-        top.append(three[0][0])
-        where.append((three[0][1], three[0][2]))
-        med.append(float(a[keep].median()))
-        top3.append(three)
-    return {"top": np.array(top), "where": where, "median": np.array(med), "top3": top3,
-            "per_sequence_top": np.array(per_seq)}
 
 
 def head_name(head: tuple[int, int]) -> str:

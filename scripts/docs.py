@@ -57,7 +57,7 @@ FAMILY_SOURCES = {"grammar": "GPT-Neo-125M, seed 000", "ioi": "GPT-2, seed 004; 
 LAYERS = {
     "model access": ["registry", "access", "loading", "gguf", "adapters", "hooks", "tokens", "log", "errors"],
     "analyses": ["attention", "stats", "figures"],
-    "families": ["grammar", "ioi", "lesion", "neuron", "recommender", "successor", "tracing"],
+    "families": ["grammar", "ioi", "lesion", "neuron", "recommender", "induction", "sinks", "successor", "tracing"],
     "the suite": ["plugin", "session", "results", "artifacts", "snapshot", "drift", "paired", "verdicts", "history",
                   "merge", "checks"],
 }

@@ -11,8 +11,8 @@ import torch
 
 from fixtures.loaders import ioi_pairs
 from fixtures.models import resolve
-from probes import attention as A
-from probes import loading
+from probes import attention, loading
+from probes.families.induction import analysis as induction
 from probes.families.ioi import analysis as ioi
 from probes.families.neuron import analysis as neuron
 
@@ -62,7 +62,7 @@ def test_batched_measurements_are_the_same_under_budgets_ten_times_apart(lm):
     np.testing.assert_allclose(neuron.ablated_diffs(small, [case], nsets), neuron.ablated_diffs(big, [case], nsets),
                                rtol=1e-5, atol=1e-5)
     # next-token losses of head ablations: sequences per pass from the budget
-    ids, _ = A.random_repeats(lm, 40, 10, 0)
-    edits = [{}, A.zero_heads([(1, 0)]), A.zero_heads([(0, 1), (2, 2)])]
-    for a, b in zip(A.ablation_losses(small, ids, 10, edits), A.ablation_losses(big, ids, 10, edits)):
+    ids, _ = induction.random_repeats(lm, 40, 10, 0)
+    edits = [{}, attention.zero_heads([(1, 0)]), attention.zero_heads([(0, 1), (2, 2)])]
+    for a, b in zip(attention.ablation_losses(small, ids, 10, edits), attention.ablation_losses(big, ids, 10, edits)):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-5)

@@ -8,8 +8,7 @@ import dataclasses
 import pytest
 import torch
 
-from probes import attention as A
-from probes import hooks, loading
+from probes import attention, hooks, loading
 
 from .conftest import random_lm
 
@@ -26,10 +25,10 @@ def _repeats(lm, n: int = 3, length: int = 6, seed: int = 0) -> torch.Tensor:
 def test_resumed_ablation_losses_equal_whole_passes(arch):
     lm = random_lm(arch, n_layers=4, narrow=True)
     ids = _repeats(lm)
-    sets = [{}, A.zero_heads([(2, 0), (3, 1)]), A.zero_heads([(1, 1)]), A.zero_heads([(0, 0), (3, 0)])]
-    resumed = A.ablation_losses(lm, ids, 6, sets)
+    sets = [{}, attention.zero_heads([(2, 0), (3, 1)]), attention.zero_heads([(1, 1)]), attention.zero_heads([(0, 0), (3, 0)])]
+    resumed = attention.ablation_losses(lm, ids, 6, sets)
     for edits, got in zip(sets, resumed):
-        whole = A.token_losses(lm, ids, 6, edits)
+        whole = attention.token_losses(lm, ids, 6, edits)
         # the model's own loss, full logits and cross-entropy, as the claims computed it before
         with hooks.intervene(lm.adapter, edits):
             logits = lm.model(ids).logits[:, -6:-1].float()
@@ -46,10 +45,10 @@ def test_losses_are_torch_logsumexp_bit_for_bit(monkeypatch):
     lm = random_lm("gemma-3-270m", n_layers=2, narrow=True)
     ids = _repeats(lm, n=4, length=7)
     V = lm.model.get_output_embeddings().weight.shape[0]
-    monkeypatch.setattr(A, "HEAD_BYTES", 3 * 4 * V)
+    monkeypatch.setattr(attention, "HEAD_BYTES", 3 * 4 * V)
     with torch.no_grad():
         h = lm.acts(ids).last_hidden_state
-        got = A.losses_from_hidden(lm, h, ids, 7)
+        got = attention.losses_from_hidden(lm, h, ids, 7)
         flat, tgt = h[:, -7:-1].reshape(-1, h.shape[-1]), ids[:, -6:].reshape(-1, 1)
         ref = []
         for i in range(0, len(flat), 3):  # the same logits (a GEMM's bits depend on its rows), then torch's own
@@ -70,7 +69,7 @@ def test_losses_are_accurate_over_a_wide_vocabulary():
     logits = torch.randn(2, 16, V, generator=g) * 4.0
     tgt = torch.randint(0, V, (2, 16), generator=g)
     exact = torch.logsumexp(logits.double(), -1) - logits.double().gather(-1, tgt[..., None])[..., 0]
-    got = A.next_token_losses(logits.reshape(-1, V).clone(), tgt.reshape(-1)).view(2, 16)
+    got = attention.next_token_losses(logits.reshape(-1, V).clone(), tgt.reshape(-1)).view(2, 16)
     assert (got.double() - exact).abs().max() < 1e-5
     former = torch.nn.functional.cross_entropy(logits.transpose(1, 2), tgt, reduction="none")
     assert (former.double() - exact).abs().max() > 1e-4
@@ -80,10 +79,10 @@ def test_losses_are_accurate_over_a_wide_vocabulary():
 def test_edited_attention_equals_whole_passes_on_the_read_layers(arch):
     lm = random_lm(arch, n_layers=4, narrow=True)
     ids = _repeats(lm)
-    sets = [A.zero_heads([(0, 1)]), A.zero_heads([(1, 0), (0, 0)]), {}]
-    got = A.edited_attention(lm, ids, sets, [2], lambda a: a)
+    sets = [attention.zero_heads([(0, 1)]), attention.zero_heads([(1, 0), (0, 0)]), {}]
+    got = attention.edited_attention(lm, ids, sets, [2], lambda a: a)
     for edits, att in zip(sets, got):
-        whole = A.attention(lm, ids, edits=edits)
+        whole = attention.attention(lm, ids, edits=edits)
         torch.testing.assert_close(att[2], whole[2], rtol=1e-5, atol=1e-6)
         assert torch.isnan(att[3]).all()  # above the last read layer: not computed, and says so
     assert not torch.allclose(got[0][2], got[2][2])

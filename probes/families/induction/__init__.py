@@ -1,0 +1,6 @@
+"""Induction: previous-token heads, induction heads and the composition between them (Elhage et al. 2021;
+Olsson et al. 2022), on random token sequences repeated once.
+
+``analysis``: the measurements its claims call (with the generic probes.attention). Its claims (family
+``"induction"``): claims/test_induction.py of the interp-claims repository.
+"""
