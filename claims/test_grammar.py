@@ -14,6 +14,7 @@ import pytest
 from fixtures.loaders import token_order_sentences, word_lists
 from probes import figures, stats
 from probes.families.grammar import analysis as grammar
+from probes.families.grammar import figures as grammar_figures
 from probes.loading import random_copy
 
 FAMILY = "grammar"
@@ -62,7 +63,7 @@ def test_word_length_is_not_a_large_confound(lm, words, claim_snapshot, figure_p
     claim_snapshot({"n_nouns": len(ln), "n_verbs": len(lv), "candidates": list(words.words.n_candidates),
                     "length_t": t, "length_p": p, "length_d": d}, effect=["length_d"], rel=1e-4, abs_=1e-6,
                    intervals={"length_d": stats.interval(bd[:, 0])})
-    figures.save(figures.grammar_lengths(figure_title(), ln, lv, t, p, d),
+    figures.save(grammar_figures.lengths(figure_title(), ln, lv, t, p, d),
                  figure_path())
     assert abs(d) < 0.8, f"nouns and verbs differ in length with Cohen's d = {d:.2f} (a large confound)"
 
@@ -88,7 +89,7 @@ def test_noun_verb_neurons_in_one_layer(lm, words, claim_snapshot, figure_path, 
                                                             centre=tu["n_sig_large"]),
                               "top": [{"t": stats.interval(bt["t"][:, x["neuron"]])} for x in top]},
                    stability={"top": stats.top_k_stability(np.nan_to_num(bt["t"]), 5, range(len(tu["t"])), "abs")})
-    figures.save(figures.grammar_neurons(figure_title(f", layer {layer}"), a["nouns1"], a["verbs1"],
+    figures.save(grammar_figures.neurons(figure_title(f", layer {layer}"), a["nouns1"], a["verbs1"],
                                          tu["t"], tu["d"], tu["sig"], null), figure_path())
     assert tu["n_sig"] > q95, f"{tu['n_sig']} FDR-significant neurons, not above the label-shuffle 95% ({q95:.0f})"
 
@@ -119,7 +120,7 @@ def test_tuning_replicates_across_word_splits(lm, words, claim_snapshot, figure_
                    intervals={"r_split1_split2": stats.interval(stats.rowwise_corr(t1, t2), centre=sh["r_12"]),
                               "r_split1_split12": stats.interval(stats.rowwise_corr(t1, t12), centre=sh["r_1_12"]),
                               "n_both_sig": stats.interval(both.sum(1), centre=sh["n_both_sig"])})
-    figures.save(figures.grammar_split_half(figure_title(f", layer {layer}"), sh, null),
+    figures.save(grammar_figures.split_half(figure_title(f", layer {layer}"), sh, null),
                  figure_path())
     assert sh["r_12"] > q95, f"split-half r = {sh['r_12']:.3f}, not above the label-shuffle 95% ({q95:.3f})"
     assert sh["n_both_sig"] == 0 or sh["sign_agreement"] >= 0.95, f"sign agreement {sh['sign_agreement']:.2f}"
@@ -154,7 +155,7 @@ def test_strongest_neurons_generalise_to_held_out_words(lm, words, claim_snapsho
                               "d_split2": [stats.interval(bd2[:, 0]), stats.interval(bd2[:, 1])]},
                    stability={"max_t_neuron": {str(max_t): float((bt1n.argmax(1) == max_t).mean())},
                               "min_t_neuron": {str(min_t): float((bt1n.argmin(1) == min_t).mean())}})
-    figures.save(figures.grammar_distributions(figure_title(f", layer {layer}"), a, t1,
+    figures.save(grammar_figures.distributions(figure_title(f", layer {layer}"), a, t1,
                                                max_t, min_t), figure_path())
     assert d2[0] > 0 and d2[1] < 0, f"held-out Cohen's d of the strongest neurons changed sign: {d2.round(2).tolist()}"
     assert (np.abs(d2) > q95).all(), f"held-out |d| {np.abs(d2).round(2).tolist()} vs null 95% {q95.round(2).tolist()}"
@@ -182,7 +183,7 @@ def test_across_category_exceeds_within_category(lm, words, claim_snapshot, figu
                    intervals={"median_abs_d_across": stats.interval(np.nanmedian(np.abs(b1["d"]), 1), centre=med_across),
                               "n_sig_across": [stats.interval(b1["sig"].sum(1), centre=across1["n_sig"]),
                                                stats.interval(b2["sig"].sum(1), centre=across2["n_sig"])]})
-    figures.save(figures.grammar_within_across(figure_title(f", layer {layer}"),
+    figures.save(grammar_figures.within_across(figure_title(f", layer {layer}"),
                                                across1["t"], across2["t"], wn["t"], wv["t"], across1["d"], wn["d"]),
                  figure_path())
     assert min(across1["n_sig"], across2["n_sig"]) > within_sig, \
@@ -223,7 +224,7 @@ def test_tuning_replicates_in_this_layer(lm, layer, words, claim_snapshot, figur
     if layer == lm.adapter.n_layers - 1:  # the profile over all layers, drawn once per model
         rows = [laminar_row(lm, words, l) for l in range(lm.adapter.n_layers)]
         cols = [np.array([r[k] for r in rows]) for k in ("prop_sig", "mean_abs_t_sig", "r_split", "null_q95")]
-        figures.save(figures.grammar_laminar(figure_title(), *cols), figure_path())
+        figures.save(grammar_figures.laminar(figure_title(), *cols), figure_path())
     assert row["r_split"] > row["null_q95"], \
         f"layer {layer}: split-half r {row['r_split']:.3f} not above label-shuffle 95% {row['null_q95']:.3f}"
 
@@ -273,7 +274,7 @@ def test_context_shapes_mlp_activations(lm, model_cache, claim_snapshot, figure_
                    stability={"layers_gap": {str(i): round(float(f), 4) for i, f in enumerate(pass_gap.mean(0))},
                               "layers_decline": {str(i): round(float(f), 4) for i, f in enumerate(pass_dec.mean(0))}})
     layer = min(lm.spec.param("grammar_layer", 3), lm.adapter.n_layers - 1)
-    figures.save(figures.grammar_token_order(figure_title(), dict(kept[0], r=r), layer,
+    figures.save(grammar_figures.token_order(figure_title(), dict(kept[0], r=r), layer,
                                              np.mean([n[0] for n in nulls], 0)),
                  figure_path())
     assert ok_gap.any() or ok_dec.any(), (

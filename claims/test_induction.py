@@ -19,6 +19,7 @@ import pytest
 from probes import attention, figures, stats
 from probes.errors import require
 from probes.families.induction import analysis as induction
+from probes.families.induction import figures as induction_figures
 from probes.loading import random_copy
 
 FAMILY = "induction"
@@ -79,8 +80,8 @@ def test_some_heads_attend_to_the_previous_token(lm, repeats, claim_snapshot, fi
     data, intervals, stability, passing = scored_heads(repeats["prev"], null_max)
     claim_snapshot(data, effect=["top_score", "top_heads[].score"],
                    identity=["heads", "top_heads[].head"], intervals=intervals, stability=stability)
-    figures.save(figures.head_scores(figure_title(), repeats["prev"].mean(-1), null_max,
-                                     THRESHOLD, "attention to the previous token", passing),
+    figures.save(induction_figures.head_scores(figure_title(), repeats["prev"].mean(-1), null_max,
+                                               THRESHOLD, "attention to the previous token", passing),
                  figure_path())
     assert passing, (f"no head puts >= {THRESHOLD} of its attention on the previous token above the random-init "
                      f"copies' maximum {null_max:.3f} (top: {data['top_heads'][0]['head']} {data['top_score']:.3f})")
@@ -101,7 +102,7 @@ def test_second_repeat_is_predicted(lm, repeats, claim_snapshot, figure_path, fi
     claim_snapshot({"loss_first": float(first.mean()), "loss_second": float(second.mean()),
                     "loss_drop": float(drop.mean()), "null_loss_drop": null, "p_sign_flip": p_flip},
                    effect=["loss_drop"], intervals={"loss_drop": stats.mean_ci(drop)})
-    figures.save(figures.loss_repeats(figure_title(), first, second, null),
+    figures.save(induction_figures.loss_repeats(figure_title(), first, second, null),
                  figure_path())
     assert drop.mean() >= 1.0, f"second-repeat loss only {drop.mean():.2f} nats below the first (need >= 1)"
     assert drop.mean() >= max(null) + 1.0, \
@@ -121,8 +122,8 @@ def test_some_heads_attend_to_the_next_token_of_the_previous_occurrence(lm, repe
     data, intervals, stability, passing = scored_heads(repeats["ind"], null_max)
     claim_snapshot(data, effect=["top_score", "top_heads[].score"],
                    identity=["heads", "top_heads[].head"], intervals=intervals, stability=stability)
-    figures.save(figures.head_scores(figure_title(), repeats["ind"].mean(-1), null_max,
-                                     THRESHOLD, "induction score", passing), figure_path())
+    figures.save(induction_figures.head_scores(figure_title(), repeats["ind"].mean(-1), null_max,
+                                               THRESHOLD, "induction score", passing), figure_path())
     assert passing, (f"no head has an induction score >= {THRESHOLD} above the random-init copies' maximum "
                      f"{null_max:.3f} (top: {data['top_heads'][0]['head']} {data['top_score']:.3f})")
 
@@ -157,9 +158,9 @@ def test_ablating_induction_heads_hurts_the_second_repeat(lm, repeats, claim_sna
                     "p_permutation": p_perm},
                    effect=["loss_rise"], identity=["ablated_heads"],
                    intervals={"loss_rise": stats.mean_ci(per_sequence_rise)})
-    figures.save(figures.permutation_bars(figure_title(f": permutation p = {p_perm:.3f}"), rise,
-                                          np.array(null), "rise of the second-repeat loss when zeroed (nats)",
-                                          f"top {k} induction heads"), figure_path())
+    figures.save(induction_figures.permutation_bars(figure_title(f": permutation p = {p_perm:.3f}"), rise,
+                                                    np.array(null), "rise of the second-repeat loss when zeroed (nats)",
+                                                    f"top {k} induction heads"), figure_path())
     assert p_perm < 0.05, (f"zeroing the top {k} induction heads raises the loss by {rise:.3f}, not above the random "
                            f"draws (max {max(null):.3f}, p = {p_perm:.3f})")
 
@@ -211,7 +212,7 @@ def test_induction_heads_read_the_previous_token_heads(lm, repeats, claim_snapsh
                     "null_drop_median": float(np.median(null)), "p_permutation": p_perm},
                    effect=["score_drop"], identity=["previous_token_heads", "induction_heads"],
                    intervals={"score_drop": stats.mean_ci(clean - ablated)})
-    figures.save(figures.permutation_bars(
+    figures.save(induction_figures.permutation_bars(
         figure_title(f": zeroing {len(prev_heads)} previous-token heads, p = {p_perm:.3f}"),
         drop, np.array(null), f"drop of the induction score of {len(ind_heads)} induction heads",
         "previous-token heads " + ", ".join(attention.head_name(h) for h in prev_heads)),

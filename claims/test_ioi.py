@@ -17,6 +17,7 @@ from fixtures.loaders import ioi_pairs
 from probes import figures, stats
 from probes.errors import require
 from probes.families.ioi import analysis as ioi
+from probes.families.ioi import figures as ioi_figures
 from probes.loading import random_copy
 
 FAMILY = "ioi"
@@ -83,7 +84,7 @@ def test_behaviour_prefers_indirect_object(lm, prompts, claim_snapshot, figure_p
         lb = torch.log_softmax(lm.last_logits(seed.base[i:i + 1])[0].float(), -1).cpu().numpy()
         ls = torch.log_softmax(lm.last_logits(seed.source[i:i + 1])[0].float(), -1).cpu().numpy()
     a, b = seed.names[i]
-    figures.save(figures.ioi_behaviour(
+    figures.save(ioi_figures.behaviour(
         figure_title(), lb, ls, int(seed.a_ids[i]), int(seed.b_ids[i]), a, b, seed.texts[i],
         lm.tokenizer.decode(seed.source[i]), res["logit_diffs"], res["null_p_sign_flip"]),
         figure_path())
@@ -130,7 +131,7 @@ def test_silencing_some_heads_lowers_ioi(lm, head_prompts, exact, claim_snapshot
                    intervals={"clean_mean": stats.mean_ci(res["clean_per_prompt"]),
                               "top_heads": [{"delta": stats.interval(draws[:, col[t["head"]]])} for t in top]},
                    stability={"top_heads": stats.top_k_stability(draws, 5, names, "neg")})
-    figures.save(figures.ioi_head_effects(figure_title(), d if exact else res["estimate"],
+    figures.save(ioi_figures.head_effects(figure_title(), d if exact else res["estimate"],
                                           third="norm", head_norm=res["head_norm"],
                                           kind="silenced" if exact else "silenced (attribution estimate)"),
                  figure_path())
@@ -161,7 +162,7 @@ def test_head_norms_are_head_specific(lm, prompts, claim_snapshot, figure_path, 
                     "norm_by_layer": nmap[:, 1:].mean(1).tolist()}, effect=["head_cv"],
                    intervals={"head_cv": stats.mean_ci(per_prompt)})  # the prompts resampled
     labels = [lm.tokenizer.decode([t]) for t in s0.source[0].tolist()]
-    figures.save(figures.ioi_head_activations(figure_title(), acts[layer, 0].float().cpu().numpy(),
+    figures.save(ioi_figures.head_activations(figure_title(), acts[layer, 0].float().cpu().numpy(),
                                               labels, layer, nmap, null, observed), figure_path())
     # criterion (last: a broken claim still shows its numbers and figure)
     assert observed > 1.5 * max(null), f"across-head norm CV {observed:.3f} not above 1.5x random-init CVs " \
@@ -190,7 +191,7 @@ def test_heads_tell_first_from_second_mention(lm, head_prompts, claim_snapshot, 
     skip = max(1, L // 8)
     layers = list(range(0, L, skip))
     maps = [(acts[l, pos[0]] - acts[l, pos[1]]).cpu().numpy() for l in layers]
-    figures.save(figures.ioi_mention_selectivity(figure_title(), maps, layers,
+    figures.save(ioi_figures.mention_selectivity(figure_title(), maps, layers,
                                                  res["ratio"], res["null_mean"], res["null_q95"], s0.names[0][0]),
                  figure_path())
     # criterion (last: a broken claim still shows its numbers and figure)
@@ -228,7 +229,7 @@ def test_few_heads_carry_the_patching_effect(lm, head_prompts, claim_snapshot, f
                               "gap": stats.mean_ci(res["gap_per_prompt"]),
                               "top_heads": [{"delta": stats.interval(draws[:, col[t["head"]]])} for t in heads8]},
                    stability={"top_heads": stats.top_k_stability(draws, 8, names, "abs")})
-    figures.save(figures.ioi_head_effects(figure_title(), d, third="std", kind="patched"),
+    figures.save(ioi_figures.head_effects(figure_title(), d, third="std", kind="patched"),
                  figure_path())
     require(gap <= -min_gap(lm), f"source - base score gap {gap:.3f} (needs <= -{min_gap(lm)}): the model shows no "
                                  "IOI to patch (see ioi.behaviour)")

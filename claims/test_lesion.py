@@ -24,6 +24,7 @@ import pytest
 from probes import figures, stats
 from probes.errors import require
 from probes.families.lesion import analysis as lesion
+from probes.families.lesion import figures as lesion_figures
 
 FAMILY = "lesion"
 TOLERANCE = (1e-3, 1e-4)  # (rel, abs) of every claim_snapshot here unless a claim says otherwise
@@ -103,7 +104,7 @@ def test_him_her_neurons_in_one_layer(lm, claim_snapshot, figure_path, figure_ti
                     "null_q95": q95}, effect=["n_him", "n_her"],
                    intervals={"n_him": stats.interval(bh, centre=len(tu["him"])),
                               "n_her": stats.interval(br, centre=len(tu["her"]))})
-    figures.save(figures.lesion_tuning(figure_title(f", layer {layer} (pre-GELU)"), tu),
+    figures.save(lesion_figures.tuning(figure_title(f", layer {layer} (pre-GELU)"), tu),
                  figure_path())
     assert n_sig > q95, f"{n_sig} FDR-significant neurons, not above the label-shuffle 95% ({q95:.0f})"
 
@@ -127,7 +128,7 @@ def test_him_her_neurons_in_this_layer(lm, layer, claim_snapshot, figure_path, f
     if layer == lm.adapter.n_layers - 1:
         A, B = acts(lm)
         tus = [lesion.tuned(A[l], B[l]) for l in range(lm.adapter.n_layers)]
-        figures.save(figures.lesion_laminar_tuning(
+        figures.save(lesion_figures.laminar_tuning(
             figure_title(" (intermediate.dense, pre-GELU)"),
             np.array([100 * len(t["her"]) / N for t in tus]), np.array([100 * len(t["him"]) / N for t in tus])),
             figure_path())
@@ -152,7 +153,7 @@ def test_masked_pronoun_predictions(lm, claim_snapshot, figure_path, figure_titl
     claim_snapshot({"n": len(m), "accuracy": acc, "mean_margin": float(m.mean()), "triple_margins": m[:2]},
                    effect=["accuracy", "mean_margin", "triple_margins"],
                    intervals={"accuracy": stats.interval((mm > 0).mean(1)), "mean_margin": stats.interval(mm.mean(1))})
-    figures.save(figures.lesion_predictions(figure_title(),
+    figures.save(lesion_figures.predictions(figure_title(),
                                             lesion.triple_logits(lm, STIM["triple"]["texts"]), m),
                  figure_path())
     assert acc >= min_acc and p < 0.01, f"pronoun accuracy {acc:.1%} (need {min_acc:.0%}), sign-flip p={p:.3g}"
@@ -226,7 +227,7 @@ def test_ablating_tuned_neurons_in_last_layer_shifts_logits(lm, claim_snapshot, 
                     "drop_all_significant": r["tuned_all"], "p_random_all_significant": r["p_all"]},
                    effect=["drop_tuned", "drop_her", "drop_him"],
                    intervals=margin_intervals(r["clean"], r["ablated_tuned"], is_her))
-    figures.save(figures.lesion_ablation(figure_title(f", layer {layer}"), r),
+    figures.save(lesion_figures.ablation(figure_title(f", layer {layer}"), r),
                  figure_path())
     require(r["n_him"] + r["n_her"] > 0, f"no him/her neurons in layer {layer}: nothing to ablate "
                                          "(see lesion.laminar_tuning)")
@@ -256,7 +257,7 @@ def test_ablation_impact_through_the_layers(lm, claim_snapshot, figure_path, fig
                     "p_random_all_significant": [r["p_all"] for r in res]},
                    effect=["drop_tuned", "drop_her", "drop_him"],
                    intervals={k: [iv[k] for iv in ivs] for k in ("drop_tuned", "drop_her", "drop_him")})
-    figures.save(figures.lesion_laminar_ablation(figure_title(), res),
+    figures.save(lesion_figures.laminar_ablation(figure_title(), res),
                  figure_path())
     assert ok.any(), f"no layer's tuned ablation beats random draws after Bonferroni by at least {min_drop(lm)} " \
                      f"logits (p={p.round(4)}, drop={drop.round(4)})"

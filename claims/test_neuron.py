@@ -21,6 +21,7 @@ from scipy.stats import hypergeom
 from probes import figures, stats
 from probes.errors import StimulusError, require
 from probes.families.neuron import analysis as neuron
+from probes.families.neuron import figures as neuron_figures
 
 FAMILY = "neuron"
 TOLERANCE = (1e-3, 1e-3)  # (rel, abs) of every claim_snapshot here unless a claim says otherwise
@@ -122,7 +123,7 @@ def test_size_opposites_and_control_behaviour(lm, claim_snapshot, figure_path, f
                     "templated_n": len(td), "templated_dropped": dropped, "templated_accuracy": acc},
                    rel=1e-3, abs_=1e-4, effect=["templated_accuracy", "seed_clean", "seed_corrupted"],
                    intervals={"templated_accuracy": stats.interval(ok.mean(1))} if len(td) else None)
-    figures.save(figures.neuron_behaviour(figure_title(), list(d), np.array([v[0] for v in d.values()]),
+    figures.save(neuron_figures.behaviour(figure_title(), list(d), np.array([v[0] for v in d.values()]),
                                           np.array([v[1] for v in d.values()]), td[:, 0], td[:, 1]),
                  figure_path())
     assert not bad, f"seed cases without the behaviour (clean > 0 > corrupted): {bad} ({d})"
@@ -158,7 +159,7 @@ def test_logit_lens_jumps(lm, claim_snapshot, figure_path, figure_title):
         failed.append(f"expected jumps {missing} not found; found {sp['tall_short']}")
     claim_snapshot({"lens": lenses, "jumps": {n: [list(j) for j in v] for n, v in sp.items()}},
                    effect=["lens"], identity=["jumps"])
-    figures.save(figures.neuron_logit_lens(figure_title(), lenses, sp),
+    figures.save(neuron_figures.logit_lens(figure_title(), lenses, sp),
                  figure_path())
     # criterion (last: a broken claim still shows its numbers and figure)
     assert not failed, "; ".join(failed)
@@ -198,7 +199,7 @@ def test_information_moves_from_adjective_to_final_position(lm, claim_snapshot, 
     r = res["tall_short"]
     claim_snapshot({"restoration": res, "crossover_layer": cross}, effect=["restoration"],
                    identity=["crossover_layer"])
-    figures.save(figures.neuron_layer_position(figure_title(", tall/short"), r, c.labels),
+    figures.save(neuron_figures.layer_position(figure_title(", tall/short"), r, c.labels),
                  figure_path())
     # criterion (last: a broken claim still shows its numbers and figure)
     assert not failed, "; ".join(failed)
@@ -224,7 +225,7 @@ def test_stand_out_neuron_recurs_for_related_prompts(lm, claim_snapshot, figure_
                     "profile_corr": {f"tall_short~{n}": float(np.corrcoef(rest["tall_short"], r)[0, 1])
                                      for n, r in rest.items() if n != "tall_short"}},
                    effect=["restoration", "robust_z"], identity=["neuron"])
-    figures.save(figures.neuron_patching(figure_title(), rest, layer, star),
+    figures.save(neuron_figures.patching(figure_title(), rest, layer, star),
                  figure_path())
     # criterion (last: a broken claim still shows its numbers and figure)
     assert z >= 5, f"top tall/short neuron L{layer}.N{star} is not an outlier (robust z {z:.2f})"
@@ -263,7 +264,7 @@ def test_congruence_finds_the_writer_of_an(lm, claim_snapshot, figure_path, figu
     claim_snapshot({"an_writer": f"L{bl}.N{bn}", "an_writer_restoration": float(r[bn]), "an_writer_rank": rank,
                     "stand_out": f"L{layer}.N{star}", "top_tokens": cg["top"], "bottom_tokens": cg["bottom"]},
                    effect=["an_writer_restoration"], identity=ids)
-    figures.save(figures.neuron_congruence(figure_title(f", L{layer}.N{star}"), cg, w,
+    figures.save(neuron_figures.congruence(figure_title(f", L{layer}.N{star}"), cg, w,
                                            "an - a", (int(bl), int(bn))), figure_path())
     # criterion (last: a broken claim still shows its numbers and figure)
     assert r[bn] > 0 and rank < k, f"top ' an' writer L{bl}.N{bn}: restoration {r[bn]:.4f}, rank {rank + 1} of {N}"
@@ -344,7 +345,7 @@ def test_workflow_finds_neurons_that_matter(lm, claim_snapshot, figure_path, fig
                    effect=["drop"], identity=["layers", "jumps", "neurons[].id", "neurons[].top_tokens",
                                               "neurons[].bottom_tokens"],
                    intervals={"drop": stats.mean_ci(drop[0])} if drop.shape[1] > 1 else None)  # the cases resampled
-    figures.save(figures.neuron_workflow(figure_title(), inv, float(mean[0]), mean[1:], p),
+    figures.save(neuron_figures.workflow(figure_title(), inv, float(mean[0]), mean[1:], p),
                  figure_path())
     assert p < 0.05, f"zeroing {[n['id'] for n in inv.neurons]} drops the logit diff by {mean[0]:.3f}, not above " \
                      f"random sets (p={p:.3f})"

@@ -26,6 +26,7 @@ import pytest
 
 from probes import figures, stats
 from probes.families.recommender import analysis as recommender
+from probes.families.recommender import figures as recommender_figures
 from probes.loading import random_copy
 
 FAMILY = "recommender"
@@ -86,7 +87,7 @@ def test_mlp_projection_norms(lm, claim_snapshot, figure_path, figure_title):
     claim_snapshot({"position_0": "excluded", "norm_cv_by_layer": cv, "random_init_max_cv": null,
                     "mean_norm_by_layer": {k: norms[k].mean(1) for k in "ABC"}},
                    effect=["norm_cv_by_layer"], intervals={"norm_cv_by_layer": stats.interval(bcv, centre=cv)})
-    figures.save(figures.recommender_norms(figure_title(" (position 0 excluded)"), norms,
+    figures.save(recommender_figures.norms(figure_title(" (position 0 excluded)"), norms,
                                            d["labels"], float(cv.max()), null), figure_path())
     assert cv.max() > 2 * max(null), f"max norm CV {cv.max():.3f} not above 2x random-init copies {np.round(null, 3)}"
 
@@ -117,7 +118,7 @@ def test_token_average_recommendation(lm, claim_snapshot, figure_path, figure_ti
                    effect=["similarity"], identity=["recommended", "raw_recommended"],
                    intervals={"similarity": stats.interval(bs, centre=sim)},
                    stability={"recommended": {lC[ta["best"]]: float((bi == ta["best"]).mean())}})
-    figures.save(figures.recommender_token_average(figure_title(), ta, lC, layer, q99),
+    figures.save(recommender_figures.token_average(figure_title(), ta, lC, layer, q99),
                  figure_path())
     assert sim > q99, f"layer {layer}: recommendation similarity {sim:.3f} not above dimension-shuffle 99% {q99:.3f}"
     assert sim >= max(rnd) + 0.2, f"layer {layer}: similarity {sim:.3f} not 0.2 above random-init {np.round(rnd, 3)}"
@@ -142,7 +143,7 @@ def test_recommendations_through_the_layers(lm, claim_snapshot, figure_path, fig
                    effect=["spread", "similarity"],
                    intervals={"spread": stats.interval(np.ptp(bs, 1), centre=spread),
                               "similarity": stats.interval(bs, centre=p["rec_sim"])})
-    figures.save(figures.recommender_layers(figure_title(), p["rec_sim"], rec,
+    figures.save(recommender_figures.layers(figure_title(), p["rec_sim"], rec,
                                             [r["profile"]["rec_sim"] for r in d["random"]]),
                  figure_path())
     assert spread > 1.5 * max(null), f"similarity spread over layers {spread:.3f} not above 1.5x random-init " \
@@ -171,7 +172,7 @@ def test_pair_analogy_recommendations(lm, claim_snapshot, figure_path, figure_ti
     claim_snapshot({"layer": layer, "pair_score": score, "null_q99": q99, "random_init": rnd, "best_pairs": best},
                    effect=["pair_score"], identity=["best_pairs[].C"],
                    intervals={"pair_score": stats.mean_ci(cmat.reshape(-1, c.shape[0]).max(0))})  # C tokens resampled
-    figures.save(figures.recommender_pairs(figure_title(f", layer {layer} (centred)"), cmat,
+    figures.save(recommender_figures.pairs(figure_title(f", layer {layer} (centred)"), cmat,
                                            lab["A"], lab["B"], lab["C"]), figure_path())
     assert score > q99, f"layer {layer}: pair score {score:.3f} not above dimension-shuffle 99% {q99:.3f}"
     assert score >= max(rnd) + 0.1, f"layer {layer}: pair score {score:.3f} not 0.1 above random-init {np.round(rnd, 3)}"
@@ -191,7 +192,7 @@ def test_recommendations_best_in_middle_layers(lm, claim_snapshot, figure_path, 
     best = int(np.argmax(p["pair_score"]))
     rnd = [float(r["profile"]["pair_score"].max()) for r in d["random"]]
     lC = d["labels"]["C"]
-    figures.save(figures.recommender_heatmap(figure_title(), p["max_sims"], lC,
+    figures.save(recommender_figures.heatmap(figure_title(), p["max_sims"], lC,
                                              p["pair_score"], [r["profile"]["pair_score"] for r in d["random"]], mid),
                  figure_path())
     top = float(p["pair_score"][best])

@@ -18,6 +18,7 @@ import pytest
 
 from probes import attention, figures, stats
 from probes.families.sinks import analysis as sinks
+from probes.families.sinks import figures as sinks_figures
 from probes.loading import random_copy
 
 FAMILY = "sinks"
@@ -68,7 +69,7 @@ def test_most_heads_attend_to_the_first_token(lm, texts, claim_snapshot, figure_
                    intervals={"share_of_heads": stats.interval((draws > thr).mean(1), centre=share),
                               "mean_attention_to_first": stats.mean_ci(per_seq.mean((0, 1)))},
                    stability={"sink_heads": {names[i]: round(float(freq[i]), 4) for i in np.flatnonzero(freq > 0)}})
-    figures.save(figures.sink_map(figure_title(f": {share:.0%} of heads"), score, null, thr),
+    figures.save(sinks_figures.sink_map(figure_title(f": {share:.0%} of heads"), score, null, thr),
                  figure_path())
     assert share >= 0.5, (f"{share:.0%} of heads put more than {thr} of their attention on the first token "
                           f"(most heads, >= 50%, needed; mean attention to it {score.mean():.3f})")
@@ -104,7 +105,7 @@ def test_a_few_activations_are_massive(lm, texts, claim_snapshot, figure_path, f
                    intervals={"top_value": stats.interval(boot_top, centre=float(top[best])),
                               "log10_ratio": stats.interval(np.log10(boot_top / median[best]),
                                                             centre=float(np.log10(ratio[best])))})
-    figures.save(figures.massive_activations(
+    figures.save(sinks_figures.massive_activations(
         figure_title(f": largest {top[best]:.4g} at layer {best} ({ratio[best]:.3g}x the median)"), top, median, null_top, STIM["massive_min_value"]),
         figure_path())
     assert massive, (f"no activation of the residual stream exceeds {STIM['massive_min_value']:g} and "

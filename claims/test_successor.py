@@ -22,6 +22,7 @@ import pytest
 from probes import attention, figures, stats
 from probes.errors import require
 from probes.families.successor import analysis as successor
+from probes.families.successor import figures as successor_figures
 from probes.loading import random_copy
 
 FAMILY = "successor"
@@ -73,7 +74,7 @@ def test_some_head_maps_ordinals_to_their_successors(lm, claim_snapshot, figure_
                               "top_heads": [{"score": stats.interval(draws[:, h[0] * H + h[1]])} for h in top5]},
                    stability={"heads": stats.top_k_stability(draws, max(1, len(passing)),
                                                              [attention.head_name(h) for h in heads], order="pos")})
-    figures.save(figures.successor_heads(
+    figures.save(successor_figures.heads(
         figure_title(), score, data["top_heads"][0]["per_task"], {t: len(v) for t, v in ids.items()},
         attention.head_name(best), null_random, float(shuffled.max()), THRESHOLD), figure_path())
     assert score[best] >= THRESHOLD, (

@@ -22,6 +22,7 @@ import pytest
 from probes import figures, stats
 from probes.errors import require
 from probes.families.tracing import analysis as tracing
+from probes.families.tracing import figures as tracing_figures
 from probes.loading import random_copy
 
 FAMILY = "tracing"
@@ -59,8 +60,8 @@ def test_the_model_knows_facts(lm, facts, claim_snapshot, figure_path, figure_ti
                     "random_init_known_share": float(facts["known_random"].mean())},
                    effect=["known_share"], identity=["known"],
                    intervals={"known_share": stats.mean_ci(known.astype(float))})
-    figures.save(figures.known_facts(figure_title(), facts["facts"].names, facts["p"], known,
-                                     facts["p_random"]), figure_path())
+    figures.save(tracing_figures.known_facts(figure_title(), facts["facts"].names, facts["p"], known,
+                                             facts["p_random"]), figure_path())
     assert share >= STIM["known_share"], (f"the model answers only {known.sum()} of {len(known)} facts "
                                           f"({share:.0%} < {STIM['known_share']:.0%})")
     assert known.sum() > facts["known_random"].sum(), \
@@ -118,8 +119,8 @@ def test_recall_is_localised_at_the_last_subject_token(lm, facts, claim_snapshot
                    effect=["restored.last_subject", "margin"], identity=["traced"],
                    intervals={"restored": {k: stats.interval(draws[:, j]) for j, k in enumerate(keys)},
                               "margin": stats.interval(margin_draws)})
-    figures.save(figures.causal_trace(figure_title(f": {len(traced.names)} known facts"),
-                                      mean_ie, tracing.CLASSES, band, per, ie_rnd.mean(0)[:, 0], float(gap.mean())),
+    figures.save(tracing_figures.causal_trace(figure_title(f": {len(traced.names)} known facts"), mean_ie,
+                                              tracing.CLASSES, band, per, ie_rnd.mean(0)[:, 0], float(gap.mean())),
                  figure_path())
     assert share >= STIM["min_restored_share"], (
         f"restoring the last subject token in layers {band.start}-{band.stop - 1} restores only {share:.0%} of the "
