@@ -9,10 +9,10 @@ without it, calling the same library functions with the same stimuli and draws a
   ``composition_k_max``) and the 4 top induction heads of the upper half, zeroed and 20 random draws of as many
   heads of the same layers, attention read at the induction heads' layers (on a trained model the two kinds of
   heads lie at a depth of their own: the cost grows with the layers between them);
-* ``neuron.workflow``: the steps of ``investigate`` (probes.families.neuron) on tall/short (lens, layer x
-  position, MLP and attribution patching), then exact neuron patching in 2 layers (the first and the middle one: Gemma-3
-  found 2), 10 neurons read against the unembedding, and those and 100 random sets of the same layers and sizes
-  ablated over the templated size cases.
+* ``neuron.workflow``: the steps of ``investigate`` (probes.families.neuron.workflow) on tall/short (lens, layer
+  x position, MLP and attribution patching), then exact neuron patching in 2 layers (the first and the middle one:
+  Gemma-3 found 2), 10 neurons read against the unembedding, and those and 100 random sets of the same layers and
+  sizes ablated over the templated size cases.
 
     python benchmarks/cost_forced.py MODEL_FOLDER OUT.jsonl [--dtype bfloat16]
 
@@ -71,12 +71,12 @@ def composition(lm) -> None:
 
 
 def workflow(lm) -> None:
-    """The steps of ``investigate`` (probes.families.neuron) on tall/short with its selection fixed as a trained model
-    makes it (Gemma-3-270m: lens jumps at 2 layers, 1 and 13 of 18; 10 outlier neurons): neuron patching in the first
-    and the middle layer (each resumed from its layer: 1.5 L layer passes per neuron, Gemma-3's took 1.2 L), the 5
-    most restoring neurons of each read against the unembedding, then those 10 and 100 random sets of the same layers
-    and sizes ablated over the templated size cases. (On a random model ``investigate`` picks as many layers as its
-    lens happens to jump at: the work would follow the draw, and the fit in the layers with it.)"""
+    """The steps of ``investigate`` (probes.families.neuron.workflow) on tall/short with its selection fixed as a
+    trained model makes it (Gemma-3-270m: lens jumps at 2 layers, 1 and 13 of 18; 10 outlier neurons): neuron patching
+    in the first and the middle layer (each resumed from its layer: 1.5 L layer passes per neuron, Gemma-3's took 1.2
+    L), the 5 most restoring neurons of each read against the unembedding, then those 10 and 100 random sets of the same
+    layers and sizes ablated over the templated size cases. (On a random model ``investigate`` picks as many layers as
+    its lens happens to jump at: the work would follow the draw, and the fit in the layers with it.)"""
     c = next(neuron.make_case(lm, s["name"], s["clean"], s["corrupted"], s["target"], s["foil"])
              for s in N.STIM["seed"] if s["name"] == "tall_short")
     neuron.logit_diffs(lm, c)

@@ -22,6 +22,7 @@ from probes import figures, stats
 from probes.errors import StimulusError, require
 from probes.families.neuron import analysis as neuron
 from probes.families.neuron import figures as neuron_figures
+from probes.families.neuron import workflow as neuron_workflow
 
 FAMILY = "neuron"
 TOLERANCE = (1e-3, 1e-3)  # (rel, abs) of every claim_snapshot here unless a claim says otherwise
@@ -318,12 +319,12 @@ def test_stand_out_neuron_fires_on_size_contexts(lm, claim_snapshot, artifact_pa
                    criterion="zeroing the found neurons drops the logit difference more than 95% of random sets (p < "
                              "0.05)")
 def test_workflow_finds_neurons_that_matter(lm, claim_snapshot, figure_path, figure_title):
-    """``investigate`` (probes.families.neuron) on tall/short (behaviour -> lens jumps -> patching -> outlier
-    neurons -> congruence) returns neurons that, zeroed, lower the clean logit difference of the templated size cases more
-    than 95% of random neuron sets of the same layers and sizes (100 seeded draws)."""
+    """``investigate`` (probes.families.neuron.workflow) on tall/short (behaviour -> lens jumps -> patching -> outlier
+    neurons -> congruence) returns neurons that, zeroed, lower the clean logit difference of the templated size cases
+    more than 95% of random neuron sets of the same layers and sizes (100 seeded draws)."""
     require_gaps(lm, claim_snapshot, ["tall_short"])
     c = seed_cases(lm)["tall_short"]
-    inv = neuron.investigate(lm, c)
+    inv = neuron_workflow.investigate(lm, c)
     require(inv.behaves, f"tall/short: clean {inv.clean_diff:.3f}, corrupted {inv.corrupted_diff:.3f}: the model "
                          "does not solve the case, nothing to investigate")
     claim_snapshot({"layers": inv.layers, "jumps": [list(j) for j in inv.spikes], "neurons": []},

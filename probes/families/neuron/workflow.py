@@ -1,0 +1,69 @@
+"""The seed's Finding 1, automated (seed 002): :func:`investigate` runs the analysis steps of
+:mod:`probes.families.neuron.analysis` on one case, from the behaviour to the neurons that stand out.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from ...loading import LoadedModel
+from .analysis import (Case, attribution_patching, congruence, layer_position_patching, logit_diffs, logit_lens,
+                       mlp_layer_patching, neuron_patching, robust_z, spikes)
+
+
+@dataclass
+class Investigation:
+    """What :func:`investigate` found for one case (the seed's Finding 1, automated)."""
+    case: str
+    clean_diff: float
+    corrupted_diff: float
+    behaves: bool
+    lens: np.ndarray
+    spikes: list[tuple[int, int]]
+    layer_position: np.ndarray
+    mlp_layers: np.ndarray
+    layers: list[int]
+    attribution: np.ndarray
+    restorations: dict[int, np.ndarray]
+    neurons: list[dict]
+
+    def neuron_sets(self) -> dict[int, np.ndarray]:
+        out: dict[int, list[int]] = {}
+        for n in self.neurons:
+            out.setdefault(n["layer"], []).append(n["neuron"])
+        return {l: np.array(v) for l, v in out.items()}
+
+
+def investigate(lm: LoadedModel, case: Case, *, spike_frac: float = 0.2, z_min: float = 5.0,
+                max_neurons: int = 10, n_tokens: int = 8, log=None) -> Investigation:
+    """Behaviour check -> logit-lens spike layers -> layer x position patching -> exact neuron patching in the
+    identified layers -> outlier neurons (robust z >= ``z_min``, at most ``max_neurons`` by restoration) -> their
+    congruence with the unembedding. The identified layers are the blocks where the lens jumps (a jump (i, i + 1)
+    is block i's contribution); if there are none, the layer whose whole-MLP patching restores most. Attribution patching over all
+    layers is returned beside the exact values (a screen, not used for the selection)."""
+    say = log or (lambda msg: None)
+    clean, corr = logit_diffs(lm, case)
+    behaves = clean > 0 > corr
+    say(f"{case.name}: logit diff clean {clean:.3f}, corrupted {corr:.3f}"
+        + ("" if behaves else " (the corruption does not flip the preference: results are not interpretable)"))
+    lens = logit_lens(lm, case)
+    sp = spikes(lens, spike_frac)
+    lp = layer_position_patching(lm, case)
+    mlp = mlp_layer_patching(lm, case)
+    layers = sorted({a for a, b in sp}) or [int(np.argmax(mlp))]
+    say(f"{case.name}: lens jumps {sp}; neuron patching in layers {layers}")
+    attr = attribution_patching(lm, case)
+    rest = {l: neuron_patching(lm, case, l) for l in layers}
+    cands = []
+    for l, r in rest.items():
+        z = robust_z(r)
+        cands += [(float(r[n]), l, int(n), float(z[n])) for n in np.flatnonzero(z >= z_min)]
+    cands.sort(key=lambda t: -t[0])
+    neurons = []
+    for v, l, n, z in cands[:max_neurons]:
+        cg = congruence(lm, l, n, n_tokens, spaces=("unembed",))["unembed"]
+        neurons.append({"layer": l, "neuron": n, "id": f"L{l}.N{n}", "restoration": v, "robust_z": z,
+                        "top_tokens": cg["top"], "bottom_tokens": cg["bottom"]})
+    say(f"{case.name}: outlier neurons {[d['id'] for d in neurons]}")
+    return Investigation(case.name, clean, corr, behaves, lens, sp, lp, mlp, layers, attr, rest, neurons)
