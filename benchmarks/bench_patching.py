@@ -61,6 +61,7 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+from fixtures.loaders import stimuli  # noqa: E402
 from probes.families.ioi import analysis as ioi  # noqa: E402
 from probes.families.neuron import analysis as neuron  # noqa: E402
 from probes.tokens import first_difference  # noqa: E402
@@ -428,7 +429,7 @@ def agreement() -> None:
     from probes.loading import load
     from fixtures.models import resolve
     print("attribution vs exact neuron patching on the trained organisms (all neurons of all layers):")
-    stim = json.loads((ROOT / "fixtures/stimuli/neuron_v1.json").read_text())["seed"]
+    stim = stimuli("neuron_v1")["seed"]
     for name in ("gpt2-organism", "gpt-neo-organism"):
         lm = load(resolve(name), device="cpu")
         for c in stim:

@@ -10,12 +10,10 @@ of the named ones.
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 
+from fixtures.loaders import stimuli
 from probes import attention, figures, stats
 from probes.errors import require
 from probes.families.induction import analysis as induction
@@ -24,7 +22,7 @@ from probes.loading import random_copy
 
 FAMILY = "induction"
 TOLERANCE = (1e-3, 1e-4)  # (rel, abs) of every claim_snapshot here unless a claim says otherwise
-STIM = json.loads((Path(__file__).resolve().parents[1] / "fixtures/stimuli/attention_v1.json").read_text())
+STIM = stimuli("attention_v1")
 SOURCE = "Olsson et al. 2022"
 THRESHOLD = STIM["head_threshold"]
 

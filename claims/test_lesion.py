@@ -15,12 +15,10 @@ embeddings tell the two apart passes them, a randomly initialised one included; 
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 
+from fixtures.loaders import stimuli
 from probes import figures, stats
 from probes.errors import require
 from probes.families.lesion import analysis as lesion
@@ -28,7 +26,7 @@ from probes.families.lesion import figures as lesion_figures
 
 FAMILY = "lesion"
 TOLERANCE = (1e-3, 1e-4)  # (rel, abs) of every claim_snapshot here unless a claim says otherwise
-STIM = json.loads((Path(__file__).resolve().parents[1] / "fixtures/stimuli/lesion_v1.json").read_text())
+STIM = stimuli("lesion_v1")
 N_NULL = 200
 N_DRAWS = 500         # random neuron sets for the ablation null (batched forwards)
 N_DRAWS_ALL = 100     # random sets of the seed's (all-significant) sizes, reported only

@@ -11,13 +11,13 @@ the last layer. Registry expectations for gpt2-large (seed 002) are checked when
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 from scipy.stats import hypergeom
 
+from fixtures.loaders import stimuli
 from probes import figures, stats
 from probes.errors import StimulusError, require
 from probes.families.neuron import analysis as neuron
@@ -26,7 +26,7 @@ from probes.families.neuron import workflow as neuron_workflow
 
 FAMILY = "neuron"
 TOLERANCE = (1e-3, 1e-3)  # (rel, abs) of every claim_snapshot here unless a claim says otherwise
-STIM = json.loads((Path(__file__).resolve().parents[1] / "fixtures/stimuli/neuron_v1.json").read_text())
+STIM = stimuli("neuron_v1")
 TOP_FRAC = 0.02       # "stands out" = within the top 2% of the layer's neurons
 N_DRAWS = 100         # random neuron sets for the workflow check (min p = 1/101; each set is a forward of the templated cases)
 

@@ -18,12 +18,10 @@ C tokens of the best pair-analogy similarity) lies in the middle half of the net
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 
+from fixtures.loaders import stimuli
 from probes import figures, stats
 from probes.families.recommender import analysis as recommender
 from probes.families.recommender import figures as recommender_figures
@@ -31,7 +29,7 @@ from probes.loading import random_copy
 
 FAMILY = "recommender"
 TOLERANCE = (1e-3, 1e-4)  # (rel, abs) of every claim_snapshot here unless a claim says otherwise
-STIM = json.loads((Path(__file__).resolve().parents[1] / "fixtures/stimuli/recommender_v1.json").read_text())
+STIM = stimuli("recommender_v1")
 N_RANDOM = 3          # random-init copies
 N_NULL = 200          # dimension-shuffle draws
 

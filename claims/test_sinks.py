@@ -10,12 +10,10 @@ residual stream has no outliers.
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 
+from fixtures.loaders import stimuli
 from probes import attention, figures, stats
 from probes.families.sinks import analysis as sinks
 from probes.families.sinks import figures as sinks_figures
@@ -23,7 +21,7 @@ from probes.loading import random_copy
 
 FAMILY = "sinks"
 TOLERANCE = (1e-3, 1e-4)  # (rel, abs) of every claim_snapshot here unless a claim says otherwise
-STIM = json.loads((Path(__file__).resolve().parents[1] / "fixtures/stimuli/attention_v1.json").read_text())
+STIM = stimuli("attention_v1")
 
 
 @pytest.fixture

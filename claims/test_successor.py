@@ -14,11 +14,9 @@ SmolLM2 copy with one head's output projection fitted to map each member to its 
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import pytest
 
+from fixtures.loaders import stimuli
 from probes import attention, figures, stats
 from probes.errors import require
 from probes.families.successor import analysis as successor
@@ -27,7 +25,7 @@ from probes.loading import random_copy
 
 FAMILY = "successor"
 TOLERANCE = (1e-3, 1e-4)  # (rel, abs) of every claim_snapshot here unless a claim says otherwise
-STIM = json.loads((Path(__file__).resolve().parents[1] / "fixtures/stimuli/successor_v1.json").read_text())
+STIM = stimuli("successor_v1")
 THRESHOLD = STIM["head_threshold"]
 
 

@@ -13,12 +13,10 @@ Nulls: restoring at the non-subject positions; a randomly initialised copy of th
 """
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 
+from fixtures.loaders import stimuli
 from probes import figures, stats
 from probes.errors import require
 from probes.families.tracing import analysis as tracing
@@ -27,7 +25,7 @@ from probes.loading import random_copy
 
 FAMILY = "tracing"
 TOLERANCE = (1e-3, 1e-4)  # (rel, abs) of every claim_snapshot here unless a claim says otherwise
-STIM = json.loads((Path(__file__).resolve().parents[1] / "fixtures/stimuli/facts_v1.json").read_text())
+STIM = stimuli("facts_v1")
 @pytest.fixture
 def facts(lm, model_cache) -> dict:
     """The facts tokenized for this model, with the model's and a random-init copy's clean probabilities of each

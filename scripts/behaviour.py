@@ -16,14 +16,14 @@ import numpy as np
 import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
-from fixtures.loaders import ioi_pairs  # noqa: E402
+from fixtures.loaders import ioi_pairs, stimuli  # noqa: E402
 from probes.families.ioi import analysis as ioi  # noqa: E402
 from probes.families.neuron import analysis as neuron  # noqa: E402
 from probes.errors import ProbeError, StimulusError  # noqa: E402
 from probes.loading import load  # noqa: E402
 from fixtures.models import registry, resolve  # noqa: E402
 
-STIM = json.loads((Path(__file__).resolve().parents[1] / "fixtures/stimuli/neuron_v1.json").read_text())
+STIM = stimuli("neuron_v1")
 
 
 def cases(lm, rows):

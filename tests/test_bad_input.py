@@ -1,6 +1,6 @@
 """Bad input gets one line that names the fix (part of the battery of issue 31): a hub entry without a revision, a
 claim marker without id or family, --device cuda without CUDA, merge inputs that are not report.json files of this
-version, a snapshot whose number was replaced by text. Nothing on disk changes."""
+version, a snapshot whose number was replaced by text, a stimulus file that is missing. Nothing on disk changes."""
 from __future__ import annotations
 
 import json
@@ -212,3 +212,18 @@ def test_a_candidate_of_another_architecture_is_refused(tmp_path):
                         "-q", *args, "--allow-mismatch", "--collect-only"], cwd=ROOT, capture_output=True, text=True,
                        timeout=300)
     assert r.returncode == 0, r.stdout[-2000:] + r.stderr[-2000:]
+
+
+def test_a_missing_stimulus_file_is_named(tmp_path):
+    """fixtures.loaders.stimuli: a stimulus file that is not there is a StimulusError naming the file, the nearest
+    file the folder holds and how to restore it; one that is there is read, from any folder."""
+    from fixtures.loaders import stimuli
+    from probes.errors import StimulusError
+    with pytest.raises(StimulusError, match=r"attention_v2\.json is missing; did you mean 'attention_v1'\?.*"
+                                            r"git checkout"):
+        stimuli("attention_v2")
+    assert stimuli("attention_v1")["head_threshold"] > 0
+    (tmp_path / "mine_v1.json").write_text('{"n": 3}')
+    assert stimuli("mine_v1", tmp_path) == {"n": 3}
+    with pytest.raises(StimulusError, match=r"holds: mine_v1\)"):
+        stimuli("other_v1", tmp_path)

@@ -3,6 +3,7 @@ on a randomly initialised copy of an organism and on a damaged organism, and che
 for the stated reason. (They pass on the trained organisms: that is the default claims run.)"""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 import xml.etree.ElementTree as ET
@@ -12,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from fixtures.loaders import stimuli
 from probes.families.ioi import analysis as ioi
 from probes.loading import load, random_init_like
 from fixtures.models import resolve
@@ -188,11 +190,9 @@ def test_neuron_claims_fail_on_random_init(gpt2_organism, tmp_path):
 def test_neuron_stand_out_claim_fails_when_the_neuron_is_damaged(gpt2_organism, tmp_path):
     """Zero the stand-out neuron's output weights (nothing else changes): the claim then fails, because the
     next-best tall/short neuron does not recur for big/small and huge/tiny."""
-    from fixtures.loaders import STIMULI
-    import json as _json
     from probes.families.neuron import analysis as neuron
     lm = gpt2_organism
-    c = _json.loads((STIMULI / "neuron_v1.json").read_text())["seed"][0]
+    c = stimuli("neuron_v1")["seed"][0]
     case = neuron.make_case(lm, c["name"], c["clean"], c["corrupted"], c["target"], c["foil"])
     layer = lm.adapter.n_layers - 1
     r = neuron.neuron_patching(lm, case, layer)
@@ -270,8 +270,7 @@ def test_successor_claim_holds_on_smollm2_with_a_planted_successor_head(smollm2,
     Gemma-3-270m's 0.16: registry known failures), so the positive control is planted: SmolLM2 with the output
     projection of one head (L20.H0) refitted so that it maps each member to its successor. The claim holds there,
     names that head, and fails on the trained model and on a random-init copy."""
-    import json
-    stim = json.loads((ROOT / "fixtures/stimuli/successor_v1.json").read_text())
+    stim = stimuli("successor_v1")
     old = plant_successor_head(smollm2, stim["tasks"], 20, 0)
     try:
         folder = save_like(smollm2, smollm2.model, tmp_path / "smollm2-successor-head")

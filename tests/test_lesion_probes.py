@@ -1,18 +1,16 @@
 """The lesion probes on the BERT organism: target positions, and batched ablation equals one set at a time."""
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
 import numpy as np
 import pytest
 
+from fixtures.loaders import stimuli
 from probes.families.lesion import analysis as lesion
 from probes.errors import StimulusError
 from probes.loading import load
 from fixtures.models import resolve
 
-STIM = json.loads((Path(__file__).resolve().parents[1] / "fixtures/stimuli/lesion_v1.json").read_text())
+STIM = stimuli("lesion_v1")
 
 
 @pytest.fixture(scope="module")

@@ -1,11 +1,11 @@
 """Stimuli are measured as written: a marked span (a fact's subject) is found in the whole text's tokens by
 character offsets, never by tokenising the pieces apart (issue: "In " + "Brazil" became In, ' ', Brazil)."""
-import json
 from pathlib import Path
 
 import numpy as np
 import pytest
 
+from fixtures.loaders import stimuli
 from fixtures.models import resolve
 from probes import stats, tokens
 from probes.errors import StimulusError
@@ -13,7 +13,7 @@ from probes.families.tracing import analysis as tracing
 from probes.loading import load
 
 ROOT = Path(__file__).resolve().parents[1]
-FACTS = json.loads((ROOT / "fixtures/stimuli/facts_v1.json").read_text())["facts"]
+FACTS = stimuli("facts_v1")["facts"]
 
 
 @pytest.fixture(scope="module", params=["smollm2-135m", "gemma3-270m"])  # the models the tracing family runs on
