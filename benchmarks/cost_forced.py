@@ -33,41 +33,38 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 from roofline_plugin import Count, Peak  # noqa: E402
 
-from claims import test_induction as I, test_neuron as N, test_tracing as T  # noqa: E402
+from fixtures.loaders import stimuli  # noqa: E402
 from probes import attention, stats  # noqa: E402
+from probes.errors import StimulusError  # noqa: E402
 from probes.families.induction import analysis as induction  # noqa: E402
 from probes.families.neuron import analysis as neuron  # noqa: E402
+from probes.families.neuron import workflow as neuron_workflow  # noqa: E402
 from probes.families.tracing import analysis as tracing  # noqa: E402
-from probes.errors import StimulusError  # noqa: E402
 from probes.loading import load, random_copy  # noqa: E402
 from probes.registry import ModelSpec  # noqa: E402
 
 
 def subject_site(lm) -> None:
-    f = tracing.tokenize(lm, T.STIM["facts"])
-    tracing.trace(lm, f.subset(list(range(T.STIM["trace_facts"]))), T.STIM["noise"], T.STIM["samples"], T.STIM["seed"])
-    rnd = random_copy(lm, T.STIM["null_seed"])
-    tracing.trace(rnd, f.subset(list(range(T.STIM["null_facts"]))), T.STIM["noise"], T.STIM["samples"], T.STIM["seed"])
+    s = stimuli("facts_v1")
+    f = tracing.tokenize(lm, s["facts"])
+    tracing.trace(lm, f.subset(list(range(s["trace_facts"]))), s["noise"], s["samples"], s["seed"])
+    rnd = random_copy(lm, s["null_seed"])
+    tracing.trace(rnd, f.subset(list(range(s["null_facts"]))), s["noise"], s["samples"], s["seed"])
 
 
 def composition(lm) -> None:
-    S = I.STIM
+    S = stimuli("attention_v1")
     ids, p = induction.random_repeats(lm, S["n_sequences"], S["length"], S["seed"])
     att = attention.attention(lm, ids)
-    prev, ind = induction.previous_token_scores(att, p).mean(-1), induction.induction_scores(att, p, S["length"]).mean(-1)
+    prev = induction.previous_token_scores(att, p).mean(-1)
+    ind = induction.induction_scores(att, p, S["length"]).mean(-1)
     L, H = ind.shape
     half = max(1, L // 2)
     prev_heads = [h for h in attention.top_heads(prev, L * H) if h[0] < half][:S["composition_k_max"]]
     ind_heads = [h for h in attention.top_heads(ind, L * H) if h[0] >= half][:4]
     pool = [(l, h) for l in range(half) for h in range(H) if (l, h) not in prev_heads]
-    draws = I._draws(stats.rng(S["seed"]), pool, len(prev_heads), S["random_head_draws"])
-
-    def ind_of(a) -> np.ndarray:
-        s = induction.induction_scores(a, p, S["length"])
-        return np.mean([s[h] for h in ind_heads], axis=0)
-
-    attention.edited_attention(lm, ids, [attention.zero_heads(prev_heads)] + [attention.zero_heads(d) for d in draws],
-                       sorted({h[0] for h in ind_heads}), ind_of)
+    draws = induction.random_head_sets(stats.rng(S["seed"]), pool, len(prev_heads), S["random_head_draws"])
+    induction.ablated_induction_scores(lm, ids, p, S["length"], ind_heads, [prev_heads] + draws)
 
 
 def workflow(lm) -> None:
@@ -77,8 +74,9 @@ def workflow(lm) -> None:
     L), the 5 most restoring neurons of each read against the unembedding, then those 10 and 100 random sets of the same
     layers and sizes ablated over the templated size cases. (On a random model ``investigate`` picks as many layers as
     its lens happens to jump at: the work would follow the draw, and the fit in the layers with it.)"""
+    stim = stimuli("neuron_v1")
     c = next(neuron.make_case(lm, s["name"], s["clean"], s["corrupted"], s["target"], s["foil"])
-             for s in N.STIM["seed"] if s["name"] == "tall_short")
+             for s in stim["seed"] if s["name"] == "tall_short")
     neuron.logit_diffs(lm, c)
     neuron.logit_lens(lm, c)
     neuron.layer_position_patching(lm, c)
@@ -92,16 +90,13 @@ def workflow(lm) -> None:
             neuron.congruence(lm, layer, int(n), 8, spaces=("unembed",))
         found[layer] = top
     size = []
-    for s in N.STIM["templated"]:
+    for s in stim["templated"]:
         if s["family"] == "size":
             try:
                 size.append(neuron.make_case(lm, s["name"], s["clean"], s["corrupted"], s["target"], s["foil"]))
             except StimulusError:
                 pass
-    g = stats.rng(0)
-    rand = [{l: g.choice(lm.adapter.d_mlp, len(n), replace=False) for l, n in found.items()}
-            for _ in range(N.N_DRAWS)]
-    neuron.ablated_diffs(lm, size or [c], [{}, found] + rand)
+    neuron.ablated_diffs(lm, size or [c], [{}, found] + neuron_workflow.random_neuron_sets(found, lm.adapter.d_mlp))
 
 
 WORKLOADS = {"tracing.subject_site": subject_site, "induction.composition": composition,

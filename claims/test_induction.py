@@ -126,10 +126,6 @@ def test_some_heads_attend_to_the_next_token_of_the_previous_occurrence(lm, repe
                      f"{null_max:.3f} (top: {data['top_heads'][0]['head']} {data['top_score']:.3f})")
 
 
-def _draws(g, pool: list, k: int, n: int) -> list[list]:
-    return [[pool[i] for i in g.choice(len(pool), k, replace=False)] for _ in range(n)]
-
-
 @pytest.mark.claim(id="induction.ablation", family=FAMILY, kinds=("causal",), source=f"{SOURCE}, head ablation",
                    null="as many heads drawn at random (20 seeded draws): permutation p-value",
                    criterion="zeroing the top-k induction heads (k = heads at >= 40%, 1 to a quarter of all heads) "
@@ -143,7 +139,7 @@ def test_ablating_induction_heads_hurts_the_second_repeat(lm, repeats, claim_sna
     top = attention.top_heads(score, k)
     ids, length = repeats["ids"], STIM["length"]
     pool = [(l, h) for l in range(score.shape[0]) for h in range(score.shape[1])]
-    draws = _draws(stats.rng(STIM["seed"]), pool, k, STIM["random_head_draws"])
+    draws = induction.random_head_sets(stats.rng(STIM["seed"]), pool, k, STIM["random_head_draws"])
     base_tok, top_tok, *null_tok = attention.ablation_losses(lm, ids, length, [{}, attention.zero_heads(top)]
                                                      + [attention.zero_heads(d) for d in draws])
     base = float(base_tok.mean())
@@ -189,18 +185,13 @@ def test_induction_heads_read_the_previous_token_heads(lm, repeats, claim_snapsh
     below = max(h[0] for h in prev_heads)
     ind_heads = [h for h in ordered if ind[h] >= THRESHOLD and h[0] > below]
     require(bool(ind_heads), f"no induction head above layer {below} of the previous-token heads")
-    ids, p, length = repeats["ids"], repeats["prefix"], STIM["length"]
-
-    def ind_of(att) -> np.ndarray:  # (sequences,): the induction heads' mean score
-        s = induction.induction_scores(att, p, length)
-        return np.mean([s[h] for h in ind_heads], axis=0)
-
     clean = np.mean([repeats["ind"][h] for h in ind_heads], axis=0)
     pool = [(l, h) for l in range(first_ind) for h in range(H) if (l, h) not in prev_heads and (l, h) not in ind_heads]
     require(len(pool) >= len(prev_heads), "too few other heads below the induction heads for a random draw")
-    draws = _draws(stats.rng(STIM["seed"]), pool, len(prev_heads), STIM["random_head_draws"])
-    ablated, *nulls = attention.edited_attention(lm, ids, [attention.zero_heads(prev_heads)] + [attention.zero_heads(d) for d in draws],
-                                         sorted({h[0] for h in ind_heads}), ind_of)
+    draws = induction.random_head_sets(stats.rng(STIM["seed"]), pool, len(prev_heads), STIM["random_head_draws"])
+    # the induction heads' mean score per sequence with the previous-token heads zeroed, then with each draw's
+    ablated, *nulls = induction.ablated_induction_scores(lm, repeats["ids"], repeats["prefix"], STIM["length"],
+                                                         ind_heads, [prev_heads] + draws)
     drop = float((clean - ablated).mean())
     null = [float((clean - n).mean()) for n in nulls]
     p_perm = stats.perm_p(drop, np.array(null))

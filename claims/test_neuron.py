@@ -28,7 +28,6 @@ FAMILY = "neuron"
 TOLERANCE = (1e-3, 1e-3)  # (rel, abs) of every claim_snapshot here unless a claim says otherwise
 STIM = stimuli("neuron_v1")
 TOP_FRAC = 0.02       # "stands out" = within the top 2% of the layer's neurons
-N_DRAWS = 100         # random neuron sets for the workflow check (min p = 1/101; each set is a forward of the templated cases)
 
 
 def cached(lm, key, fn):
@@ -333,9 +332,7 @@ def test_workflow_finds_neurons_that_matter(lm, claim_snapshot, figure_path, fig
     found = inv.neuron_sets()
     size, _ = templated_cases(lm, "size")
     cases = size or [c]
-    g = stats.rng(0)
-    N = lm.adapter.d_mlp
-    rand = [{l: g.choice(N, len(n), replace=False) for l, n in found.items()} for _ in range(N_DRAWS)]
+    rand = neuron_workflow.random_neuron_sets(found, lm.adapter.d_mlp)  # 100 seeded draws
     d = neuron.ablated_diffs(lm, cases, [{}, found] + rand)
     drop = d[0][None] - d[1:]
     mean = drop.mean(1)

@@ -69,3 +69,19 @@ def test_the_package_knows_no_repository():
         if re.search(r"\[\s*" + r"\s*,\s*".join(f'"{f}"' for f in families[:3]), code):
             bad.append(f"{p.relative_to(PROBES)}: a list of this repository's families")
     assert not bad, bad
+
+
+def test_nothing_outside_claims_imports_a_claims_module():
+    """A benchmark, script or test that needs what a claim measures calls the family's library function, as the
+    claim does; a claims module is never imported (its stimuli: fixtures.loaders.stimuli)."""
+    import ast
+    bad = []
+    for p in ROOT.rglob("*.py"):
+        rel = p.relative_to(ROOT)
+        if rel.parts[0] in ("claims", ".git", ".venv", "build") or "site-packages" in rel.parts:
+            continue
+        for n in ast.walk(ast.parse(p.read_text())):
+            names = [a.name for a in n.names] if isinstance(n, ast.Import) else \
+                [n.module or ""] if isinstance(n, ast.ImportFrom) and not n.level else []
+            bad += [f"{rel}: {m}" for m in names if m == "claims" or m.startswith("claims.")]
+    assert not bad, bad

@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from ... import stats, tokens
-from ...attention import token_losses
+from ...attention import edited_attention, token_losses, zero_heads
 
 
 def random_repeats(lm, n: int, length: int, seed: int) -> tuple[torch.Tensor, int]:
@@ -49,3 +49,20 @@ def repeat_losses(lm, ids: torch.Tensor, length: int, edits=None) -> tuple[np.nd
     repeat cannot be predicted)."""
     loss = token_losses(lm, ids, 2 * length, edits)
     return loss[:, :length - 1].mean(1).numpy(), loss[:, length:].mean(1).numpy()
+
+
+def random_head_sets(g: np.random.Generator, pool: list, k: int, n: int) -> list[list]:
+    """``n`` draws of ``k`` distinct heads of ``pool``, from the generator ``g``: the heads an ablation claim zeroes
+    instead of the ones it names (its permutation null)."""
+    return [[pool[i] for i in g.choice(len(pool), k, replace=False)] for _ in range(n)]
+
+
+def ablated_induction_scores(lm, ids: torch.Tensor, prefix: int, length: int, heads: list[tuple[int, int]],
+                             zeroed: list[list[tuple[int, int]]]) -> list[np.ndarray]:
+    """The composition test: for each set of heads in ``zeroed``, the mean induction score of ``heads`` per
+    sequence, (sequences,), with that set zeroed. Attention is read only at the layers of ``heads``, each edited
+    pass from its first zeroed layer (:func:`probes.attention.edited_attention`)."""
+    def read(att) -> np.ndarray:
+        s = induction_scores(att, prefix, length)
+        return np.mean([s[h] for h in heads], axis=0)
+    return edited_attention(lm, ids, [zero_heads(z) for z in zeroed], sorted({h[0] for h in heads}), read)

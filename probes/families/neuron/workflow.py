@@ -1,5 +1,6 @@
 """The seed's Finding 1, automated (seed 002): :func:`investigate` runs the analysis steps of
-:mod:`probes.families.neuron.analysis` on one case, from the behaviour to the neurons that stand out.
+:mod:`probes.families.neuron.analysis` on one case, from the behaviour to the neurons that stand out;
+:func:`random_neuron_sets` draws the null that the workflow claim zeroes them against.
 """
 from __future__ import annotations
 
@@ -7,9 +8,12 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from ... import stats
 from ...loading import LoadedModel
 from .analysis import (Case, attribution_patching, congruence, layer_position_patching, logit_diffs, logit_lens,
                        mlp_layer_patching, neuron_patching, robust_z, spikes)
+
+NULL_SETS = 100  # random neuron sets of the workflow's null (min p = 1/101; each set is a forward of the cases)
 
 
 @dataclass
@@ -67,3 +71,11 @@ def investigate(lm: LoadedModel, case: Case, *, spike_frac: float = 0.2, z_min: 
                         "top_tokens": cg["top"], "bottom_tokens": cg["bottom"]})
     say(f"{case.name}: outlier neurons {[d['id'] for d in neurons]}")
     return Investigation(case.name, clean, corr, behaves, lens, sp, lp, mlp, layers, attr, rest, neurons)
+
+
+def random_neuron_sets(found: dict[int, np.ndarray], n_neurons: int, draws: int = NULL_SETS,
+                       seed: int = 0) -> list[dict[int, np.ndarray]]:
+    """``draws`` seeded random neuron sets of the same layers and sizes as ``found`` (``{layer: neurons}``, as
+    :meth:`Investigation.neuron_sets` gives), each layer's drawn without replacement from its ``n_neurons``."""
+    g = stats.rng(seed)
+    return [{l: g.choice(n_neurons, len(n), replace=False) for l, n in found.items()} for _ in range(draws)]
