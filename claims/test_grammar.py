@@ -18,7 +18,6 @@ from probes.families.grammar import figures as grammar_figures
 from probes.loading import random_copy
 
 FAMILY = "grammar"
-TOLERANCE = (1e-3, 1e-4)  # (rel, abs) of every claim_snapshot here unless a claim says otherwise
 N_NULL = 200
 N_BOOT_LAYER = 200  # bootstrap draws of the per-layer claims (every layer of a model: fewer draws each)
 

@@ -21,7 +21,6 @@ from probes.families.induction import figures as induction_figures
 from probes.loading import random_copy
 
 FAMILY = "induction"
-TOLERANCE = (1e-3, 1e-4)  # (rel, abs) of every claim_snapshot here unless a claim says otherwise
 STIM = stimuli("attention_v1")
 SOURCE = "Olsson et al. 2022"
 THRESHOLD = STIM["head_threshold"]

@@ -21,7 +21,6 @@ from probes.families.ioi import figures as ioi_figures
 from probes.loading import random_copy
 
 FAMILY = "ioi"
-TOLERANCE = (1e-3, 1e-4)  # (rel, abs) of every claim_snapshot here unless a claim says otherwise
 
 
 @pytest.fixture

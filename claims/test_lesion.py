@@ -25,7 +25,6 @@ from probes.families.lesion import analysis as lesion
 from probes.families.lesion import figures as lesion_figures
 
 FAMILY = "lesion"
-TOLERANCE = (1e-3, 1e-4)  # (rel, abs) of every claim_snapshot here unless a claim says otherwise
 STIM = stimuli("lesion_v1")
 N_NULL = 200
 N_DRAWS = 500         # random neuron sets for the ablation null (batched forwards)

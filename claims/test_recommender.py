@@ -28,7 +28,6 @@ from probes.families.recommender import figures as recommender_figures
 from probes.loading import random_copy
 
 FAMILY = "recommender"
-TOLERANCE = (1e-3, 1e-4)  # (rel, abs) of every claim_snapshot here unless a claim says otherwise
 STIM = stimuli("recommender_v1")
 N_RANDOM = 3          # random-init copies
 N_NULL = 200          # dimension-shuffle draws

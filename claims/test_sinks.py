@@ -20,7 +20,6 @@ from probes.families.sinks import figures as sinks_figures
 from probes.loading import random_copy
 
 FAMILY = "sinks"
-TOLERANCE = (1e-3, 1e-4)  # (rel, abs) of every claim_snapshot here unless a claim says otherwise
 STIM = stimuli("attention_v1")
 
 

@@ -24,7 +24,6 @@ from probes.families.successor import figures as successor_figures
 from probes.loading import random_copy
 
 FAMILY = "successor"
-TOLERANCE = (1e-3, 1e-4)  # (rel, abs) of every claim_snapshot here unless a claim says otherwise
 STIM = stimuli("successor_v1")
 THRESHOLD = STIM["head_threshold"]
 

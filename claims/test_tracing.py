@@ -24,7 +24,6 @@ from probes.families.tracing import figures as tracing_figures
 from probes.loading import random_copy
 
 FAMILY = "tracing"
-TOLERANCE = (1e-3, 1e-4)  # (rel, abs) of every claim_snapshot here unless a claim says otherwise
 STIM = stimuli("facts_v1")
 @pytest.fixture
 def facts(lm, model_cache) -> dict:

@@ -220,8 +220,9 @@ def main(argv=None) -> int:
 
 def report_coverage(per_run: dict, names: list[str], project: Path = ROOT) -> None:
     """Leave-one-out: floors from every run but one; how many numbers of that run move beyond
-    max(default tolerance, FLOOR_K x those floors). A floor that covers other perturbations it was not measured on
-    is evidence that it covers machines it has not seen."""
+    max(default tolerance, FLOOR_K x those floors) (the default, probes.snapshot's REL_TOL / ABS_TOL, is what the
+    claims use; the neuron family's absolute part is wider, so this counts its moves conservatively). A floor that
+    covers other perturbations it was not measured on is evidence that it covers machines it has not seen."""
     from probes.snapshot import ABS_TOL, REL_TOL
     for held in names:
         if len(names) < 2:

@@ -82,7 +82,7 @@ def test_calibration_adds_floors_and_never_changes_a_recorded_value():
     # the floors make those moves noise; a move beyond FLOOR_K x the floor is still one
     snapped = dict(rec, _noise=noise)
     assert not D.diff(snapped, runs[1], REL_TOL, ABS_TOL, table, mode=D.FLOOR).significant
-    assert D.diff(snapped, dict(runs[0], a=1.001), REL_TOL, ABS_TOL, table, mode=D.FLOOR).significant
+    assert D.diff(snapped, dict(runs[0], a=1.002), REL_TOL, ABS_TOL, table, mode=D.FLOOR).significant
 
 
 def test_bootstrap_helpers_equal_their_loops():

@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 
 from probes.errors import SnapshotFileError
-from probes.snapshot import ToleranceJSONSnapshot, compare, plain
+from probes.snapshot import ABS_TOL, REL_TOL, ToleranceJSONSnapshot, compare, plain
 
 pytest_plugins = ["pytester"]
 ROOT = Path(__file__).resolve().parents[1]
@@ -24,15 +24,18 @@ def drift(eps):
     return {**DATA, "top": [{"head": "3.1", "delta": -1.25 + eps}]}
 
 
-def test_tiny_drift_passes():
-    assert ToleranceJSONSnapshot().matches(serialized_data=ser(drift(1e-7)), snapshot_data=ser(DATA))
+def test_drift_within_the_default_tolerance_passes():
+    """The default tolerance, |new - old| <= 1e-4 + 1e-3 |old| (REL_TOL, ABS_TOL: what the claims use)."""
+    assert (REL_TOL, ABS_TOL) == (1e-3, 1e-4)
+    for eps in (1e-7, 1e-3):  # -1.25 may move by 1.35e-3
+        assert ToleranceJSONSnapshot().matches(serialized_data=ser(drift(eps)), snapshot_data=ser(DATA))
 
 
 def test_real_drift_fails_and_names_the_key():
     ext = ToleranceJSONSnapshot()
-    assert not ext.matches(serialized_data=ser(drift(1e-3)), snapshot_data=ser(DATA))
-    diff = "\n".join(ext.diff_lines(ser(drift(1e-3)), ser(DATA)))
-    assert "top[0].delta" in diff and "-1.25 -> -1.249" in diff and "moved +0.001" in diff
+    assert not ext.matches(serialized_data=ser(drift(2e-3)), snapshot_data=ser(DATA))
+    diff = "\n".join(ext.diff_lines(ser(drift(2e-3)), ser(DATA)))
+    assert "top[0].delta" in diff and "-1.25 -> -1.248" in diff and "moved +0.002" in diff
 
 
 def test_structure_changes_are_reported():
@@ -79,9 +82,9 @@ def test_end_to_end_record_compare_corrupt(pytester, tmp_path):
     f = root / "test_inner" / "test_claim.json"
     assert json.loads(f.read_text())["value"] == 1.0
     _run(pytester, root, 1.0 + 1e-7).assert_outcomes(passed=1)
-    r = _run(pytester, root, 1.001)
+    r = _run(pytester, root, 1.002)
     r.assert_outcomes(failed=1)
-    assert "value: 1.0 -> 1.001" in r.stdout.str()
+    assert "value: 1.0 -> 1.002" in r.stdout.str()
     f.write_text("{not json")
     r = _run(pytester, root, 1.0)
     assert r.ret != 0 and "is corrupt" in r.stdout.str()

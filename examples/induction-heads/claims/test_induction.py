@@ -88,7 +88,7 @@ def test_second_repeat_is_predicted(lm, stimulus, claim_snapshot, figure_path):
     # resampling the sequences: a new version's move is significant only when it leaves that interval
     claim_snapshot({"loss_first": float(first.mean()), "loss_second": float(second.mean()),
                     "loss_drop": float(drop.mean()), "null_loss_drop": null_drops, "p_sign_flip": p_flip},
-                   rel=1e-3, abs_=1e-4, effect=["loss_drop"], intervals={"loss_drop": stats.mean_ci(drop)})
+                   effect=["loss_drop"], intervals={"loss_drop": stats.mean_ci(drop)})
     fig, ax = plt.subplots(figsize=(7, 3.5))
     ax.bar(["first repeat", "second repeat"], [first.mean(), second.mean()], color=["#999", "#c44"])
     ax.set_ylabel("next-token loss (nats)")
@@ -118,7 +118,7 @@ def test_some_heads_attend_to_the_next_token_of_the_previous_occurrence(lm, stim
     heads = [name(h) for h in zip(*np.nonzero((score >= STIM["induction_threshold"]) & (score > null_max)))]
     claim_snapshot({"induction_heads": heads, "top_heads": [{"head": name(h), "score": float(score[h])} for h in top],
                     "top_score": float(score.max()), "null_max_score": null_max},
-                   rel=1e-3, abs_=1e-4, effect=["top_score", "top_heads[].score"],
+                   effect=["top_score", "top_heads[].score"],
                    identity=["induction_heads", "top_heads[].head"])
     fig, ax = plt.subplots(figsize=(max(4, score.shape[1] * 0.35 + 2), max(3, score.shape[0] * 0.22 + 1.5)))
     im = ax.imshow(score, cmap="viridis", vmin=0, vmax=1, aspect="auto")
@@ -160,7 +160,7 @@ def test_ablating_induction_heads_hurts_the_second_repeat(lm, stimulus, claim_sn
     claim_snapshot({"k": k, "ablated_heads": [name(h) for h in top], "loss_second": float(base),
                     "loss_rise": float(rise), "null_rise_max": max(null), "null_rise_median": float(np.median(null)),
                     "p_permutation": p_perm},
-                   rel=1e-3, abs_=1e-4, effect=["loss_rise"], identity=["ablated_heads"],
+                   effect=["loss_rise"], identity=["ablated_heads"],
                    intervals={"loss_rise": stats.mean_ci(per_sequence_rise)})
     fig, ax = plt.subplots(figsize=(7, 3.5))
     ax.hist(null, bins=15, color="#999", label=f"{k} random heads ({len(null)} draws)")
