@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from .drift import split_pattern
+from .roles import split_pattern
 from .errors import ClaimSnapshotError, nearest
 
 RECORDS_NOTHING = ("records no numbers: a later version cannot be compared (hand its numbers to claim_snapshot, or "

@@ -216,7 +216,7 @@ def effect_values(numbers: dict, roles: dict) -> dict[str, float]:
     """The effect numbers of one result as plottable scalars: a scalar effect as itself, a list (or the field of a
     list of records) as its mean (``mean |x|`` for a field of records, whose signs differ by component, and for a
     list whose numbers differ in sign). The effect paths are parsed by probes/drift.py (:func:`effect_patterns`)."""
-    from .drift import effect_patterns, node_at
+    from .roles import effect_patterns, node_at
     out = {}
     for head, key in effect_patterns(roles):
         node = node_at(numbers, head)
@@ -329,7 +329,7 @@ def forests(results: list[ClaimResult], runs: list[Run] | None = None) -> dict[s
     earlier run's point. Claims whose effect is not one number (per-layer profiles) have none."""
     from matplotlib.figure import Figure
 
-    from .drift import headline
+    from .compare import headline
     rows: dict[str, list[tuple]] = {}
     for run in (runs or [])[:-1] if runs else []:  # the last history line is this run: drawn from ``results``
         when = run.when[:16]

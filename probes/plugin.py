@@ -21,7 +21,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from . import drift as D
+from . import compare, roles
 from . import loading, paired
 from .checks import RECORDS_NOTHING, check_paths
 from .errors import NumericsError, ProbeError, ResourceError, did_you_mean
@@ -201,10 +201,10 @@ def claim_snapshot(lm, request):
               half: tuple[float, float] | None = None, effect=(), identity=(), intervals=None, stability=None,
               allow_nan: bool = False):
         extra = {}
-        table = D.roles(effect, identity)
+        table = roles.roles(effect, identity)
         if intervals:
             extra["_intervals"] = intervals
-            reps = paired.replicates(intervals, lambda p: D.role_of(p, table) == D.EFFECT)
+            reps = paired.replicates(intervals, lambda p: roles.role_of(p, table) == roles.EFFECT)
             if reps:  # the effects' bootstrap draws: a new version is tested against them pair by pair
                 extra["_replicates"] = reps
         if stability:
@@ -285,7 +285,7 @@ def pytest_runtest_call(item):
             except ProbeError as e:  # a corrupt snapshot must not hide the claim's own failure
                 log(f"{item.nodeid}: {e}")
         elif m is not None:
-            item.stash[SETTLED] = Settled(None, None, *D.effect_numbers(m.recorded(), m.roles))
+            item.stash[SETTLED] = Settled(None, None, *compare.effect_numbers(m.recorded(), m.roles))
         raise
     m = item.stash.get(MEASURED, None)
     if m is not None and not xfail:

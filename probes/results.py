@@ -17,6 +17,7 @@ from __future__ import annotations
 from dataclasses import dataclass, fields, replace
 from enum import Enum
 from . import paired
+from . import drift_text
 from .drift import Drift, Number
 
 SCHEMA = 3
@@ -90,7 +91,7 @@ class ClaimResult:
     @property
     def moved(self) -> list[str]:
         """Every move of its numbers, one line each (probes/drift.py: Drift.lines)."""
-        return self.drift.lines() if self.drift is not None else []
+        return drift_text.lines(self.drift) if self.drift is not None else []
 
     @property
     def level(self) -> str | None:

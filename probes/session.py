@@ -28,7 +28,7 @@ from pathlib import Path
 import pytest
 
 from . import access
-from . import drift as D
+from . import compare, drift
 from . import history as H
 from . import loading
 from . import verdicts as V
@@ -98,9 +98,9 @@ class Settled:
     """A measurement settled against its snapshot: the verdict it gives a claim whose criterion held, the drift,
     and the cell's numbers."""
     verdict: Verdict | None = None
-    drift: D.Drift | None = None
-    headline: D.Number | None = None
-    largest: D.Number | None = None
+    drift: drift.Drift | None = None
+    headline: drift.Number | None = None
+    largest: drift.Number | None = None
     against: str = ""  # a snapshot of another dtype, or half precision without measured floors: how it was judged
 
 
@@ -557,15 +557,15 @@ class ClaimsSession:
         if self.opt.record and record_ok:
             changed = self.store.record(path, new, m.rel, m.abs)
             log(f"recorded {shown}" if changed else f"{shown} unchanged (within tolerance)")
-            return Settled(Verdict.HOLDS, None, *D.effect_numbers(new, m.roles))
+            return Settled(Verdict.HOLDS, None, *compare.effect_numbers(new, m.roles))
         old = self.store.read(path)
         if old is None:
-            return Settled(Verdict.UNRECORDED, None, *D.effect_numbers(new, m.roles))
+            return Settled(Verdict.UNRECORDED, None, *compare.effect_numbers(new, m.roles))
         check_snapshot(old, new, shown)
         rel, abs_, against = self.tolerance(old, m)
-        drift = D.diff(old, new, rel, abs_, m.roles, self.opt.significance, dtype=self.opt.dtype_name)
+        drift = compare.diff(old, new, rel, abs_, m.roles, self.opt.significance, dtype=self.opt.dtype_name)
         verdict = Verdict.HOLDS if not drift.moved else Verdict.MOVED if drift.significant else Verdict.NOISE
-        return Settled(verdict, drift, *D.effect_numbers(new, m.roles, old, drift), against=against)
+        return Settled(verdict, drift, *compare.effect_numbers(new, m.roles, old, drift), against=against)
 
     def tolerance(self, old: dict, m: Measurement) -> tuple[float, float, str]:
         """The declared tolerance that judges this run against ``old`` (floors come with it: drift.noise_for), and
@@ -575,8 +575,8 @@ class ClaimsSession:
         scripts/calibrate.py --dtype measured against float32 numbers), the claim's float32 tolerance and those
         floors judge it. Without them a half-precision run falls back to the claim's declared half-precision
         tolerance (``half=``, default HALF_TOL), and says so."""
-        dtype, rec = self.opt.dtype_name, D.recorded_dtype(old)
-        measured = D.noise_for(old, dtype)[1]
+        dtype, rec = self.opt.dtype_name, compare.recorded_dtype(old)
+        measured = compare.noise_for(old, dtype)[1]
         if not self.opt.half or measured:
             return m.rel, m.abs, (f"{rec} snapshot, {dtype} floors" if rec != dtype else "")
         rel, abs_ = max(m.rel, m.half[0]), max(m.abs, m.half[1])

@@ -4,7 +4,7 @@ compares them the same way.
 
 One JSON file per claim x model: ``snapshots/<test module>/<test name>[<model>].json``. The plugin compares a
 claim's numbers with it after the claim's body has run (so figures are written first), with
-:func:`probes.drift.diff` under the claim's roles (lists of components by id, a severity per move); a candidate
+:func:`probes.compare.diff` under the claim's roles (lists of components by id, a severity per move); a candidate
 (``id@label``) reads the registry model's file; a half-precision run reads its own (``<model>-bfloat16``) when one
 is recorded, else the float32 one, judged by the half-precision floors measured against it.
 Numbers compare with ``|new - old| <= abs_tol + rel_tol * |old|``. :func:`compare` here is the plain positional
@@ -25,7 +25,8 @@ from typing import Any, Iterator
 
 from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
-from .drift import HALF_DTYPES
+from . import drift_text
+from .compare import HALF_DTYPES, diff
 from .errors import SnapshotFileError
 
 REL_TOL, ABS_TOL = 1e-4, 1e-6
@@ -63,10 +64,9 @@ def plain(x: Any, allow_nan: bool = False, path: str = "") -> Any:
 
 def compare(old: Any, new: Any, rel: float, abs_: float) -> Iterator[str]:
     """Yield one line per difference beyond tolerance, with no roles declared (lists compare by position): the
-    same comparison as :func:`probes.drift.diff`, which the plugin (probes/plugin.py) runs with the claim's roles."""
-    from .drift import diff
+    same comparison as :func:`probes.compare.diff`, which the plugin (probes/plugin.py) runs with the claim's roles."""
     for m in diff(old, new, rel, abs_).moves:
-        yield m.text
+        yield drift_text.move_text(m)
 
 
 def _fix(location: str) -> str:

@@ -38,6 +38,7 @@ from pathlib import Path
 
 from .artifacts import write_atomically
 from .errors import PreconditionFailed
+from . import drift_text
 from .results import DRIFT, HARD, ORDER, SCHEMA, SHOWN, ClaimResult, Number, Verdict
 
 HOLDS, NOISE, MOVED, UNRECORDED = Verdict.HOLDS, Verdict.NOISE, Verdict.MOVED, Verdict.UNRECORDED
@@ -169,7 +170,7 @@ def _largest_text(r: ClaimResult) -> str:
 
 
 def _ids_text(r: ClaimResult) -> str:
-    return r.drift.id_summary() if r.drift is not None else ""
+    return drift_text.id_summary(r.drift) if r.drift is not None else ""
 
 
 def _lead(r: ClaimResult) -> Number | None:
@@ -186,7 +187,7 @@ def _moved_cell(rs: list[ClaimResult], of: int = 1) -> str:
         text = "; ".join(x for x in (_largest_text(r), _ids_text(r)) if x)
         if text or r.headline is not None:  # the headline (shown before this phrase) names the number and its change
             return text
-        return r.drift.summary() if r.drift is not None else "numbers moved"
+        return drift_text.summary(r.drift) if r.drift is not None else "numbers moved"
     leads = [(r, _lead(r)) for r in rs if _lead(r) is not None]
     moved = [(r, h) for r, h in leads if h.pct is not None]
     if moved:
@@ -338,7 +339,7 @@ def markdown(results: list[ClaimResult], meta: dict, status: int) -> str:
     if drift:
         out += ["", "## Numbers that moved", ""]
         for r in sorted(drift, key=lambda r: severity_key([r])):
-            head = f"{r.level}: {r.drift.summary() if r.drift is not None else ''}" if r.verdict in (MOVED, NOISE) \
+            head = f"{r.level}: {drift_text.summary(r.drift) if r.drift is not None else ''}" if r.verdict in (MOVED, NOISE) \
                 else str(r.verdict)
             eff = effect_text(r)
             head += f"; {eff}" if eff else ""
@@ -455,7 +456,7 @@ def html_report(results: list[ClaimResult], meta: dict, status: int, trends: dic
                     parts.append(f"<div class='msg'>{e(r.message)}</div>")
                 if r.verdict in SHOWN or (r.verdict in HARD and r.moved):
                     where = "" if r.layer is None else f"L{r.layer}: "
-                    summary = r.drift.summary() if where and r.drift is not None else ""  # the cell has it otherwise
+                    summary = drift_text.summary(r.drift) if where and r.drift is not None else ""  # the cell has it otherwise
                     head = f"severity {r.level}{': ' + summary if summary else ''}\n" if r.verdict == MOVED else ""
                     parts.append(f"<div class='moved'>{e(where + head)}vs {e(r.snapshot)}\n"
                                  + e("\n".join(r.moved or _unrecorded_lines(r))) + "</div>")

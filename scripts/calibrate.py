@@ -50,7 +50,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from probes import drift as D  # noqa: E402
+from probes import compare, drift, drift_text, roles  # noqa: E402
 from probes.snapshot import serialize  # noqa: E402
 
 RUNS = {
@@ -115,7 +115,7 @@ def floors(recorded: dict, runs: list[dict], table: dict) -> dict:
     unstable: dict[str, list] = {}
     recorded = {k: v for k, v in recorded.items() if k != "_noise"}  # measured afresh, never from older floors
     for new in runs:
-        d = D.diff(recorded, new, 0.0, 0.0, table)
+        d = compare.diff(recorded, new, 0.0, 0.0, table)
         for m in d.moves:
             if m.kind == "value" and m.change is not None:
                 floor[m.path] = max(floor.get(m.path, 0.0), abs(m.change))
@@ -182,13 +182,13 @@ def main(argv=None) -> int:
         runs = [per_run[n][shown][0] for n in names if shown in per_run[n]]
         table = next(per_run[n][shown][1] for n in names if shown in per_run[n])
         new = dict(recorded)
-        own = D.recorded_dtype(recorded) == a.dtype  # floors of the snapshot's own dtype, or a half run against it
+        own = compare.recorded_dtype(recorded) == a.dtype  # floors of the snapshot's own dtype, or a half run against it
         if not a.intervals_only:
             noise = floors(recorded, runs, table)
             noise["runs"] = [n for n in names if shown in per_run[n]]
             kept = recorded.get("_noise") or {}
             if own:  # the half-precision floors measured against these numbers stay
-                new["_noise"] = {**{d: kept[d] for d in D.HALF_DTYPES if d in kept}, **noise}
+                new["_noise"] = {**{d: kept[d] for d in compare.HALF_DTYPES if d in kept}, **noise}
             else:
                 new["_noise"] = {**kept, a.dtype: noise}
         else:
@@ -235,13 +235,13 @@ def report_coverage(per_run: dict, names: list[str], project: Path = ROOT) -> No
             recorded = {k: v for k, v in json.loads(path.read_text()).items() if k not in ("_noise", "_recorded_with")}
             others = [per_run[n][shown][0] for n in names if n != held and shown in per_run[n]]
             recorded["_noise"] = floors(recorded, others, table)
-            d = D.diff(recorded, nums, REL_TOL, ABS_TOL, table, mode=D.FLOOR)
-            total += len(D.leaves(recorded, table))
+            d = compare.diff(recorded, nums, REL_TOL, ABS_TOL, table, mode=drift.FLOOR)
+            total += len(compare.leaves(recorded, table))
             for m in d.moves:
                 if m.kind == "value" or m.kind == "set":
                     moved += 1
-                    worst.append(f"{shown.split('/')[-1]} {m.text}")
-        print(f"[calibrate] leave-one-out: {held}: {moved} of {total} numbers beyond max(tolerance, {D.FLOOR_K:g} x the "
+                    worst.append(f"{shown.split('/')[-1]} {drift_text.move_text(m)}")
+        print(f"[calibrate] leave-one-out: {held}: {moved} of {total} numbers beyond max(tolerance, {drift.FLOOR_K:g} x the "
               f"floor of the other runs)")
         for w in worst[:8]:
             print(f"    {w}")
@@ -258,9 +258,9 @@ def report_ratios(per_run: dict, names: list[str], project: Path = ROOT, dtype: 
             continue
         snap = json.loads(path.read_text())
         table = next(per_run[n][shown][1] for n in names if shown in per_run[n])
-        fl = (D.noise_for(snap, dtype)[0] or {}).get("floor", {})
-        for p, role, v, iv in D.leaves(snap, table):
-            if iv is not None and role == D.EFFECT and max(iv) > min(iv):
+        fl = (compare.noise_for(snap, dtype)[0] or {}).get("floor", {})
+        for p, role, v, iv in compare.leaves(snap, table):
+            if iv is not None and role == roles.EFFECT and max(iv) > min(iv):
                 ratios.append((fl.get(p, 0.0) / ((max(iv) - min(iv)) / 2), f"{shown.split('/')[-1]} {p}"))
     if not ratios:
         return
