@@ -57,8 +57,9 @@ LAYERS = {
     "model access": ["registry", "access", "loading", "gguf", "adapters", "hooks", "tokens", "log", "errors"],
     "analyses": ["grammar", "ioi", "lesion", "neuron", "recommender", "attention", "successor", "tracing",
                  "stats", "figures"],
-    "the suite": ["plugin", "session", "results", "artifacts", "snapshot", "drift", "paired", "verdicts", "history",
-                  "merge", "checks"],
+    "the suite": ["plugin", "session", "selection", "schedule", "settle", "publish", "results", "artifacts",
+                  "snapshot", "roles", "compare", "drift", "drift_text", "paired", "verdicts", "history", "merge",
+                  "checks"],
 }
 # the model whose figure illustrates a claim in the catalogue: the first of these that runs it and where it holds
 FIGURE_MODELS = ["smollm2-135m", "gemma3-270m", "minilm", "gpt2-organism", "bert-organism", "gpt-neo-organism"]
@@ -307,20 +308,20 @@ def import_drill(report: Path) -> None:
 def drill_lines(d: dict, width: int = 116) -> tuple[list[str], int]:
     """The drill's terminal verdict table (as the run's terminal showed it, from the current renderer), cut at
     ``width`` characters, and its number of rows."""
-    from probes import verdicts as V
+    from probes.render.text import terminal_lines
     from probes.results import ClaimResult
-    table = V.terminal_lines([ClaimResult.from_json(x) for x in d["results"]])
+    table = terminal_lines([ClaimResult.from_json(x) for x in d["results"]])
     n = next(i for i, ln in enumerate(table) if ln.startswith("verdicts ("))
     return [ln[:width].rstrip() for ln in table], n - 2
 
 
 def drill_picture_html(d: dict) -> str:
     """The verdict table of the drill's report.html, from the same data as README's table."""
-    from probes import verdicts as V
-    from probes.results import ClaimResult
-    meta = {k: d.get(k) for k in ("when", "device", "dtype")}
+    from probes.render.html import verdict_table_html
+    from probes.results import ClaimResult, RunInfo
+    info = RunInfo(when=d.get("when") or "", device=d.get("device"), dtype=d.get("dtype"))
     results = [ClaimResult.from_json(x) for x in d["results"]]
-    return "\n".join(V.verdict_table_html(results, meta, d["exit_status"]) + ["</body></html>"]) + "\n"
+    return "\n".join(verdict_table_html(results, info, d["exit_status"]) + ["</body></html>"]) + "\n"
 
 
 def _sha(data: bytes) -> str:

@@ -5,6 +5,7 @@ import json
 
 from probes import compare, drift, drift_text, roles
 from probes import verdicts as V
+from probes.render import cells, text
 from probes.results import ClaimResult
 
 ROLES = roles.roles(effect=["top_k_share", "top_heads[].delta"], identity=["top_heads[].head"])
@@ -101,9 +102,9 @@ def test_roles_apply_to_everything_under_a_declared_path():
 def test_cells_are_short_and_the_table_sorts_by_severity():
     """Rows sort by their worst verdict, then severity; a per-layer claim's cell counts its layers."""
     def res(claim, verdict, old=None, new=None, layer=None):
-        drift = compare.diff(old, new, 1e-4, 1e-6, ROLES) if old is not None else None
-        head = compare.effect_numbers(new, ROLES, old, drift) if old is not None else (None, None)
-        return ClaimResult(claim, "m@v2", verdict, layer=layer, drift=drift, headline=head[0], largest=head[1])
+        d = compare.diff(old, new, 1e-4, 1e-6, ROLES) if old is not None else None
+        head = compare.effect_numbers(new, ROLES, old, d) if old is not None else (None, None)
+        return ClaimResult(claim, "m@v2", verdict, layer=layer, drift=d, headline=head[0], largest=head[1])
     big = dict(OLD, top_heads=heads(("1.1", -3.0), ("2.2", 1.0), ("3.3", -1.0), ("4.4", 0.5), ("5.5", 0.1)))
     small = dict(OLD, top_heads=heads(("20.0", -5.3), ("24.4", 3.60), ("23.3", -3.22), ("17.4", -1.3941),
                                        ("24.5", 1.282)))
@@ -112,15 +113,15 @@ def test_cells_are_short_and_the_table_sorts_by_severity():
     layers.append(res("grammar.laminar", V.HOLDS, layer=3))
     results = layers + [res("ioi.behaviour", V.MOVED, OLD, small), res("ioi.head_patching", V.MOVED, OLD, big),
                         res("ioi.head_norms", V.HOLDS), res("ioi.head_silencing", V.BROKEN)]
-    _, rows = V.table(results)
+    _, rows = cells.table(results)
     assert [r[0] for r in rows] == ["ioi.head_silencing", "ioi.head_patching", "grammar.laminar", "ioi.behaviour",
                                     "ioi.head_norms"]
-    cells = dict((r[0], r[1]) for r in rows)
-    assert cells["ioi.head_patching"] == "holds but changed: top_k_share 0.8 (was 0.8); top_heads: 0 kept, +5, -5"
-    assert cells["grammar.laminar"].startswith("holds but changed 3/4 layers, most: L1 top_heads[20.0].delta -5.32"), \
-        cells["grammar.laminar"]
-    assert cells["grammar.laminar"].endswith("holds 1/4")
-    lines = V.terminal_lines(results, 6, "artifacts/report.md")
+    cell = dict((r[0], r[1]) for r in rows)
+    assert cell["ioi.head_patching"] == "holds but changed: top_k_share 0.8 (was 0.8); top_heads: 0 kept, +5, -5"
+    assert cell["grammar.laminar"].startswith("holds but changed 3/4 layers, most: L1 top_heads[20.0].delta -5.32"), \
+        cell["grammar.laminar"]
+    assert cell["grammar.laminar"].endswith("holds 1/4")
+    lines = text.terminal_lines(results, 6, "artifacts/report.md")
     assert "  large  ioi.head_patching x m@v2: top_k_share 0.8 (was 0.8); top_heads: 0 kept, +5, -5" in lines
     assert lines[-2:] == ["every moved number: artifacts/report.md", f"exit status 6: {V.EXIT_MEANING[6]}"]
 
@@ -203,15 +204,15 @@ def test_a_cell_names_each_number_and_percentage_and_prints_counts_as_integers()
     layers = [ClaimResult("grammar.laminar", "m@ft", V.MOVED, baseline="m", layer=layer,
                           headline=num("r_split", 0.9, [0.88, 0.92], 0.9 * f, [0.87, 0.93]), drift=drift.Drift())
               for layer, f in ((0, 1.01), (1, 1.2), (2, 0.99))]
-    _, rows = V.table([one] + layers)
-    cells = dict((r[0], r[1]) for r in rows)
-    assert cells["grammar.neurons"] == (
+    _, rows = cells.table([one] + layers)
+    cell = dict((r[0], r[1]) for r in rows)
+    assert cell["grammar.neurons"] == (
         "holds within noise: n_sig 1402 [1381, 1422] (was 1417 [1395, 1437], -1.1%); largest move: top[L3.N7].t "
         "-30.5 [-33.1, -28.6] (was -28 [-30, -26.1], -8.9%); top: 3 kept, +2, -2")
-    assert cells["grammar.laminar"] == ("holds but changed 3/3 layers, most: L1 r_split 0.9 [0.88, 0.92] (was 1.08 "
+    assert cell["grammar.laminar"] == ("holds but changed 3/3 layers, most: L1 r_split 0.9 [0.88, 0.92] (was 1.08 "
                                         "[0.87, 0.93], -16.7%)")
     # a registry model whose numbers did not move: the headline alone
     same = ClaimResult("grammar.neurons", "m", V.HOLDS, headline=one.headline)
-    assert V._cell([same]) == "holds: n_sig 1402 [1381, 1422]"
+    assert cells.cell([same]) == "holds: n_sig 1402 [1381, 1422]"
     # the result crosses xdist and report.json as JSON and comes back equal
     assert ClaimResult.from_json(json.loads(json.dumps(one.to_json()))) == one

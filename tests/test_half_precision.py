@@ -13,6 +13,7 @@ import torch
 
 from probes import compare, drift, roles
 from probes import verdicts as V
+from probes.render import cells
 from probes.errors import SnapshotFileError
 from probes.loading import jitter_weights
 from probes.results import ClaimResult, Verdict
@@ -109,21 +110,21 @@ def test_jitter_in_float32_is_the_product_it_always_was():
 def test_the_run_says_how_half_precision_was_judged():
     def res(against, verdict=Verdict.HOLDS):
         return ClaimResult(claim="c", model="m-bfloat16", verdict=verdict, against=against)
-    lines = V.precision_lines([res(""), res("float32 snapshot, bfloat16 floors"),
+    lines = cells.precision_lines([res(""), res("float32 snapshot, bfloat16 floors"),
                                res("float32 snapshot, bfloat16 floors", Verdict.NOISE),
                                res("float32 snapshot, no bfloat16 floors measured: declared tolerance 0.05 rel"),
                                res("", Verdict.BROKEN)], "bfloat16")
     assert lines == ["bfloat16 run: claims x models compared 1 with their own bfloat16 snapshots and 3 with float32 "
                      "snapshots; 1 of them without measured bfloat16 floors, under the declared half-precision "
                      "tolerance (measure them: python scripts/calibrate.py --dtype bfloat16)"]
-    assert V.precision_lines([res("float32 snapshot, bfloat16 floors")], "bfloat16") == [
+    assert cells.precision_lines([res("float32 snapshot, bfloat16 floors")], "bfloat16") == [
         "bfloat16 run: claims x models compared 1 with float32 snapshots, judged by the bfloat16 noise floors "
         "measured against them"]
     # a cell compared with another dtype's snapshot shows the recorded value, also when nothing moved
     n = drift.Number("share", 0.79, None, 0.80, None, -1.25)
-    assert "(was 0.8, -1.2%)" in V.effect_text(ClaimResult(claim="c", model="m", verdict=Verdict.HOLDS, headline=n,
+    assert "(was 0.8, -1.2%)" in cells.effect_text(ClaimResult(claim="c", model="m", verdict=Verdict.HOLDS, headline=n,
                                                            against="float32 snapshot, bfloat16 floors"))
-    assert "was" not in V.effect_text(ClaimResult(claim="c", model="m", verdict=Verdict.HOLDS, headline=n))
+    assert "was" not in cells.effect_text(ClaimResult(claim="c", model="m", verdict=Verdict.HOLDS, headline=n))
 
 
 def test_every_committed_snapshot_carries_half_precision_floors():

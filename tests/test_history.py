@@ -15,6 +15,7 @@ import pytest
 import yaml
 
 from probes import history as H
+from probes.render import plots
 from probes.results import ClaimResult
 from probes import verdicts as V
 
@@ -192,7 +193,7 @@ def test_trend_points_line_up_by_run_across_models_and_candidates():
     one = [H.as_run(r) for r in one]
     pts = H.points(one)["c"]["m1"]
     assert [(p["x"], p["values"]["e"]) for p in pts] == [("m1", 1.0), ("ckpt-a", 2.0), ("ckpt-b", 3.0)]
-    assert set(H.trends(runs)) == {"c"} and set(H.trends(one)) == {"c"}
+    assert set(plots.trends(runs)) == {"c"} and set(plots.trends(one)) == {"c"}
 
 
 V2 = ROOT / "tests" / "data" / "report_v2.json"  # a report.json of version 2 (6518fc3's format), trimmed
