@@ -10,11 +10,16 @@ claims their kind supports.
 from __future__ import annotations
 
 import json
-import tomllib
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .errors import UnknownModelError, did_you_mean, nearest
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10 (requires-python): the same parser as a package, a dependency there (pyproject.toml)
+    import tomli as tomllib
 
 KINDS = ("causal", "masked", "encoder")
 SOURCES = ("local", "package", "hub", "gguf")
