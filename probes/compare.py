@@ -43,57 +43,72 @@ class _Differ:
         and this run's kept replicates there (probes/paired.py)."""
         role = role_of(path, self.table) if path else DIAGNOSTIC
         if isinstance(old, dict) and isinstance(new, dict):
-            old = {k: v for k, v in old.items() if k not in IGNORED}
-            new = {k: v for k, v in new.items() if k not in IGNORED}
-            for k in sorted(old.keys() - new.keys()):
-                p = f"{path}.{k}" if path else k
-                self.add(p, "missing", old[k], None)
-            for k in sorted(new.keys() - old.keys()):
-                p = f"{path}.{k}" if path else k
-                self.add(p, "new", None, new[k])
-            for k in sorted(old.keys() & new.keys()):
-                self.walk(old[k], new[k], f"{path}.{k}" if path else k, iv.get(k) if isinstance(iv, dict) else None,
-                          tuple(r.get(k) if isinstance(r, dict) else None for r in reps))
+            self.walk_dict(old, new, path, iv, reps)
         elif isinstance(old, list) and isinstance(new, list):
             self.walk_list(old, new, path, role, iv, reps)
         elif role == IDENTITY and not isinstance(old, (dict, list)) and not isinstance(new, (dict, list)):
             self.id_set([ident(old)], [ident(new)], path, scalar=True)  # one named component (e.g. the stand-out neuron)
         elif is_number(old) and is_number(new):
-            self.leaves.append((path, role, old, iv if is_interval(iv) else None))
-            d = new - old
-            tol = self.tol(path, old)
-            tested = None
-            if role == EFFECT and all(is_series(r) for r in reps):
-                tested = paired_test(reps[0], reps[1], d)
-                if tested is not None:
-                    self.drift.tests[path] = tested[0]
-                    self.drift.resolution[path] = (tested[1][1] - tested[1][0]) / 2
-            if abs(d) > tol:
-                pct = 100.0 * d / abs(old) if old else None
-                lo, hi = (min(iv), max(iv)) if is_interval(iv) else (None, None)
-                width = d / ((hi - lo) / 2) if lo is not None and hi > lo else None
-                if self.mode == FLOOR:
-                    sig = True
-                elif role != EFFECT:
-                    sig = False  # diagnostics are reported, never a change on their own
-                elif tested is not None:
-                    sig = tested[0] < Q  # the paired test (adjusted over the run later: results.adjust)
-                elif lo is not None:
-                    sig = new < lo - tol or new > hi + tol  # recorded without replicates: leaving its interval
-                else:
-                    sig = True  # an effect without a recorded interval: beyond its noise floor is a change
-                self.add(path, "value", old, new, change=d, pct=pct, tol=abs(d) / tol if tol else None,
-                         sig=sig, width=width, interval=(min(iv), max(iv)) if is_interval(iv) else None,
-                         p=tested[0] if tested else None, change_ci=tested[1] if tested else None)
+            self.number(old, new, path, role, iv, reps)
         elif old != new:
             self.add(path, "changed", old, new)
+
+    def walk_dict(self, old: dict, new: dict, path: str, iv: Any, reps: tuple) -> None:
+        old = {k: v for k, v in old.items() if k not in IGNORED}
+        new = {k: v for k, v in new.items() if k not in IGNORED}
+        for k in sorted(old.keys() - new.keys()):
+            self.add(f"{path}.{k}" if path else k, "missing", old[k], None)
+        for k in sorted(new.keys() - old.keys()):
+            self.add(f"{path}.{k}" if path else k, "new", None, new[k])
+        for k in sorted(old.keys() & new.keys()):
+            self.walk(old[k], new[k], f"{path}.{k}" if path else k, iv.get(k) if isinstance(iv, dict) else None,
+                      tuple(r.get(k) if isinstance(r, dict) else None for r in reps))
+
+    def paired(self, path: str, role: str, reps: tuple, change: float) -> tuple[float, tuple[float, float]] | None:
+        """An effect's paired test (p, the change's 95% interval) where both runs kept replicates; None else."""
+        if role != EFFECT or not all(is_series(r) for r in reps):
+            return None
+        tested = paired_test(reps[0], reps[1], change)
+        if tested is not None:
+            self.drift.tests[path] = tested[0]
+            self.drift.resolution[path] = (tested[1][1] - tested[1][0]) / 2
+        return tested
+
+    def significant(self, role: str, tested: tuple | None, new: float, interval: tuple[float, float] | None,
+                    tol: float) -> bool:
+        """Whether a move beyond its floor is a change (see :mod:`probes.drift`)."""
+        if self.mode == FLOOR:
+            return True
+        if role != EFFECT:
+            return False  # diagnostics are reported, never a change on their own
+        if tested is not None:
+            return tested[0] < Q  # the paired test (adjusted over the run later: results.adjust)
+        if interval is not None:
+            return new < interval[0] - tol or new > interval[1] + tol  # recorded without replicates: leaving it
+        return True  # an effect without a recorded interval: beyond its noise floor is a change
+
+    def number(self, old: float, new: float, path: str, role: str, iv: Any, reps: tuple) -> None:
+        interval = (min(iv), max(iv)) if is_interval(iv) else None
+        self.leaves.append((path, role, old, iv if interval is not None else None))
+        d = new - old
+        tol = self.tol(path, old)
+        tested = self.paired(path, role, reps, d)
+        if abs(d) <= tol:
+            return
+        width = d / ((interval[1] - interval[0]) / 2) if interval is not None and interval[1] > interval[0] else None
+        self.add(path, "value", old, new, change=d, pct=100.0 * d / abs(old) if old else None,
+                 tol=abs(d) / tol if tol else None, sig=self.significant(role, tested, new, interval, tol),
+                 width=width, interval=interval, p=tested[0] if tested else None,
+                 change_ci=tested[1] if tested else None)
 
     def walk_list(self, old: list, new: list, path: str, role: str, iv: Any, reps: tuple = (None, None)) -> None:
         key = key_field(path, self.table, old)
         if key is not None and key_field(path, self.table, new) == key:
-            return self.keyed(old, new, path, key, iv, reps)
+            self.keyed(old, new, path, key, iv, reps)
+            return
         if role == IDENTITY and not any(isinstance(x, dict) for x in old + new):
-            return self.id_set([ident(x) for x in old], [ident(x) for x in new], path)
+            self.id_set([ident(x) for x in old], [ident(x) for x in new], path)
+            return
         if len(old) != len(new):
             self.add(path, "length", len(old), len(new))
         ivs = iv if isinstance(iv, list) and len(iv) == len(old) and not is_interval(iv) else [None] * len(old)
@@ -195,7 +210,7 @@ def noise_for(old: dict, dtype: str) -> tuple[dict | None, bool]:
     (a bfloat16 run against float32 numbers), ``_noise[dtype]``: the largest move of each number between the
     recorded values and runs in that dtype under perturbations (scripts/calibrate.py --dtype). Without those,
     the snapshot's own floors and False: the caller falls back to the claim's declared half-precision tolerance."""
-    noise = old.get("_noise") if isinstance(old.get("_noise"), dict) else {}
+    noise: dict = old["_noise"] if isinstance(old.get("_noise"), dict) else {}
     if dtype == recorded_dtype(old):
         return noise or None, bool(noise.get("runs"))
     own = noise.get(dtype)
@@ -226,7 +241,7 @@ def _most_moved(drift: Drift, was: dict, now: dict) -> str | None:
     for p, (o, _) in was.items():
         if is_number(o):
             scale[pattern(p)] = max(scale.get(pattern(p), 0.0), abs(o))
-    return max(moves, key=lambda m: abs(m.change) / (scale.get(pattern(m.path)) or abs(m.old or 0) or 1.0)).path
+    return max(moves, key=lambda m: abs(m.change or 0.0) / (scale.get(pattern(m.path)) or abs(m.old or 0) or 1.0)).path
 
 
 def _sorted_iv(iv) -> tuple | None:
@@ -279,8 +294,7 @@ def headline(data: dict, table: dict[str, str]) -> tuple[str, float, list | None
     for pat, role in table.items():
         if role != EFFECT or "[" in pat or "." in pat:
             continue
-        v = data.get(pat)
-        if is_number(v):
-            i = iv.get(pat)
-            return pat, float(v), ([float(min(i)), float(max(i))] if is_interval(i) else None)
+        v, i = data.get(pat), iv.get(pat)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            return pat, float(v), ([float(min(i)), float(max(i))] if isinstance(i, list) and is_interval(i) else None)
     return None

@@ -133,12 +133,12 @@ class Drift:
         """The signed largest change of an effect number (significant ones first), in percent of that number's own
         recorded value (None: none moved)."""
         moves = self._effect_moves()
-        return max(moves, key=lambda m: abs(m.pct)).pct if moves else None
+        return max(moves, key=lambda m: abs(m.pct or 0.0)).pct if moves else None
 
     @property
     def effect_path(self) -> str | None:
         moves = self._effect_moves()
-        return max(moves, key=lambda m: abs(m.pct)).path if moves else None
+        return max(moves, key=lambda m: abs(m.pct or 0.0)).path if moves else None
 
     @property
     def level(self) -> str:
@@ -177,8 +177,11 @@ class Drift:
         """A drift from :meth:`to_json` (or from a version-2 report, whose moves carry their text: recomputed)."""
         mf = {f for f in Move.__dataclass_fields__}
         sf = {f for f in IdentitySet.__dataclass_fields__}
-        moves = [Move(**{k: (tuple(v) if k in ("interval", "change_ci") and v else v) for k, v in m.items()
-                         if k in mf}) for m in d.get("moves") or []]
+        def move(m: dict[str, Any]) -> Move:
+            kw: dict[str, Any] = {k: (tuple(v) if k in ("interval", "change_ci") and v else v) for k, v in m.items()
+                                  if k in mf}
+            return Move(**kw)
+        moves = [move(m) for m in d.get("moves") or []]
         ids = [IdentitySet(**{k: v for k, v in s.items() if k in sf}) for s in d.get("identities") or []]
         has = d.get("has_effect", any(m.role == EFFECT for m in moves) or d.get("effect_pct") is not None)
         return cls(moves=moves, identities=ids, has_effect=bool(has), tests=dict(d.get("tests") or {}),

@@ -113,7 +113,7 @@ def lock_diff(lock: Path) -> list[str]:
     """``name locked -> installed`` for each package of a lock file (``name==version`` lines, e.g. this
     repository's constraints/ci.txt) whose installed version differs; empty when the file does not exist."""
     import re
-    out = []
+    out: list[str] = []
     if not lock.is_file():
         return out
     for line in lock.read_text().splitlines():
@@ -253,8 +253,8 @@ def points(runs: list[Run]) -> dict[str, dict[str, list[dict]]]:
                     vals.setdefault(k, []).append(v)
             verdict = min((r.verdict for r in rs), key=lambda v: v.rank)
             label = model.split("@", 1)[1] if "@" in model else model
-            k = k_of[(claim, lineage)] = k_of.get((claim, lineage), -1) + 1
+            nth = k_of[(claim, lineage)] = k_of.get((claim, lineage), -1) + 1
             out.setdefault(claim, {}).setdefault(lineage, []).append(
-                {"x": f"{date}\n{label}" if multi else label, "slot": (i, k), "date": date, "label": label,
+                {"x": f"{date}\n{label}" if multi else label, "slot": (i, nth), "date": date, "label": label,
                  "verdict": verdict, "values": {k: sum(v) / len(v) for k, v in vals.items()}})
     return out

@@ -20,6 +20,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
 from .publish import publish
@@ -49,30 +50,31 @@ def check_report(rep) -> str | None:
     return None
 
 
-def merge(reports: list[dict], lost: list[tuple[str, str]] = (),
-          skipped: list[tuple[str, str]] = ()) -> tuple[list[ClaimResult], RunInfo, int]:
+def merge(reports: list[dict], lost: Sequence[Sequence[str]] = (),
+          skipped: Sequence[Sequence[str]] = ()) -> tuple[list[ClaimResult], RunInfo, int]:
     """(results, run info, exit status) of several runs' report.json contents (checked with :func:`check_report`).
     ``lost``: (file, why) of the inputs that could not be read (exit status 2), ``skipped``: of those that are not
     reports of a version this one reads; both named in the info (a merged report's own are kept)."""
     infos = [RunInfo.from_json(rep.get("meta")) for rep in reports]
-    lost = list(dict.fromkeys([x for i in infos for x in i.lost] + [tuple(x) for x in lost]))
-    skipped = list(dict.fromkeys([x for i in infos for x in i.skipped] + [tuple(x) for x in skipped]))
+    gone: list[tuple[str, str]] = list(dict.fromkeys([x for i in infos for x in i.lost] + [(f, w) for f, w in lost]))
+    passed: list[tuple[str, str]] = list(dict.fromkeys([x for i in infos for x in i.skipped]
+                                                        + [(f, w) for f, w in skipped]))
     results = [ClaimResult.from_json(r) for rep in reports for r in rep.get("results", [])]
     models: list[str] = []
     left_out: list[tuple[str, str]] = []
     for i in infos:
         models += [m for m in i.models if m not in models]
         left_out += [x for x in i.left_out if x not in left_out]
-    left_out += [x for f, why in lost if (x := (f"input {f}", f"lost: {why}; its verdicts are not in this report"))
+    left_out += [x for f, why in gone if (x := (f"input {f}", f"lost: {why}; its verdicts are not in this report"))
                  not in left_out]
-    left_out += [x for f, why in skipped if (x := (f"input {f}", f"skipped: {why}")) not in left_out]
+    left_out += [x for f, why in passed if (x := (f"input {f}", f"skipped: {why}")) not in left_out]
     first = infos[0] if infos else RunInfo()
     info = RunInfo(models=models, device=first.device, dtype=first.dtype, left_out=left_out,
                    command=" ; ".join(i.command for i in infos if i.command), merged_from=len(reports),
                    provenance=[p for i in infos for p in i.provenance], packages=first.packages,
-                   when=max((i.when for i in infos), default=""), lost=lost, skipped=skipped,
+                   when=max((i.when for i in infos), default=""), lost=gone, skipped=passed,
                    trend_note="the models of the merged runs in order")
-    status = combined_status([int(rep.get("exit_status", 1)) for rep in reports], lost=bool(lost))
+    status = combined_status([int(rep.get("exit_status", 1)) for rep in reports], lost=bool(gone))
     return results, info, status
 
 
@@ -95,10 +97,10 @@ def main(argv=None) -> int:
                   "wrote in its --artifacts folder)", file=sys.stderr)
             lost.append((str(f), why))
             continue
-        why = check_report(rep)
-        if why:
-            print(f"warning: skipped {f}: {why}", file=sys.stderr)
-            skipped.append((str(f), why))
+        wrong = check_report(rep)
+        if wrong:
+            print(f"warning: skipped {f}: {wrong}", file=sys.stderr)
+            skipped.append((str(f), wrong))
             continue
         loaded.append(rep)
     if not loaded:

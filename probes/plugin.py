@@ -228,7 +228,7 @@ def claim_snapshot(lm, request):
         check_paths(numbers, effect, identity)  # a role path that names no number: an error, never silent
         request.node.stash[MEASURED] = Measurement(
             numbers, table, rel0 if rel is None else rel, abs0 if abs_ is None else abs_,
-            tuple(half or HALF_TOL), lm.meta())
+            (half or HALF_TOL)[:2], lm.meta())
     return check
 
 

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, fields, replace
 from enum import Enum
+from typing import Any
 
 from . import drift_text, paired
 from .drift import Drift, Number
@@ -99,7 +100,7 @@ class ClaimResult:
         return self.drift.level if self.verdict == Verdict.MOVED and self.drift is not None else None
 
     def to_json(self) -> dict:
-        out = {"schema": SCHEMA}
+        out: dict[str, Any] = {"schema": SCHEMA}
         for f in fields(self):
             v = getattr(self, f.name)
             if isinstance(v, (Number, Drift)):
@@ -205,8 +206,8 @@ def adjust(results: list[ClaimResult]) -> list[ClaimResult]:
     moves exist only beyond their noise floors), and the verdict of a result that held with moved numbers: holds but
     changed when a move is still significant, holds within noise otherwise. Results without tests are returned
     as they are."""
-    keys = [(i, path) for i, r in enumerate(results) if r.drift is not None for path in sorted(r.drift.tests)]
-    adjusted = dict(zip(keys, paired.bh([results[i].drift.tests[path] for i, path in keys])))
+    tests = [(i, path, p) for i, r in enumerate(results) if r.drift is not None for path, p in sorted(r.drift.tests.items())]
+    adjusted = dict(zip([(i, path) for i, path, _ in tests], paired.bh([p for _, _, p in tests])))
     if not adjusted:
         return list(results)
     out = []

@@ -145,20 +145,20 @@ def hub_available(spec: ModelSpec) -> tuple[bool, str]:
     """Whether a hub model is in the local hub cache (a default run is offline), and why not."""
     try:
         from huggingface_hub import try_to_load_from_cache
-        hit = try_to_load_from_cache(spec.hub_id, "config.json", revision=spec.revision)
+        hit = try_to_load_from_cache(spec.hub_id or "", "config.json", revision=spec.revision)
     except Exception as e:  # noqa: BLE001
         return False, f"hub cache lookup failed ({type(e).__name__})"
     if isinstance(hit, str):
         return True, ""
-    return False, (f"not in the local hub cache at revision {spec.revision[:10]} (offline default run; "
+    return False, (f"not in the local hub cache at revision {(spec.revision or '')[:10]} (offline default run; "
                    f"download it and pass --models {spec.id})")
 
 
-def _given(opt: Options, registry: dict[str, ModelSpec]) -> list[ModelSpec]:
-    """The models ``--models`` names, each once, each runnable in the run's dtype."""
-    entries = [m.strip() for m in opt.models.split(",") if m.strip()]
+def _given(opt: Options, given: str, registry: dict[str, ModelSpec]) -> list[ModelSpec]:
+    """The models ``--models`` names (``given``), each once, each runnable in the run's dtype."""
+    entries = [m.strip() for m in given.split(",") if m.strip()]
     if not entries:
-        raise pytest.UsageError(f"--models {opt.models!r} names no model; give registry ids ({', '.join(registry)}), "
+        raise pytest.UsageError(f"--models {given!r} names no model; give registry ids ({', '.join(registry)}), "
                                 "folders, GGUF files or hub ids, separated by commas")
     try:
         specs = [resolve(m, registry) for m in entries]
@@ -210,7 +210,7 @@ def select(opt: Options, registry_file: Path | None, root: Path, registry_name: 
         raise pytest.UsageError(str(e)) from None
     sel = Selection(registry=registry, families={f for spec in registry.values() for f in spec.families or []})
     if opt.models is not None:
-        sel.models = _given(opt, registry)
+        sel.models = _given(opt, opt.models, registry)
     else:
         sel.models, sel.left_out = _default(opt, registry, registry_name)
     sel.families |= {f for spec in sel.models for f in spec.families or []}

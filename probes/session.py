@@ -38,7 +38,7 @@ ARTIFACTS_KEY = "interp_claims_artifacts"  # xdist workerinput: the artifacts fo
 class ClaimsSession:
     """One pytest process's claims run (see the module's docstring for its stages)."""
 
-    def __init__(self, config):
+    def __init__(self, config: pytest.Config):
         self.config = config
         self.opt = Options.read(config)
         self.root = Path(config.inipath).parent if config.inipath else Path(config.rootpath)
@@ -129,8 +129,9 @@ class ClaimsSession:
         self.sel = selection.select(self.opt, self.registry_file, self.root, self.registry_name)
         selection.check_record(self.opt, self.sel, self.registry_name)
         self._check_artifacts()  # after the registry and the models: a usage error leaves no folder behind
-        if self.history_dir() is not None and not self.is_worker:
-            selection.check_writable(self.history_dir(), "--history", "cannot append there", "give a writable folder "
+        hist = self.history_dir()
+        if hist is not None and not self.is_worker:
+            selection.check_writable(hist, "--history", "cannot append there", "give a writable folder "
                                      "(its history.jsonl is created, or appended to)", history.FILE)
         if self.is_worker:
             return
@@ -183,7 +184,7 @@ class ClaimsSession:
             try:
                 self.loaded[model_id] = loading.load(spec, o.device, o.dtype, allow_pickle=o.allow_pickle,
                                                      trust_remote_code=o.trust_remote_code, device_map=o.device_map,
-                                                     jitter=o.weight_jitter, max_batch_tokens=o.max_batch_tokens)
+                                                     jitter=o.weight_jitter or 0.0, max_batch_tokens=o.max_batch_tokens)
             except ProbeError as e:
                 self.load_errors[model_id] = e
                 raise
@@ -278,7 +279,7 @@ class ClaimsSession:
         for line in text.summary_lines(self.results, self.status, self.opt, [s.id for s in self.sel.models],
                                        self.sel.left_out, art, [self.shown(f) for f in self.published.reports]):
             tr.write_line(line)
-        if own:
+        if own and self.folder is not None:
             tr.write_line(self.folder.note(self.shown))
         if self.published.history_file:
             tr.write_line(f"history: run appended to {self.published.history_file}")

@@ -112,7 +112,7 @@ def result(item, rep, call, settled: Settled | None, measurement: Measurement | 
         claim=mark.kwargs.get("id"), model=model, verdict=verdict, baseline=spec.baseline,
         layer=item.callspec.params.get("layer"), message=_message(verdict, rep, exc, spec)[:2000],
         drift=s.drift if in_call else None, headline=s.headline, largest=s.largest, numbers=numbers,
-        roles=measurement.roles if numbers is not None else None, snapshot=snapshot,
+        roles=measurement.roles if measurement is not None and numbers is not None else None, snapshot=snapshot,
         against=s.against if in_call else "", figures=figures, source=mark.kwargs.get("source", ""),
         null=mark.kwargs.get("null", ""), criterion=mark.kwargs.get("criterion", ""),
         doc=(item.obj.__doc__ or "").strip().split("\n\n")[0], nodeid=item.nodeid,

@@ -122,7 +122,7 @@ def groups(results: list[ClaimResult]) -> list[list[ClaimResult]]:
 
 
 def counts(results: list[ClaimResult]) -> dict[str, int]:
-    c = defaultdict(int)
+    c: dict[Verdict, int] = defaultdict(int)
     for r in results:
         c[r.verdict] += 1
     return {v.value: c[v] for v in ORDER if c[v]}

@@ -101,10 +101,9 @@ def moved_cell(rs: list[ClaimResult], of: int = 1) -> str:
         if text or r.headline is not None:  # the headline (shown before this phrase) names the number and its change
             return text
         return drift_text.summary(r.drift) if r.drift is not None else "numbers moved"
-    leads = [(r, lead(r)) for r in rs if lead(r) is not None]
-    moved = [(r, h) for r, h in leads if h.pct is not None]
+    moved = [(r, h) for r in rs if (h := lead(r)) is not None and h.pct is not None]
     if moved:
-        r, h = max(moved, key=lambda x: abs(x[1].pct))
+        r, h = max(moved, key=lambda x: abs(x[1].pct or 0.0))
         return f"{len(rs)}/{of} layers, most: L{r.layer} {number_text(h)}"
     eff = [(r.drift.effect, r.layer) for r in rs if r.drift is not None and r.drift.effect is not None]
     worst = max(eff, key=lambda x: abs(x[0]), default=None)
@@ -138,9 +137,9 @@ def cell(results: list[ClaimResult]) -> str:
         else:
             parts.append(f"{v} {n} (L" + ", L".join(str(r.layer) for r in by[v]) + ")")
     if not by.keys() & {MOVED, NOISE}:
-        heads = [r for r in results if r.headline is not None and isinstance(r.headline.value, (int, float))]
+        heads = [(r, h.value) for r in results if (h := r.headline) is not None and isinstance(h.value, (int, float))]
         if heads:
-            r = max(heads, key=lambda r: abs(r.headline.value))
+            r = max(heads, key=lambda x: abs(x[1]))[0]
             parts.append(f"largest: L{r.layer} {effect_text(r)}")
     return "; ".join(parts)
 
@@ -182,4 +181,4 @@ def unrecorded_lines(r: ClaimResult) -> list[str]:
 def moved_lines(r: ClaimResult) -> list[str]:
     """Every move of a result's numbers, one line each; a result without snapshot: its numbers as they would be
     recorded."""
-    return drift_text.lines(r.drift) if r.drift is not None and r.drift.moves else unrecorded_lines(r)
+    return (drift_text.lines(r.drift) if r.drift is not None else []) or unrecorded_lines(r)

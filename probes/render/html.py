@@ -65,47 +65,56 @@ def verdict_table_html(results: list[ClaimResult], info: RunInfo, status: int) -
     return out
 
 
+def _model_cell(rs: list[ClaimResult]) -> str:
+    """One model's column of a claim's section: the verdict cell, why it did not hold, every moved number, the
+    figures (embedded)."""
+    e = html.escape
+    parts = [f"<b>{e(cell(rs))}</b>"]
+    for r in rs:
+        if r.verdict in HARD | {KNOWN}:
+            parts.append(f"<div class='msg'>{e(r.message)}</div>")
+        if r.verdict in SHOWN or (r.verdict in HARD and bool(moved_lines(r))):
+            where = "" if r.layer is None else f"L{r.layer}: "
+            summary = drift_text.summary(r.drift) if where and r.drift is not None else ""  # else the cell has it
+            head = f"severity {r.level}{': ' + summary if summary else ''}\n" if r.verdict == MOVED else ""
+            parts.append(f"<div class='moved'>{e(where + head)}vs {e(r.snapshot)}\n"
+                         + e("\n".join(moved_lines(r))) + "</div>")
+    parts += [img(f) for f in dict.fromkeys(f for r in rs for f in r.figures)]
+    return f"<td style='background:{colour(rs, min(r.verdict.rank for r in rs))}'>{''.join(parts)}</td>"
+
+
+def _claim_section(claim: str, per_model: dict[str, list[ClaimResult]], models: list[str], info: RunInfo,
+                   trends: dict[str, str], forests: dict[str, str]) -> list[str]:
+    """A claim's section: its null and criterion, its forest and trend plots, one column per model."""
+    e = html.escape
+    first = next(iter(per_model.values()))[0]
+    out = [f"<div class='claim' id='{e(claim)}'><h2>{e(claim)}</h2>",
+           f"<p class='crit'>{e(first.doc)}<br><b>source</b>: {e(first.source)}<br>"
+           f"<b>null control</b>: {e(first.null)}<br><b>criterion</b>: {e(first.criterion)}</p>"]
+    if claim in forests:
+        out.append(f"<div class='forest'><b>headline effect with its 95% interval</b>"
+                   f"<img alt='{e(claim)} forest' src='data:image/png;base64,{forests[claim]}'></div>")
+    if claim in trends:
+        out.append(f"<div class='trend'><b>effect across runs</b> ({e(info.trend_note)})"
+                   f"<img alt='{e(claim)} trend' src='data:image/png;base64,{trends[claim]}'></div>")
+    shown = [m for m in models if per_model.get(m)]
+    out.append("<table><tr>" + "".join(f"<th>{e(m)}</th>" for m in shown) + "</tr><tr>")
+    out += [_model_cell(per_model[m]) for m in shown]
+    out.append("</tr></table></div>")
+    return out
+
+
 def html_report(results: list[ClaimResult], info: RunInfo, status: int, trends: dict[str, str] | None = None,
                 forests: dict[str, str] | None = None) -> str:
     """A self-contained HTML report: verdict table, then per claim its null and criterion and one column per model
     (baseline and candidates side by side) with the verdict, every moved number and the figures, embedded."""
-    e = html.escape
     models = list(dict.fromkeys(r.model for r in results))
     out = verdict_table_html(results, info, status)
     by_claim: dict[str, dict[str, list]] = defaultdict(lambda: defaultdict(list))
     for r in results:
         by_claim[r.claim][r.model].append(r)
     for claim, per_model in by_claim.items():
-        first = next(iter(per_model.values()))[0]
-        out.append(f"<div class='claim' id='{e(claim)}'><h2>{e(claim)}</h2>")
-        out.append(f"<p class='crit'>{e(first.doc)}<br><b>source</b>: {e(first.source)}<br>"
-                   f"<b>null control</b>: {e(first.null)}<br><b>criterion</b>: {e(first.criterion)}</p>")
-        if forests and claim in forests:
-            out.append(f"<div class='forest'><b>headline effect with its 95% interval</b>"
-                       f"<img alt='{e(claim)} forest' src='data:image/png;base64,{forests[claim]}'></div>")
-        if trends and claim in trends:
-            out.append(f"<div class='trend'><b>effect across runs</b> ({e(info.trend_note)})"
-                       f"<img alt='{e(claim)} trend' src='data:image/png;base64,{trends[claim]}'></div>")
-        out.append("<table><tr>" + "".join(f"<th>{e(m)}</th>" for m in models if per_model.get(m)) + "</tr><tr>")
-        for m in models:
-            if not per_model.get(m):
-                continue
-            rs = per_model[m]
-            worst = min(r.verdict.rank for r in rs)
-            parts = [f"<b>{e(cell(rs))}</b>"]
-            for r in rs:
-                if r.verdict in HARD | {KNOWN}:
-                    parts.append(f"<div class='msg'>{e(r.message)}</div>")
-                if r.verdict in SHOWN or (r.verdict in HARD and bool(moved_lines(r))):
-                    where = "" if r.layer is None else f"L{r.layer}: "
-                    summary = drift_text.summary(r.drift) if where and r.drift is not None else ""  # the cell has it otherwise
-                    head = f"severity {r.level}{': ' + summary if summary else ''}\n" if r.verdict == MOVED else ""
-                    parts.append(f"<div class='moved'>{e(where + head)}vs {e(r.snapshot)}\n"
-                                 + e("\n".join(moved_lines(r))) + "</div>")
-            for f in dict.fromkeys(f for r in rs for f in r.figures):
-                parts.append(img(f))
-            out.append(f"<td style='background:{colour(rs, worst)}'>{''.join(parts)}</td>")
-        out.append("</tr></table></div>")
+        out += _claim_section(claim, per_model, models, info, trends or {}, forests or {})
     # once loaded, the page records how many of its figures decoded (read by tests/ in a headless browser)
     out.append("<script>window.addEventListener('load',function(){var i=Array.prototype.slice.call(document.images);"
                "document.body.setAttribute('data-figures',i.length);document.body.setAttribute('data-figures-loaded',"

@@ -69,20 +69,16 @@ def trends(runs: list[Run], min_points: int = 2) -> dict[str, str]:
     return out
 
 
-def forests(results: list[ClaimResult], runs: list[Run] | None = None) -> dict[str, str]:
-    """claim -> a PNG (base64) forest plot of its headline effect with its 95% interval: for every model and
-    candidate of this run, the recorded snapshot's value beside it (grey), and with ``runs`` (a history) every
-    earlier run's point. Claims whose effect is not one number (per-layer profiles) have none."""
-    from matplotlib.figure import Figure
-
+def _forest_rows(results: list[ClaimResult], runs: list[Run] | None) -> dict[str, list[tuple]]:
+    """claim -> (label, path, value, interval, kind) per row of its forest plot: the earlier runs of the history
+    (kind "history"), then per model this run's value (kind: its verdict) after its recorded value ("recorded")."""
     rows: dict[str, list[tuple]] = {}
     for run in (runs or [])[:-1] if runs else []:  # the last history line is this run: drawn from ``results``
         when = run.when[:16]
         for r in run.results:
-            if r.layer is None and r.numbers:
-                h = headline(r.numbers, r.roles or {})
-                if h is not None:
-                    rows.setdefault(r.claim, []).append((f"{r.model} {when}", h[0], h[1], h[2], "history"))
+            top = headline(r.numbers, r.roles or {}) if r.layer is None and r.numbers else None
+            if top is not None:
+                rows.setdefault(r.claim, []).append((f"{r.model} {when}", *top, "history"))
     for r in results:
         h = r.headline
         if r.layer is not None or h is None or not isinstance(h.value, (int, float)):
@@ -91,14 +87,23 @@ def forests(results: list[ClaimResult], runs: list[Run] | None = None) -> dict[s
         if h.old is not None and label not in [x[0] for x in rows.get(r.claim, [])]:
             rows.setdefault(r.claim, []).append((label, h.path, h.old, h.old_ci, "recorded"))
         rows.setdefault(r.claim, []).append((f"{r.model}: {r.verdict}", h.path, h.value, h.ci, r.verdict))
+    return rows
+
+
+def forests(results: list[ClaimResult], runs: list[Run] | None = None) -> dict[str, str]:
+    """claim -> a PNG (base64) forest plot of its headline effect with its 95% interval: for every model and
+    candidate of this run, the recorded snapshot's value beside it (grey), and with ``runs`` (a history) every
+    earlier run's point. Claims whose effect is not one number (per-layer profiles) have none."""
+    from matplotlib.figure import Figure
+
     out = {}
-    colours = {"recorded": RECORDED, "history": HISTORY, **MARK}
-    for claim, rs in rows.items():
+    colours = {"recorded": RECORDED, "history": HISTORY, **{v.value: c for v, c in MARK.items()}}
+    for claim, rs in _forest_rows(results, runs).items():
         fig = Figure(figsize=(6.5, 0.45 * len(rs) + 1.2))
         ax = fig.subplots()
-        for i, (label, path, v, ci, kind) in enumerate(rs):
+        for i, (_, _, v, ci, kind) in enumerate(rs):
             y = len(rs) - 1 - i
-            c = colours.get(kind, "#1f4e79")
+            c = colours.get(str(kind), "#1f4e79")
             if ci:
                 ax.plot(ci, [y, y], color=c, lw=2.5, alpha=0.8)
             ax.plot([v], [y], "o", color=c, ms=6)

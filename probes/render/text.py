@@ -34,7 +34,7 @@ def terminal_lines(results: list[ClaimResult], status: int | None = None, report
             n = f" ({len(rs)} layers)" if rs[0].layer is not None else ""
             out.append(f"  no snapshot  {group_label(rs)}{n}: record with --record after reviewing the report")
             continue
-        lv = min((r.level for r in rs), key=LEVEL_ORDER.index)
+        lv = min((r.level or 'noise' for r in rs), key=LEVEL_ORDER.index)
         cell = moved_cell(rs, sum(r.claim == rs[0].claim and r.model == rs[0].model for r in results))
         head = effect_text(rs[0]) if len(rs) == 1 and rs[0].layer is None else ""
         out.append(f"  {lv:<6} {group_label(rs)}: " + "; ".join(x for x in (head, cell) if x))
@@ -81,7 +81,7 @@ def markdown(results: list[ClaimResult], info: RunInfo, status: int) -> str:
         out += ["", "## What each claim resolves on these stimuli", "",
                 "The half-width of the headline's paired 95% change interval, in percent of its recorded value: a "
                 "smaller change of it cannot be told from another draw of the stimuli here.", ""]
-        out += [f"- {md(label(r))}: `{r.headline.path}` +-{r.headline.resolves:.2g}%" for r in resolved]
+        out += [f"- {md(label(r))}: `{h.path}` +-{h.resolves:.2g}%" for r in resolved if (h := r.headline)]
     hard = [r for r in results if r.verdict in HARD | {KNOWN}]
     if hard:
         out += ["", "## Broken, errors, newly holding and known failures", ""]
