@@ -42,9 +42,6 @@ class Verdict(str, Enum):
     def __str__(self) -> str:
         return self.value
 
-    def __hash__(self) -> int:  # as its text: a dict keyed by verdict texts finds it, and the other way round
-        return hash(self.value)
-
     @property
     def rank(self) -> int:
         """Worst first: broken 0 ... skipped 9 (the order of rows and of a cell's verdicts)."""
