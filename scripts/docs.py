@@ -54,15 +54,32 @@ FAMILY_SOURCES = {"grammar": "GPT-Neo-125M, seed 000", "ioi": "GPT-2, seed 004; 
                              "e.g. Mamba"}
 # the layers of the package (docs/architecture.md); every module of probes/ must be in one
 LAYERS = {
-    "model access": ["registry", "access", "loading", "gguf", "adapters", "hooks", "tokens", "log", "errors"],
+    "the run": ["plugin", "session", "publish", "merge"],
+    "presentation": ["render.cells", "render.text", "render.html", "render.plots", "render.colours"],
+    "the suite": ["selection", "schedule", "settle", "results", "artifacts", "snapshot", "roles", "compare", "drift",
+                  "drift_text", "paired", "verdicts", "history", "checks"],
     "analyses": ["grammar", "ioi", "lesion", "neuron", "recommender", "attention", "successor", "tracing",
                  "stats", "figures"],
-    "the suite": ["plugin", "session", "selection", "schedule", "settle", "publish", "results", "artifacts",
-                  "snapshot", "roles", "compare", "drift", "drift_text", "paired", "verdicts", "history", "merge",
-                  "checks"],
+    "model access": ["registry", "access", "loading", "gguf", "adapters", "hooks", "tokens", "log", "errors"],
 }
+# which layers a layer's modules may import (tests/test_layers.py): each its own and those below it
+ALLOWED = {"model access": {"model access"}, "analyses": {"model access", "analyses"},
+           "the suite": {"model access", "the suite"}, "presentation": {"model access", "the suite", "presentation"},
+           "the run": {"model access", "the suite", "presentation", "the run"}}
 # the model whose figure illustrates a claim in the catalogue: the first of these that runs it and where it holds
 FIGURE_MODELS = ["smollm2-135m", "gemma3-270m", "minilm", "gpt2-organism", "bert-organism", "gpt-neo-organism"]
+
+
+def _constants(body: list) -> dict:
+    """A claims module's module-level NAME = <literal> (e.g. FAMILY = "grammar"), as its markers use them."""
+    consts = {}
+    for node in body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                consts[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                pass
+    return consts
 
 
 def claims() -> list[dict]:
@@ -70,21 +87,14 @@ def claims() -> list[dict]:
     out = []
     for f in sorted((ROOT / "claims").glob("test_*.py")):
         body = ast.parse(f.read_text()).body
-        consts = {}  # module-level NAME = <literal> (e.g. FAMILY = "grammar"), as the markers use them
-        for node in body:
-            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-                try:
-                    consts[node.targets[0].id] = ast.literal_eval(node.value)
-                except ValueError:
-                    pass
-        def value(v, consts=consts):  # a literal, a module constant, or an f-string / expression of them
+        consts = _constants(body)
+
+        def value(v, consts=consts, f=f):  # a literal, a module constant, or an f-string / expression of them
             try:
                 return ast.literal_eval(v)
             except ValueError:
                 return eval(compile(ast.Expression(v), str(f), "eval"), {"__builtins__": {}}, consts)  # noqa: S307
-        for node in body:
-            if not isinstance(node, ast.FunctionDef):
-                continue
+        for node in (n for n in body if isinstance(n, ast.FunctionDef)):
             for dec in node.decorator_list:
                 if isinstance(dec, ast.Call) and getattr(dec.func, "attr", "") == "claim":
                     kw = {k.arg: value(k.value) for k in dec.keywords}
@@ -756,56 +766,86 @@ def with_blocks(path: Path) -> str:
     return text
 
 
+def probe_modules() -> dict[str, Path]:
+    """Every module of probes/ by its dotted name below the package (``session``, ``render.cells``,
+    ``families.ioi.analysis``); a package's ``__init__.py`` holds its docstring only and is not one."""
+    probes = ROOT / "probes"
+    return {".".join(p.relative_to(probes).with_suffix("").parts): p for p in sorted(probes.rglob("*.py"))
+            if p.name != "__init__.py"}
+
+
+def _targets(node: ast.ImportFrom, package: list[str], mods: set[str]) -> set[str]:
+    """The modules of probes/ a relative ``from ... import ...`` in ``package`` names."""
+    base = package[:len(package) - (node.level - 1)] if node.level > 1 else package
+    stem = base + (node.module.split(".") if node.module else [])
+    out = set()
+    for alias in node.names:
+        sub = ".".join(stem + [alias.name])
+        out.add(sub if sub in mods else ".".join(stem))
+    return {m for m in out if m in mods}
+
+
+def probe_imports() -> dict[str, set[str]]:
+    """module -> the modules of probes/ it imports (relative imports resolved, at any depth of the package)."""
+    files = probe_modules()
+    mods = set(files)
+    out = {}
+    for m, path in files.items():
+        package = m.split(".")[:-1]
+        deps: set[str] = set()
+        for n in ast.walk(ast.parse(path.read_text())):
+            if isinstance(n, ast.ImportFrom) and n.level >= 1:
+                deps |= _targets(n, package, mods)
+        out[m] = deps - {m}
+    return out
+
+
+def _layer_positions(width: float = 10.6, per_row: int = 9) -> dict[str, tuple[float, float]]:
+    """Where each module's box goes: its layer's band, rows of ``per_row`` boxes."""
+    pos = {}
+    for band, (layer, ms) in enumerate(LAYERS.items()):
+        rows = [ms[i:i + per_row] for i in range(0, len(ms), per_row)]
+        for r, row in enumerate(rows):
+            y = 3.0 * (len(LAYERS) - 1 - band) + 1.0 - r * 0.8 + (len(rows) - 1) * 0.4
+            for i, m in enumerate(row):
+                pos[m] = (0.9 + i * width / max(1, per_row - 1), y)
+    return pos
+
+
 def architecture_figure(path: Path) -> None:
-    """The layers of probes/ as three bands of boxes, with an arrow for each import between two modules of
-    different layers (read from the code)."""
+    """The layers of probes/ as bands of boxes, with an arrow for each import between two modules of different
+    layers (read from the code)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    mods = {p.stem for p in (ROOT / "probes").glob("*.py") if p.stem != "__init__"}
+    imports = probe_imports()
     placed = {m for ms in LAYERS.values() for m in ms}
-    if mods - placed:
-        raise SystemExit(f"scripts/docs.py: modules {sorted(mods - placed)} are in no layer of LAYERS; add them")
-    imports = {}
-    for m in mods:
-        tree = ast.parse((ROOT / "probes" / f"{m}.py").read_text())
-        deps = set()
-        for n in ast.walk(tree):
-            if isinstance(n, ast.ImportFrom) and n.level == 1:
-                if n.module:
-                    deps.add(n.module.split(".")[0])
-                else:
-                    deps |= {a.name for a in n.names}
-        imports[m] = sorted(d for d in deps if d in mods and d != m)
-    pos = {}
-    fig, ax = plt.subplots(figsize=(12, 6.2))
-    ys = {"the suite": 2.0, "analyses": 1.0, "model access": 0.0}
-    colours = {"the suite": "#dbe9f6", "analyses": "#e6f4e1", "model access": "#fbeede"}
-    for layer, ms in LAYERS.items():
-        y = ys[layer]
-        ax.add_patch(plt.Rectangle((-0.6, y - 0.32), 12.0, 0.64, color=colours[layer], zorder=0))
-        ax.text(-0.5, y + 0.24, layer, fontsize=11, weight="bold", va="center")
-        for i, m in enumerate(ms):
-            x = 0.9 + i * (10.2 / max(1, len(ms) - 1)) if len(ms) > 1 else 5.5
-            pos[m] = (x, y)
-            ax.text(x, y - 0.05, m, ha="center", va="center", fontsize=10, zorder=3,
-                    bbox=dict(boxstyle="round,pad=0.3", fc="white", ec="#555555"))
+    if set(imports) - placed:
+        raise SystemExit(f"scripts/docs.py: modules {sorted(set(imports) - placed)} are in no layer of LAYERS; add them")
+    pos = _layer_positions()
+    fig, ax = plt.subplots(figsize=(14, 9))
+    colours = ["#e8e1f4", "#f6efd9", "#dbe9f6", "#e6f4e1", "#fbeede"]
+    for band, layer in enumerate(LAYERS):
+        y = 3.0 * (len(LAYERS) - 1 - band)
+        ax.add_patch(plt.Rectangle((-0.6, y - 0.4), 12.6, 2.8, color=colours[band % len(colours)], zorder=0))
+        ax.text(-0.5, y + 2.2, layer, fontsize=11, weight="bold", va="center")
+    for m, (x, y) in pos.items():
+        ax.text(x, y, m, ha="center", va="center", fontsize=8, zorder=3,
+                bbox=dict(boxstyle="round,pad=0.3", fc="white", ec="#555555"))
     layer_of = {m: layer for layer, ms in LAYERS.items() for m in ms}
     for m, deps in imports.items():
         for d in deps:
-            if layer_of[m] == layer_of[d]:
-                continue
-            (x0, y0), (x1, y1) = pos[m], pos[d]
-            ax.annotate("", xy=(x1, y1 + (0.17 if y1 < y0 else -0.17)), xytext=(x0, y0 + (-0.17 if y1 < y0 else 0.17)),
-                        arrowprops=dict(arrowstyle="->", color="#888888", lw=0.7, alpha=0.7), zorder=1)
-    ax.set_xlim(-0.7, 11.5)
-    ax.set_ylim(-0.45, 2.45)
+            if layer_of[m] != layer_of[d]:
+                ax.annotate("", xy=pos[d], xytext=pos[m], zorder=1,
+                            arrowprops=dict(arrowstyle="->", color="#888888", lw=0.6, alpha=0.5, shrinkA=9, shrinkB=9))
+    ax.set_xlim(-0.7, 12.1)
+    ax.set_ylim(-0.6, 3.0 * len(LAYERS) - 0.4)
     ax.axis("off")
     ax.set_title("probes/: the modules by layer; an arrow is an import across layers (generated from the code)",
                  fontsize=11)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
@@ -817,35 +857,28 @@ def generated() -> dict[Path, str]:
     return pages
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--check", action="store_true", help="exit 1 if a generated page differs from what is on disk")
-    ap.add_argument("--figures", type=Path, help="copy each claim's figure from this run's artifacts folder")
-    ap.add_argument("--run", type=Path, help="a claims run's report.json: the performance page's run time")
-    ap.add_argument("--drill", type=Path, help="a drill run's report.json: README's verdict table")
-    a = ap.parse_args()
-    for option, path in (("--run", a.run), ("--drill", a.drill)):
-        why = read_report(option, path) if path is not None else None
-        if why:  # before anything is written
-            print(why, file=sys.stderr)
-            return 2
-    if a.check:
-        pages = generated()
-        stale = [p for p, text in pages.items() if not p.exists() or p.read_text() != text]
-        # a generated block left empty on disk (a block this script has no body for, or lost its lines)
-        stale += [p for p in (ROOT / "README.md", DOCS / "drill.md", DOCS / "getting-started.md") if p not in stale
-                  and re.search(r"<!-- generated: [\w-]+ -->\n<!-- /generated -->", p.read_text())]
-        why = picture_is_stale()
-        if why:
-            stale.append(PICTURE)
-            print(f"{PICTURE.relative_to(ROOT)}: {why} (python scripts/docs.py --drill <the drill's report.json>)")
-        stale += [CAT / "figures" / f"{c['id']}.png" for c in claims()
-                  if not any((CAT / "figures" / f"{c['id']}{x}").exists() for x in (".png", ".md"))]
-        for p in stale:
-            print(f"stale or missing: {p.relative_to(ROOT)}")
-        if stale:
-            print("regenerate with: python scripts/docs.py (figures: --figures <a run's artifacts folder>)")
-        return 1 if stale else 0
+def check() -> int:
+    """--check: 1 (naming each) if a generated page, the drill's picture or a claim's figure is stale or missing."""
+    pages = generated()
+    stale = [p for p, text in pages.items() if not p.exists() or p.read_text() != text]
+    # a generated block left empty on disk (a block this script has no body for, or lost its lines)
+    stale += [p for p in (ROOT / "README.md", DOCS / "drill.md", DOCS / "getting-started.md") if p not in stale
+              and re.search(r"<!-- generated: [\w-]+ -->\n<!-- /generated -->", p.read_text())]
+    why = picture_is_stale()
+    if why:
+        stale.append(PICTURE)
+        print(f"{PICTURE.relative_to(ROOT)}: {why} (python scripts/docs.py --drill <the drill's report.json>)")
+    stale += [CAT / "figures" / f"{c['id']}.png" for c in claims()
+              if not any((CAT / "figures" / f"{c['id']}{x}").exists() for x in (".png", ".md"))]
+    for p in stale:
+        print(f"stale or missing: {p.relative_to(ROOT)}")
+    if stale:
+        print("regenerate with: python scripts/docs.py (figures: --figures <a run's artifacts folder>)")
+    return 1 if stale else 0
+
+
+def write(a: argparse.Namespace) -> None:
+    """Copy the figures, import the run and the drill given, and write every generated page and picture."""
     if a.figures:
         missing = copy_figures(a.figures)
         if missing:
@@ -865,6 +898,23 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             drill_picture(Path(tmp))
         print(f"wrote {PICTURE.relative_to(ROOT)} from docs/data/drill.json")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--check", action="store_true", help="exit 1 if a generated page differs from what is on disk")
+    ap.add_argument("--figures", type=Path, help="copy each claim's figure from this run's artifacts folder")
+    ap.add_argument("--run", type=Path, help="a claims run's report.json: the performance page's run time")
+    ap.add_argument("--drill", type=Path, help="a drill run's report.json: README's verdict table")
+    a = ap.parse_args()
+    for option, path in (("--run", a.run), ("--drill", a.drill)):
+        why = read_report(option, path) if path is not None else None
+        if why:  # before anything is written
+            print(why, file=sys.stderr)
+            return 2
+    if a.check:
+        return check()
+    write(a)
     return 0
 
 

@@ -12,7 +12,6 @@ import pytest
 import torch
 
 from probes import compare, drift, roles
-from probes import verdicts as V
 from probes.render import cells
 from probes.errors import SnapshotFileError
 from probes.loading import jitter_weights

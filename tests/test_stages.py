@@ -181,7 +181,7 @@ def test_run_info_round_trips_and_reads_older_meta():
 def test_the_session_selects_settles_and_publishes_a_run(pytester, tmp_path):
     """A ClaimsSession built from a real pytest config (no run): its stages in order, on the organism's id."""
     pytester.makeini(f"[pytest]\nclaims_registry = {REGISTRY}\nclaims_snapshots = {tmp_path / 'snaps'}\n")
-    config = pytester.parseconfig(f"--models=gpt2-organism", f"--artifacts={tmp_path / 'art'}", "-p", "no:xdist")
+    config = pytester.parseconfig("--models=gpt2-organism", f"--artifacts={tmp_path / 'art'}", "-p", "no:xdist")
     s = ClaimsSession(config)
     assert s.active and not s.is_worker
     s.configure()
