@@ -256,7 +256,7 @@ def head_flops(lm, P, T, prefix):
     F, L, H = Flops(lm), lm.adapter.n_layers, lm.adapter.n_heads
     loop = L * H * F.full(P, T)
     ours = F.full(P, T, logits=False) + \
-        sum(F.blocks(H * P, T - prefix, L - l, ctx=T, last_only=True, given_heads=True) for l in range(L))
+        sum(F.blocks(H * P, T - prefix, L - layer, ctx=T, last_only=True, given_heads=True) for layer in range(L))
     return loop, ours
 
 
@@ -265,7 +265,7 @@ def bench_heads(lm, s, heads, tl, metric) -> None:
     P, T = s.base.shape
     first = first_difference(s.base, s.source)
     src = ioi.head_acts(lm, s.source)
-    pay = lambda l, h: src[l, :, :, h, :]  # noqa: E731
+    pay = lambda layer, h: src[layer, :, :, h, :]  # noqa: E731
     sub, pos, scale = subset(heads, 3)
     fns = dict(loop=lambda: ioi.head_edit_scores_loop(lm, s, sub, pay),
                lean=lambda: ioi.head_edit_scores_loop(lm, s, sub, pay, lean=True),
@@ -299,13 +299,13 @@ def bench_silencing(lm, s, heads, tl, metric) -> None:
     if tl is not None:
         def tl_silencing():
             out = []
-            for l, h in sub:
-                rep = pay(l, h)
+            for layer, h in sub:
+                rep = pay(layer, h)
 
                 def hook(z, hook, h=h, rep=rep):
                     z[:, :, h, :] = rep
                     return z
-                lg = tl.run_with_hooks(s.base, fwd_hooks=[(f"blocks.{l}.attn.hook_z", hook)])
+                lg = tl.run_with_hooks(s.base, fwd_hooks=[(f"blocks.{layer}.attn.hook_z", hook)])
                 out.append(metric(lg))
             return torch.stack(out)
         fns["tl"] = tl_silencing
@@ -350,7 +350,7 @@ def bench_resid(lm, s, n_prompts, n_tokens, tl, metric) -> None:
     f_loop = P * (L + 1) * T * F.full(1, T) + P * F.full(2, T, logits=False)  # + each case's clean/corrupted
     f_tl = L * T * F.full(P, T)
     f_ours = P * F.full(2, T, logits=False) + 2 * F.full(P, T, logits=False) + \
-        sum(F.blocks(P * n, n, L - l, ctx=T, last_only=True) for l in range(L))
+        sum(F.blocks(P * n, n, L - layer, ctx=T, last_only=True) for layer in range(L))
     row("resid patching (L x pos)", t_loop, t_tl, t_ours, d_tl, float(np.abs(raw(out["ours"])[pos] - loop).max()),
         f_loop / f_ours, f_tl / f_ours)
 
@@ -404,7 +404,7 @@ def bench_smollm2(n_prompts, n_tokens) -> None:
     s2 = prompts(sm.model.config.vocab_size, n_prompts, n_tokens)
     hs = ioi.all_heads(sm)
     src = ioi.head_acts(sm, s2.source)
-    pay = lambda l, h: src[l, :, :, h, :]  # noqa: E731
+    pay = lambda layer, h: src[layer, :, :, h, :]  # noqa: E731
     sub, pos, scale = subset(hs, 6)
     first = first_difference(s2.base, s2.source)
     out, t = race(loop=lambda: ioi.head_edit_scores_loop(sm, s2, sub, pay),
@@ -435,10 +435,10 @@ def agreement() -> None:
         for c in stim:
             case = neuron.make_case(lm, c["name"], c["clean"], c["corrupted"], c["target"], c["foil"])
             attr = neuron.attribution_patching(lm, case)
-            exact = np.stack([neuron.neuron_patching(lm, case, l) for l in range(lm.adapter.n_layers)])
+            exact = np.stack([neuron.neuron_patching(lm, case, layer) for layer in range(lm.adapter.n_layers)])
             r = np.corrcoef(attr.ravel(), exact.ravel())[0, 1]
-            hits = [len(set(np.argsort(-exact[l])[:10]) & set(np.argsort(-attr[l])[:10]))
-                    for l in range(lm.adapter.n_layers)]
+            hits = [len(set(np.argsort(-exact[layer])[:10]) & set(np.argsort(-attr[layer])[:10]))
+                    for layer in range(lm.adapter.n_layers)]
             print(f"  {name:17s} {c['name']:11s} r(attribution, exact) = {r:.3f}; exact top-10 found in the "
                   f"attribution top-10, per layer: {hits}")
 

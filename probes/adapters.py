@@ -28,18 +28,24 @@ from __future__ import annotations
 import copy
 import inspect
 from contextlib import contextmanager, nullcontext
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 from torch import nn
 
 from .errors import ProbeError
 
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
-def _get_path(root: nn.Module, path: str) -> nn.Module:
+
+def _get_path(root: nn.Module, path: str) -> Any:
+    """The submodule at ``path`` (dotted attribute names; a number indexes a module list). Any: what a path names
+    is known from the architecture's row only (a Linear's ``weight``, a norm's ``forward``, a block list)."""
     m = root
     for part in filter(None, path.split(".")):
-        m = m[int(part)] if part.isdigit() else getattr(m, part)
+        m = cast(nn.ModuleList, m)[int(part)] if part.isdigit() else getattr(m, part)
     return m
 
 
@@ -66,11 +72,13 @@ class Arch:
     families: tuple[str, ...] = field(default_factory=tuple)  # which model families use this row (docs)
 
 
-_GATED = dict(layers="layers", heads="self_attn.o_proj", mlp_act=("mlp.down_proj", "pre"), down="mlp.down_proj",
+# the gated-MLP row (Llama and its descendants) and Gemma 2/3's, which adds norms after the attention and the MLP:
+# the rows below are these with their families (and any difference) replaced
+_GATED = Arch(layers="layers", heads="self_attn.o_proj", mlp_act=("mlp.down_proj", "pre"), down="mlp.down_proj",
               mlp_out=("mlp", "post"), mlp_pre=("mlp.gate_proj", "post"), final_norm="norm",
               attn_norm="input_layernorm", v_proj="self_attn.v_proj")
-_GEMMA_POST = dict(_GATED, mlp_out=("post_feedforward_layernorm", "post"),
-                   post_mlp_norm=("post_feedforward_layernorm", 1.0), post_attn_norm="post_attention_layernorm")
+_GEMMA_POST = replace(_GATED, mlp_out=("post_feedforward_layernorm", "post"),
+                      post_mlp_norm=("post_feedforward_layernorm", 1.0), post_attn_norm="post_attention_layernorm")
 
 ARCHS: dict[str, Arch] = {
     "gpt2": Arch(layers="h", heads="attn.c_proj", mlp_act=("mlp.act", "post"), down="mlp.c_proj",
@@ -85,26 +93,28 @@ ARCHS: dict[str, Arch] = {
     "gpt_neox": Arch(layers="layers", heads="attention.dense", mlp_act=("mlp.act", "post"),
                      down="mlp.dense_4h_to_h", mlp_out=("mlp", "post"), mlp_pre=("mlp.dense_h_to_4h", "post"),
                      final_norm="final_layer_norm", families=("GPT-NeoX", "Pythia")),
-    "llama": Arch(**_GATED, families=("Llama 2/3", "SmolLM2")),
-    "mistral": Arch(**_GATED, families=("Mistral",)),
-    "qwen2": Arch(**_GATED, families=("Qwen2", "Qwen2.5")),
-    "qwen3": Arch(**_GATED, families=("Qwen3",)),
-    "olmo": Arch(**_GATED, families=("OLMo",)),
-    "olmo2": Arch(**dict(_GEMMA_POST, post_mlp_norm=("post_feedforward_layernorm", 0.0), attn_norm=None),
-                  families=("OLMo 2",)),
-    "phi3": Arch(**dict(_GATED, mlp_pre=None, v_proj="self_attn.qkv_proj", qkv_fused=True), families=("Phi-3",)),
-    "gemma": Arch(**_GATED, families=("Gemma",)),
-    "gemma2": Arch(**_GEMMA_POST, families=("Gemma 2",)),
-    "gemma3_text": Arch(**_GEMMA_POST, families=("Gemma 3 (text)",)),
+    "llama": replace(_GATED, families=("Llama 2/3", "SmolLM2")),
+    "mistral": replace(_GATED, families=("Mistral",)),
+    "qwen2": replace(_GATED, families=("Qwen2", "Qwen2.5")),
+    "qwen3": replace(_GATED, families=("Qwen3",)),
+    "olmo": replace(_GATED, families=("OLMo",)),
+    "olmo2": replace(_GEMMA_POST, post_mlp_norm=("post_feedforward_layernorm", 0.0), attn_norm=None,
+                     families=("OLMo 2",)),
+    "phi3": replace(_GATED, mlp_pre=None, v_proj="self_attn.qkv_proj", qkv_fused=True, families=("Phi-3",)),
+    "gemma": replace(_GATED, families=("Gemma",)),
+    "gemma2": replace(_GEMMA_POST, families=("Gemma 2",)),
+    "gemma3_text": replace(_GEMMA_POST, families=("Gemma 3 (text)",)),
 }
 
 
 class Adapter:
     """Sizes, site modules, weights, logit lens and resumed passes of one loaded model, from its :class:`Arch`."""
 
-    def __init__(self, model: nn.Module, arch: str | None = None):
+    def __init__(self, model: PreTrainedModel, arch: str | None = None):
         self.model = model
-        self.config = model.config
+        # Any: a transformers config holds its architecture's attributes (num_hidden_layers, head_dim, layer_types),
+        # which PreTrainedConfig does not declare
+        self.config: Any = model.config
         self.arch = arch or model.config.model_type
         if self.arch not in ARCHS:
             raise ProbeError(f"no architecture adapter for model_type {self.arch!r}; supported: {sorted(ARCHS)}. "
@@ -173,7 +183,7 @@ class Adapter:
         return w
 
     def embed_matrix(self) -> torch.Tensor:
-        return self.model.get_input_embeddings().weight
+        return cast(torch.Tensor, self.model.get_input_embeddings().weight)  # an embedding's weight, not a submodule
 
     def unembed_matrix(self) -> torch.Tensor | None:
         out = self.model.get_output_embeddings()
@@ -383,7 +393,7 @@ class Adapter:
                 h.remove()
 
 
-def adapter_for(model: nn.Module) -> Adapter:
+def adapter_for(model: PreTrainedModel) -> Adapter:
     return Adapter(model)
 
 

@@ -13,11 +13,14 @@ import os
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Callable
 
 try:
     import fcntl
 except ImportError:  # pragma: no cover - Windows: no advisory locks here; every run writes to the folder given
-    fcntl = None
+    HAVE_FLOCK = False
+else:
+    HAVE_FLOCK = True
 
 LOCK = ".interp-claims.lock"
 RUNS = "runs"
@@ -41,7 +44,7 @@ class RunFolder:
     def take(cls, base: Path) -> "RunFolder":
         """Lock ``base`` for this run, or, when another live run holds it, give this run its own subfolder."""
         base.mkdir(parents=True, exist_ok=True)
-        if fcntl is None:
+        if not HAVE_FLOCK:
             return cls(base, base)
         fd = os.open(base / LOCK, os.O_RDWR | os.O_CREAT, 0o644)
         try:
@@ -63,8 +66,9 @@ class RunFolder:
             finally:
                 self._fd = None
 
-    def note(self, shown: str) -> str:
-        """One line on why this run writes where it does (empty when it writes to the folder given)."""
+    def note(self, shown: Callable[[Path], str]) -> str:
+        """One line on why this run writes where it does (empty when it writes to the folder given); ``shown``: how
+        a path is written in messages."""
         if not self.own:
             return ""
         return (f"{shown(self.base)} is in use by another run ({self.other}): this run writes its figures and "

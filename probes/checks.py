@@ -6,9 +6,10 @@ path with a typo would judge nothing as an effect, and a claim without numbers c
 version of its model."""
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
-from .drift import split_pattern
+from .roles import split_pattern
 from .errors import ClaimSnapshotError, nearest
 
 RECORDS_NOTHING = ("records no numbers: a later version cannot be compared (hand its numbers to claim_snapshot, or "
@@ -48,7 +49,7 @@ def _missing(data: dict, path: str) -> tuple[str, list[str]] | None:
 
 def _interval_keys(iv: Any, data: Any, at: str) -> list[tuple[str, tuple[str, ...]]]:
     """Keys of ``intervals`` (in the shape of the numbers) that name nothing recorded: (path, the keys there)."""
-    out = []
+    out: list[tuple[str, tuple[str, ...]]] = []  # hashable: duplicates dropped below
     if isinstance(iv, dict):
         if not isinstance(data, dict):
             return [(at, ())]
@@ -72,14 +73,14 @@ def check_paths(numbers: dict, effect=(), identity=()) -> None:
     nearest of them (a typo would leave the effect unjudged, and the claim would hold without a word)."""
     data = {k: v for k, v in numbers.items() if not str(k).startswith("_")}  # _intervals, _stability, ...: not numbers
     intervals, stability = numbers.get("_intervals"), numbers.get("_stability")
-    wrong = []
+    wrong: list[tuple[str, str, str, Sequence[str]]] = []
     for role, paths in (("effect", effect), ("identity", identity)):
         for p in [paths] if isinstance(paths, str) else paths or ():
             miss = _missing(data, p) if isinstance(p, str) else None
             if miss is not None:
                 wrong.append((f"{role} path {p!r}", p, *miss))
-    for part, keys in _interval_keys(intervals or {}, data, "") if isinstance(intervals, dict) else []:
-        wrong.append((f"intervals key {part!r}", part, part, keys))
+    for part, there in _interval_keys(intervals or {}, data, "") if isinstance(intervals, dict) else []:
+        wrong.append((f"intervals key {part!r}", part, part, there))
     for k in (stability or {}) if isinstance(stability, dict) else ():
         miss = _missing(data, split_pattern(k)[0])
         if miss is not None:

@@ -45,6 +45,8 @@ def quantisation(path: Path) -> str:
     import gguf
     try:
         f = gguf.GGUFReader(str(path)).fields.get("general.file_type")
+        if f is None:
+            return "unknown"
         n = int(f.parts[f.data[0]][0])
         return gguf.LlamaFileType(n).name
     except Exception:  # noqa: BLE001 - metadata without a file type: say so in the snapshot

@@ -117,13 +117,13 @@ def with_grads(ad: Adapter, site: str, layers: Iterable[int]):
     that retain their grad after a backward pass run inside the context, under torch.enable_grad())."""
     kept: dict[int, torch.Tensor] = {}
 
-    def keep(l):
+    def keep(layer):
         def fn(x):
             x.retain_grad()
-            kept[l] = x
+            kept[layer] = x
             return x
         return fn
-    with torch.enable_grad(), intervene(ad, {(site, l): keep(l) for l in layers}):
+    with torch.enable_grad(), intervene(ad, {(site, layer): keep(layer) for layer in layers}):
         yield kept
 
 
@@ -133,4 +133,4 @@ def grads_of(out: torch.Tensor, kept: dict[int, torch.Tensor]) -> dict[int, torc
     gradient: the size of the model again in memory, 1.1 GB for Gemma-3-270m, and a 262k-row product for its
     unembedding)."""
     layers = list(kept)
-    return dict(zip(layers, torch.autograd.grad(out, [kept[l] for l in layers])))
+    return dict(zip(layers, torch.autograd.grad(out, [kept[layer] for layer in layers])))

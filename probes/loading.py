@@ -6,6 +6,7 @@ import json
 import os
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING, Any, cast
 
 import torch
 
@@ -14,6 +15,9 @@ from .adapters import Adapter, adapter_for
 from .errors import ModelLoadError, ResourceError, did_you_mean
 from .hooks import all_finite, check_finite
 from .registry import ModelSpec
+
+if TYPE_CHECKING:
+    from transformers import PreTrainedModel
 
 DTYPES = {"float32": torch.float32, "fp32": torch.float32, "bfloat16": torch.bfloat16, "bf16": torch.bfloat16,
           "float16": torch.float16, "fp16": torch.float16}
@@ -37,7 +41,7 @@ def logit_diff(logits: torch.Tensor, target, foil, what: str = "logit difference
 @dataclass
 class LoadedModel:
     spec: ModelSpec
-    model: torch.nn.Module
+    model: PreTrainedModel
     tokenizer: object
     adapter: Adapter
     device: torch.device
@@ -121,15 +125,24 @@ def batch_tokens(model, device: torch.device, dtype: torch.dtype, cap: int | Non
     a GPU. Batch sizes change no number beyond float rounding (tests/test_batch_sizes.py)."""
     c = model.config
     c = getattr(c, "text_config", None) or c
-    d = getattr(c, "hidden_size", None) or getattr(c, "n_embd", 768)
-    f = getattr(c, "intermediate_size", None) or getattr(c, "n_inner", None) or 4 * d
-    L = getattr(c, "num_hidden_layers", None) or getattr(c, "n_layer", None) or getattr(c, "num_layers", 12)
-    H = getattr(c, "num_attention_heads", None) or getattr(c, "n_head", None) or getattr(c, "num_heads", 12)
+    d = _config_size(c, ("hidden_size", "n_embd"), 768)
+    f = _config_size(c, ("intermediate_size", "n_inner"), 4 * d)
+    L = _config_size(c, ("num_hidden_layers", "n_layer", "num_layers"), 12)
+    H = _config_size(c, ("num_attention_heads", "n_head", "num_heads"), 12)
     per_token = torch.tensor([], dtype=dtype).element_size() * (2 * L * d + 4 * d + 2 * f + H * 512)
     free = free_memory(device) if free is None else free
     fits = int(free / 3 / per_token)
     limit = cap or (GPU_BATCH_CAP if device.type == "cuda" else CPU_BATCH_CAP)
     return max(256, min(fits, limit))
+
+
+def _config_size(config: Any, names: tuple[str, ...], default: int) -> int:
+    """The first of ``names`` (one size under the names of different architectures) that ``config`` sets to a
+    nonzero value, else ``default``."""
+    for name in names:
+        if value := getattr(config, name, None):
+            return value
+    return default
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -182,46 +195,14 @@ def load(spec: ModelSpec, device: str = "auto", dtype: str = "float32", *, allow
     HF_HUB_OFFLINE environment variable) forbids network access. ``jitter``: noise-floor calibration only
     (:func:`jitter_weights`). ``max_batch_tokens``: the cap of :func:`batch_tokens`.
     """
-    from transformers import AutoTokenizer
-
     dev, dt = pick_device(device), pick_dtype(dtype)
     from transformers.utils import logging as hf_logging
     hf_logging.disable_progress_bar()  # our own log line says what loads: no bars in captured output or tracebacks
     where = access.folder(spec)
-    kw = dict(use_safetensors=None if allow_pickle else True, trust_remote_code=trust_remote_code)
-    if spec.source == "hub":
-        kw["revision"] = spec.revision
-        if offline is None:
-            offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")
-        kw["local_files_only"] = offline
-    else:
-        kw["local_files_only"] = True
+    kw = _from_pretrained_kwargs(spec, allow_pickle, trust_remote_code, offline)
     if spec.source != "hub":
-        folder = Path(where)
-        safetensors = (folder / "model.safetensors").exists() or list(folder.glob("model-*.safetensors"))
-        pickles = [f.name for f in folder.glob("*.bin")] + [f.name for f in folder.glob("*.pt*")]
-        if not safetensors and not pickles:
-            raise ModelLoadError(f"model {spec.id!r}: {where} has no weights (no model.safetensors); save them with "
-                                 "model.save_pretrained(folder) beside config.json")
-        if not safetensors and not allow_pickle:
-            raise ModelLoadError(f"model {spec.id!r}: no model.safetensors in {where}, only pickle checkpoints "
-                                 f"({', '.join(sorted(pickles))}), which run code when loaded; convert them to "
-                                 "safetensors, or opt in with --allow-pickle if you trust the file.")
-    if spec.source != "hub":
-        cfg_file = Path(where) / "config.json"
-        try:
-            cfg = json.loads(cfg_file.read_text())
-        except (OSError, json.JSONDecodeError) as e:
-            raise ModelLoadError(f"model {spec.id!r}: {cfg_file} is not a readable JSON config ({e}); fix or "
-                                 "re-save it with model.save_pretrained") from None
-        if cfg.get("auto_map") and not trust_remote_code:
-            raise ModelLoadError(f"model {spec.id!r}: {cfg_file} asks for custom code (auto_map "
-                                 f"{sorted(cfg['auto_map'])}); it runs code from the model's files. Rerun with "
-                                 "--trust-remote-code only if you trust them.")
-        tok_files = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt", "tokenizer.model")
-        if not any((Path(where) / f).exists() for f in tok_files):
-            raise ModelLoadError(f"model {spec.id!r}: {where} has no tokenizer files ({', '.join(tok_files)}); "
-                                 "save them with tokenizer.save_pretrained(folder)")
+        _check_weight_files(spec, where, allow_pickle)
+        _check_config_and_tokenizer(spec, where, trust_remote_code)
     cls = _model_class(spec.kind, None)
     device_map = device_map or spec.param("device_map")
     if device_map and device_map not in ("auto", "balanced", "balanced_low_0", "sequential"):
@@ -229,19 +210,7 @@ def load(spec: ModelSpec, device: str = "auto", dtype: str = "float32", *, allow
     spread = bool(device_map) and dev.type == "cuda"
     if spread:
         kw["device_map"] = device_map
-    try:
-        model = cls.from_pretrained(where, dtype=dt, attn_implementation="eager", **kw)
-        tok = AutoTokenizer.from_pretrained(where, **{k: v for k, v in kw.items() if k != "use_safetensors"})
-    except torch.OutOfMemoryError:
-        raise ResourceError(f"model {spec.id!r} does not fit on {dev} in {dt} ({free_memory(dev) / 1e9:.1f} GB "
-                            "free): spread it over the GPUs with --device-map auto, or load it in half precision "
-                            "(--dtype bfloat16)") from None
-    except Exception as e:  # noqa: BLE001 - re-raised with a fix
-        hint = ("the hub is not reachable from here: download it where you have access with "
-                f"`hf download {spec.hub_id} --revision {spec.revision}` and rerun with HF_HUB_OFFLINE=1, "
-                "or pass a local folder to --models") if spec.source == "hub" else "check the folder's files"
-        raise ModelLoadError(f"could not load model {spec.id!r} from {where}: {type(e).__name__}: "
-                             f"{str(e).splitlines()[0] if str(e) else ''}. Fix: {hint}.") from None
+    model, tok = _from_pretrained(spec, cls, where, dev, dt, kw)
     if spread:
         dev = model.get_input_embeddings().weight.device
         model.eval()
@@ -255,6 +224,75 @@ def load(spec: ModelSpec, device: str = "auto", dtype: str = "float32", *, allow
     return LoadedModel(spec, model, tok, adapter_for(model), dev, dt,
                        read_source(where) if spec.source != "hub" else {},
                        batch_tokens=batch_tokens(model, dev, dt, max_batch_tokens))
+
+
+def _from_pretrained_kwargs(spec: ModelSpec, allow_pickle: bool, trust_remote_code: bool,
+                            offline: bool | None) -> dict[str, Any]:
+    """``from_pretrained``'s keywords: safetensors only unless ``allow_pickle``; a hub model at its pinned revision,
+    offline when ``offline`` says so (default: the HF_HUB_OFFLINE environment variable); a folder's files only."""
+    kw: dict[str, Any] = dict(use_safetensors=None if allow_pickle else True, trust_remote_code=trust_remote_code)
+    if spec.source == "hub":
+        kw["revision"] = spec.revision
+        if offline is None:
+            offline = os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false")
+        kw["local_files_only"] = offline
+    else:
+        kw["local_files_only"] = True
+    return kw
+
+
+def _check_weight_files(spec: ModelSpec, where: str, allow_pickle: bool) -> None:
+    """A folder holds safetensors weights (pickle checkpoints only with ``allow_pickle``: they run code)."""
+    folder = Path(where)
+    safetensors = (folder / "model.safetensors").exists() or list(folder.glob("model-*.safetensors"))
+    pickles = [f.name for f in folder.glob("*.bin")] + [f.name for f in folder.glob("*.pt*")]
+    if not safetensors and not pickles:
+        raise ModelLoadError(f"model {spec.id!r}: {where} has no weights (no model.safetensors); save them with "
+                             "model.save_pretrained(folder) beside config.json")
+    if not safetensors and not allow_pickle:
+        raise ModelLoadError(f"model {spec.id!r}: no model.safetensors in {where}, only pickle checkpoints "
+                             f"({', '.join(sorted(pickles))}), which run code when loaded; convert them to "
+                             "safetensors, or opt in with --allow-pickle if you trust the file.")
+
+
+def _check_config_and_tokenizer(spec: ModelSpec, where: str, trust_remote_code: bool) -> None:
+    """A folder's config.json is readable JSON that asks for no custom code (unless ``trust_remote_code``), and
+    tokenizer files lie beside it."""
+    cfg_file = Path(where) / "config.json"
+    try:
+        cfg = json.loads(cfg_file.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise ModelLoadError(f"model {spec.id!r}: {cfg_file} is not a readable JSON config ({e}); fix or "
+                             "re-save it with model.save_pretrained") from None
+    if cfg.get("auto_map") and not trust_remote_code:
+        raise ModelLoadError(f"model {spec.id!r}: {cfg_file} asks for custom code (auto_map "
+                             f"{sorted(cfg['auto_map'])}); it runs code from the model's files. Rerun with "
+                             "--trust-remote-code only if you trust them.")
+    tok_files = ("tokenizer.json", "tokenizer_config.json", "vocab.json", "vocab.txt", "tokenizer.model")
+    if not any((Path(where) / f).exists() for f in tok_files):
+        raise ModelLoadError(f"model {spec.id!r}: {where} has no tokenizer files ({', '.join(tok_files)}); "
+                             "save them with tokenizer.save_pretrained(folder)")
+
+
+def _from_pretrained(spec: ModelSpec, cls, where: str, dev: torch.device, dt: torch.dtype,
+                     kw: dict[str, Any]) -> tuple[Any, Any]:
+    """The model (of class ``cls``) and its tokenizer from ``where``; running out of memory, or any other failure,
+    is an error that names the fix."""
+    from transformers import AutoTokenizer
+    try:
+        model = cls.from_pretrained(where, dtype=dt, attn_implementation="eager", **kw)
+        tok = AutoTokenizer.from_pretrained(where, **{k: v for k, v in kw.items() if k != "use_safetensors"})
+    except torch.OutOfMemoryError:
+        raise ResourceError(f"model {spec.id!r} does not fit on {dev} in {dt} ({free_memory(dev) / 1e9:.1f} GB "
+                            "free): spread it over the GPUs with --device-map auto, or load it in half precision "
+                            "(--dtype bfloat16)") from None
+    except Exception as e:  # noqa: BLE001 - re-raised with a fix
+        hint = ("the hub is not reachable from here: download it where you have access with "
+                f"`hf download {spec.hub_id} --revision {spec.revision}` and rerun with HF_HUB_OFFLINE=1, "
+                "or pass a local folder to --models") if spec.source == "hub" else "check the folder's files"
+        raise ModelLoadError(f"could not load model {spec.id!r} from {where}: {type(e).__name__}: "
+                             f"{str(e).splitlines()[0] if str(e) else ''}. Fix: {hint}.") from None
+    return model, tok
 
 
 def drop_build_tables(tok) -> None:
@@ -321,7 +359,11 @@ def jitter_weights(model, size: float, seed: int = 0) -> None:
 def random_init_like(lm: LoadedModel, seed: int) -> LoadedModel:
     """A randomly initialised model of the same config (the 'untrained' null control)."""
     torch.manual_seed(seed)
-    model = type(lm.model)(lm.model.config).to(lm.device, lm.dtype).eval()
+    model = type(lm.model)(lm.model.config)
+    # the model's own to(): cast only for mypy, which reads PreTrainedModel.to (declared through
+    # functools.wraps(nn.Module.to)) as an unbound function
+    cast(torch.nn.Module, model).to(lm.device, lm.dtype)
+    model.eval()
     spec = dataclasses.replace(lm.spec, id=f"{lm.spec.id}-random{seed}")
     return _sibling(lm, spec, model)
 
@@ -377,7 +419,7 @@ def _random_from_disk(lm: LoadedModel, seed: int) -> LoadedModel:
     return rnd
 
 
-def _assemble(like: torch.nn.Module, weights: dict[str, torch.Tensor]) -> torch.nn.Module:
+def _assemble(like: PreTrainedModel, weights: dict[str, torch.Tensor]) -> PreTrainedModel:
     """A model of ``like``'s class and config holding ``weights`` (no copy: the tensors are taken as they are),
     its buffers (rotary frequencies, which the config decides) shared with ``like``. Built on the meta device, so
     no memory is allocated but the weights'."""

@@ -2,8 +2,8 @@
 
     python -m probes.merge OUT_DIR reports/small/report.json reports/gpt2-large/report.json [--history DIR]
 
-Writes OUT_DIR/report.md, report.html and report.json with one verdict table over every model (the same code as
-a run's own reports, probes/verdicts.py), prints the table, and with ``--history DIR`` appends the merged run to
+Writes OUT_DIR/report.md, report.html and report.json with one verdict table over every model (through the
+same :func:`probes.publish.publish` as a run's own reports), prints the table, and with ``--history DIR`` appends the merged run to
 DIR/history.jsonl and plots each claim's effect over the runs there. The exit status is the merged run's: 1 if
 any part had a broken, errored or newly holding claim (or failed otherwise), else 6 if numbers moved, else 0.
 
@@ -20,13 +20,13 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 
-from . import history as H
-from . import verdicts as V
-from .results import ClaimResult, readable
-
-EXIT_LOST = 2  # an input could not be merged (or no input could be)
+from .publish import publish
+from .render import text
+from .results import ClaimResult, RunInfo, readable
+from .verdicts import EXIT_LOST, combined_status, ordered
 
 
 def check_report(rep) -> str | None:
@@ -50,40 +50,32 @@ def check_report(rep) -> str | None:
     return None
 
 
-def merge(reports: list[dict], lost: list[tuple[str, str]] = (),
-          skipped: list[tuple[str, str]] = ()) -> tuple[list[ClaimResult], dict, int]:
-    """(results, meta, exit status) of several runs' report.json contents (checked with :func:`check_report`).
+def merge(reports: list[dict], lost: Sequence[Sequence[str]] = (),
+          skipped: Sequence[Sequence[str]] = ()) -> tuple[list[ClaimResult], RunInfo, int]:
+    """(results, run info, exit status) of several runs' report.json contents (checked with :func:`check_report`).
     ``lost``: (file, why) of the inputs that could not be read (exit status 2), ``skipped``: of those that are not
-    reports of a version this one reads; both named in ``meta`` (a merged report's own are kept)."""
-    results, models, left_out, statuses, commands = [], [], [], [], []
-    lost = [tuple(x) for rep in reports for x in rep.get("meta", {}).get("lost", [])] + [tuple(x) for x in lost]
-    skipped = [tuple(x) for rep in reports for x in rep.get("meta", {}).get("skipped", [])] + \
-        [tuple(x) for x in skipped]
-    for rep in reports:
-        meta = rep.get("meta", {})
-        results += [ClaimResult.from_json(r) for r in rep.get("results", [])]
-        models += [m for m in meta.get("models", []) if m not in models]
-        left_out += [tuple(x) for x in meta.get("left_out", []) if tuple(x) not in left_out]
-        statuses.append(int(rep.get("exit_status", 1)))
-        commands.append(meta.get("command", ""))
-    first = reports[0].get("meta", {}) if reports else {}
-    status = 0
-    if any(s not in (0, V.EXIT_DRIFT) for s in statuses):
-        status = next(s for s in statuses if s not in (0, V.EXIT_DRIFT))
-    elif V.EXIT_DRIFT in statuses:
-        status = V.EXIT_DRIFT
-    if lost:
-        status = EXIT_LOST
-    left_out += [x for f, why in lost if (x := (f"input {f}", f"lost: {why}; its verdicts are not in this report"))
+    reports of a version this one reads; both named in the info (a merged report's own are kept)."""
+    infos = [RunInfo.from_json(rep.get("meta")) for rep in reports]
+    gone: list[tuple[str, str]] = list(dict.fromkeys([x for i in infos for x in i.lost] + [(f, w) for f, w in lost]))
+    passed: list[tuple[str, str]] = list(dict.fromkeys([x for i in infos for x in i.skipped]
+                                                        + [(f, w) for f, w in skipped]))
+    results = [ClaimResult.from_json(r) for rep in reports for r in rep.get("results", [])]
+    models: list[str] = []
+    left_out: list[tuple[str, str]] = []
+    for i in infos:
+        models += [m for m in i.models if m not in models]
+        left_out += [x for x in i.left_out if x not in left_out]
+    left_out += [x for f, why in gone if (x := (f"input {f}", f"lost: {why}; its verdicts are not in this report"))
                  not in left_out]
-    left_out += [x for f, why in skipped if (x := (f"input {f}", f"skipped: {why}")) not in left_out]
-    meta = {"models": models, "device": first.get("device"), "dtype": first.get("dtype"), "left_out": left_out,
-            "command": " ; ".join(c for c in commands if c), "merged_from": len(reports),
-            "provenance": [p for r in reports for p in r.get("meta", {}).get("provenance", [])],
-            "packages": first.get("packages"),
-            "when": max((r.get("meta", {}).get("when", "") for r in reports), default=""),
-            "lost": [list(x) for x in dict.fromkeys(lost)], "skipped": [list(x) for x in dict.fromkeys(skipped)]}
-    return results, meta, status
+    left_out += [x for f, why in passed if (x := (f"input {f}", f"skipped: {why}")) not in left_out]
+    first = infos[0] if infos else RunInfo()
+    info = RunInfo(models=models, device=first.device, dtype=first.dtype, left_out=left_out,
+                   command=" ; ".join(i.command for i in infos if i.command), merged_from=len(reports),
+                   provenance=[p for i in infos for p in i.provenance], packages=first.packages,
+                   when=max((i.when for i in infos), default=""), lost=gone, skipped=passed,
+                   trend_note="the models of the merged runs in order")
+    status = combined_status([int(rep.get("exit_status", 1)) for rep in reports], lost=bool(gone))
+    return results, info, status
 
 
 def main(argv=None) -> int:
@@ -105,34 +97,27 @@ def main(argv=None) -> int:
                   "wrote in its --artifacts folder)", file=sys.stderr)
             lost.append((str(f), why))
             continue
-        why = check_report(rep)
-        if why:
-            print(f"warning: skipped {f}: {why}", file=sys.stderr)
-            skipped.append((str(f), why))
+        wrong = check_report(rep)
+        if wrong:
+            print(f"warning: skipped {f}: {wrong}", file=sys.stderr)
+            skipped.append((str(f), wrong))
             continue
         loaded.append(rep)
     if not loaded:
         print("error: no input is a readable report.json of this version; nothing to merge", file=sys.stderr)
         return EXIT_LOST
-    results, meta, status = merge(loaded, lost, skipped)
-    run = H.run_record(results, meta, status)
-    runs = [H.as_run(run)]
-    if a.history is not None:
-        print(f"history: run appended to {H.append(a.history, run)}")
-        runs, bad = H.load(a.history)
-        for b in bad:
-            print(f"warning: {b}", file=sys.stderr)
-        meta["trend_note"] = f"the {len(runs)} run(s) in {a.history / H.FILE}; x = run date and model version"
-    else:
-        meta["trend_note"] = "the models of the merged runs in order"
-    for f in V.write_reports(a.out, results, meta, status, H.trends(runs)):
+    results, info, status = merge(loaded, lost, skipped)
+    out = publish(a.out, results, info, status, a.history)
+    if out.history_file is not None:
+        print(f"history: run appended to {out.history_file}")
+    for f in out.reports:
         print(f"report: {f}")
-    for line in V.terminal_lines(V.ordered(results, meta["models"]), None if meta["lost"] else status,
-                                 str(a.out / "report.md")):
+    for line in text.terminal_lines(ordered(results, info.models), None if info.lost else status,
+                                    str(a.out / "report.md")):
         print(line)
-    if meta["lost"]:
-        print(f"exit status {EXIT_LOST}: {len(meta['lost'])} input(s) lost, their verdicts are not in the merged "
-              "report: " + "; ".join(f"{f} ({why})" for f, why in meta["lost"]))
+    if info.lost:
+        print(f"exit status {EXIT_LOST}: {len(info.lost)} input(s) lost, their verdicts are not in the merged "
+              "report: " + "; ".join(f"{f} ({why})" for f, why in info.lost))
     return status
 
 

@@ -59,8 +59,8 @@ def replicates(intervals: Any, is_effect, path: str = "") -> Any:
         out = {k: v for k, v in out.items() if v is not None}
         return out or None
     if isinstance(intervals, list) and not _is_pair(intervals):
-        out = [replicates(v, is_effect, f"{path}[{i}]") for i, v in enumerate(intervals)]
-        return out if any(v is not None for v in out) else None
+        items = [replicates(v, is_effect, f"{path}[{i}]") for i, v in enumerate(intervals)]
+        return items if any(v is not None for v in items) else None
     return None
 
 

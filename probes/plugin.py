@@ -21,13 +21,15 @@ from pathlib import Path
 import pytest
 import torch
 
-from . import drift as D
-from . import loading, paired
-from .checks import RECORDS_NOTHING, check_paths
+from . import compare, loading, paired, roles
+from .checks import check_paths
 from .errors import NumericsError, ProbeError, ResourceError, did_you_mean
 from .log import log
 from .results import ClaimResult, Measurement, Verdict
-from .session import ARTIFACTS_KEY, INI, USAGE_PREFIX, ClaimsSession, Settled
+from .schedule import USAGE_PREFIX
+from .selection import INI
+from .session import ARTIFACTS_KEY, ClaimsSession
+from .settle import Settled
 from .snapshot import ABS_TOL, REL_TOL, NonFiniteNumber, plain
 
 SESSION = pytest.StashKey[ClaimsSession]()
@@ -159,6 +161,13 @@ def model_cache(lm, request) -> dict:
 
 
 @pytest.fixture
+def corpus_file(request) -> Path | None:
+    """The text file given with ``--corpus`` (one context per line; checked to exist at start), or None."""
+    given = _session(request.config).opt.corpus
+    return Path(given) if given else None
+
+
+@pytest.fixture
 def exact(lm, request) -> bool:
     """Whether component-ranking claims measure every component exactly (see --exact)."""
     opt = _session(request.config).opt.exact
@@ -201,10 +210,10 @@ def claim_snapshot(lm, request):
               half: tuple[float, float] | None = None, effect=(), identity=(), intervals=None, stability=None,
               allow_nan: bool = False):
         extra = {}
-        table = D.roles(effect, identity)
+        table = roles.roles(effect, identity)
         if intervals:
             extra["_intervals"] = intervals
-            reps = paired.replicates(intervals, lambda p: D.role_of(p, table) == D.EFFECT)
+            reps = paired.replicates(intervals, lambda p: roles.role_of(p, table) == roles.EFFECT)
             if reps:  # the effects' bootstrap draws: a new version is tested against them pair by pair
                 extra["_replicates"] = reps
         if stability:
@@ -219,7 +228,7 @@ def claim_snapshot(lm, request):
         check_paths(numbers, effect, identity)  # a role path that names no number: an error, never silent
         request.node.stash[MEASURED] = Measurement(
             numbers, table, rel0 if rel is None else rel, abs0 if abs_ is None else abs_,
-            tuple(half or HALF_TOL), lm.meta())
+            (half or HALF_TOL)[:2], lm.meta())
     return check
 
 
@@ -285,7 +294,7 @@ def pytest_runtest_call(item):
             except ProbeError as e:  # a corrupt snapshot must not hide the claim's own failure
                 log(f"{item.nodeid}: {e}")
         elif m is not None:
-            item.stash[SETTLED] = Settled(None, None, *D.effect_numbers(m.recorded(), m.roles))
+            item.stash[SETTLED] = Settled(None, None, *compare.effect_numbers(m.recorded(), m.roles))
         raise
     m = item.stash.get(MEASURED, None)
     if m is not None and not xfail:
@@ -298,7 +307,7 @@ def pytest_runtest_makereport(item, call):
     """Attach the claim's result (probes/results.py, as JSON) to its report; the controller collects them."""
     rep = yield
     exc = call.excinfo
-    if exc is not None and isinstance(exc.value, ProbeError) and not item.config.getoption("fulltrace"):
+    if exc is not None and isinstance(exc.value, ProbeError) and not _session(item.config).opt.fulltrace:
         rep.longrepr = f"{exc.typename}: {exc.value}"  # a checked input: its message names the fix, no traceback
     cs = getattr(getattr(item, "callspec", None), "params", {})
     if item.get_closest_marker("claim") is None or cs.get("model_id") is None:
@@ -313,27 +322,24 @@ def pytest_runtest_makereport(item, call):
     result = _session(item.config).result(item, rep, call, item.stash.get(SETTLED, None) if call_phase else None,
                                          item.stash.get(MEASURED, None) if call_phase else None, figures,
                                          item.stash.get(SETUP_S, 0.0))
-    if result.verdict == Verdict.HOLDS and result.numbers is None and \
-            item.get_closest_marker("claim").kwargs.get("records", True) is not False:
-        result = result.but(message=RECORDS_NOTHING)  # named in the summary (probes/checks.py), never silent
     rep.user_properties.append(("claim", result.to_json()))
     return rep
+
+
+TALLY = {  # (verdict, whether pytest saw the call pass) -> pytest's category, letter and word for it
+    (Verdict.MOVED, True): ("changed", "C", ("CHANGED", {"yellow": True})),
+    (Verdict.NOISE, True): ("passed", "n", ("PASSED (within noise)", {"green": True})),
+    (Verdict.PRECONDITION, False): ("failed", "P", ("PRECONDITION FAILED", {"red": True})),
+    (Verdict.UNRECORDED, True): ("unrecorded", "U", ("NO SNAPSHOT", {"yellow": True}))}
 
 
 def pytest_report_teststatus(report, config):
     """pytest's own tally agrees with the verdicts: a claim that holds with moved numbers (or none recorded) passed
     its criterion, and is counted as 'changed' (or 'unrecorded'), not as failed."""
     props = dict(p for p in getattr(report, "user_properties", []) if p[0] == "claim")
-    verdict = ClaimResult.from_json(props["claim"]).verdict if "claim" in props else None
-    if report.when == "call" and report.passed and verdict == Verdict.MOVED:
-        return "changed", "C", ("CHANGED", {"yellow": True})
-    if report.when == "call" and report.passed and verdict == Verdict.NOISE:
-        return "passed", "n", ("PASSED (within noise)", {"green": True})
-    if report.when == "call" and report.failed and verdict == Verdict.PRECONDITION:
-        return "failed", "P", ("PRECONDITION FAILED", {"red": True})
-    if report.when == "call" and report.passed and verdict == Verdict.UNRECORDED:
-        return "unrecorded", "U", ("NO SNAPSHOT", {"yellow": True})
-    return None
+    if report.when != "call" or "claim" not in props:
+        return None
+    return TALLY.get((ClaimResult.from_json(props["claim"]).verdict, report.passed))
 
 
 class _Controller:

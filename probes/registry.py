@@ -10,11 +10,16 @@ claims their kind supports.
 from __future__ import annotations
 
 import json
-import tomllib
+import sys
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from .errors import UnknownModelError, did_you_mean, nearest
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # Python 3.10 (requires-python): the same parser as a package, a dependency there (pyproject.toml)
+    import tomli as tomllib
 
 KINDS = ("causal", "masked", "encoder")
 SOURCES = ("local", "package", "hub", "gguf")
@@ -68,9 +73,16 @@ class ModelSpec:
         """Whether this model runs the claims of ``family`` (every family, for a model given by path)."""
         return self.families is None or family in self.families
 
+    def given(self, value: str | None, name: str) -> str:
+        """``value``, the field ``name`` that this entry's source needs (:func:`check_entry` refuses a registry
+        entry without it, :func:`resolve` sets it): an error naming the entry and the field where it is missing."""
+        if value is None:
+            raise UnknownModelError(f"model {self.id!r}: source = {self.source!r} needs {name}")
+        return value
+
     def local_path(self) -> Path:
         """A ``local`` entry's folder: ``path`` as written, relative to the project root unless absolute."""
-        p = Path(self.path).expanduser()
+        p = Path(self.given(self.path, "path")).expanduser()
         return p if p.is_absolute() or self.root is None else Path(self.root) / p
 
 
@@ -81,7 +93,7 @@ def _not_a_registry_id(spec: ModelSpec, entry: str, registry: dict[str, ModelSpe
     if reg is None:
         return spec
     if reg.source == "local" and spec.source == "local" and \
-            Path(spec.path).resolve() == reg.local_path().resolve():
+            Path(spec.given(spec.path, "path")).resolve() == reg.local_path().resolve():
         return reg
     raise UnknownModelError(
         f"--models {entry!r} is named like the registry model {spec.id!r} but is not its folder. To check it against "
@@ -126,6 +138,14 @@ def check_entry(where: str, mid: str, e: dict) -> None:
     """One registry entry against :data:`SCHEMA`: unknown fields, missing ones, wrong types and unknown values,
     each one line naming the registry, the entry, the field and what it may be."""
     head = f"registry {where}, [models.{mid}]"
+    _check_fields(head, e)
+    _check_values(head, e)
+    _check_tables(head, e)
+    _check_source(head, e)
+
+
+def _check_fields(head: str, e: dict) -> None:
+    """No unknown field (with the nearest known name), none of source and kind missing."""
     unknown = sorted(set(e) - FIELDS)
     if unknown:
         near = [(k, n) for k in unknown if (n := nearest(k, FIELDS))]
@@ -138,6 +158,10 @@ def check_entry(where: str, mid: str, e: dict) -> None:
     missing = [k for k in ("source", "kind") if k not in e]
     if missing:
         raise UnknownModelError(f"{head}: missing {', '.join(missing)} ({'; '.join(_allowed(k) for k in missing)})")
+
+
+def _check_values(head: str, e: dict) -> None:
+    """Each field of the type :data:`SCHEMA` gives it, and one of its allowed values where it has them."""
     for k, v in e.items():
         want, values = SCHEMA[k]
         if not _type_ok(v, want):
@@ -146,6 +170,11 @@ def check_entry(where: str, mid: str, e: dict) -> None:
         if values is not None and v not in values:
             raise UnknownModelError(f"{head}: {k} = {_shown(v)} is not one of {', '.join(values)}"
                                     f"{did_you_mean(v, values)}")
+
+
+def _check_tables(head: str, e: dict) -> None:
+    """The tables' contents: known params of their types, expect.<family> tables with their known_failures'
+    reasons, dtypes_unsupported's dtypes with their reasons."""
     for k, v in (e.get("params") or {}).items():
         if k in PARAM_TYPES and not _type_ok(v, PARAM_TYPES[k]):
             raise UnknownModelError(f"{head}: params.{k} = {_shown(v)} is not {PARAM_TYPES[k]}")
@@ -160,6 +189,11 @@ def check_entry(where: str, mid: str, e: dict) -> None:
         if dt not in ("float32", "bfloat16", "float16") or not isinstance(why, str) or not why:
             raise UnknownModelError(f"{head}: dtypes_unsupported must be a table of float32 / bfloat16 / float16 = "
                                     f"\"<why, with the measured numbers>\"; got {dt} = {_shown(why)}")
+
+
+def _check_source(head: str, e: dict) -> None:
+    """The fields the entry's source needs: a hub id with a pinned revision, a path, a package (with its subdir
+    unless it ships a GGUF file)."""
     if e["source"] == "hub" and not (e.get("hub_id") and e.get("revision")):
         raise UnknownModelError(
             f"{head}: a hub entry needs hub_id and a pinned revision (a commit hash or tag), so that every run "
@@ -221,10 +255,10 @@ def load_registry(path: Path, root: Path | None = None) -> dict[str, ModelSpec]:
     if not isinstance(models, dict) or not all(isinstance(e, dict) for e in models.values()):
         raise UnknownModelError(f"registry {where}: models must be tables [models.<id>]; fix the file")
     out = {}
-    for mid, e in models.items():
-        e = _with_builtin(where, mid, e)
-        check_entry(where, mid, e)
-        out[mid] = ModelSpec(id=mid, **{"families": None, **e}, root=str(root or path.parent), origin=where)
+    for mid, written in models.items():
+        entry = _with_builtin(where, mid, written)
+        check_entry(where, mid, entry)
+        out[mid] = ModelSpec(id=mid, **{"families": None, **entry}, root=str(root or path.parent), origin=where)
     if not out:
         raise UnknownModelError(f"registry {where} has no [models.<id>] entry; add one (docs/writing-claims.md)")
     return out
@@ -252,11 +286,10 @@ def candidate(entry: str, registry: dict[str, ModelSpec]) -> ModelSpec:
     if new.source == "local" and new.kind != base.kind:
         raise UnknownModelError(f"--models {entry!r}: {source} is a {new.kind} model, {rid} a {base.kind} one; a "
                                 "candidate must be a new version of the same kind of model")
-    label = new.revision if new.source == "hub" and new.revision else \
-        (new.hub_id.split("/")[-1] if new.source == "hub" else new.id)
     if new.source == "hub" and not new.revision:
         raise UnknownModelError(f"--models {entry!r}: pin the candidate's revision (owner/name@<commit or tag>) so "
                                 "that its verdicts can be reproduced")
+    label = new.revision if new.source == "hub" and new.revision else new.id
     return replace(base, id=f"{rid}@{label}", source=new.source, path=new.path, hub_id=new.hub_id,
                    revision=new.revision, package=None, subdir=None, gguf=None, gguf_parts=[], gguf_sha256=None,
                    made_from=None, install=None, tier="candidate", baseline=rid,
@@ -277,28 +310,7 @@ def resolve(entry: str, registry: dict[str, ModelSpec]) -> ModelSpec:
             return spec
     p = Path(entry).expanduser()
     if p.exists():
-        ggufs = [p] if p.is_file() and p.suffix == ".gguf" else \
-            (sorted(p.glob("*.gguf")) if p.is_dir() and not (p / "config.json").exists() else [])
-        if len(ggufs) > 1:
-            raise UnknownModelError(f"{entry!r} holds {len(ggufs)} GGUF files ({[g.name for g in ggufs]}): pass one "
-                                    "file to --models")
-        if ggufs:
-            g = ggufs[0].resolve()
-            return _not_a_registry_id(ModelSpec(id=g.stem, source="gguf", path=str(g), kind="causal",
-                                                families=None), entry, registry)
-        cfg = p / "config.json"
-        if cfg.exists():
-            try:
-                json.loads(cfg.read_text())
-            except json.JSONDecodeError as e:
-                raise UnknownModelError(f"{cfg} is not valid JSON ({e}); fix or re-save it with "
-                                        "model.save_pretrained") from None
-        if not cfg.exists():
-            raise UnknownModelError(f"{entry!r} is a folder without config.json (and without a .gguf file): save the "
-                                    "model with `model.save_pretrained(folder)` and `tokenizer.save_pretrained(folder)`")
-        kind = kind_of(json.loads(cfg.read_text()))
-        return _not_a_registry_id(ModelSpec(id=p.name, source="local", path=str(p.resolve()), kind=kind,
-                                            families=None), entry, registry)
+        return _resolve_path(entry, p, registry)
     if entry.startswith((".", "/", "~")) or entry.count("/") > 1:
         raise UnknownModelError(f"{entry!r}: no such file or folder (a hub id has the form owner/name[@revision])")
     if "/" in entry or "@" in entry:
@@ -311,3 +323,30 @@ def resolve(entry: str, registry: dict[str, ModelSpec]) -> ModelSpec:
         f"unknown model {entry!r}: not a registry id ({known}), not an existing folder, and not a hub id of the "
         f"form owner/name[@revision]{did_you_mean(entry, registry) or '.'} Add it to {origin} or pass a folder or "
         "hub id.")
+
+
+def _resolve_path(entry: str, p: Path, registry: dict[str, ModelSpec]) -> ModelSpec:
+    """An existing file or folder ``p`` (the ``--models`` entry ``entry``): a GGUF file, a folder holding exactly
+    one, or a folder holding config.json."""
+    ggufs = [p] if p.is_file() and p.suffix == ".gguf" else \
+        (sorted(p.glob("*.gguf")) if p.is_dir() and not (p / "config.json").exists() else [])
+    if len(ggufs) > 1:
+        raise UnknownModelError(f"{entry!r} holds {len(ggufs)} GGUF files ({[g.name for g in ggufs]}): pass one "
+                                "file to --models")
+    if ggufs:
+        g = ggufs[0].resolve()
+        return _not_a_registry_id(ModelSpec(id=g.stem, source="gguf", path=str(g), kind="causal",
+                                            families=None), entry, registry)
+    cfg = p / "config.json"
+    if cfg.exists():
+        try:
+            json.loads(cfg.read_text())
+        except json.JSONDecodeError as e:
+            raise UnknownModelError(f"{cfg} is not valid JSON ({e}); fix or re-save it with "
+                                    "model.save_pretrained") from None
+    if not cfg.exists():
+        raise UnknownModelError(f"{entry!r} is a folder without config.json (and without a .gguf file): save the "
+                                "model with `model.save_pretrained(folder)` and `tokenizer.save_pretrained(folder)`")
+    kind = kind_of(json.loads(cfg.read_text()))
+    return _not_a_registry_id(ModelSpec(id=p.name, source="local", path=str(p.resolve()), kind=kind,
+                                        families=None), entry, registry)

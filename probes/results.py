@@ -14,9 +14,11 @@ version 1 ones are named and skipped (:func:`readable`).
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, field, fields, replace
 from enum import Enum
-from . import paired
+from typing import Any
+
+from . import drift_text, paired
 from .drift import Drift, Number
 
 SCHEMA = 3
@@ -39,9 +41,6 @@ class Verdict(str, Enum):
 
     def __str__(self) -> str:
         return self.value
-
-    def __hash__(self) -> int:  # as its text: a dict keyed by verdict texts finds it, and the other way round
-        return hash(self.value)
 
     @property
     def rank(self) -> int:
@@ -88,11 +87,6 @@ class ClaimResult:
     duration: float = 0.0            # seconds, the claim's setup (its fixtures) included
 
     @property
-    def moved(self) -> list[str]:
-        """Every move of its numbers, one line each (probes/drift.py: Drift.lines)."""
-        return self.drift.lines() if self.drift is not None else []
-
-    @property
     def level(self) -> str | None:
         """A drifted result's severity: large / medium / small, noise when nothing moved significantly,
         unrecorded; None for the others."""
@@ -103,7 +97,7 @@ class ClaimResult:
         return self.drift.level if self.verdict == Verdict.MOVED and self.drift is not None else None
 
     def to_json(self) -> dict:
-        out = {"schema": SCHEMA}
+        out: dict[str, Any] = {"schema": SCHEMA}
         for f in fields(self):
             v = getattr(self, f.name)
             if isinstance(v, (Number, Drift)):
@@ -113,7 +107,8 @@ class ClaimResult:
             elif isinstance(v, tuple):
                 v = list(v)
             out[f.name] = v
-        out["moved"] = self.moved  # derived, for readers of report.json: every move as one line
+        out["moved"] = drift_text.lines(self.drift) if self.drift is not None else []  # derived, for readers of
+        #                                                                             report.json: a move per line
         return out
 
     @classmethod
@@ -129,9 +124,6 @@ class ClaimResult:
         kw["message"] = d.get("message") or ""
         kw["duration"] = float(d.get("duration") or 0.0)
         return cls(**kw)
-
-    def but(self, **changes) -> "ClaimResult":
-        return replace(self, **changes)
 
 
 @dataclass(frozen=True)
@@ -154,6 +146,49 @@ class Measurement:
         return json.loads(serialize({**self.numbers, "_recorded_with": self.recorded_with}))
 
 
+@dataclass
+class RunInfo:
+    """What a report says about its run (report.json's ``meta``, the report's head line, the history line): what
+    ran, on what, how it was judged. A run fills it in :meth:`probes.session.ClaimsSession.finish`; a merge of
+    several runs' reports in :func:`probes.merge.merge` (``merged_from``, ``lost``, ``skipped``)."""
+    models: list[str] = field(default_factory=list)    # the run's models, as their results name them
+    device: str | None = None                          # --device as given
+    dtype: str | None = None                           # --dtype as given
+    device_used: str = ""                              # what --device resolved to
+    left_out: list[tuple[str, str]] = field(default_factory=list)  # (model or input, why)
+    precision: list[str] = field(default_factory=list)  # how a half-precision run was judged (one line)
+    when: str = ""
+    command: str = ""
+    lock_diff: list[str] = field(default_factory=list)  # installed packages that differ from the CI lock
+    machine: dict = field(default_factory=dict)
+    wall_s: float | None = None
+    provenance: list = field(default_factory=list)     # per model: where its weights came from, with hashes
+    packages: dict = field(default_factory=dict)
+    trend_note: str = ""                               # what the trend plots' x axis is
+    merged_from: int | None = None                     # a merged report: how many reports it merged
+    lost: list[tuple[str, str]] = field(default_factory=list)     # (input, why): inputs a merge could not read
+    skipped: list[tuple[str, str]] = field(default_factory=list)  # (input, why): inputs not reports of a read version
+
+    def to_json(self) -> dict:
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        for k in ("left_out", "lost", "skipped"):
+            out[k] = [list(x) for x in out[k]]
+        if self.merged_from is None:
+            for k in ("merged_from", "lost", "skipped"):
+                del out[k]
+        return out
+
+    @classmethod
+    def from_json(cls, d: dict | None) -> RunInfo:
+        """A report's ``meta`` (keys this version does not know are left out; missing ones take their defaults)."""
+        d = d or {}
+        known = {f.name for f in fields(cls)}
+        kw = {k: v for k, v in d.items() if k in known and v is not None}
+        for k in ("left_out", "lost", "skipped"):
+            kw[k] = [tuple(x) for x in d.get(k) or []]
+        return cls(**kw)
+
+
 def readable(version) -> str | None:
     """Why a report or history line of ``version`` cannot be read here (None: it can)."""
     if version in READS:
@@ -168,8 +203,8 @@ def adjust(results: list[ClaimResult]) -> list[ClaimResult]:
     moves exist only beyond their noise floors), and the verdict of a result that held with moved numbers: holds but
     changed when a move is still significant, holds within noise otherwise. Results without tests are returned
     as they are."""
-    keys = [(i, path) for i, r in enumerate(results) if r.drift is not None for path in sorted(r.drift.tests)]
-    adjusted = dict(zip(keys, paired.bh([results[i].drift.tests[path] for i, path in keys])))
+    tests = [(i, path, p) for i, r in enumerate(results) if r.drift is not None for path, p in sorted(r.drift.tests.items())]
+    adjusted = dict(zip([(i, path) for i, path, _ in tests], paired.bh([p for _, _, p in tests])))
     if not adjusted:
         return list(results)
     out = []

@@ -4,7 +4,7 @@ compares them the same way.
 
 One JSON file per claim x model: ``snapshots/<test module>/<test name>[<model>].json``. The plugin compares a
 claim's numbers with it after the claim's body has run (so figures are written first), with
-:func:`probes.drift.diff` under the claim's roles (lists of components by id, a severity per move); a candidate
+:func:`probes.compare.diff` under the claim's roles (lists of components by id, a severity per move); a candidate
 (``id@label``) reads the registry model's file; a half-precision run reads its own (``<model>-bfloat16``) when one
 is recorded, else the float32 one, judged by the half-precision floors measured against it.
 Numbers compare with ``|new - old| <= abs_tol + rel_tol * |old|``. :func:`compare` here is the plain positional
@@ -21,11 +21,12 @@ import json
 import math
 import os
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator, NoReturn
 
 from syrupy.extensions.single_file import SingleFileSnapshotExtension, WriteMode
 
-from .drift import HALF_DTYPES
+from . import drift_text
+from .compare import HALF_DTYPES, diff
 from .errors import SnapshotFileError
 
 # the tolerance of a claim's numbers, (rel, abs): |new - old| <= abs + rel * |old|, unless its claims module declares
@@ -65,10 +66,9 @@ def plain(x: Any, allow_nan: bool = False, path: str = "") -> Any:
 
 def compare(old: Any, new: Any, rel: float, abs_: float) -> Iterator[str]:
     """Yield one line per difference beyond tolerance, with no roles declared (lists compare by position): the
-    same comparison as :func:`probes.drift.diff`, which the plugin (probes/plugin.py) runs with the claim's roles."""
-    from .drift import diff
+    same comparison as :func:`probes.compare.diff`, which the plugin (probes/plugin.py) runs with the claim's roles."""
     for m in diff(old, new, rel, abs_).moves:
-        yield m.text
+        yield drift_text.move_text(m)
 
 
 def _fix(location: str) -> str:
@@ -94,30 +94,43 @@ def _num(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
+def _failure(location: str) -> Callable[[str, str], NoReturn]:
+    """``fail(path, what)``: raise :class:`SnapshotFileError` naming the file ``location``, the path and the fix."""
+    def fail(path: str, what: str) -> NoReturn:
+        raise SnapshotFileError(f"snapshot file {location} is corrupt ({what} at {path or 'the top'}). "
+                                f"{_fix(location)}")
+    return fail
+
+
 def validate(old: Any, location: str = "snapshot") -> None:
     """A recorded snapshot on its own: an object at the top; ``_noise`` / ``_intervals`` / ``_stability`` objects;
     every interval a pair ``[lo, hi]`` of finite numbers with ``lo <= hi``; every noise floor a finite number
     ``>= 0``; every stability a share in [0, 1]. Raises :class:`SnapshotFileError` naming the file, the path and
     the fix."""
-    def fail(path, what):
-        raise SnapshotFileError(f"snapshot file {location} is corrupt ({what} at {path or 'the top'}). "
-                                f"{_fix(location)}")
-
+    fail = _failure(location)
     if not isinstance(old, dict):
         fail("", f"a {type(old).__name__} where an object of numbers is expected")
     for k in ("_noise", "_intervals", "_stability", "_replicates"):
         if k in old and not isinstance(old[k], dict):
             fail(k, f"a {type(old[k]).__name__} where an object is expected")
+    _validate_intervals(old, fail)
+    _validate_noise(old, fail)
+    _validate_stability(old, fail)
 
-    def leaves(x, path, is_leaf, check, what):  # a nested object or list whose leaves are checked one by one
-        if is_leaf(x):
-            check(x, path)
-        elif isinstance(x, (list, dict)):
-            for k, v in (enumerate(x) if isinstance(x, list) else x.items()):
-                leaves(v, f"{path}[{k}]" if isinstance(x, list) else f"{path}.{k}", is_leaf, check, what)
-        elif x is not None:
-            fail(path, f"{json.dumps(x)} where {what} is expected")
 
+def _leaves(x, path: str, is_leaf, check, what: str, fail: Callable[[str, str], NoReturn]) -> None:
+    """A nested object or list whose leaves are checked one by one."""
+    if is_leaf(x):
+        check(x, path)
+    elif isinstance(x, (list, dict)):
+        for k, v in (enumerate(x) if isinstance(x, list) else x.items()):
+            _leaves(v, f"{path}[{k}]" if isinstance(x, list) else f"{path}.{k}", is_leaf, check, what, fail)
+    elif x is not None:
+        fail(path, f"{json.dumps(x)} where {what} is expected")
+
+
+def _validate_intervals(old: dict, fail: Callable[[str, str], NoReturn]) -> None:
+    """Every interval a pair of finite numbers, not reversed; every replicate series a list of finite numbers."""
     def interval(x, path):
         if not all(math.isfinite(v) for v in x):
             fail(path, f"the interval {x} is not finite")
@@ -127,18 +140,26 @@ def validate(old: Any, location: str = "snapshot") -> None:
     def series(x, path):
         if len(x) < 3 or not all(v is None or math.isfinite(v) for v in x):
             fail(path, "a replicate series that is not a list of finite numbers (or null)")
-    leaves(old.get("_intervals", {}), "_intervals", lambda x: isinstance(x, list) and len(x) == 2 and all(
-        _num(v) for v in x), interval, "an interval [lo, hi]")
-    leaves(old.get("_replicates", {}), "_replicates", lambda x: isinstance(x, list) and bool(x) and all(
-        v is None or _num(v) for v in x), series, "a list of bootstrap replicates")
+    _leaves(old.get("_intervals", {}), "_intervals", lambda x: isinstance(x, list) and len(x) == 2 and all(
+        _num(v) for v in x), interval, "an interval [lo, hi]", fail)
+    _leaves(old.get("_replicates", {}), "_replicates", lambda x: isinstance(x, list) and bool(x) and all(
+        v is None or _num(v) for v in x), series, "a list of bootstrap replicates", fail)
+
+
+def _validate_noise(old: dict, fail: Callable[[str, str], NoReturn]) -> None:
+    """Every noise floor, the snapshot's own and those of half-precision runs against it, a finite number >= 0."""
     noise = old.get("_noise", {})
     sections = [("_noise", noise)] + [(f"_noise.{d}", noise[d]) for d in HALF_DTYPES if d in noise]
-    for where, section in sections:  # the snapshot's own floors, and those of half-precision runs against it
+    for where, section in sections:
         if not isinstance(section, dict):
             fail(where, f"a {type(section).__name__} where an object of floors is expected")
         for k, v in (section.get("floor") or {}).items():
             if not _num(v) or not math.isfinite(v) or v < 0:
                 fail(f"{where}.floor.{k}", f"the noise floor {json.dumps(v)} (a floor is a finite number >= 0)")
+
+
+def _validate_stability(old: dict, fail: Callable[[str, str], NoReturn]) -> None:
+    """Every stability a share of resamples, in [0, 1]."""
     for k, shares in old.get("_stability", {}).items():
         for i, v in (shares.items() if isinstance(shares, dict) else []):
             if not _num(v) or not 0 <= v <= 1:
@@ -149,25 +170,23 @@ def check_snapshot(old: Any, new: Any, location: str = "snapshot") -> None:
     """A recorded snapshot (:func:`validate`) and its shape against this run's numbers: where this run has a number
     the snapshot has a number too. Raises :class:`SnapshotFileError` naming the file, the path and the fix."""
     validate(old, location)
+    _check_shape(old, new, "", _failure(location))
 
-    def fail(path, what):
-        raise SnapshotFileError(f"snapshot file {location} is corrupt ({what} at {path or 'the top'}). "
-                                f"{_fix(location)}")
 
-    def walk(o, n, path):
-        if isinstance(n, dict) and isinstance(o, dict):
-            for k in o.keys() & n.keys():
-                if not k.startswith("_"):
-                    walk(o[k], n[k], f"{path}.{k}" if path else k)
-        elif isinstance(n, list) and isinstance(o, list):
-            for i, (a, b) in enumerate(zip(o, n)):
-                walk(a, b, f"{path}[{i}]")
-        elif _num(n):
-            if isinstance(o, str):
-                fail(path, f"the text {o!r} where a number is recorded")
-            if isinstance(o, (bool, list, dict)):
-                fail(path, f"{json.dumps(o)} where a number is recorded")
-    walk(old, new, "")
+def _check_shape(o: Any, n: Any, path: str, fail: Callable[[str, str], NoReturn]) -> None:
+    """Where this run's ``n`` has a number, the recorded ``o`` has no text, boolean, list or object."""
+    if isinstance(n, dict) and isinstance(o, dict):
+        for k in o.keys() & n.keys():
+            if not k.startswith("_"):
+                _check_shape(o[k], n[k], f"{path}.{k}" if path else k, fail)
+    elif isinstance(n, list) and isinstance(o, list):
+        for i, (a, b) in enumerate(zip(o, n)):
+            _check_shape(a, b, f"{path}[{i}]", fail)
+    elif _num(n):
+        if isinstance(o, str):
+            fail(path, f"the text {o!r} where a number is recorded")
+        if isinstance(o, (bool, list, dict)):
+            fail(path, f"{json.dumps(o)} where a number is recorded")
 
 
 class SnapshotStore:

@@ -50,7 +50,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from probes import drift as D  # noqa: E402
+from probes import compare, drift, drift_text, roles  # noqa: E402
 from probes.snapshot import serialize  # noqa: E402
 
 RUNS = {
@@ -115,7 +115,7 @@ def floors(recorded: dict, runs: list[dict], table: dict) -> dict:
     unstable: dict[str, list] = {}
     recorded = {k: v for k, v in recorded.items() if k != "_noise"}  # measured afresh, never from older floors
     for new in runs:
-        d = D.diff(recorded, new, 0.0, 0.0, table)
+        d = compare.diff(recorded, new, 0.0, 0.0, table)
         for m in d.moves:
             if m.kind == "value" and m.change is not None:
                 floor[m.path] = max(floor.get(m.path, 0.0), abs(m.change))
@@ -126,7 +126,7 @@ def floors(recorded: dict, runs: list[dict], table: dict) -> dict:
     return {"floor": {k: float(f"{v:.3g}") for k, v in sorted(floor.items())}, "unstable": unstable}
 
 
-def main(argv=None) -> int:
+def _parser() -> argparse.ArgumentParser:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--runs", default=None, help=f"which runs (default all: float32 {', '.join(RUNS)}; half "
                                                  f"precision {', '.join(HALF_RUNS)})")
@@ -144,6 +144,11 @@ def main(argv=None) -> int:
                          "the committed snapshots and floors, and exit non-zero unless every run exits 0")
     ap.add_argument("--project", default=str(ROOT),
                     help="a claims project of one's own (its claims/ and snapshots; default this repository)")
+    return ap
+
+
+def main(argv=None) -> int:
+    ap = _parser()
     a, extra = ap.parse_known_args(argv)
     runs_here = runs_for(a.dtype)
     project = Path(a.project).resolve()
@@ -163,14 +168,7 @@ def main(argv=None) -> int:
         if not reports[n].exists():
             ap.error(f"{reports[n]} does not exist: run without --apply-only first")
     if a.check:
-        for n in names:
-            log = (out / n / "pytest.log").read_text().splitlines()
-            print(f"[calibrate] check {n}: exit {RCS.get(n)}; " + (log[-1] if log else ""))
-            for line in log:
-                if line.startswith("  ") and ("x " in line) and any(w in line for w in ("large", "medium", "small",
-                                                                                           "noise")):
-                    print(f"    {line.strip()}")
-        return 0 if all(RCS.get(n) == 0 for n in names) else 1
+        return _check_result(names, out)
     per_run = {n: numbers(p) for n, p in reports.items()}
     files = sorted({f for nums in per_run.values() for f in nums})
     written = skipped = 0
@@ -179,36 +177,8 @@ def main(argv=None) -> int:
         if not path.exists():
             continue
         recorded = json.loads(path.read_text())
-        runs = [per_run[n][shown][0] for n in names if shown in per_run[n]]
-        table = next(per_run[n][shown][1] for n in names if shown in per_run[n])
-        new = dict(recorded)
-        own = D.recorded_dtype(recorded) == a.dtype  # floors of the snapshot's own dtype, or a half run against it
-        if not a.intervals_only:
-            noise = floors(recorded, runs, table)
-            noise["runs"] = [n for n in names if shown in per_run[n]]
-            kept = recorded.get("_noise") or {}
-            if own:  # the half-precision floors measured against these numbers stay
-                new["_noise"] = {**{d: kept[d] for d in D.HALF_DTYPES if d in kept}, **noise}
-            else:
-                new["_noise"] = {**kept, a.dtype: noise}
-        else:
-            noise = recorded.get("_noise") or {"floor": {}, "unstable": {}}
-        base = per_run.get("baseline", {}).get(shown) if own else None
-        if base is not None:
-            for k in ("_intervals", "_stability"):
-                if k in base[0] and k not in recorded:
-                    new[k] = base[0][k]
-        keep = {k: v for k, v in recorded.items() if k not in ADDED}
-        if {k: v for k, v in new.items() if k not in ADDED} != keep:  # never change a recorded value
-            raise SystemExit(f"calibrate: refusing to write {shown}: a recorded value would change")
-        if serialize(new) == serialize(recorded):
-            continue
-        big = {p: f for p, f in noise["floor"].items() if f > 0}
-        print(f"{'would write' if a.dry_run else 'wrote'} {shown}: {len(big)} number(s) with a floor > 0"
-              + (f", unstable ids in {', '.join(noise['unstable'])}" if noise["unstable"] else ""))
-        if not a.dry_run:
-            path.write_text(serialize(new))
-        written += 1
+        new, noise = _calibrated(recorded, shown, per_run, names, a.dtype, a.intervals_only)
+        written += _write(path, shown, recorded, new, noise, a.dry_run)
     print(f"[calibrate] {written} snapshot(s) {'to write' if a.dry_run else 'written'}, {skipped} left alone; "
           f"runs: {', '.join(names)}")
     if a.intervals_only:
@@ -216,6 +186,61 @@ def main(argv=None) -> int:
     report_coverage(per_run, names, project)
     report_ratios(per_run, names, project, a.dtype)
     return 0
+
+
+def _check_result(names: list[str], out: Path) -> int:
+    """--check: each run's exit status and last line, with the lines that name a moved number; 0 when every run
+    exited 0."""
+    for n in names:
+        log = (out / n / "pytest.log").read_text().splitlines()
+        print(f"[calibrate] check {n}: exit {RCS.get(n)}; " + (log[-1] if log else ""))
+        for line in log:
+            if line.startswith("  ") and ("x " in line) and any(w in line for w in ("large", "medium", "small",
+                                                                                       "noise")):
+                print(f"    {line.strip()}")
+    return 0 if all(RCS.get(n) == 0 for n in names) else 1
+
+
+def _calibrated(recorded: dict, shown: str, per_run: dict, names: list[str], dtype: str,
+                intervals_only: bool) -> tuple[dict, dict]:
+    """The snapshot ``recorded`` (file ``shown``) with the floors the runs measured (unless ``intervals_only``)
+    and, from the baseline run, the intervals and stabilities it lacks; and the floors it then holds."""
+    runs = [per_run[n][shown][0] for n in names if shown in per_run[n]]
+    table = next(per_run[n][shown][1] for n in names if shown in per_run[n])
+    new = dict(recorded)
+    own = compare.recorded_dtype(recorded) == dtype  # floors of the snapshot's own dtype, or a half run against it
+    if not intervals_only:
+        noise = floors(recorded, runs, table)
+        noise["runs"] = [n for n in names if shown in per_run[n]]
+        kept = recorded.get("_noise") or {}
+        if own:  # the half-precision floors measured against these numbers stay
+            new["_noise"] = {**{d: kept[d] for d in compare.HALF_DTYPES if d in kept}, **noise}
+        else:
+            new["_noise"] = {**kept, dtype: noise}
+    else:
+        noise = recorded.get("_noise") or {"floor": {}, "unstable": {}}
+    base = per_run.get("baseline", {}).get(shown) if own else None
+    if base is not None:
+        for k in ("_intervals", "_stability"):
+            if k in base[0] and k not in recorded:
+                new[k] = base[0][k]
+    return new, noise
+
+
+def _write(path: Path, shown: str, recorded: dict, new: dict, noise: dict, dry_run: bool) -> int:
+    """Write ``new`` over the snapshot ``recorded`` (unless ``dry_run``) when it adds something; 1 when it does.
+    Refuses (SystemExit) where a recorded value would change."""
+    keep = {k: v for k, v in recorded.items() if k not in ADDED}
+    if {k: v for k, v in new.items() if k not in ADDED} != keep:  # never change a recorded value
+        raise SystemExit(f"calibrate: refusing to write {shown}: a recorded value would change")
+    if serialize(new) == serialize(recorded):
+        return 0
+    big = {p: f for p, f in noise["floor"].items() if f > 0}
+    print(f"{'would write' if dry_run else 'wrote'} {shown}: {len(big)} number(s) with a floor > 0"
+          + (f", unstable ids in {', '.join(noise['unstable'])}" if noise["unstable"] else ""))
+    if not dry_run:
+        path.write_text(serialize(new))
+    return 1
 
 
 def report_coverage(per_run: dict, names: list[str], project: Path = ROOT) -> None:
@@ -236,13 +261,13 @@ def report_coverage(per_run: dict, names: list[str], project: Path = ROOT) -> No
             recorded = {k: v for k, v in json.loads(path.read_text()).items() if k not in ("_noise", "_recorded_with")}
             others = [per_run[n][shown][0] for n in names if n != held and shown in per_run[n]]
             recorded["_noise"] = floors(recorded, others, table)
-            d = D.diff(recorded, nums, REL_TOL, ABS_TOL, table, mode=D.FLOOR)
-            total += len(D.leaves(recorded, table))
+            d = compare.diff(recorded, nums, REL_TOL, ABS_TOL, table, mode=drift.FLOOR)
+            total += len(compare.leaves(recorded, table))
             for m in d.moves:
                 if m.kind == "value" or m.kind == "set":
                     moved += 1
-                    worst.append(f"{shown.split('/')[-1]} {m.text}")
-        print(f"[calibrate] leave-one-out: {held}: {moved} of {total} numbers beyond max(tolerance, {D.FLOOR_K:g} x the "
+                    worst.append(f"{shown.split('/')[-1]} {drift_text.move_text(m)}")
+        print(f"[calibrate] leave-one-out: {held}: {moved} of {total} numbers beyond max(tolerance, {drift.FLOOR_K:g} x the "
               f"floor of the other runs)")
         for w in worst[:8]:
             print(f"    {w}")
@@ -259,9 +284,9 @@ def report_ratios(per_run: dict, names: list[str], project: Path = ROOT, dtype: 
             continue
         snap = json.loads(path.read_text())
         table = next(per_run[n][shown][1] for n in names if shown in per_run[n])
-        fl = (D.noise_for(snap, dtype)[0] or {}).get("floor", {})
-        for p, role, v, iv in D.leaves(snap, table):
-            if iv is not None and role == D.EFFECT and max(iv) > min(iv):
+        fl = (compare.noise_for(snap, dtype)[0] or {}).get("floor", {})
+        for p, role, v, iv in compare.leaves(snap, table):
+            if iv is not None and role == roles.EFFECT and max(iv) > min(iv):
                 ratios.append((fl.get(p, 0.0) / ((max(iv) - min(iv)) / 2), f"{shown.split('/')[-1]} {p}"))
     if not ratios:
         return

@@ -52,17 +52,39 @@ FAMILY_SOURCES = {"grammar": "GPT-Neo-125M, seed 000", "ioi": "GPT-2, seed 004; 
                   "successor": "Gould et al. 2023; found in GPT-2, Pythia and Llama-2 from 31M to 12B parameters",
                   "tracing": "Meng et al. 2022 (ROME), GPT-2 XL and GPT-J; since replicated in other families, "
                              "e.g. Mamba"}
-# the layers of the package (docs/architecture.md); every module of probes/ and every family package of
-# probes/families/ (named by its family) must be in one
+# the layers of the package (docs/architecture.md); every module of probes/ must be in one
 LAYERS = {
-    "model access": ["registry", "access", "loading", "gguf", "adapters", "hooks", "tokens", "log", "errors"],
+    "the run": ["plugin", "session", "publish", "merge"],
+    "presentation": ["render.cells", "render.text", "render.html", "render.plots", "render.colours"],
+    "the suite": ["selection", "schedule", "settle", "results", "artifacts", "snapshot", "roles", "compare", "drift",
+                  "drift_text", "paired", "verdicts", "history", "checks"],
+    # one package per claim family (probes/families/<family>/): its analysis and figures (neuron: its workflow too)
+    "families": [f"families.{f}.{m}" for f in ("grammar", "ioi", "lesion", "neuron", "recommender", "induction",
+                                               "sinks", "successor", "tracing") for m in ("analysis", "figures")]
+    + ["families.neuron.workflow"],
     "analyses": ["attention", "stats", "figures"],
-    "families": ["grammar", "ioi", "lesion", "neuron", "recommender", "induction", "sinks", "successor", "tracing"],
-    "the suite": ["plugin", "session", "results", "artifacts", "snapshot", "drift", "paired", "verdicts", "history",
-                  "merge", "checks"],
+    "model access": ["registry", "access", "loading", "gguf", "adapters", "hooks", "tokens", "log", "errors"],
 }
+# which layers a layer's modules may import (tests/test_layers.py): each its own and those below it
+ALLOWED = {"model access": {"model access"}, "analyses": {"model access", "analyses"},
+           # and within "families" a module imports its own family's only (tests/test_layers.py)
+           "families": {"model access", "analyses", "families"},
+           "the suite": {"model access", "the suite"}, "presentation": {"model access", "the suite", "presentation"},
+           "the run": {"model access", "the suite", "presentation", "the run"}}
 # the model whose figure illustrates a claim in the catalogue: the first of these that runs it and where it holds
 FIGURE_MODELS = ["smollm2-135m", "gemma3-270m", "minilm", "gpt2-organism", "bert-organism", "gpt-neo-organism"]
+
+
+def _constants(body: list) -> dict:
+    """A claims module's module-level NAME = <literal> (e.g. FAMILY = "grammar"), as its markers use them."""
+    consts = {}
+    for node in body:
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            try:
+                consts[node.targets[0].id] = ast.literal_eval(node.value)
+            except ValueError:
+                pass
+    return consts
 
 
 def claims() -> list[dict]:
@@ -70,21 +92,14 @@ def claims() -> list[dict]:
     out = []
     for f in sorted((ROOT / "claims").glob("test_*.py")):
         body = ast.parse(f.read_text()).body
-        consts = {}  # module-level NAME = <literal> (e.g. FAMILY = "grammar"), as the markers use them
-        for node in body:
-            if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
-                try:
-                    consts[node.targets[0].id] = ast.literal_eval(node.value)
-                except ValueError:
-                    pass
-        def value(v, consts=consts):  # a literal, a module constant, or an f-string / expression of them
+        consts = _constants(body)
+
+        def value(v, consts=consts, f=f):  # a literal, a module constant, or an f-string / expression of them
             try:
                 return ast.literal_eval(v)
             except ValueError:
                 return eval(compile(ast.Expression(v), str(f), "eval"), {"__builtins__": {}}, consts)  # noqa: S307
-        for node in body:
-            if not isinstance(node, ast.FunctionDef):
-                continue
+        for node in (n for n in body if isinstance(n, ast.FunctionDef)):
             for dec in node.decorator_list:
                 if isinstance(dec, ast.Call) and getattr(dec.func, "attr", "") == "claim":
                     kw = {k.arg: value(k.value) for k in dec.keywords}
@@ -308,20 +323,20 @@ def import_drill(report: Path) -> None:
 def drill_lines(d: dict, width: int = 116) -> tuple[list[str], int]:
     """The drill's terminal verdict table (as the run's terminal showed it, from the current renderer), cut at
     ``width`` characters, and its number of rows."""
-    from probes import verdicts as V
+    from probes.render.text import terminal_lines
     from probes.results import ClaimResult
-    table = V.terminal_lines([ClaimResult.from_json(x) for x in d["results"]])
+    table = terminal_lines([ClaimResult.from_json(x) for x in d["results"]])
     n = next(i for i, ln in enumerate(table) if ln.startswith("verdicts ("))
     return [ln[:width].rstrip() for ln in table], n - 2
 
 
 def drill_picture_html(d: dict) -> str:
     """The verdict table of the drill's report.html, from the same data as README's table."""
-    from probes import verdicts as V
-    from probes.results import ClaimResult
-    meta = {k: d.get(k) for k in ("when", "device", "dtype")}
+    from probes.render.html import verdict_table_html
+    from probes.results import ClaimResult, RunInfo
+    info = RunInfo(when=d.get("when") or "", device=d.get("device"), dtype=d.get("dtype"))
     results = [ClaimResult.from_json(x) for x in d["results"]]
-    return "\n".join(V.verdict_table_html(results, meta, d["exit_status"]) + ["</body></html>"]) + "\n"
+    return "\n".join(verdict_table_html(results, info, d["exit_status"]) + ["</body></html>"]) + "\n"
 
 
 def _sha(data: bytes) -> str:
@@ -756,87 +771,86 @@ def with_blocks(path: Path) -> str:
     return text
 
 
-def package_units() -> dict[str, list[Path]]:
-    """The units of probes/ that LAYERS places: each module of probes/ (by its name) and each family package of
-    probes/families/ (by its family's name: its __init__, analysis, figures and any helper module together)."""
+def probe_modules() -> dict[str, Path]:
+    """Every module of probes/ by its dotted name below the package (``session``, ``render.cells``,
+    ``families.ioi.analysis``); a package's ``__init__.py`` holds its docstring only and is not one."""
     probes = ROOT / "probes"
-    units = {p.stem: [p] for p in probes.glob("*.py") if p.stem != "__init__"}
-    for fam in sorted(d for d in (probes / "families").iterdir() if (d / "__init__.py").exists()):
-        if fam.name in units:
-            raise SystemExit(f"scripts/docs.py: family {fam.name!r} has the name of the module probes/{fam.name}.py")
-        units[fam.name] = sorted(fam.glob("*.py"))
-    return units
+    return {".".join(p.relative_to(probes).with_suffix("").parts): p for p in sorted(probes.rglob("*.py"))
+            if p.name != "__init__.py"}
 
 
-def module_imports() -> dict[str, set[str]]:
-    """Per unit of :func:`package_units`, the other units it imports (relative or absolute imports of probes)."""
-    units = package_units()
+def _targets(node: ast.ImportFrom, package: list[str], mods: set[str]) -> set[str]:
+    """The modules of probes/ a relative ``from ... import ...`` in ``package`` names."""
+    base = package[:len(package) - (node.level - 1)] if node.level > 1 else package
+    stem = base + (node.module.split(".") if node.module else [])
+    out = set()
+    for alias in node.names:
+        sub = ".".join(stem + [alias.name])
+        out.add(sub if sub in mods else ".".join(stem))
+    return {m for m in out if m in mods}
+
+
+def probe_imports() -> dict[str, set[str]]:
+    """module -> the modules of probes/ it imports (relative imports resolved, at any depth of the package)."""
+    files = probe_modules()
+    mods = set(files)
     out = {}
-    for unit, files in units.items():
-        deps = set()
-        for f in files:
-            package = list(f.relative_to(ROOT).parent.parts)  # e.g. ["probes", "families", "ioi"]
-            for n in ast.walk(ast.parse(f.read_text())):
-                names = []
-                if isinstance(n, ast.ImportFrom):
-                    base = package[:len(package) - n.level + 1] if n.level else []
-                    mod = base + (n.module.split(".") if n.module else [])
-                    names = [mod + [a.name] for a in n.names] if not n.module else [mod]
-                elif isinstance(n, ast.Import):
-                    names = [a.name.split(".") for a in n.names]
-                for parts in names:
-                    if parts[:1] != ["probes"]:
-                        continue
-                    if parts[1:2] == ["families"]:
-                        dep = parts[2] if len(parts) > 2 else None
-                    else:
-                        dep = parts[1] if len(parts) > 1 else None
-                    if dep in units and dep != unit:
-                        deps.add(dep)
-        out[unit] = deps
+    for m, path in files.items():
+        package = m.split(".")[:-1]
+        deps: set[str] = set()
+        for n in ast.walk(ast.parse(path.read_text())):
+            if isinstance(n, ast.ImportFrom) and n.level >= 1:
+                deps |= _targets(n, package, mods)
+        out[m] = deps - {m}
     return out
 
 
+def _layer_positions(width: float = 10.6, per_row: int = 9) -> dict[str, tuple[float, float]]:
+    """Where each module's box goes: its layer's band, rows of ``per_row`` boxes."""
+    pos = {}
+    for band, (layer, ms) in enumerate(LAYERS.items()):
+        rows = [ms[i:i + per_row] for i in range(0, len(ms), per_row)]
+        for r, row in enumerate(rows):
+            y = 3.0 * (len(LAYERS) - 1 - band) + 1.0 - r * 0.8 + (len(rows) - 1) * 0.4
+            for i, m in enumerate(row):
+                pos[m] = (0.9 + i * width / max(1, per_row - 1), y)
+    return pos
+
+
 def architecture_figure(path: Path) -> None:
-    """The layers of probes/ as bands of boxes, with an arrow for each import between two units of different layers
-    (read from the code)."""
+    """The layers of probes/ as bands of boxes, with an arrow for each import between two modules of different
+    layers (read from the code)."""
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
-    imports = module_imports()
+    imports = probe_imports()
     placed = {m for ms in LAYERS.values() for m in ms}
     if set(imports) - placed:
-        raise SystemExit(f"scripts/docs.py: modules {sorted(set(imports) - placed)} are in no layer of LAYERS; add "
-                         "them")
-    pos = {}
-    fig, ax = plt.subplots(figsize=(12, 8))
-    ys = {"the suite": 3.0, "families": 2.0, "analyses": 1.0, "model access": 0.0}
-    colours = {"the suite": "#dbe9f6", "families": "#d5ecd0", "analyses": "#e6f4e1", "model access": "#fbeede"}
-    for layer, ms in LAYERS.items():
-        y = ys[layer]
-        ax.add_patch(plt.Rectangle((-0.6, y - 0.32), 12.0, 0.64, color=colours[layer], zorder=0))
-        ax.text(-0.5, y + 0.24, layer, fontsize=11, weight="bold", va="center")
-        for i, m in enumerate(ms):
-            x = 0.9 + i * (10.2 / max(1, len(ms) - 1)) if len(ms) > 1 else 5.5
-            pos[m] = (x, y)
-            ax.text(x, y - 0.05, m, ha="center", va="center", fontsize=10, zorder=3,
-                    bbox=dict(boxstyle="round,pad=0.3", fc="white", ec="#555555"))
+        raise SystemExit(f"scripts/docs.py: modules {sorted(set(imports) - placed)} are in no layer of LAYERS; add them")
+    pos = _layer_positions()
+    fig, ax = plt.subplots(figsize=(14, 9))
+    colours = ["#e8e1f4", "#f6efd9", "#dbe9f6", "#e6f4e1", "#fbeede"]
+    for band, layer in enumerate(LAYERS):
+        y = 3.0 * (len(LAYERS) - 1 - band)
+        ax.add_patch(plt.Rectangle((-0.6, y - 0.4), 12.6, 2.8, color=colours[band % len(colours)], zorder=0))
+        ax.text(-0.5, y + 2.2, layer, fontsize=11, weight="bold", va="center")
+    for m, (x, y) in pos.items():
+        ax.text(x, y, m.removeprefix("families."), ha="center", va="center", fontsize=8, zorder=3,
+                bbox=dict(boxstyle="round,pad=0.3", fc="white", ec="#555555"))
     layer_of = {m: layer for layer, ms in LAYERS.items() for m in ms}
-    for m, deps in sorted(imports.items()):
-        for d in sorted(deps):
-            if layer_of[m] == layer_of[d]:
-                continue
-            (x0, y0), (x1, y1) = pos[m], pos[d]
-            ax.annotate("", xy=(x1, y1 + (0.17 if y1 < y0 else -0.17)), xytext=(x0, y0 + (-0.17 if y1 < y0 else 0.17)),
-                        arrowprops=dict(arrowstyle="->", color="#888888", lw=0.7, alpha=0.7), zorder=1)
-    ax.set_xlim(-0.7, 11.5)
-    ax.set_ylim(-0.45, 3.45)
+    for m, deps in imports.items():
+        for d in deps:
+            if layer_of[m] != layer_of[d]:
+                ax.annotate("", xy=pos[d], xytext=pos[m], zorder=1,
+                            arrowprops=dict(arrowstyle="->", color="#888888", lw=0.6, alpha=0.5, shrinkA=9, shrinkB=9))
+    ax.set_xlim(-0.7, 12.1)
+    ax.set_ylim(-0.6, 3.0 * len(LAYERS) - 0.4)
     ax.axis("off")
-    ax.set_title("probes/: the modules and family packages by layer; an arrow is an import across layers (generated "
-                 "from the code)", fontsize=11)
+    ax.set_title("probes/: the modules by layer; an arrow is an import across layers (generated from the code)",
+                 fontsize=11)
     fig.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
+    fig.savefig(path, dpi=100)
     plt.close(fig)
 
 
@@ -848,35 +862,28 @@ def generated() -> dict[Path, str]:
     return pages
 
 
-def main() -> int:
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--check", action="store_true", help="exit 1 if a generated page differs from what is on disk")
-    ap.add_argument("--figures", type=Path, help="copy each claim's figure from this run's artifacts folder")
-    ap.add_argument("--run", type=Path, help="a claims run's report.json: the performance page's run time")
-    ap.add_argument("--drill", type=Path, help="a drill run's report.json: README's verdict table")
-    a = ap.parse_args()
-    for option, path in (("--run", a.run), ("--drill", a.drill)):
-        why = read_report(option, path) if path is not None else None
-        if why:  # before anything is written
-            print(why, file=sys.stderr)
-            return 2
-    if a.check:
-        pages = generated()
-        stale = [p for p, text in pages.items() if not p.exists() or p.read_text() != text]
-        # a generated block left empty on disk (a block this script has no body for, or lost its lines)
-        stale += [p for p in (ROOT / "README.md", DOCS / "drill.md", DOCS / "getting-started.md") if p not in stale
-                  and re.search(r"<!-- generated: [\w-]+ -->\n<!-- /generated -->", p.read_text())]
-        why = picture_is_stale()
-        if why:
-            stale.append(PICTURE)
-            print(f"{PICTURE.relative_to(ROOT)}: {why} (python scripts/docs.py --drill <the drill's report.json>)")
-        stale += [CAT / "figures" / f"{c['id']}.png" for c in claims()
-                  if not any((CAT / "figures" / f"{c['id']}{x}").exists() for x in (".png", ".md"))]
-        for p in stale:
-            print(f"stale or missing: {p.relative_to(ROOT)}")
-        if stale:
-            print("regenerate with: python scripts/docs.py (figures: --figures <a run's artifacts folder>)")
-        return 1 if stale else 0
+def check() -> int:
+    """--check: 1 (naming each) if a generated page, the drill's picture or a claim's figure is stale or missing."""
+    pages = generated()
+    stale = [p for p, text in pages.items() if not p.exists() or p.read_text() != text]
+    # a generated block left empty on disk (a block this script has no body for, or lost its lines)
+    stale += [p for p in (ROOT / "README.md", DOCS / "drill.md", DOCS / "getting-started.md") if p not in stale
+              and re.search(r"<!-- generated: [\w-]+ -->\n<!-- /generated -->", p.read_text())]
+    why = picture_is_stale()
+    if why:
+        stale.append(PICTURE)
+        print(f"{PICTURE.relative_to(ROOT)}: {why} (python scripts/docs.py --drill <the drill's report.json>)")
+    stale += [CAT / "figures" / f"{c['id']}.png" for c in claims()
+              if not any((CAT / "figures" / f"{c['id']}{x}").exists() for x in (".png", ".md"))]
+    for p in stale:
+        print(f"stale or missing: {p.relative_to(ROOT)}")
+    if stale:
+        print("regenerate with: python scripts/docs.py (figures: --figures <a run's artifacts folder>)")
+    return 1 if stale else 0
+
+
+def write(a: argparse.Namespace) -> None:
+    """Copy the figures, import the run and the drill given, and write every generated page and picture."""
     if a.figures:
         missing = copy_figures(a.figures)
         if missing:
@@ -896,6 +903,23 @@ def main() -> int:
         with tempfile.TemporaryDirectory() as tmp:
             drill_picture(Path(tmp))
         print(f"wrote {PICTURE.relative_to(ROOT)} from docs/data/drill.json")
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--check", action="store_true", help="exit 1 if a generated page differs from what is on disk")
+    ap.add_argument("--figures", type=Path, help="copy each claim's figure from this run's artifacts folder")
+    ap.add_argument("--run", type=Path, help="a claims run's report.json: the performance page's run time")
+    ap.add_argument("--drill", type=Path, help="a drill run's report.json: README's verdict table")
+    a = ap.parse_args()
+    for option, path in (("--run", a.run), ("--drill", a.drill)):
+        why = read_report(option, path) if path is not None else None
+        if why:  # before anything is written
+            print(why, file=sys.stderr)
+            return 2
+    if a.check:
+        return check()
+    write(a)
     return 0
 
 

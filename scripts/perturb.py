@@ -94,9 +94,10 @@ def main(argv=None) -> None:
     lm.model.save_pretrained(out, safe_serialization=True)
     lm.tokenizer.save_pretrained(out)
     what = [f"every weight x (1 + {noise} N(0,1)), seed {a.seed}"] if noise else []
-    what += [f"heads {', '.join(f'{l}.{h}' for l, h in heads)} removed (o_proj columns zeroed)"] if heads else []
-    what += [f"heads {', '.join(f'{l}.{h}' for l, h in scaled)} x {factor:g} (o_proj columns scaled)"] if scaled \
-        else []
+    what += [f"heads {', '.join(f'{layer}.{h}' for layer, h in heads)} removed (o_proj columns zeroed)"] \
+        if heads else []
+    what += [f"heads {', '.join(f'{layer}.{h}' for layer, h in scaled)} x {factor:g} (o_proj columns scaled)"] \
+        if scaled else []
     print(f"wrote {out} ({a.model}, {'; '.join(what) or 'unchanged'})")
 
 

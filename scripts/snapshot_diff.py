@@ -18,7 +18,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-from probes import drift as D  # noqa: E402
+from probes import compare, roles  # noqa: E402
 
 
 def _at(rev: str, path: str) -> dict | None:
@@ -41,8 +41,8 @@ def main(argv=None) -> int:
             print(f"{f}: {'added' if old is None else 'removed'}")
             continue
         floors = (old.get("_noise") or {}).get("floor", {})
-        was = {p: v for p, _, v, _ in D.leaves(old)}
-        for p, _, v, _ in D.leaves(new):
+        was = {p: v for p, _, v, _ in compare.leaves(old)}
+        for p, _, v, _ in compare.leaves(new):
             o = was.get(p)
             if o is None or (o == v and not a.all):
                 continue
@@ -51,7 +51,7 @@ def main(argv=None) -> int:
             units = f"{abs(v - o) / fl:.3g} floors" if fl else "- floors"
             print(f"{f}: {p} {o!r} -> {v!r} ({pct}, {units})")
             moved += o != v
-        side += any(old.get(k) != new.get(k) for k in D.IGNORED)
+        side += any(old.get(k) != new.get(k) for k in roles.IGNORED)
     print(f"{moved} recorded number(s) moved in {len(changed)} changed file(s); {side} file(s) with other keys "
           "changed (intervals, replicates, floors, provenance)")
     return 0

@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from probes import drift as D
+from probes import compare
 from probes.errors import SnapshotFileError, UnknownModelError
 from probes.registry import load_registry
 from probes.snapshot import check_snapshot
@@ -71,7 +71,7 @@ def test_a_snapshot_number_replaced_by_text_is_a_corrupt_snapshot():
                        "snapshots/x.json")
     with pytest.raises(SnapshotFileError, match=r"the text 'nan' where a number is recorded at a"):
         check_snapshot({"a": "nan", "b": 1}, {"a": 0.5, "b": 2.0})  # numbers are never recorded as text
-    assert D.diff({"a": 1.0}, {"a": 1.0}, 1e-4, 1e-6).moves == []
+    assert compare.diff({"a": 1.0}, {"a": 1.0}, 1e-4, 1e-6).moves == []
 
 
 # --- a claims project of one's own: mistakes that must not pass by checking nothing --------------------------------

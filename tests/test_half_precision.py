@@ -11,8 +11,8 @@ from pathlib import Path
 import pytest
 import torch
 
-from probes import drift as D
-from probes import verdicts as V
+from probes import compare, drift, roles
+from probes.render import cells
 from probes.errors import SnapshotFileError
 from probes.loading import jitter_weights
 from probes.results import ClaimResult, Verdict
@@ -21,7 +21,7 @@ from probes.snapshot import validate
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "scripts"))
 
-ROLES = D.roles(effect=["share"], identity=["top"])
+ROLES = roles.roles(effect=["share"], identity=["top"])
 
 
 def snapshot(**noise) -> dict:
@@ -37,27 +37,27 @@ BF16 = {"bfloat16": {"floor": {"share": 0.01}, "unstable": {"top": ["L3.H0", "L5
 def test_a_bfloat16_run_is_judged_by_the_bfloat16_floors():
     old = snapshot(**BF16)
     near = {"share": 0.83, "top": ["L1.H2", "L3.H0", "L4.H1"]}  # 0.03 from float32: within 4 x the 0.01 floor
-    assert not D.diff(old, near, 1e-4, 1e-6, ROLES, dtype="bfloat16").moved
-    assert D.diff(old, near, 1e-4, 1e-6, ROLES, dtype="float32").significant  # the float32 floors: a change
+    assert not compare.diff(old, near, 1e-4, 1e-6, ROLES, dtype="bfloat16").moved
+    assert compare.diff(old, near, 1e-4, 1e-6, ROLES, dtype="float32").significant  # the float32 floors: a change
     beyond = {"share": 0.85, "top": ["L1.H2", "L3.H0", "L4.H1"]}  # 0.05 > 0.04, within the interval + tolerance
-    d = D.diff(old, beyond, 1e-4, 1e-6, ROLES, dtype="bfloat16")
+    d = compare.diff(old, beyond, 1e-4, 1e-6, ROLES, dtype="bfloat16")
     assert d.moved and not d.significant
-    assert D.diff(old, {**beyond, "share": 0.90}, 1e-4, 1e-6, ROLES, dtype="bfloat16").significant
+    assert compare.diff(old, {**beyond, "share": 0.90}, 1e-4, 1e-6, ROLES, dtype="bfloat16").significant
     # a component that half precision moves in or out is not a change; any other is
     swapped = {"share": 0.80, "top": ["L1.H2", "L5.H5", "L4.H1"]}
-    d = D.diff(old, swapped, 1e-4, 1e-6, ROLES, dtype="bfloat16")
+    d = compare.diff(old, swapped, 1e-4, 1e-6, ROLES, dtype="bfloat16")
     assert not d.moved and d.identities[0].floor_noise
-    assert D.diff(old, {**swapped, "top": ["L1.H2", "L3.H0", "L7.H7"]}, 1e-4, 1e-6, ROLES, dtype="bfloat16").moved
+    assert compare.diff(old, {**swapped, "top": ["L1.H2", "L3.H0", "L7.H7"]}, 1e-4, 1e-6, ROLES, dtype="bfloat16").moved
 
 
 def test_which_floors_judge_which_run():
     old = snapshot(**BF16)
-    assert D.noise_for(old, "float32") == (old["_noise"], True)
-    assert D.noise_for(old, "bfloat16") == (BF16["bfloat16"], True)
-    assert D.noise_for(old, "float16")[1] is False  # none measured: the caller falls back to the declared tolerance
+    assert compare.noise_for(old, "float32") == (old["_noise"], True)
+    assert compare.noise_for(old, "bfloat16") == (BF16["bfloat16"], True)
+    assert compare.noise_for(old, "float16")[1] is False  # none measured: the caller falls back to the declared tolerance
     own = {**snapshot(), "_recorded_with": {"dtype": "bfloat16"}}  # a snapshot recorded in bfloat16
-    assert D.noise_for(own, "bfloat16") == (own["_noise"], True) and D.recorded_dtype(own) == "bfloat16"
-    assert D.recorded_dtype({"a": 1.0}) == "float32"  # written before snapshots named their dtype
+    assert compare.noise_for(own, "bfloat16") == (own["_noise"], True) and compare.recorded_dtype(own) == "bfloat16"
+    assert compare.recorded_dtype({"a": 1.0}) == "float32"  # written before snapshots named their dtype
 
 
 @pytest.mark.parametrize("bad,where", [
@@ -109,21 +109,21 @@ def test_jitter_in_float32_is_the_product_it_always_was():
 def test_the_run_says_how_half_precision_was_judged():
     def res(against, verdict=Verdict.HOLDS):
         return ClaimResult(claim="c", model="m-bfloat16", verdict=verdict, against=against)
-    lines = V.precision_lines([res(""), res("float32 snapshot, bfloat16 floors"),
+    lines = cells.precision_lines([res(""), res("float32 snapshot, bfloat16 floors"),
                                res("float32 snapshot, bfloat16 floors", Verdict.NOISE),
                                res("float32 snapshot, no bfloat16 floors measured: declared tolerance 0.05 rel"),
                                res("", Verdict.BROKEN)], "bfloat16")
     assert lines == ["bfloat16 run: claims x models compared 1 with their own bfloat16 snapshots and 3 with float32 "
                      "snapshots; 1 of them without measured bfloat16 floors, under the declared half-precision "
                      "tolerance (measure them: python scripts/calibrate.py --dtype bfloat16)"]
-    assert V.precision_lines([res("float32 snapshot, bfloat16 floors")], "bfloat16") == [
+    assert cells.precision_lines([res("float32 snapshot, bfloat16 floors")], "bfloat16") == [
         "bfloat16 run: claims x models compared 1 with float32 snapshots, judged by the bfloat16 noise floors "
         "measured against them"]
     # a cell compared with another dtype's snapshot shows the recorded value, also when nothing moved
-    n = D.Number("share", 0.79, None, 0.80, None, -1.25)
-    assert "(was 0.8, -1.2%)" in V.effect_text(ClaimResult(claim="c", model="m", verdict=Verdict.HOLDS, headline=n,
+    n = drift.Number("share", 0.79, None, 0.80, None, -1.25)
+    assert "(was 0.8, -1.2%)" in cells.effect_text(ClaimResult(claim="c", model="m", verdict=Verdict.HOLDS, headline=n,
                                                            against="float32 snapshot, bfloat16 floors"))
-    assert "was" not in V.effect_text(ClaimResult(claim="c", model="m", verdict=Verdict.HOLDS, headline=n))
+    assert "was" not in cells.effect_text(ClaimResult(claim="c", model="m", verdict=Verdict.HOLDS, headline=n))
 
 
 def test_every_committed_snapshot_carries_half_precision_floors():

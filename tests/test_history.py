@@ -15,7 +15,8 @@ import pytest
 import yaml
 
 from probes import history as H
-from probes.results import ClaimResult
+from probes.render import plots
+from probes.results import ClaimResult, RunInfo
 from probes import verdicts as V
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -165,7 +166,7 @@ def test_training_trajectory_shows_when_findings_emerge(tmp_path):
     assert "IO>S on" in res[("ioi.behaviour", "step-900")]["message"]
     rep = json.loads((tmp_path / "art" / "report.json").read_text())
     results = [ClaimResult.from_json(x) for x in rep["results"]]
-    pts = H.points([H.as_run(H.run_record(results, rep["meta"], rep["exit_status"]))])
+    pts = H.points([H.as_run(H.run_record(results, RunInfo.from_json(rep["meta"]), rep["exit_status"]))])
     assert [p["x"] for p in pts["neuron.behaviour"]["gpt2-organism"]] == [f"step-{s}" for s in steps]
     acc = [p["values"].get("templated_accuracy") for p in pts["neuron.behaviour"]["gpt2-organism"]]
     assert all(a is not None and a >= 0.9 for a in acc)
@@ -192,7 +193,7 @@ def test_trend_points_line_up_by_run_across_models_and_candidates():
     one = [H.as_run(r) for r in one]
     pts = H.points(one)["c"]["m1"]
     assert [(p["x"], p["values"]["e"]) for p in pts] == [("m1", 1.0), ("ckpt-a", 2.0), ("ckpt-b", 3.0)]
-    assert set(H.trends(runs)) == {"c"} and set(H.trends(one)) == {"c"}
+    assert set(plots.trends(runs)) == {"c"} and set(plots.trends(one)) == {"c"}
 
 
 V2 = ROOT / "tests" / "data" / "report_v2.json"  # a report.json of version 2 (6518fc3's format), trimmed

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from probes import drift as D
+from probes import compare, drift, roles
 from probes import stats
 from probes.snapshot import ABS_TOL, REL_TOL
 
@@ -43,17 +43,17 @@ def test_the_floors_cover_the_cross_cpu_moves_seen_on_another_machine():
     new = {k: v for k, v in lam.items() if not k.startswith("_")}
     assert abs(new["null_q95"] - 0.355621) < 1e-6
     new["null_q95"] = 0.3548629
-    table = D.roles(effect=["r_split", "prop_sig", "mean_abs_t_sig"])
-    assert not D.diff(lam, new, 1e-3, 1e-4, table, mode=D.FLOOR).significant
+    table = roles.roles(effect=["r_split", "prop_sig", "mean_abs_t_sig"])
+    assert not compare.diff(lam, new, 1e-3, 1e-4, table, mode=drift.FLOOR).significant
     # without its floor it was a move: the floor is what covers it
-    assert D.diff({k: v for k, v in lam.items() if k != "_noise"}, new, 1e-3, 1e-4, table, mode=D.FLOOR).moves
+    assert compare.diff({k: v for k, v in lam.items() if k != "_noise"}, new, 1e-3, 1e-4, table, mode=drift.FLOOR).moves
     wf = snap("test_neuron/test_workflow_finds_neurons_that_matter[gemma3-270m].json")
     new = json.loads(json.dumps({k: v for k, v in wf.items() if not k.startswith("_")}))
     for n in new["neurons"]:
         n["robust_z"] *= 1.001
-    table = D.roles(effect=["drop"], identity=["layers", "jumps", "neurons[].id", "neurons[].top_tokens",
+    table = roles.roles(effect=["drop"], identity=["layers", "jumps", "neurons[].id", "neurons[].top_tokens",
                                                "neurons[].bottom_tokens"])
-    assert not D.diff(wf, new, 1e-3, 1e-3, table, mode=D.FLOOR).significant
+    assert not compare.diff(wf, new, 1e-3, 1e-3, table, mode=drift.FLOOR).significant
 
 
 def test_floors_stay_far_below_the_intervals_they_guard():
@@ -63,7 +63,7 @@ def test_floors_stay_far_below_the_intervals_they_guard():
     for f in SNAPS.rglob("*.json"):
         s = json.loads(f.read_text())
         fl = (s.get("_noise") or {}).get("floor", {})
-        for path, _, _, iv in D.leaves(s):
+        for path, _, _, iv in compare.leaves(s):
             if iv is not None and max(iv) > min(iv) and path in fl:
                 ratios.append((fl[path] / ((max(iv) - min(iv)) / 2), f"{f.name} {path}"))
     assert ratios
@@ -74,15 +74,15 @@ def test_floors_stay_far_below_the_intervals_they_guard():
 def test_calibration_adds_floors_and_never_changes_a_recorded_value():
     import calibrate
     rec = {"a": 1.0, "top": [{"id": "x", "v": 2.0}, {"id": "y", "v": 1.0}], "n": 5}
-    table = D.roles(effect=["a", "top[].v"], identity=["top[].id"])
+    table = roles.roles(effect=["a", "top[].v"], identity=["top[].id"])
     runs = [{"a": 1.00001, "top": [{"id": "x", "v": 2.0}, {"id": "y", "v": 1.0}], "n": 5},
             {"a": 0.99998, "top": [{"id": "x", "v": 2.0}, {"id": "z", "v": 1.0}], "n": 6}]
     noise = calibrate.floors(rec, runs, table)
     assert noise["floor"] == {"a": 2e-05, "n": 1.0} and noise["unstable"] == {"top": ["y", "z"]}
     # the floors make those moves noise; a move beyond FLOOR_K x the floor is still one
     snapped = dict(rec, _noise=noise)
-    assert not D.diff(snapped, runs[1], REL_TOL, ABS_TOL, table, mode=D.FLOOR).significant
-    assert D.diff(snapped, dict(runs[0], a=1.002), REL_TOL, ABS_TOL, table, mode=D.FLOOR).significant
+    assert not compare.diff(snapped, runs[1], REL_TOL, ABS_TOL, table, mode=drift.FLOOR).significant
+    assert compare.diff(snapped, dict(runs[0], a=1.002), REL_TOL, ABS_TOL, table, mode=drift.FLOOR).significant
 
 
 def test_bootstrap_helpers_equal_their_loops():

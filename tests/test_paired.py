@@ -5,19 +5,19 @@ import json
 import numpy as np
 import pytest
 
-from probes import drift as D
+from probes import compare, roles
 from probes import paired, stats
 from probes.drift import Drift, Move
 from probes.results import ClaimResult, Verdict, adjust
 from probes.snapshot import record, serialize
 
-ROLES = D.roles(effect=["mean"])
+ROLES = roles.roles(effect=["mean"])
 
 
 def snapshot(per_item: np.ndarray) -> dict:
     """What a claim records for the mean of per-item values (its interval and kept replicates)."""
     iv = stats.mean_ci(per_item)
-    reps = paired.replicates({"mean": iv}, lambda p: D.role_of(p, ROLES) == D.EFFECT)
+    reps = paired.replicates({"mean": iv}, lambda p: roles.role_of(p, ROLES) == roles.EFFECT)
     return json.loads(serialize({"mean": float(per_item.mean()), "_intervals": {"mean": iv}, "_replicates": reps}))
 
 
@@ -31,13 +31,13 @@ def test_a_small_uniform_change_inside_the_recorded_interval_is_significant():
     a, b = snapshot(old), snapshot(new)
     lo, hi = a["_intervals"]["mean"]
     assert lo < b["mean"] < hi  # the old rule (leave the recorded interval) called this noise
-    d = D.diff(a, b, 1e-3, 1e-4, ROLES)
+    d = compare.diff(a, b, 1e-3, 1e-4, ROLES)
     (m,) = d.moves
     assert m.sig and m.p < 1e-10
     assert m.change_ci[0] < b["mean"] - a["mean"] < m.change_ci[1]
     assert -0.05 * a["mean"] < m.change_ci[0] < m.change_ci[1] < -0.01 * a["mean"]  # about -3%, clear of 0
     assert d.tests["mean"] == m.p
-    head, _ = D.effect_numbers(b, ROLES, a, d)  # the cell: the change with its interval, and what it resolves
+    head, _ = compare.effect_numbers(b, ROLES, a, d)  # the cell: the change with its interval, and what it resolves
     assert head.pct_ci[0] < head.pct < head.pct_ci[1] and head.resolves == pytest.approx(
         50 * (m.change_ci[1] - m.change_ci[0]) / abs(a["mean"]))
     assert head.resolves < 1.0  # a 3% change is resolved many times over
@@ -46,16 +46,16 @@ def test_a_small_uniform_change_inside_the_recorded_interval_is_significant():
 def test_an_unchanged_model_moves_nothing_and_float_noise_stays_under_the_floor():
     old = items()
     a = snapshot(old)
-    assert not D.diff(a, snapshot(old), 1e-3, 1e-4, ROLES).moves  # same numbers: no move, p of a zero change is 1
+    assert not compare.diff(a, snapshot(old), 1e-3, 1e-4, ROLES).moves  # same numbers: no move, p of a zero change is 1
     jittered = snapshot(old * (1 + 1e-7))  # a consistent float shift: "significant", but under the tolerance
-    assert not D.diff(a, jittered, 1e-3, 1e-4, ROLES).moves
+    assert not compare.diff(a, jittered, 1e-3, 1e-4, ROLES).moves
 
 
 def test_a_change_that_the_stimuli_do_not_support_is_not_significant():
     old = items()
     new = old + np.random.default_rng(2).normal(0, 2.0, old.size)  # items move every way: a mean shift by chance
     a, b = snapshot(old), snapshot(new)
-    m = next(iter(D.diff(a, b, 1e-3, 1e-4, ROLES).moves))
+    m = next(iter(compare.diff(a, b, 1e-3, 1e-4, ROLES).moves))
     assert m.p > 0.05 and not m.sig
 
 
@@ -73,7 +73,7 @@ def test_replicates_are_kept_for_effects_only_and_as_plain_lines():
 
 
 def _result(p: float, verdict=Verdict.MOVED) -> ClaimResult:
-    m = Move("mean", D.EFFECT, "value", 1.0, 1.1, change=0.1, pct=10.0, tol=5.0, sig=p < paired.Q, p=p,
+    m = Move("mean", roles.EFFECT, "value", 1.0, 1.1, change=0.1, pct=10.0, tol=5.0, sig=p < paired.Q, p=p,
              change_ci=(0.05, 0.15))
     return ClaimResult(claim="c", model="m", verdict=verdict, drift=Drift(moves=[m], has_effect=True,
                                                                          tests={"mean": p}))

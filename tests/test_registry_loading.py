@@ -119,13 +119,13 @@ def test_known_failures_become_strict_xfails_only_for_assertions():
     and only an AssertionError counts (an error in the measurement still errors). Every entry names a real claim."""
     import ast
 
-    from probes.session import _known_failure
+    from probes.schedule import known_failure
     reg = registry()
-    (mark,) = _known_failure(reg["minilm"], "recommender", "recommender.mid_layer")
+    (mark,) = known_failure(reg["minilm"], "recommender", "recommender.mid_layer")
     assert mark.name == "xfail" and mark.kwargs["strict"] is True and mark.kwargs["raises"] is AssertionError
     assert "peaks in the last layer" in mark.kwargs["reason"]
-    assert _known_failure(reg["gpt2-organism"], "recommender", "recommender.mid_layer") == []
-    assert _known_failure(reg["minilm"], "recommender", "recommender.norms") == []
+    assert known_failure(reg["gpt2-organism"], "recommender", "recommender.mid_layer") == []
+    assert known_failure(reg["minilm"], "recommender", "recommender.norms") == []
     ids = {kw.value.value for f in Path(__file__).resolve().parents[1].joinpath("claims").glob("test_*.py")
            for node in ast.walk(ast.parse(f.read_text())) if isinstance(node, ast.Call)
            and getattr(node.func, "attr", "") == "claim" for kw in node.keywords if kw.arg == "id"}
