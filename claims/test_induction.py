@@ -34,7 +34,8 @@ def repeats(lm, model_cache) -> dict:
         ids, p = induction.random_repeats(lm, STIM["n_sequences"], STIM["length"], STIM["seed"])
         att = attention.attention(lm, ids)
         c = {"ids": ids, "prefix": p, "prev": induction.previous_token_scores(att, p),
-             "ind": induction.induction_scores(att, p, STIM["length"]), "null_prev": [], "null_ind": [], "null_drop": []}
+             "ind": induction.induction_scores(att, p, STIM["length"]),
+             "null_prev": [], "null_ind": [], "null_drop": []}
         for seed in STIM["null_seeds"]:
             rnd = random_copy(lm, seed)
             a = attention.attention(rnd, ids)
@@ -195,7 +196,8 @@ def test_induction_heads_read_the_previous_token_heads(lm, repeats, claim_snapsh
     null = [float((clean - n).mean()) for n in nulls]
     p_perm = stats.perm_p(drop, np.array(null))
     claim_snapshot({"previous_token_heads": [attention.head_name(h) for h in prev_heads],
-                    "induction_heads": [attention.head_name(h) for h in ind_heads], "induction_score": float(clean.mean()),
+                    "induction_heads": [attention.head_name(h) for h in ind_heads],
+                    "induction_score": float(clean.mean()),
                     "score_drop": drop, "relative_drop": drop / float(clean.mean()), "null_drop_max": max(null),
                     "null_drop_median": float(np.median(null)), "p_permutation": p_perm},
                    effect=["score_drop"], identity=["previous_token_heads", "induction_heads"],
@@ -205,6 +207,7 @@ def test_induction_heads_read_the_previous_token_heads(lm, repeats, claim_snapsh
         drop, np.array(null), f"drop of the induction score of {len(ind_heads)} induction heads",
         "previous-token heads " + ", ".join(attention.head_name(h) for h in prev_heads)),
         figure_path())
-    assert p_perm < 0.05, (f"zeroing the previous-token heads {[attention.head_name(h) for h in prev_heads]} lowers the "
+    assert p_perm < 0.05, (f"zeroing the previous-token heads {[attention.head_name(h) for h in prev_heads]} "
+                           "lowers the "
                            f"induction score by {drop:.3f}, not more than random heads of the same layers (max "
                            f"{max(null):.3f}, p = {p_perm:.3f})")

@@ -45,7 +45,8 @@ def data(lm) -> dict:
             rand.append({"profile": recommender.layer_profile(Xr["A"], Xr["B"], Xr["C"]), "X": Xr})
         lm.cache["recommender"] = {"X": X, "labels": {k: v[1] for k, v in out.items()},
                                    "profile": recommender.layer_profile(X["A"], X["B"], X["C"]),
-                                   "raw": recommender.layer_profile(X["A"], X["B"], X["C"], centre=False), "random": rand}
+                                   "raw": recommender.layer_profile(X["A"], X["B"], X["C"], centre=False),
+                                   "random": rand}
     return lm.cache["recommender"]
 
 

@@ -29,8 +29,8 @@ def texts(lm, model_cache) -> dict:
     residual magnitudes (once per model: shared by the family's claims)."""
     if "sinks.texts" not in model_cache:
         ids, mask, _ = sinks.text_batch(lm, STIM["sink_texts"])
-        c = {"sink": sinks.sink_scores(attention.attention(lm, ids, mask), mask), "resid": sinks.residual_magnitudes(lm, ids, mask),
-             "null_share": [], "null_top": []}
+        c = {"sink": sinks.sink_scores(attention.attention(lm, ids, mask), mask),
+             "resid": sinks.residual_magnitudes(lm, ids, mask), "null_share": [], "null_top": []}
         for seed in STIM["null_seeds"]:
             rnd = random_copy(lm, seed)
             c["null_share"].append(float((sinks.sink_scores(attention.attention(rnd, ids, mask), mask).mean(-1)

@@ -75,9 +75,11 @@ def test_some_head_maps_ordinals_to_their_successors(lm, claim_snapshot, figure_
         figure_title(), score, data["top_heads"][0]["per_task"], {t: len(v) for t, v in ids.items()},
         attention.head_name(best), null_random, float(shuffled.max()), THRESHOLD), figure_path())
     assert score[best] >= THRESHOLD, (
-        f"no head has a succession score >= {THRESHOLD}: the best, {attention.head_name(best)}, ranks the successor first "
+        f"no head has a succession score >= {THRESHOLD}: the best, {attention.head_name(best)}, ranks the successor "
+        "first "
         f"for {score[best]:.3f} of the pairs (random-init copies' best {null_random:.3f}, shuffled orders' best "
         f"{shuffled.max():.3f})")
-    assert passing, (f"the best head {attention.head_name(best)} ({score[best]:.3f}) is not above the random-init copies' "
+    assert passing, (f"the best head {attention.head_name(best)} ({score[best]:.3f}) is not above the random-init "
+                     "copies' "
                      f"best ({null_random:.3f}) and every shuffled order's best ({shuffled.max():.3f}, p = "
                      f"{p_shuffle:.3f})")

@@ -25,7 +25,8 @@ def _repeats(lm, n: int = 3, length: int = 6, seed: int = 0) -> torch.Tensor:
 def test_resumed_ablation_losses_equal_whole_passes(arch):
     lm = random_lm(arch, n_layers=4, narrow=True)
     ids = _repeats(lm)
-    sets = [{}, attention.zero_heads([(2, 0), (3, 1)]), attention.zero_heads([(1, 1)]), attention.zero_heads([(0, 0), (3, 0)])]
+    sets = [{}, attention.zero_heads([(2, 0), (3, 1)]), attention.zero_heads([(1, 1)]),
+            attention.zero_heads([(0, 0), (3, 0)])]
     resumed = attention.ablation_losses(lm, ids, 6, sets)
     for edits, got in zip(sets, resumed):
         whole = attention.token_losses(lm, ids, 6, edits)

@@ -1,6 +1,6 @@
 """probes.families.tracing and probes.families.successor on small models and hand-built inputs: the resumed
-restoration equals a full corrupted pass with the hidden state put back by a hook; zero noise changes nothing; the succession score reads
-exactly the pairs it names; bad facts are refused with the fix."""
+restoration equals a full corrupted pass with the hidden state put back by a hook; zero noise changes nothing; the
+succession score reads exactly the pairs it names; bad facts are refused with the fix."""
 from __future__ import annotations
 
 import numpy as np
