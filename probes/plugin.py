@@ -312,15 +312,17 @@ def pytest_runtest_makereport(item, call):
     cs = getattr(getattr(item, "callspec", None), "params", {})
     if item.get_closest_marker("claim") is None or cs.get("model_id") is None:
         return rep
+    in_call = rep.when == "call"
     if rep.when == "setup":
         item.stash[SETUP_S] = rep.duration  # fixtures a claim computes (shared measurements, nulls) count as its time
-    if not (rep.when == "call" or (rep.when == "setup" and not rep.passed)):
+        if rep.passed:
+            return rep  # the call's report carries the result
+    elif not in_call:
         return rep
     start = item.stash.get(STARTED, 0.0)
     figures = [p for p in dict.fromkeys(item.stash.get(FIGURES, [])) if p.is_file() and p.stat().st_mtime >= start]
-    call_phase = rep.when == "call"
-    result = _session(item.config).result(item, rep, call, item.stash.get(SETTLED, None) if call_phase else None,
-                                         item.stash.get(MEASURED, None) if call_phase else None, figures,
+    result = _session(item.config).result(item, rep, call, item.stash.get(SETTLED, None) if in_call else None,
+                                         item.stash.get(MEASURED, None) if in_call else None, figures,
                                          item.stash.get(SETUP_S, 0.0))
     rep.user_properties.append(("claim", result.to_json()))
     return rep
