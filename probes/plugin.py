@@ -183,7 +183,7 @@ def claim_snapshot(lm, request):
     finished, so the claim's figure is written first.
 
     ``effect``: the paths of the numbers the finding is about; ``identity``: the paths of component ids (a list of
-    ids, or ``list[].field`` for a list of records keyed by that field); the rest are diagnostics (probes/drift.py).
+    ids, or ``list[].field`` for a list of records keyed by that field); the rest are diagnostics (probes/roles.py).
     A drift is then reported as the change of the effect and the overlap of the identities, and lists of components
     are matched by id, not by position. ``half``: the claim's tolerance when a bf16/fp16 run is compared with a
     snapshot that has no floors measured for that dtype (default ``HALF_TOL``; the run's own tolerance applies
@@ -197,7 +197,7 @@ def claim_snapshot(lm, request):
     recorded beside the numbers, and the first draws of each effect's interval (``probes.stats.interval`` keeps
     them) as ``_replicates``: a later run draws the same seeded resamples, so a change of an effect is tested pair
     by pair on the same stimuli (probes/paired.py); a stable component leaving its set is a change too
-    (probes/drift.py).
+    (probes/compare.py).
 
     Numbers must be finite: a NaN or inf is an error naming its key, unless ``allow_nan=True`` (then recorded as
     null, never as text).
