@@ -210,7 +210,7 @@ def load(folder: Path) -> tuple[list[Run], list[str]]:
 def effect_values(numbers: dict, roles: dict) -> dict[str, float]:
     """The effect numbers of one result as plottable scalars: a scalar effect as itself, a list (or the field of a
     list of records) as its mean (``mean |x|`` for a field of records, whose signs differ by component, and for a
-    list whose numbers differ in sign). The effect paths are parsed by probes/drift.py (:func:`effect_patterns`)."""
+    list whose numbers differ in sign). The effect paths are parsed by probes/roles.py (:func:`effect_patterns`)."""
     from .roles import effect_patterns, node_at
     out = {}
     for head, key in effect_patterns(roles):

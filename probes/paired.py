@@ -18,7 +18,7 @@ paired comparison of two models on the same items (Miller 2024, "Adding Error Ba
   :data:`Q`).
 
 A move is **significant** when its adjusted p-value is below :data:`Q` **and** it is beyond the number's noise
-floor (the larger of the claim's tolerance and 4x the measured float floor, probes/drift.py): a float-rounding
+floor (the larger of the claim's tolerance and 4x the measured float floor, probes/compare.py): a float-rounding
 difference between CPUs is a real, consistent difference of the replicates, and the floor keeps it from counting.
 """
 from __future__ import annotations

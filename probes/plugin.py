@@ -183,7 +183,7 @@ def claim_snapshot(lm, request):
     finished, so the claim's figure is written first.
 
     ``effect``: the paths of the numbers the finding is about; ``identity``: the paths of component ids (a list of
-    ids, or ``list[].field`` for a list of records keyed by that field); the rest are diagnostics (probes/drift.py).
+    ids, or ``list[].field`` for a list of records keyed by that field); the rest are diagnostics (probes/roles.py).
     A drift is then reported as the change of the effect and the overlap of the identities, and lists of components
     are matched by id, not by position. ``half``: the claim's tolerance when a bf16/fp16 run is compared with a
     snapshot that has no floors measured for that dtype (default ``HALF_TOL``; the run's own tolerance applies
@@ -197,7 +197,7 @@ def claim_snapshot(lm, request):
     recorded beside the numbers, and the first draws of each effect's interval (``probes.stats.interval`` keeps
     them) as ``_replicates``: a later run draws the same seeded resamples, so a change of an effect is tested pair
     by pair on the same stimuli (probes/paired.py); a stable component leaving its set is a change too
-    (probes/drift.py).
+    (probes/compare.py).
 
     Numbers must be finite: a NaN or inf is an error naming its key, unless ``allow_nan=True`` (then recorded as
     null, never as text).
@@ -312,15 +312,17 @@ def pytest_runtest_makereport(item, call):
     cs = getattr(getattr(item, "callspec", None), "params", {})
     if item.get_closest_marker("claim") is None or cs.get("model_id") is None:
         return rep
+    in_call = rep.when == "call"
     if rep.when == "setup":
         item.stash[SETUP_S] = rep.duration  # fixtures a claim computes (shared measurements, nulls) count as its time
-    if not (rep.when == "call" or (rep.when == "setup" and not rep.passed)):
+        if rep.passed:
+            return rep  # the call's report carries the result
+    elif not in_call:
         return rep
     start = item.stash.get(STARTED, 0.0)
     figures = [p for p in dict.fromkeys(item.stash.get(FIGURES, [])) if p.is_file() and p.stat().st_mtime >= start]
-    call_phase = rep.when == "call"
-    result = _session(item.config).result(item, rep, call, item.stash.get(SETTLED, None) if call_phase else None,
-                                         item.stash.get(MEASURED, None) if call_phase else None, figures,
+    result = _session(item.config).result(item, rep, call, item.stash.get(SETTLED, None) if in_call else None,
+                                         item.stash.get(MEASURED, None) if in_call else None, figures,
                                          item.stash.get(SETUP_S, 0.0))
     rep.user_properties.append(("claim", result.to_json()))
     return rep

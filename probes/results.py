@@ -1,11 +1,11 @@
-"""What a claim x model's run leaves behind, typed: its :class:`Verdict` and its :class:`ClaimResult`.
+"""What a claim x model's run leaves behind, typed: its :class:`Verdict`, its :class:`ClaimResult` and the run's :class:`RunInfo`.
 
 The suite's data flow one way: a claim hands its numbers to ``claim_snapshot`` (a frozen measurement, probes/
-session.py), comparison with its snapshot yields a typed :class:`probes.drift.Drift`, and the run makes a frozen
+plugin.py), comparison with its snapshot yields a typed :class:`probes.drift.Drift`, and the run makes a frozen
 :class:`ClaimResult` of the test's outcome, the drift and the cell's numbers (:class:`Number`). That result is
 what crosses from an xdist worker to the controller, and what ``report.json``, the history and ``probes.merge``
 hold, through one :meth:`ClaimResult.to_json` / :meth:`ClaimResult.from_json` with a schema version
-(:data:`SCHEMA`). The renderers (probes/verdicts.py, probes/history.py) read its attributes, never keys.
+(:data:`SCHEMA`). The renderers (probes/render/) read its attributes, never keys.
 
 Schema 3 (this version) adds to schema 2 (``report.json`` ``"version": 2``): the drift's moves without their text
 (the renderers write it), ``largest`` (the effect number that moved most), the headline's change in percent, and
@@ -72,7 +72,7 @@ class ClaimResult:
     layer: int | None = None         # a per-layer claim's layer
     message: str = ""                # broken / error / precondition / known failure / newly holds: why, one line
     drift: Drift | None = None       # against the recorded snapshot (None: not compared)
-    headline: Number | None = None   # the claim's headline effect (probes/drift.py: effect_numbers)
+    headline: Number | None = None   # the claim's headline effect (probes/compare.py: effect_numbers)
     largest: Number | None = None    # the effect number that moved most, when it is not the headline
     numbers: dict | None = None      # every number of this run (plain JSON), as recorded
     roles: dict | None = None        # the role table: path pattern -> effect / identity (the rest: diagnostics)

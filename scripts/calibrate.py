@@ -17,7 +17,7 @@ invocation per perturbation, each in its own process) under perturbations at flo
     baseline          nothing changed                                     (this machine as it is)
 
 and for every number of every snapshot takes its **floor**: the largest |run - recorded| over the runs. The
-comparison (probes/drift.py) then accepts a number within ``max(declared tolerance, FLOOR_K x floor)``; component
+comparison (probes/compare.py) then accepts a number within ``max(declared tolerance, FLOOR_K x floor)``; component
 ids that entered or left a set in any run are **unstable at float noise** and never count as a change. The baseline
 run also gives the claims' bootstrap intervals and identity stabilities (``_intervals``, ``_stability``) for
 snapshots recorded before claims computed them.
@@ -31,7 +31,7 @@ own rounding scale,
 
 and each number's floor is the largest |half-precision run - recorded value|. Against a float32 snapshot that is
 how far half precision moves the number (its rounding, plus the kernels' spread), written as ``_noise.<dtype>``
-beside the float32 floors; a half-precision run is judged by it (probes/drift.py: noise_for). A snapshot recorded
+beside the float32 floors; a half-precision run is judged by it (probes/compare.py: noise_for). A snapshot recorded
 in that dtype (``[<model>-bfloat16]``) gets its own ``_noise``, as float32 ones do.
 
 Only the keys ``_noise``, ``_intervals`` and ``_stability`` are written; every recorded value is left as it is (the
@@ -109,7 +109,7 @@ def numbers(report: Path) -> dict[str, tuple[dict, dict]]:
 
 
 def floors(recorded: dict, runs: list[dict], table: dict) -> dict:
-    """The largest |run - recorded| of every number (paths as probes/drift.py names them), and the ids that
+    """The largest |run - recorded| of every number (paths as probes/compare.py names them), and the ids that
     entered or left a set in any run."""
     floor: dict[str, float] = {}
     unstable: dict[str, list] = {}

@@ -25,7 +25,7 @@ def test_captured_shapes(small_models, name):
     ad = adapter_for(m)
     D, H, N = EXPECT[name]
     assert (ad.d_model, ad.n_heads, ad.d_mlp, ad.head_dim) == (D, H, N, D // H)
-    sites = [(s, l) for s in ("heads", "mlp_pre", "mlp_act", "mlp_out", "resid") for l in range(2)]
+    sites = [(s, layer) for s in ("heads", "mlp_pre", "mlp_act", "mlp_out", "resid") for layer in range(2)]
     with torch.no_grad(), capture(ad, sites) as rec:
         m(input_ids=ids())
     assert rec[("heads", 1)].shape == (5, 7, H, D // H)
@@ -41,7 +41,7 @@ def check_noop_is_bit_identical(m, ad, x) -> None:
     """Identity edits on every site of layers 0-1 leave the logits bit-identical (shared with the modern adapters)."""
     with torch.no_grad():
         ref = m(input_ids=x).logits
-        edits = {(s, l): (lambda y: y) for s in ("heads", "mlp_act", "mlp_out", "resid") for l in range(2)}
+        edits = {(s, layer): (lambda y: y) for s in ("heads", "mlp_act", "mlp_out", "resid") for layer in range(2)}
         with intervene(ad, edits):
             out = m(input_ids=x).logits
     assert torch.equal(ref, out)

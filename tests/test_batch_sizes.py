@@ -51,7 +51,7 @@ def test_batched_measurements_are_the_same_under_budgets_ten_times_apart(lm):
     s = sets[0]
     heads = ioi.all_heads(lm)
     src = ioi.head_acts(lm, s.source)
-    got = [ioi.head_edit_scores(m, s, heads, lambda l, h: src[l, :, :, h, :]) for m in (small, big)]
+    got = [ioi.head_edit_scores(m, s, heads, lambda layer, h: src[layer, :, :, h, :]) for m in (small, big)]
     K = [max(1, m.batch_tokens // (s.base.shape[0] * s.base.shape[1])) for m in (small, big)]
     assert K[0] < K[1]  # the two budgets do batch differently
     torch.testing.assert_close(got[0], got[1], rtol=1e-5, atol=1e-5)

@@ -60,7 +60,7 @@ def test_shapes_and_sizes_from_the_config(rlm):
     ad = lm.adapter  # the model the tests below run (narrowed above 1B parameters)
     D, H, dh, N = sizes(narrowed(cfg))
     assert (ad.d_model, ad.n_heads, ad.head_dim, ad.d_mlp) == (D, H, dh, N)
-    sites = [(s, l) for s in ("heads", "mlp_act", "mlp_out", "resid", "resid_pre") for l in range(2)]
+    sites = [(s, layer) for s in ("heads", "mlp_act", "mlp_out", "resid", "resid_pre") for layer in range(2)]
     with torch.no_grad(), capture(ad, sites) as rec:
         lm.model(input_ids=ids())
     assert rec[("heads", 1)].shape == (3, 9, H, dh)  # per query head, also with fewer key/value heads
@@ -163,9 +163,9 @@ def test_batched_patching_equals_the_loop(rlm):
     base = torch.randint(5, 1000, (3, 8), generator=g)
     s = ioi.PromptSet(base, base.flip(1), torch.tensor([5, 6, 7]), torch.tensor([8, 9, 10]), ["x"] * 3, [("a", "b")] * 3)
     src = ioi.head_acts(lm, s.source)
-    heads = [(l, h) for l in range(2) for h in sorted({0, lm.adapter.n_heads - 1})]  # first and last (GQA groups)
-    x = ioi.head_edit_scores(lm, s, heads, lambda l, h: src[l, :, :, h, :], max_batch_tokens=60)
-    y = ioi.head_edit_scores_loop(lm, s, heads, lambda l, h: src[l, :, :, h, :])
+    heads = [(layer, h) for layer in range(2) for h in sorted({0, lm.adapter.n_heads - 1})]  # first and last (GQA groups)
+    x = ioi.head_edit_scores(lm, s, heads, lambda layer, h: src[layer, :, :, h, :], max_batch_tokens=60)
+    y = ioi.head_edit_scores_loop(lm, s, heads, lambda layer, h: src[layer, :, :, h, :])
     assert (x - y).abs().max() < 1e-4
     attn = lm.adapter.block(1).get_submodule(lm.adapter.spec.heads.rpartition(".")[0])
     assert "forward" not in vars(attn)  # the edited layer's attention (given per-head outputs) is restored
@@ -174,7 +174,7 @@ def test_batched_patching_equals_the_loop(rlm):
     src_ids[:, 5:] = base.flip(1)[:, 5:]
     s2 = ioi.PromptSet(base, src_ids, s.a_ids, s.b_ids, s.texts, s.names)
     src2 = ioi.head_acts(lm, src_ids)
-    pay = lambda l, h: src2[l, :, :, h, :]  # noqa: E731
+    pay = lambda layer, h: src2[layer, :, :, h, :]  # noqa: E731
     assert first_difference(base, src_ids) == 5
     x2 = ioi.head_edit_scores(lm, s2, heads, pay, max_batch_tokens=30, prefix=5)
     y2 = ioi.head_edit_scores_loop(lm, s2, heads, pay)
@@ -230,7 +230,7 @@ def test_batched_ablation_equals_one_set_at_a_time(rlm):
     sets = [{}, {1: [0, 3, 5]}, {0: [1, 2], 1: [N - 1]}, {1: list(range(0, N, 7))}]
     batched = neuron.ablated_diffs(lm, cases, sets, max_batch_tokens=40)
     for r, s in enumerate(sets):
-        edits = {("mlp_act", l): (lambda x, n=torch.tensor(n): x.index_fill_(-1, n, 0)) for l, n in s.items()}
+        edits = {("mlp_act", layer): (lambda x, n=torch.tensor(n): x.index_fill_(-1, n, 0)) for layer, n in s.items()}
         with torch.no_grad(), intervene(lm.adapter, edits):
             ref = [float(lm.last_diff(c.clean, c.target, c.foil)[0]) for c in cases]
         assert abs(batched[r] - ref).max() < 1e-4
