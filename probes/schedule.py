@@ -10,7 +10,7 @@ import os
 
 import pytest
 
-from . import access, loading
+from . import access, devices
 from .errors import did_you_mean
 from .registry import KINDS, ModelSpec
 from .selection import Selection
@@ -28,7 +28,7 @@ def usage(message: str):
 
 def param_id(spec: ModelSpec, dtype: str) -> str:
     """A model's test id: its registry id, with the dtype where it is not float32 (``gpt2-bfloat16``)."""
-    name = str(loading.pick_dtype(dtype)).replace("torch.", "")
+    name = str(devices.pick_dtype(dtype)).replace("torch.", "")
     return spec.id if name == "float32" else f"{spec.id}-{name}"
 
 

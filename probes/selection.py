@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from . import access, loading
+from . import access, devices
 from .errors import ProbeError
 from .registry import ModelSpec, load_registry, resolve
 
@@ -65,7 +65,7 @@ class Options:
     @property
     def dtype_name(self) -> str:
         """The run's dtype as snapshots name it: float32, bfloat16 or float16."""
-        return str(loading.pick_dtype(self.dtype)).replace("torch.", "")
+        return str(devices.pick_dtype(self.dtype)).replace("torch.", "")
 
     @property
     def half(self) -> bool:
@@ -99,9 +99,9 @@ def check_options(opt: Options) -> None:
     if opt.corpus and not Path(opt.corpus).is_file():
         raise pytest.UsageError(f"--corpus {opt.corpus}: no such file (give a text file with one context per line)")
     try:
-        loading.pick_dtype(opt.dtype)
-        loading.check_device_name(opt.device)
-        loading.pick_device(opt.device)  # --device cuda needs CUDA: one usage error, at start
+        devices.pick_dtype(opt.dtype)
+        devices.check_device_name(opt.device)
+        devices.pick_device(opt.device)  # --device cuda needs CUDA: one usage error, at start
     except ProbeError as e:
         raise pytest.UsageError(str(e)) from None
 

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from . import access, history, loading, schedule, selection
+from . import access, devices, history, loading, schedule, selection
 from .artifacts import RunFolder
 from .checks import RECORDS_NOTHING
 from .errors import ProbeError
@@ -135,8 +135,8 @@ class ClaimsSession:
                                      "(its history.jsonl is created, or appended to)", history.FILE)
         if self.is_worker:
             return
-        if self.opt.half and loading.pick_device(self.opt.device).type == "cpu" \
-                and not loading.native_half(self.opt.dtype_name):
+        if self.opt.half and devices.pick_device(self.opt.device).type == "cpu" \
+                and not devices.native_half(self.opt.dtype_name):
             self.config.issue_config_time_warning(pytest.PytestConfigWarning(
                 f"--dtype {self.opt.dtype} on a CPU without {self.opt.dtype_name} instructions (AVX512-BF16 / "
                 "AMX, AVX512-FP16): half precision is emulated and runs several times slower than float32 (measured "
@@ -257,7 +257,7 @@ class ClaimsSession:
         """What the reports say about this run."""
         o = self.opt
         try:
-            device_used = str(loading.pick_device(o.device))
+            device_used = str(devices.pick_device(o.device))
         except ProbeError:
             device_used = o.device
         return RunInfo(models=models, device=o.device, dtype=o.dtype, device_used=device_used,

@@ -63,7 +63,7 @@ LAYERS = {
                                                "sinks", "successor", "tracing") for m in ("analysis", "figures")]
     + ["families.neuron.workflow"],
     "analyses": ["attention", "stats", "figures"],
-    "model access": ["registry", "access", "loading", "gguf", "adapters", "hooks", "tokens", "log", "errors"],
+    "model access": ["registry", "access", "loading", "devices", "gguf", "adapters", "hooks", "tokens", "log", "errors"],
 }
 # which layers a layer's modules may import (tests/test_layers.py): each its own and those below it
 ALLOWED = {"model access": {"model access"}, "analyses": {"model access", "analyses"},

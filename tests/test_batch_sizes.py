@@ -11,7 +11,7 @@ import torch
 
 from fixtures.loaders import ioi_pairs
 from fixtures.models import resolve
-from probes import attention, loading
+from probes import attention, devices, loading
 from probes.families.induction import analysis as induction
 from probes.families.ioi import analysis as ioi
 from probes.families.neuron import analysis as neuron
@@ -24,20 +24,20 @@ def lm():
 
 def test_the_budget_follows_free_memory_up_to_its_cap(lm, monkeypatch):
     cpu, f32 = torch.device("cpu"), torch.float32
-    small = loading.batch_tokens(lm.model, cpu, f32, free=64 << 20)
-    large = loading.batch_tokens(lm.model, cpu, f32, free=640 << 20)
-    assert 256 <= small < large <= loading.CPU_BATCH_CAP
-    assert loading.batch_tokens(lm.model, cpu, f32, free=1 << 40) == loading.CPU_BATCH_CAP
-    assert loading.batch_tokens(lm.model, cpu, f32, cap=1000, free=1 << 40) == 1000
-    assert loading.batch_tokens(lm.model, cpu, f32, free=1 << 10) == 256  # never below 256 tokens
-    assert loading.batch_tokens(lm.model, torch.device("cuda"), f32, free=1 << 40) == loading.GPU_BATCH_CAP
-    half = loading.batch_tokens(lm.model, cpu, torch.bfloat16, free=64 << 20)
+    small = devices.batch_tokens(lm.model, cpu, f32, free=64 << 20)
+    large = devices.batch_tokens(lm.model, cpu, f32, free=640 << 20)
+    assert 256 <= small < large <= devices.CPU_BATCH_CAP
+    assert devices.batch_tokens(lm.model, cpu, f32, free=1 << 40) == devices.CPU_BATCH_CAP
+    assert devices.batch_tokens(lm.model, cpu, f32, cap=1000, free=1 << 40) == 1000
+    assert devices.batch_tokens(lm.model, cpu, f32, free=1 << 10) == 256  # never below 256 tokens
+    assert devices.batch_tokens(lm.model, torch.device("cuda"), f32, free=1 << 40) == devices.GPU_BATCH_CAP
+    half = devices.batch_tokens(lm.model, cpu, torch.bfloat16, free=64 << 20)
     assert half > small  # two bytes a number: twice the tokens
     monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "4")
-    quarter = loading.free_memory(cpu)
+    quarter = devices.free_memory(cpu)
     monkeypatch.setenv("PYTEST_XDIST_WORKER_COUNT", "1")
-    assert abs(loading.free_memory(cpu) / 4 - quarter) < 0.05 * quarter + (64 << 20)
-    assert lm.batch_tokens == loading.batch_tokens(lm.model, cpu, f32)  # what the loader gave the model
+    assert abs(devices.free_memory(cpu) / 4 - quarter) < 0.05 * quarter + (64 << 20)
+    assert lm.batch_tokens == devices.batch_tokens(lm.model, cpu, f32)  # what the loader gave the model
 
 
 def _with(lm, n: int):

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from probes import loading
+from probes import devices
 from probes import verdicts as V
 from probes.results import ClaimResult
 
@@ -125,7 +125,7 @@ def test_bad_candidate_and_recording_input_is_a_usage_error(tmp_path, args, why)
 def test_half_precision_run_is_compared_with_the_float32_snapshot(tmp_path):
     r = claims(tmp_path, "-k", "behaviour", "--models", "gpt2-organism", "--dtype", "bfloat16")
     # warned where half precision is emulated (a CPU without AVX512-BF16 / AMX), not where it is native
-    assert ("half precision is emulated" in r.stdout + r.stderr) == (not loading.native_half("bfloat16"))
+    assert ("half precision is emulated" in r.stdout + r.stderr) == (not devices.native_half("bfloat16"))
     (res,) = report(tmp_path)["results"]
     assert res["model"] == "gpt2-organism-bfloat16"
     assert res["snapshot"] == f"snapshots/test_ioi/{BEHAVIOUR}[gpt2-organism].json"
@@ -223,13 +223,13 @@ def test_verdicts_classify_and_exit_status():
 def test_xdist_workers_spread_over_gpus(monkeypatch):
     import torch
 
-    from probes import loading
+    from probes import devices
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 4)
     monkeypatch.setenv("PYTEST_XDIST_WORKER", "gw5")
-    assert loading.pick_device("auto") == torch.device("cuda:1")
+    assert devices.pick_device("auto") == torch.device("cuda:1")
     monkeypatch.delenv("PYTEST_XDIST_WORKER")
-    assert loading.pick_device("auto") == torch.device("cuda")
+    assert devices.pick_device("auto") == torch.device("cuda")
 
 
 def test_a_lost_precondition_is_named_apart_from_a_failed_finding(versions, tmp_path):

@@ -19,7 +19,7 @@ from pathlib import Path
 
 import pytest
 
-from probes import loading
+from probes import devices
 from probes.checks import RECORDS_NOTHING, check_paths
 from probes.errors import ClaimSnapshotError, ModelLoadError, UnknownModelError
 from probes.registry import load_registry
@@ -55,11 +55,11 @@ def test_option_values_of_a_fixed_set_suggest_the_nearest(tmp_path):
     assert r.returncode == 4 and ("argument --significance: 'flor' is not one of interval, floor; did you mean "
                                   "'floor'?") in r.stderr, r.stderr
     with pytest.raises(ModelLoadError, match=r"--device 'gpu' is not a device; .* did you mean 'cuda'\?"):
-        loading.check_device_name("gpu")
+        devices.check_device_name("gpu")
     with pytest.raises(ModelLoadError, match=r"--device 'gpu:1' .* did you mean 'cuda:1'\?"):
-        loading.check_device_name("gpu:1")
+        devices.check_device_name("gpu:1")
     with pytest.raises(ModelLoadError, match=r"--dtype 'bfloat' unknown; .* did you mean 'bfloat16'\?"):
-        loading.pick_dtype("bfloat")
+        devices.pick_dtype("bfloat")
 
 
 # --- the registry -----------------------------------------------------------------------------------------------

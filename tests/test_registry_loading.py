@@ -12,7 +12,8 @@ from probes import access
 import torch
 
 from probes.errors import ModelLoadError, StimulusError, UnknownModelError
-from probes.loading import load, pick_device, pick_dtype
+from probes.devices import pick_device, pick_dtype
+from probes.loading import load
 from fixtures.models import registry, resolve
 from probes.registry import load_registry
 from probes.tokens import batch, positions, single_token
