@@ -62,7 +62,7 @@ def composition(lm) -> None:
     half = max(1, L // 2)
     prev_heads = [h for h in attention.top_heads(prev, L * H) if h[0] < half][:S["composition_k_max"]]
     ind_heads = [h for h in attention.top_heads(ind, L * H) if h[0] >= half][:4]
-    pool = [(l, h) for l in range(half) for h in range(H) if (l, h) not in prev_heads]
+    pool = [(layer, h) for layer in range(half) for h in range(H) if (layer, h) not in prev_heads]
     draws = induction.random_head_sets(stats.rng(S["seed"]), pool, len(prev_heads), S["random_head_draws"])
     induction.ablated_induction_scores(lm, ids, p, S["length"], ind_heads, [prev_heads] + draws)
 

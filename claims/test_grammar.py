@@ -221,7 +221,7 @@ def test_tuning_replicates_in_this_layer(lm, layer, words, claim_snapshot, figur
     claim_snapshot({"layer": layer, **row}, effect=["r_split", "prop_sig", "mean_abs_t_sig"],
                    intervals=laminar_row(lm, words, layer)["_intervals"])
     if layer == lm.adapter.n_layers - 1:  # the profile over all layers, drawn once per model
-        rows = [laminar_row(lm, words, l) for l in range(lm.adapter.n_layers)]
+        rows = [laminar_row(lm, words, lay) for lay in range(lm.adapter.n_layers)]
         cols = [np.array([r[k] for r in rows]) for k in ("prop_sig", "mean_abs_t_sig", "r_split", "null_q95")]
         figures.save(grammar_figures.laminar(figure_title(), *cols), figure_path())
     assert row["r_split"] > row["null_q95"], \

@@ -56,7 +56,7 @@ def scored_heads(per_seq: np.ndarray, null_max: float, n_boot: int = stats.N_BOO
     top = attention.top_heads(score, 5)
     passing = [h for h in attention.top_heads(score, L * H) if score[h] >= THRESHOLD and score[h] > null_max]
     draws = stats.boot_means(per_seq.reshape(L * H, -1).T, n_boot)  # (n_boot, L*H): sequences resampled
-    names = [attention.head_name((l, h)) for l in range(L) for h in range(H)]
+    names = [attention.head_name((layer, h)) for layer in range(L) for h in range(H)]
     data = {"heads": [attention.head_name(h) for h in passing],
             "top_heads": [{"head": attention.head_name(h), "score": float(score[h])} for h in top],
             "top_score": float(score.max()), "null_max_score": null_max}
@@ -138,7 +138,7 @@ def test_ablating_induction_heads_hurts_the_second_repeat(lm, repeats, claim_sna
     k = int(np.clip((score >= THRESHOLD).sum(), 1, max(1, n_all // 4)))
     top = attention.top_heads(score, k)
     ids, length = repeats["ids"], STIM["length"]
-    pool = [(l, h) for l in range(score.shape[0]) for h in range(score.shape[1])]
+    pool = [(layer, h) for layer in range(score.shape[0]) for h in range(score.shape[1])]
     draws = induction.random_head_sets(stats.rng(STIM["seed"]), pool, k, STIM["random_head_draws"])
     base_tok, top_tok, *null_tok = attention.ablation_losses(lm, ids, length, [{}, attention.zero_heads(top)]
                                                      + [attention.zero_heads(d) for d in draws])
@@ -186,7 +186,7 @@ def test_induction_heads_read_the_previous_token_heads(lm, repeats, claim_snapsh
     ind_heads = [h for h in ordered if ind[h] >= THRESHOLD and h[0] > below]
     require(bool(ind_heads), f"no induction head above layer {below} of the previous-token heads")
     clean = np.mean([repeats["ind"][h] for h in ind_heads], axis=0)
-    pool = [(l, h) for l in range(first_ind) for h in range(H) if (l, h) not in prev_heads and (l, h) not in ind_heads]
+    pool = [(layer, h) for layer in range(first_ind) for h in range(H) if (layer, h) not in prev_heads and (layer, h) not in ind_heads]
     require(len(pool) >= len(prev_heads), "too few other heads below the induction heads for a random draw")
     draws = induction.random_head_sets(stats.rng(STIM["seed"]), pool, len(prev_heads), STIM["random_head_draws"])
     # the induction heads' mean score per sequence with the previous-token heads zeroed, then with each draw's

@@ -116,7 +116,7 @@ def test_silencing_some_heads_lowers_ioi(lm, head_prompts, exact, claim_snapshot
     snap = {"clean_mean": res["clean_mean"], "n_significant_negative": int(sig_neg.sum()),
             "top_heads": top, "norm_effect_r": r}
     if not exact:
-        snap.update(n_prompts=int(per.shape[-1]), measured_exactly=[f"{l}.{h}" for l, h in zip(*np.nonzero(measured))],
+        snap.update(n_prompts=int(per.shape[-1]), measured_exactly=[f"{layer}.{h}" for layer, h in zip(*np.nonzero(measured))],
                     screen_agreement=res["agreement"])
     # intervals: the prompts resampled (each head's mean delta; which heads are in the top 5)
     draws = stats.boot_means(np.moveaxis(np.nan_to_num(per), -1, 0).reshape(per.shape[-1], L * H))
@@ -189,7 +189,7 @@ def test_heads_tell_first_from_second_mention(lm, head_prompts, claim_snapshot, 
     pos = ioi.repeat_positions(s0.source[:1], s0.a_ids[:1])[0]
     skip = max(1, L // 8)
     layers = list(range(0, L, skip))
-    maps = [(acts[l, pos[0]] - acts[l, pos[1]]).cpu().numpy() for l in layers]
+    maps = [(acts[layer, pos[0]] - acts[layer, pos[1]]).cpu().numpy() for layer in layers]
     figures.save(ioi_figures.mention_selectivity(figure_title(), maps, layers,
                                                  res["ratio"], res["null_mean"], res["null_q95"], s0.names[0][0]),
                  figure_path())

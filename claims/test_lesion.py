@@ -124,7 +124,7 @@ def test_him_her_neurons_in_this_layer(lm, layer, claim_snapshot, figure_path, f
                               "pct_her": stats.interval(100 * br / N, centre=100 * len(tu["her"]) / N)})
     if layer == lm.adapter.n_layers - 1:
         A, B = acts(lm)
-        tus = [lesion.tuned(A[l], B[l]) for l in range(lm.adapter.n_layers)]
+        tus = [lesion.tuned(A[lay], B[lay]) for lay in range(lm.adapter.n_layers)]
         figures.save(lesion_figures.laminar_tuning(
             figure_title(" (intermediate.dense, pre-GELU)"),
             np.array([100 * len(t["her"]) / N for t in tus]), np.array([100 * len(t["him"]) / N for t in tus])),
@@ -241,7 +241,7 @@ def test_ablation_impact_through_the_layers(lm, claim_snapshot, figure_path, fig
     """In at least one layer, tuned-neuron ablation lowers the correct-pronoun margin more than random
     neuron sets of the same size (permutation p < 0.05 / n_layers, Bonferroni) and by at least ``min_drop``."""
     L = lm.adapter.n_layers
-    res = [ablation_effects(lm, l) for l in range(L)]
+    res = [ablation_effects(lm, layer) for layer in range(L)]
     p = np.array([r["p"] for r in res])
     drop = np.array([r["tuned"] for r in res])
     ok = (p < 0.05 / L) & (drop >= min_drop(lm))

@@ -135,7 +135,7 @@ def test_recommendations_through_the_layers(lm, claim_snapshot, figure_path, fig
     lC = d["labels"]["C"]
     rec = [lC[i] for i in p["rec"]]
     # intervals: A's and B's tokens resampled, every layer (200 draws each)
-    bs = np.stack([boot_rec_sim(d["X"], l, 200)[0] for l in range(lm.adapter.n_layers)], 1)  # (n_boot, L)
+    bs = np.stack([boot_rec_sim(d["X"], layer, 200)[0] for layer in range(lm.adapter.n_layers)], 1)  # (n_boot, L)
     claim_snapshot({"recommended": rec, "similarity": p["rec_sim"], "spread": spread, "random_init_spread": null,
                     "raw_recommended": [lC[i] for i in d["raw"]["rec"]], "raw_similarity": d["raw"]["rec_sim"]},
                    effect=["spread", "similarity"],
@@ -202,6 +202,6 @@ def test_recommendations_best_in_middle_layers(lm, claim_snapshot, figure_path, 
                                  for k in range(len(lC))}},
                    effect=["pair_score"], identity=["best_layer"],
                    intervals={"pair_score": stats.interval(bp)},
-                   stability={"best_layer": {str(l): round(float((bp.argmax(1) == l).mean()), 4) for l in range(L)}})
+                   stability={"best_layer": {str(layer): round(float((bp.argmax(1) == layer).mean()), 4) for layer in range(L)}})
     assert top >= max(rnd) + 0.1, f"best pair score {top:.3f} not 0.1 above random-init copies {np.round(rnd, 3)}"
     assert best in mid, f"best layer {best} (pair score {top:.3f}) is not in the middle layers {list(mid)}"

@@ -55,7 +55,7 @@ def test_most_heads_attend_to_the_first_token(lm, texts, claim_snapshot, figure_
     thr = STIM["sink_threshold"]
     share = float((score > thr).mean())
     draws = stats.boot_means(per_seq.reshape(L * H, n).T)  # (n_boot, L*H): sentences resampled
-    names = [attention.head_name((l, h)) for l in range(L) for h in range(H)]
+    names = [attention.head_name((layer, h)) for layer in range(L) for h in range(H)]
     freq = (draws > thr).mean(0)
     sink_heads = [names[i] for i in np.flatnonzero(score.ravel() > thr)]
     null = max(texts["null_share"])
@@ -86,14 +86,14 @@ def test_a_few_activations_are_massive(lm, texts, claim_snapshot, figure_path, f
     top, median = r["top"], r["median"]
     ratio = top / median
     best = int(np.argmax(ratio))
-    massive = [l for l in range(len(top)) if top[l] >= STIM["massive_min_value"] and ratio[l] >= STIM["massive_min_ratio"]]
-    where = sorted({(p, d) for l in (massive or [best]) for v, p, d in r["top3"][l]
-                    if v >= STIM["massive_min_value"] and v >= STIM["massive_min_ratio"] * median[l]})
+    massive = [layer for layer in range(len(top)) if top[layer] >= STIM["massive_min_value"] and ratio[layer] >= STIM["massive_min_ratio"]]
+    where = sorted({(p, d) for layer in (massive or [best]) for v, p, d in r["top3"][layer]
+                    if v >= STIM["massive_min_value"] and v >= STIM["massive_min_ratio"] * median[layer]})
     null_top = np.max(texts["null_top"], axis=0)
     per_seq = r["per_sequence_top"][best]  # (sentences,): each sentence's largest in the layer of the largest ratio
     boot_top = stats.resample(per_seq).max(1)  # the layer's largest over resampled sentences (its median held)
     claim_snapshot({"top_value": float(top[best]), "log10_ratio": float(np.log10(ratio[best])), "layer": best,
-                    "massive_layers": [f"L{l}" for l in massive],
+                    "massive_layers": [f"L{layer}" for layer in massive],
                     "dimensions": sorted({f"D{d}" for _, d in where}), "positions": sorted({f"P{p}" for p, _ in where}),
                     "median": float(median[best]), "null_top_max": float(null_top.max()),
                     "log10_ratio_by_layer": [float(x) for x in np.log10(ratio)]},

@@ -144,7 +144,7 @@ def ablation_losses(lm, ids: torch.Tensor, keep: int, edit_sets: list[dict]) -> 
     n = _rows(lm, ids)
     for i in range(0, len(ids), n):
         x = ids[i:i + n]
-        with hooks.capture(ad, [("resid_pre", l) for l in layers]) as rec:
+        with hooks.capture(ad, [("resid_pre", lay) for lay in layers]) as rec:
             h0 = lm.acts(x).last_hidden_state
         for j, edits in enumerate(edit_sets):
             if not edits:

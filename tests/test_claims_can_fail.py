@@ -92,9 +92,9 @@ def test_ioi_behaviour_fails_when_carrying_heads_are_zeroed(gpt2_organism, tmp_p
         m = random_init_like(lm, 0).model
         m.load_state_dict(lm.model.state_dict())
         for i in which:
-            l, h = divmod(int(i), H)
+            layer, h = divmod(int(i), H)
             with torch.no_grad():
-                m.transformer.h[l].attn.c_proj.weight[h * dh:(h + 1) * dh] = 0  # Conv1D rows = head inputs
+                m.transformer.h[layer].attn.c_proj.weight[h * dh:(h + 1) * dh] = 0  # Conv1D rows = head inputs
         return save_like(lm, m, tmp_path / f"damaged-{which[0]}")
     top, bottom = np.argsort(-d)[:k], np.argsort(d)[:k]
     res_top = run_claims("test_ioi.py", damaged(top), tmp_path, "test_behaviour")

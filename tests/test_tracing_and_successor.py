@@ -40,7 +40,7 @@ def test_restoration_equals_a_full_pass_with_the_state_put_back(rlm):
     real = torch.arange(facts.ids.shape[1])[None] < torch.tensor(facts.lengths)[:, None]
     sigma = float(emb[real].std())
     eps = torch.randn((2, *emb.shape), generator=torch.Generator().manual_seed(0)) * (3.0 * sigma)
-    with torch.no_grad(), hooks.capture(lm.adapter, [("resid", l) for l in range(L)]) as clean:
+    with torch.no_grad(), hooks.capture(lm.adapter, [("resid", lay) for lay in range(L)]) as clean:
         lm.acts(facts.ids)
     pos = facts.positions()
     for f in range(F):

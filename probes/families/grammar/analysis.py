@@ -67,7 +67,7 @@ def word_activations(lm: LoadedModel, words: list[str], site: str = "mlp_act", b
     out = []
     for i in range(0, len(ids), batch):
         words = ids[i:i + batch]
-        with capture(ad, [(site, l) for l in range(L)]) as rec:
+        with capture(ad, [(site, layer) for layer in range(L)]) as rec:
             if shared:
                 lm.acts(torch.tensor(words, device=lm.device)[:, None], use_cache=True,
                         **{ad._cache_kw: ad.tile_cache(cache, len(words))})
@@ -75,7 +75,7 @@ def word_activations(lm: LoadedModel, words: list[str], site: str = "mlp_act", b
                 chunk = torch.tensor([pre + [w] + post for w in words], device=lm.device)
                 lm.acts(chunk, attention_mask=torch.ones_like(chunk))
         pos = 0 if shared else len(pre)
-        out.append(torch.stack([rec[(site, l)][:, pos] for l in range(L)]).float().cpu().numpy())
+        out.append(torch.stack([rec[(site, layer)][:, pos] for layer in range(L)]).float().cpu().numpy())
     return np.concatenate(out, 1)
 
 
@@ -86,8 +86,8 @@ class GrammarData:
     acts: dict[str, np.ndarray] = field(default_factory=dict)
     seconds: float = 0.0
 
-    def layer(self, l: int) -> dict[str, np.ndarray]:
-        return {k: v[l] for k, v in self.acts.items()}
+    def layer(self, lay: int) -> dict[str, np.ndarray]:
+        return {k: v[lay] for k, v in self.acts.items()}
 
 
 def collect(lm: LoadedModel, candidates: dict[str, list[str]], site: str = "mlp_act",
@@ -188,9 +188,9 @@ def token_order_many(lm: LoadedModel, sentences: list[str], seeds: list[int], si
         pad = [torch.cat([r, r.new_full((n - len(r),), r[0])]) for r in rows]  # any token: never seen
         x = torch.stack([torch.cat([torch.tensor(pre, dtype=r.dtype, device=r.device), r,
                                     torch.tensor(post, dtype=r.dtype, device=r.device)]) for r in pad])
-        with capture(lm.adapter, [(site, l) for l in range(L)]) as rec:
+        with capture(lm.adapter, [(site, layer) for layer in range(L)]) as rec:
             lm.acts(x, attention_mask=torch.ones_like(x))
-        a = torch.stack([rec[(site, l)] for l in range(L)]).float()
+        a = torch.stack([rec[(site, layer)] for layer in range(L)]).float()
         return a[:, :, len(pre):len(pre) + n]
 
     if lm.kind == "causal" and not post:
@@ -205,9 +205,9 @@ def token_order_many(lm: LoadedModel, sentences: list[str], seeds: list[int], si
     for x, p, (sent, words, scr) in zip(ids, perms, parts):
         scr = scr[:, torch.argsort(p)]  # back in the original order
         r = np.zeros((L, 3))
-        for l in range(L):
-            s, w, c = (v[l].flatten().cpu().numpy() for v in (sent, words, scr))
-            r[l] = np.corrcoef(s, w)[0, 1], np.corrcoef(s, c)[0, 1], np.corrcoef(c, w)[0, 1]
+        for layer in range(L):
+            s, w, c = (v[layer].flatten().cpu().numpy() for v in (sent, words, scr))
+            r[layer] = np.corrcoef(s, w)[0, 1], np.corrcoef(s, c)[0, 1], np.corrcoef(c, w)[0, 1]
         out.append({"r": r, "n_tokens": int(len(x)), "sentence": sent.cpu().numpy(), "words": words.cpu().numpy(),
                     "scrambled": scr.cpu().numpy(), "scrambled_text": tok.decode(x[p])})
     return out

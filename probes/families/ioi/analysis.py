@@ -95,7 +95,7 @@ def behaviour(lm: LoadedModel, sets: list[PromptSet], seed: int = 0) -> dict:
 
 # ----------------------------------------------------------------------------- head edits
 def all_heads(lm: LoadedModel) -> list[tuple[int, int]]:
-    return [(l, h) for l in range(lm.adapter.n_layers) for h in range(lm.adapter.n_heads)]
+    return [(layer, h) for layer in range(lm.adapter.n_layers) for h in range(lm.adapter.n_heads)]
 
 
 @torch.no_grad()
@@ -115,35 +115,35 @@ def head_edit_scores(lm: LoadedModel, s: PromptSet, heads: list[tuple[int, int]]
     P, T = s.base.shape
     prefix = prefix if ad.can_resume and 0 < prefix < T else 0
     K = max(1, (max_batch_tokens or lm.batch_tokens) // (P * (T - prefix)))
-    layers = sorted({l for l, _ in heads})
+    layers = sorted({layer for layer, _ in heads})
     resid, cache = {}, None
     if ad.can_resume:  # the clean residual stream and per-head outputs at each edited layer
-        with capture(ad, [(site, l) for l in layers for site in ("resid_pre", "heads")]) as resid:
+        with capture(ad, [(site, layer) for layer in layers for site in ("resid_pre", "heads")]) as resid:
             cache = ad.acts_and_prefix_cache(s.base, prefix)
         if prefix and cache is None:
             cache = ad.prefix_cache(s.base[:, :prefix])
     order = sorted(range(len(heads)), key=lambda i: heads[i])
     out = torch.empty(len(heads), P)
     t0, done = time.time(), 0
-    for l in layers:
-        idx = [i for i in order if heads[i][0] == l]
+    for layer in layers:
+        idx = [i for i in order if heads[i][0] == layer]
         for c0 in range(0, len(idx), K):
             chunk = idx[c0:c0 + K]
             k = len(chunk)
             ks = torch.arange(k, device=lm.device)
             hs = torch.tensor([heads[i][1] for i in chunk], device=lm.device)
-            rep = torch.stack([payload(l, heads[i][1]) for i in chunk]).to(lm.dtype)[:, :, prefix:]  # (k, P, T', dh)
+            rep = torch.stack([payload(layer, heads[i][1]) for i in chunk]).to(lm.dtype)[:, :, prefix:]  # (k, P, T', dh)
 
             def edit(x):  # x: (k*P, T', H, dh)
                 x = x.view(k, P, *x.shape[1:])
                 x[ks, :, :, hs, :] = rep
                 return x.view(k * P, *x.shape[2:])
-            with intervene(ad, {("heads", l): edit}):
+            with intervene(ad, {("heads", layer): edit}):
                 if ad.can_resume:  # the edited layer's attention is the clean pass's up to its output projection
-                    z = resid[("heads", l)][:, prefix:].repeat(k, 1, 1, 1)
-                    with ad.attention_output(l, z), ad.resume_from(l):
-                        h = ad.body(resid[("resid_pre", l)][:, prefix:].repeat(k, 1, 1),
-                                    ad.tile_cache(cache, k, first_layer=l) if prefix else None, last_only=True).float()
+                    z = resid[("heads", layer)][:, prefix:].repeat(k, 1, 1, 1)
+                    with ad.attention_output(layer, z), ad.resume_from(layer):
+                        h = ad.body(resid[("resid_pre", layer)][:, prefix:].repeat(k, 1, 1),
+                                    ad.tile_cache(cache, k, first_layer=layer) if prefix else None, last_only=True).float()
                     check_finite(h, "final hidden state")
                     sc = ad.logit_diff(h, s.a_ids.repeat(k), s.b_ids.repeat(k))  # two unembedding rows
                 else:
@@ -163,13 +163,13 @@ def head_edit_scores_loop(lm: LoadedModel, s: PromptSet, heads: list[tuple[int, 
     and the tests' oracle. ``lean``: the same loop without the LM head, the score from two unembedding rows (the
     benchmark times it to show what batching gains by itself)."""
     out = []
-    for l, h in heads:
-        rep = payload(l, h).to(lm.dtype)
+    for layer, h in heads:
+        rep = payload(layer, h).to(lm.dtype)
 
         def edit(x, h=h, rep=rep):
             x[:, :, h, :] = rep
             return x
-        with intervene(lm.adapter, {("heads", l): edit}):
+        with intervene(lm.adapter, {("heads", layer): edit}):
             sc = scores(lm, s.base, s.a_ids, s.b_ids) if lean else logit_diff(
                 lm.model(input_ids=s.base).logits[:, -1], s.a_ids, s.b_ids, "final-position logit difference", lm.dtype)
             out.append(sc.cpu())
@@ -180,9 +180,9 @@ def head_edit_scores_loop(lm: LoadedModel, s: PromptSet, heads: list[tuple[int, 
 def head_acts(lm: LoadedModel, ids: torch.Tensor) -> torch.Tensor:
     """Per-head attention outputs of every layer: (L, P, T, H, dh)."""
     L = lm.adapter.n_layers
-    with capture(lm.adapter, [("heads", l) for l in range(L)]) as rec:
+    with capture(lm.adapter, [("heads", layer) for layer in range(L)]) as rec:
         lm.acts(ids)
-    return torch.stack([rec[("heads", l)] for l in range(L)])
+    return torch.stack([rec[("heads", layer)] for layer in range(L)])
 
 
 def permutation_payload(acts: torch.Tensor, seed: int, rep: int) -> Callable[[int, int], torch.Tensor]:
@@ -191,10 +191,10 @@ def permutation_payload(acts: torch.Tensor, seed: int, rep: int) -> Callable[[in
     P, T = acts.shape[1], acts.shape[2]
     H, dh = acts.shape[3], acts.shape[4]
 
-    def payload(l, h):
-        g = torch.Generator().manual_seed(int(seed) * 1_000_003 + (l * H + h) * 1009 + rep)
+    def payload(layer, h):
+        g = torch.Generator().manual_seed(int(seed) * 1_000_003 + (layer * H + h) * 1009 + rep)
         perm = torch.argsort(torch.rand(P, T * dh, generator=g), dim=1).to(acts.device)
-        flat = acts[l, :, :, h, :].reshape(P, T * dh)
+        flat = acts[layer, :, :, h, :].reshape(P, T * dh)
         return flat.gather(1, perm).view(P, T, dh)
     return payload
 
@@ -213,10 +213,10 @@ def head_attribution(lm: LoadedModel, s: PromptSet, payloads: list[Callable[[int
     with torch.no_grad():
         for payload in payloads:
             est = []
-            for l in range(L):
-                x, g = kept[l].detach(), grad[l]
+            for layer in range(L):
+                x, g = kept[layer].detach(), grad[layer]
                 for h in range(H):
-                    est.append(((payload(l, h).to(x.dtype) - x[:, :, h]) * g[:, :, h]).float().sum((1, 2)))
+                    est.append(((payload(layer, h).to(x.dtype) - x[:, :, h]) * g[:, :, h]).float().sum((1, 2)))
             out.append(torch.stack(est).cpu())
     return torch.stack(out)
 
@@ -292,7 +292,7 @@ def patching(lm: LoadedModel, sets: list[PromptSet], *, max_batch_tokens: int | 
         src = head_acts(lm, s.source)
         clean = scores(lm, s.base, s.a_ids, s.b_ids).cpu()
         gaps.append(scores(lm, s.source, s.a_ids, s.b_ids).cpu() - clean)
-        patched = head_edit_scores(lm, s, heads, lambda l, h: src[l, :, :, h, :], max_batch_tokens=max_batch_tokens,
+        patched = head_edit_scores(lm, s, heads, lambda layer, h: src[layer, :, :, h, :], max_batch_tokens=max_batch_tokens,
                                    progress="head patching", prefix=first_difference(s.base, s.source))
         deltas.append(patched - clean)
     d = torch.cat(deltas, 1).view(L, H, -1)

@@ -12,9 +12,9 @@ from matplotlib.gridspec import GridSpec
 from ...figures import boxed, figure, styled, subplots
 
 
-def _l1_clim(I: np.ndarray) -> float:
+def _l1_clim(img: np.ndarray) -> float:
     """Colour limit from the L1 mean (as the seed): a few times the mean absolute value."""
-    return float(max(3 * np.abs(I).mean(), 1e-6))
+    return float(max(3 * np.abs(img).mean(), 1e-6))
 
 
 @styled
@@ -48,16 +48,16 @@ def head_effects(title: str, delta: np.ndarray, *, third: str, head_norm: np.nda
     """Seed 004 Parts 2 and 5: (A) delta IOI per layer x head, (B) head-average per layer, (C) norm vs effect
     (Part 2) or stdev across heads (Part 5). ``delta``: (L, H)."""
     L, H = delta.shape
-    I = delta.T  # heads x layers, as the seed
-    clim = _l1_clim(I)
+    heads_by_layer = delta.T  # heads x layers, as the seed
+    clim = _l1_clim(heads_by_layer)
     fig, axs = subplots(1, 3, figsize=(13, 3.4))
-    h = axs[0].pcolor(range(L), range(H), I, vmin=-clim, vmax=clim, cmap="RdBu_r", shading="nearest")
+    h = axs[0].pcolor(range(L), range(H), heads_by_layer, vmin=-clim, vmax=clim, cmap="RdBu_r", shading="nearest")
     axs[0].set(xlabel="Transformer layer", ylabel="Attention head index", yticks=range(0, H, 2 if H > 8 else 1),
                title=f"A) $\\Delta$ IOI ({kind} - clean)")
     c = fig.colorbar(h, ax=axs[0], pad=.02)
     c.ax.tick_params(labelsize=8)
     boxed(axs[0])
-    m, s = I.mean(0), I.std(0)
+    m, s = heads_by_layer.mean(0), heads_by_layer.std(0)
     axs[1].errorbar(range(L), m, s, fmt="none", ecolor=[.6, .6, .6])
     axs[1].plot(range(L), m, "ks", markerfacecolor=[.9, .7, .7])
     axs[1].axhline(0, color="k", ls="--", lw=.8)
@@ -66,7 +66,7 @@ def head_effects(title: str, delta: np.ndarray, *, third: str, head_norm: np.nda
         for ax in axs:
             ax.set_xticks(range(L))
     if third == "norm":
-        axs[2].scatter(head_norm.T.ravel(), I.ravel(), 30, c=I.ravel(), edgecolor="k", linewidth=.4,
+        axs[2].scatter(head_norm.T.ravel(), heads_by_layer.ravel(), 30, c=heads_by_layer.ravel(), edgecolor="k", linewidth=.4,
                        cmap="RdBu_r", vmin=-clim, vmax=clim, alpha=.7)
         axs[2].set(xlabel="Head norm", ylabel="$\\Delta$IOI", title="C) Head norm vs. IOI impact")
     else:
@@ -87,9 +87,9 @@ def head_activations(title: str, acts_layer: np.ndarray, token_labels: list[str]
     gs = GridSpec(2, T, figure=fig, height_ratios=[1, 1.4])
     for i in range(T):
         ax = fig.add_subplot(gs[0, i])
-        I = acts_layer[i].T  # dims x heads
-        cmin, cmax = np.percentile(I, [2, 98])
-        ax.imshow(I, origin="lower", aspect="auto", cmap="plasma", vmin=cmin, vmax=cmax)
+        dims_by_head = acts_layer[i].T  # dims x heads
+        cmin, cmax = np.percentile(dims_by_head, [2, 98])
+        ax.imshow(dims_by_head, origin="lower", aspect="auto", cmap="plasma", vmin=cmin, vmax=cmax)
         ax.set(title=f'"{token_labels[i]}"', xticks=[], yticks=[])
         if i == 0:
             ax.set(xlabel="Head", ylabel="Dimension")
@@ -114,11 +114,11 @@ def mention_selectivity(title: str, diff_maps: list[np.ndarray], diff_layers: li
     n = len(diff_maps)
     fig = figure(figsize=(max(12, 1.6 * n), 6))
     gs = GridSpec(2, n, figure=fig)
-    for i, (D, l) in enumerate(zip(diff_maps, diff_layers)):
+    for i, (D, layer) in enumerate(zip(diff_maps, diff_layers)):
         ax = fig.add_subplot(gs[0, i])
         lim = np.abs(D).max() or 1
         ax.imshow(D.T, origin="lower", aspect="auto", cmap="RdBu_r", vmin=-lim, vmax=lim)
-        ax.set(title=f"L{l}", xticks=[], yticks=[])
+        ax.set(title=f"L{layer}", xticks=[], yticks=[])
         boxed(ax)
         if i == 0:
             ax.set(xlabel="Head", ylabel="Dimension")

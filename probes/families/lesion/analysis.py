@@ -44,10 +44,10 @@ def target_acts(lm: LoadedModel, texts: list[str], target: int, what: str, site:
     enc = _tokenize(lm, texts)
     pos = find_once(enc["input_ids"], target, texts, what)
     L = lm.adapter.n_layers
-    with capture(lm.adapter, [(site, l) for l in range(L)]) as rec:
+    with capture(lm.adapter, [(site, layer) for layer in range(L)]) as rec:
         lm.acts(**enc)
     idx = torch.arange(len(texts), device=lm.device)
-    return torch.stack([rec[(site, l)][idx, pos] for l in range(L)]).float().cpu().numpy()
+    return torch.stack([rec[(site, layer)][idx, pos] for layer in range(L)]).float().cpu().numpy()
 
 
 def tuned(him: np.ndarray, her: np.ndarray, q: float = 0.05) -> dict:

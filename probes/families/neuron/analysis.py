@@ -67,9 +67,9 @@ def logit_lens(lm: LoadedModel, case: Case) -> np.ndarray:
     final norm and the unembedding: (L + 1,) values; entry l + 1 is after block l (the last one equals the
     model's own logit difference)."""
     L = lm.adapter.n_layers
-    with capture(lm.adapter, [("resid_pre", 0)] + [("resid", l) for l in range(L)]) as rec:
+    with capture(lm.adapter, [("resid_pre", 0)] + [("resid", layer) for layer in range(L)]) as rec:
         lm.acts(case.clean)
-    rs = [rec[("resid_pre", 0)]] + [rec[("resid", l)] for l in range(L)]
+    rs = [rec[("resid_pre", 0)]] + [rec[("resid", layer)] for layer in range(L)]
     ad = lm.adapter
     norm = ad.final_norm()
     return np.array([float(ad.logit_diff(norm(r[:, -1]), case.target, case.foil)[0]) for r in rs])
@@ -119,7 +119,7 @@ def layer_position_patching_many(lm: LoadedModel, cases: list[Case], *, max_batc
     ids_corr = torch.cat([c.corrupted for c in cases])
     target = torch.tensor([c.target for c in cases], device=lm.device)
     foil = torch.tensor([c.foil for c in cases], device=lm.device)
-    sites = [("resid_pre", l) for l in range(L)]
+    sites = [("resid_pre", layer) for layer in range(L)]
     with capture(ad, sites) as rc:
         lm.acts(ids_clean)
     first = first_difference(ids_clean, ids_corr)
@@ -132,26 +132,26 @@ def layer_position_patching_many(lm: LoadedModel, cases: list[Case], *, max_batc
         if first and cache is None:
             cache = ad.prefix_cache(ids_corr[:, :first])
         K = max(1, (max_batch_tokens or lm.batch_tokens) // (n * P))  # positions per pass; rows j * P + p: position j, case p
-        for l in range(L):
-            src, base = rc[("resid_pre", l)][:, first:], rk[("resid_pre", l)][:, first:]  # (P, n, D)
+        for layer in range(L):
+            src, base = rc[("resid_pre", layer)][:, first:], rk[("resid_pre", layer)][:, first:]  # (P, n, D)
             for j0 in range(0, n, K):
                 k = min(n, j0 + K) - j0
                 x = base.repeat(k, 1, 1)
                 rows = torch.arange(k * P, device=lm.device)
                 j = torch.arange(j0, j0 + k, device=lm.device).repeat_interleave(P)
                 x[rows, j] = src[rows % P, j]
-                with ad.resume_from(l):
-                    h = ad.body(x, ad.tile_cache(cache, k, first_layer=l) if first else None, last_only=True).float()
+                with ad.resume_from(layer):
+                    h = ad.body(x, ad.tile_cache(cache, k, first_layer=layer) if first else None, last_only=True).float()
                 check_finite(h, "final hidden state")
                 d = ad.logit_diff(h, target.repeat(k), foil.repeat(k)).cpu().numpy().reshape(k, P)
-                out[:, l, first + j0:first + j0 + k] = d.T
+                out[:, layer, first + j0:first + j0 + k] = d.T
     return restoration(out, clean, corr)
 
 
 def _layer_position_full(lm: LoadedModel, case: Case) -> np.ndarray:
     """Raw patched logit differences (L + 1, T) from one full forward per row over T corrupted copies."""
     L, T = lm.adapter.n_layers, case.clean.shape[1]
-    sites = [("resid_pre", l) for l in range(L)] + [("resid", L - 1)]
+    sites = [("resid_pre", layer) for layer in range(L)] + [("resid", L - 1)]
     with capture(lm.adapter, sites) as rec:
         lm.acts(case.clean)
     out = np.empty((L + 1, T))
@@ -175,7 +175,7 @@ def layer_position_patching_loop(lm: LoadedModel, case: Case) -> np.ndarray:
     ad = lm.adapter
     L, T = ad.n_layers, case.clean.shape[1]
     clean, corr = logit_diffs(lm, case)
-    sites = [("resid_pre", l) for l in range(L)] + [("resid", L - 1)]
+    sites = [("resid_pre", layer) for layer in range(L)] + [("resid", L - 1)]
     with capture(ad, sites) as rec:
         lm.acts(case.clean)
     out = np.empty((L + 1, T))
@@ -194,12 +194,12 @@ def mlp_layer_patching(lm: LoadedModel, case: Case) -> np.ndarray:
     """Whole MLP output of each layer patched clean -> corrupted (all positions): restoration per layer (L,)."""
     L = lm.adapter.n_layers
     clean, corr = logit_diffs(lm, case)
-    with capture(lm.adapter, [("mlp_out", l) for l in range(L)]) as rec:
+    with capture(lm.adapter, [("mlp_out", layer) for layer in range(L)]) as rec:
         lm.acts(case.clean)
     out = np.empty(L)
-    for l in range(L):
-        with intervene(lm.adapter, {("mlp_out", l): lambda x, s=rec[("mlp_out", l)]: s.expand_as(x).clone()}):
-            out[l] = float(lm.last_diff(case.corrupted, case.target, case.foil)[0])
+    for layer in range(L):
+        with intervene(lm.adapter, {("mlp_out", layer): lambda x, s=rec[("mlp_out", layer)]: s.expand_as(x).clone()}):
+            out[layer] = float(lm.last_diff(case.corrupted, case.target, case.foil)[0])
     return restoration(out, clean, corr)
 
 
@@ -274,12 +274,12 @@ def attribution_patching(lm: LoadedModel, case: Case) -> np.ndarray:
     positions, normalised like the exact patching. (L, N)."""
     L = lm.adapter.n_layers
     clean, corr = logit_diffs(lm, case)
-    with torch.no_grad(), capture(lm.adapter, [("mlp_act", l) for l in range(L)]) as rec:
+    with torch.no_grad(), capture(lm.adapter, [("mlp_act", layer) for layer in range(L)]) as rec:
         lm.acts(case.clean)
     with with_grads(lm.adapter, "mlp_act", range(L)) as kept:
         d = lm.last_diff(case.corrupted, case.target, case.foil)[0]
         grad = grads_of(d, kept)
-    est = torch.stack([((rec[("mlp_act", l)][0] - kept[l][0].detach()) * grad[l][0]).sum(0) for l in range(L)])
+    est = torch.stack([((rec[("mlp_act", layer)][0] - kept[layer][0].detach()) * grad[layer][0]).sum(0) for layer in range(L)])
     return (est.float().cpu().numpy()) / (clean - corr)
 
 
@@ -311,7 +311,7 @@ def congruence(lm: LoadedModel, layer: int, neuron: int, k: int = 10,
 def token_writers(lm: LoadedModel, token: int) -> np.ndarray:
     """Every neuron of every layer against one token's unembedding: (L, N) dot products (which neurons write it)."""
     u = lm.adapter.unembed_matrix()[token].float()
-    return torch.stack([lm.adapter.mlp_out_weight(l).float() @ u for l in range(lm.adapter.n_layers)]).cpu().numpy()
+    return torch.stack([lm.adapter.mlp_out_weight(layer).float() @ u for layer in range(lm.adapter.n_layers)]).cpu().numpy()
 
 
 @torch.no_grad()
@@ -344,6 +344,15 @@ def top_contexts(lm: LoadedModel, texts: list[str], layer: int, neuron: int, k: 
     return out
 
 
+def _keep_masks(lm: LoadedModel, chunk: list[dict[int, np.ndarray]], layers: list[int], n: int) -> dict:
+    """layer -> (sets, neurons) mask: row j keeps every neuron but set j's of that layer."""
+    keep = {layer: torch.ones(len(chunk), n, device=lm.device, dtype=lm.dtype) for layer in layers}
+    for j, s in enumerate(chunk):
+        for layer, neurons in s.items():
+            keep[layer][j, torch.as_tensor(np.asarray(neurons), dtype=torch.long)] = 0
+    return keep
+
+
 @torch.no_grad()
 def ablated_diffs(lm: LoadedModel, cases: list[Case], sets: list[dict[int, np.ndarray]],
                   max_batch_tokens: int | None = None) -> np.ndarray:
@@ -358,7 +367,7 @@ def ablated_diffs(lm: LoadedModel, cases: list[Case], sets: list[dict[int, np.nd
     for i, c in enumerate(cases):
         groups.setdefault(c.clean.shape[1], []).append(i)
     out = np.empty((len(sets), len(cases)))
-    layers = sorted({l for s in sets for l in s})
+    layers = sorted({layer for s in sets for layer in s})
     N = ad.d_mlp
     start = layers[0] if layers and ad.can_resume else None
     for idx in groups.values():
@@ -375,15 +384,12 @@ def ablated_diffs(lm: LoadedModel, cases: list[Case], sets: list[dict[int, np.nd
         for r0 in range(0, len(sets), R):
             chunk = sets[r0:r0 + R]
             k = len(chunk)
-            keep = {l: torch.ones(k, N, device=lm.device, dtype=lm.dtype) for l in layers}
-            for j, s in enumerate(chunk):
-                for l, n in s.items():
-                    keep[l][j, torch.as_tensor(np.asarray(n), dtype=torch.long)] = 0
+            keep = _keep_masks(lm, chunk, layers, N)
 
             def ablate(rows):  # edits for k * rows sequences, copy j (rows j*rows ...) keeping mask row j
                 def edit(x, m):  # x: (k*rows, positions, N) (one position in the last block)
                     return (x.view(k, rows, -1, N) * m[:, None, None, :]).view(x.shape)
-                return {("mlp_act", l): (lambda x, m=keep[l]: edit(x, m)) for l in layers}
+                return {("mlp_act", layer): (lambda x, m=keep[layer]: edit(x, m)) for layer in layers}
             cache = None
             if f:
                 with intervene(ad, ablate(1)):  # the shared prefix under each set's ablation

@@ -122,8 +122,8 @@ def workflow(title: str, inv, drop: float, null: np.ndarray, p: float):
     b.set(xlabel="Position", ylabel="Layer", title="2) Residual patching, clean -> corrupted")
     c = fig.add_subplot(gs[1, 0:2])
     off = 0
-    for l, r in inv.restorations.items():
-        c.plot(np.arange(len(r)) + off, r, ".", markersize=3, label=f"layer {l}")
+    for layer, r in inv.restorations.items():
+        c.plot(np.arange(len(r)) + off, r, ".", markersize=3, label=f"layer {layer}")
         off += len(r)
     for n in inv.neurons:
         c.annotate(n["id"], (list(inv.restorations).index(n["layer"]) * len(r) + n["neuron"], n["restoration"]),

@@ -36,7 +36,7 @@ class Investigation:
         out: dict[int, list[int]] = {}
         for n in self.neurons:
             out.setdefault(n["layer"], []).append(n["neuron"])
-        return {l: np.array(v) for l, v in out.items()}
+        return {layer: np.array(v) for layer, v in out.items()}
 
 
 def investigate(lm: LoadedModel, case: Case, *, spike_frac: float = 0.2, z_min: float = 5.0,
@@ -58,16 +58,16 @@ def investigate(lm: LoadedModel, case: Case, *, spike_frac: float = 0.2, z_min: 
     layers = sorted({a for a, b in sp}) or [int(np.argmax(mlp))]
     say(f"{case.name}: lens jumps {sp}; neuron patching in layers {layers}")
     attr = attribution_patching(lm, case)
-    rest = {l: neuron_patching(lm, case, l) for l in layers}
+    rest = {layer: neuron_patching(lm, case, layer) for layer in layers}
     cands = []
-    for l, r in rest.items():
+    for layer, r in rest.items():
         z = robust_z(r)
-        cands += [(float(r[n]), l, int(n), float(z[n])) for n in np.flatnonzero(z >= z_min)]
+        cands += [(float(r[n]), layer, int(n), float(z[n])) for n in np.flatnonzero(z >= z_min)]
     cands.sort(key=lambda t: -t[0])
     neurons = []
-    for v, l, n, z in cands[:max_neurons]:
-        cg = congruence(lm, l, n, n_tokens, spaces=("unembed",))["unembed"]
-        neurons.append({"layer": l, "neuron": n, "id": f"L{l}.N{n}", "restoration": v, "robust_z": z,
+    for v, layer, n, z in cands[:max_neurons]:
+        cg = congruence(lm, layer, n, n_tokens, spaces=("unembed",))["unembed"]
+        neurons.append({"layer": layer, "neuron": n, "id": f"L{layer}.N{n}", "restoration": v, "robust_z": z,
                         "top_tokens": cg["top"], "bottom_tokens": cg["bottom"]})
     say(f"{case.name}: outlier neurons {[d['id'] for d in neurons]}")
     return Investigation(case.name, clean, corr, behaves, lens, sp, lp, mlp, layers, attr, rest, neurons)
@@ -78,4 +78,4 @@ def random_neuron_sets(found: dict[int, np.ndarray], n_neurons: int, draws: int 
     """``draws`` seeded random neuron sets of the same layers and sizes as ``found`` (``{layer: neurons}``, as
     :meth:`Investigation.neuron_sets` gives), each layer's drawn without replacement from its ``n_neurons``."""
     g = stats.rng(seed)
-    return [{l: g.choice(n_neurons, len(n), replace=False) for l, n in found.items()} for _ in range(draws)]
+    return [{layer: g.choice(n_neurons, len(n), replace=False) for layer, n in found.items()} for _ in range(draws)]

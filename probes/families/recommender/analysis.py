@@ -21,10 +21,10 @@ def mlp_outputs(lm: LoadedModel, text: str) -> tuple[np.ndarray, list[str]]:
     enc = lm.tokenizer(text, return_tensors="pt")
     ids = enc["input_ids"].to(lm.device)
     L = lm.adapter.n_layers
-    with capture(lm.adapter, [("mlp_out", l) for l in range(L)]) as rec:
+    with capture(lm.adapter, [("mlp_out", layer) for layer in range(L)]) as rec:
         lm.acts(ids, attention_mask=torch.ones_like(ids))
     stop = ids.shape[1] - (1 if ids[0, -1].item() == getattr(lm.tokenizer, "sep_token_id", None) else 0)
-    x = torch.stack([rec[("mlp_out", l)][0, 1:stop] for l in range(L)]).float().cpu().numpy()
+    x = torch.stack([rec[("mlp_out", layer)][0, 1:stop] for layer in range(L)]).float().cpu().numpy()
     labels = [lm.tokenizer.decode([t]) for t in ids[0, 1:stop].tolist()]
     return x, labels
 
@@ -85,12 +85,12 @@ def layer_profile(XA: np.ndarray, XB: np.ndarray, XC: np.ndarray, centre: bool =
     rec, rec_sim, cos_ab = np.empty(L, int), np.empty(L), np.empty(L)
     mx = np.empty((L, XC.shape[1]))
     arg = np.empty((L, XC.shape[1]), int)
-    for l in range(L):
-        a, b, c = centred(XA[l], XB[l], XC[l]) if centre else (XA[l], XB[l], XC[l])
+    for layer in range(L):
+        a, b, c = centred(XA[layer], XB[layer], XC[layer]) if centre else (XA[layer], XB[layer], XC[layer])
         ta = token_average(a, b, c)
-        rec[l], rec_sim[l], cos_ab[l] = ta["best"], ta["sims"][ta["best"]], ta["cos_AB"]
+        rec[layer], rec_sim[layer], cos_ab[layer] = ta["best"], ta["sims"][ta["best"]], ta["cos_AB"]
         s = pair_sims(a, b, c).reshape(-1, c.shape[0])
-        mx[l], arg[l] = s.max(0), s.argmax(0)
+        mx[layer], arg[layer] = s.max(0), s.argmax(0)
     return {"rec": rec, "rec_sim": rec_sim, "cos_AB": cos_ab, "max_sims": mx, "argmax_pair": arg,
             "pair_score": mx.mean(1)}
 

@@ -63,9 +63,9 @@ def layers(title: str, rec_sim: np.ndarray, rec_labels: list[str], null_max: lis
     fig, ax = subplots(figsize=(10, 3.6))
     for i, n in enumerate(null_max):
         ax.plot(n, "-", color=[.6, .6, .6], lw=1, label="random-init copies" if i == 0 else None)
-    for l, (s, t) in enumerate(zip(rec_sim, rec_labels)):
-        ax.plot(l, s, "kh", markersize=14, markerfacecolor=[.9, .7, .7])
-        ax.text(l, s + .05, repr(t)[1:-1], ha="center", fontweight="bold")
+    for layer, (s, t) in enumerate(zip(rec_sim, rec_labels)):
+        ax.plot(layer, s, "kh", markersize=14, markerfacecolor=[.9, .7, .7])
+        ax.text(layer, s + .05, repr(t)[1:-1], ha="center", fontweight="bold")
     ax.legend(fontsize=8)
     ax.set(xlabel="Transformer layer", ylabel="Cosine similarity (centred)", title="Recommended token")
     fig.suptitle(title, fontweight="bold")

@@ -46,12 +46,12 @@ def residual_magnitudes(lm, ids: torch.Tensor, mask: torch.Tensor | None = None)
     "per_sequence_top": (layers, sequences) each sequence's largest}``."""
     L = lm.adapter.n_layers
     kw = {"attention_mask": mask} if mask is not None else {}
-    with hooks.capture(lm.adapter, [("resid", l) for l in range(L)]) as rec:
+    with hooks.capture(lm.adapter, [("resid", layer) for layer in range(L)]) as rec:
         lm.acts(ids, **kw)
     keep = (torch.ones(ids.shape) if mask is None else mask.cpu()).bool()
     top, where, med, top3, per_seq = [], [], [], [], []
-    for l in range(L):
-        a = rec[("resid", l)].float().abs().cpu()  # (B, T, D)
+    for layer in range(L):
+        a = rec[("resid", layer)].float().abs().cpu()  # (B, T, D)
         a = torch.where(keep[..., None], a, torch.zeros(()))
         per_seq.append(a.flatten(1).max(1).values.numpy())
         flat = a.max(0).values  # (T, D): the largest over sequences
