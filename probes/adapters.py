@@ -249,7 +249,7 @@ class Adapter:
         norm = self.final_norm()
         return self.logits_from_normed(norm(resid) if norm is not None else resid)
 
-    def logit_diff(self, h: torch.Tensor, target: torch.Tensor, foil: torch.Tensor) -> torch.Tensor:
+    def logit_diff(self, h: torch.Tensor, target: torch.Tensor | int, foil: torch.Tensor | int) -> torch.Tensor:
         """logit(target) - logit(foil) from final-normed hidden states ``h`` (..., D), reading only the two rows
         of the unembedding (never the full vocabulary: Gemma's is 262k x 640). ``target``/``foil``: ids, scalars
         or one per row of ``h``."""

@@ -164,4 +164,4 @@ def head_name(head: tuple[int, int]) -> str:
 def top_heads(score: np.ndarray, k: int) -> list[tuple[int, int]]:
     """The ``k`` (layer, head) pairs with the highest scores of a (layers, heads) array, best first."""
     order = np.argsort(score, axis=None)[::-1][:k]
-    return [tuple(int(x) for x in np.unravel_index(i, score.shape)) for i in order]
+    return [(int(layer), int(head)) for layer, head in (np.unravel_index(i, score.shape) for i in order)]

@@ -8,6 +8,7 @@ matplotlib backend, pyplot's open figures and the global ``rcParams`` as they we
 from __future__ import annotations
 
 import functools
+from typing import Any, cast
 from pathlib import Path
 
 import matplotlib
@@ -22,7 +23,7 @@ def styled(fn):
     """Run a figure function under :data:`STYLE` (the style applies to what it draws, nowhere else)."""
     @functools.wraps(fn)
     def wrapper(*args, **kwargs):
-        with matplotlib.rc_context(STYLE):
+        with matplotlib.rc_context(cast(Any, STYLE)):  # matplotlib's stubs type rc keys as literals
             return fn(*args, **kwargs)
     return wrapper
 
@@ -46,7 +47,7 @@ def save(fig, path: Path) -> Path:
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UserWarning)
         warnings.simplefilter("ignore", RuntimeWarning)
-        with matplotlib.rc_context(STYLE):
+        with matplotlib.rc_context(cast(Any, STYLE)):  # matplotlib's stubs type rc keys as literals
             fig.savefig(path, bbox_inches="tight")
     return path
 

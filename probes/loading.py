@@ -39,7 +39,7 @@ def logit_diff(logits: torch.Tensor, target, foil, what: str = "logit difference
 class LoadedModel:
     spec: ModelSpec
     model: PreTrainedModel
-    tokenizer: object
+    tokenizer: Any  # a transformers tokenizer (its classes vary by model)
     adapter: Adapter
     device: torch.device
     dtype: torch.dtype

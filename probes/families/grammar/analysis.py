@@ -185,7 +185,7 @@ def token_order_many(lm: LoadedModel, sentences: list[str], seeds: list[int], si
 
     def run(rows: list[torch.Tensor]) -> torch.Tensor:  # rows of token ids -> (L, rows, T max, N), pre/post cut
         n = max(len(r) for r in rows)
-        pad = [torch.cat([r, r.new_full((n - len(r),), r[0])]) for r in rows]  # any token: never seen
+        pad = [torch.cat([r, r.new_full((n - len(r),), int(r[0]))]) for r in rows]  # any token: never seen
         x = torch.stack([torch.cat([torch.tensor(pre, dtype=r.dtype, device=r.device), r,
                                     torch.tensor(post, dtype=r.dtype, device=r.device)]) for r in pad])
         with capture(lm.adapter, [(site, layer) for layer in range(L)]) as rec:

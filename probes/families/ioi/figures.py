@@ -33,7 +33,7 @@ def behaviour(title: str, logsm_base: np.ndarray, logsm_source: np.ndarray, a_id
         ax.set(xlabel="Vocab index", ylabel="Log softmax", title="..." + text[-24:], xlim=[-100, V + 100])
     ax3.plot(logsm_source, logsm_base, "k.", alpha=.3)
     ax3.set(xlabel="source log-sm", ylabel="base log-sm", title="source vs. base")
-    ax4.hist(diffs, bins=30, color=[.6, .8, .9], edgecolor="k")
+    ax4.hist(diffs, bins=30, color=(.6, .8, .9), edgecolor="k")
     ax4.axvline(0, color="r", ls="--")
     ax4.set(xlabel="logit(IO) - logit(S)", ylabel="Prompts",
             title=f"{(diffs > 0).mean():.1%} IO>S, mean {diffs.mean():.2f} (p={null_p:.1g})")
@@ -66,6 +66,8 @@ def head_effects(title: str, delta: np.ndarray, *, third: str, head_norm: np.nda
         for ax in axs:
             ax.set_xticks(range(L))
     if third == "norm":
+        if head_norm is None:
+            raise ValueError("third='norm' draws the heads' norms: pass head_norm")
         axs[2].scatter(head_norm.T.ravel(), heads_by_layer.ravel(), 30, c=heads_by_layer.ravel(), edgecolor="k", linewidth=.4,
                        cmap="RdBu_r", vmin=-clim, vmax=clim, alpha=.7)
         axs[2].set(xlabel="Head norm", ylabel="$\\Delta$IOI", title="C) Head norm vs. IOI impact")

@@ -8,6 +8,8 @@ differently-ablated copies.
 """
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import torch
 
@@ -91,6 +93,8 @@ def masked_margins(lm: LoadedModel, texts: list[str], targets: list[str], layer:
 
     if sets is None:
         return margins(lm.model(**enc).logits[torch.arange(S, device=lm.device), pos], 1).cpu().numpy()
+    if layer is None:
+        raise ValueError("masked_margins: sets of neurons to zero need the layer they are in (layer=)")
     N = lm.adapter.d_mlp
     # the edit is at the mask position of ``layer`` only: every block before it computes the same thing in every
     # ablated copy, so it runs once (the clean pass, which also records the attention mask the model builds for
@@ -107,7 +111,7 @@ def masked_margins(lm: LoadedModel, texts: list[str], targets: list[str], layer:
     finally:
         hook.remove()
     head = _mlm_head(lm)
-    blk = blocks[layer]
+    blk: Any = blocks[layer]  # a BERT layer: its attention and feed_forward_chunk (torch types them as Tensor | Module)
     # within ``layer`` itself the copies differ only in the MLP at the mask (BERT's layer: attention, then a
     # position-wise feed-forward): the attention and the other positions' MLP run once, each copy runs the MLP
     # at its mask position alone
@@ -121,11 +125,7 @@ def masked_margins(lm: LoadedModel, texts: list[str], targets: list[str], layer:
     for c0 in range(0, len(sets), per):
         chunk = sets[c0:c0 + per]
         R = len(chunk)
-        keep = torch.ones(R, S, N, device=lm.device, dtype=lm.dtype)
-        for r, (him_n, her_n) in enumerate(chunk):
-            keep[r, is_him.nonzero().flatten()[:, None], torch.as_tensor(him_n, dtype=torch.long)[None]] = 0
-            keep[r, (~is_him).nonzero().flatten()[:, None], torch.as_tensor(her_n, dtype=torch.long)[None]] = 0
-        keep = keep.view(R * S, N)
+        keep = _keep_masks(lm, chunk, is_him, N)
         rows = torch.arange(R * S, device=lm.device)
         p = pos.repeat(R)
         mask = None if got["mask"] is None else got["mask"].repeat(R, *([1] * (got["mask"].dim() - 1)))
@@ -147,6 +147,17 @@ def masked_margins(lm: LoadedModel, texts: list[str], targets: list[str], layer:
                 h = h[0] if isinstance(h, tuple) else h
         out.append(margins(head(h[rows, p]), R).view(R, S).cpu())  # the MLM head at the mask positions only
     return torch.cat(out).numpy()
+
+
+def _keep_masks(lm: LoadedModel, chunk: list[tuple[np.ndarray, np.ndarray]], is_him: torch.Tensor,
+                n: int) -> torch.Tensor:
+    """(sets x sentences, neurons): row r*S + s keeps every neuron but set r's him-neurons (sentence s's target is
+    him) or her-neurons (her)."""
+    keep = torch.ones(len(chunk), len(is_him), n, device=lm.device, dtype=lm.dtype)
+    for r, (him_n, her_n) in enumerate(chunk):
+        keep[r, is_him.nonzero().flatten()[:, None], torch.as_tensor(him_n, dtype=torch.long)[None]] = 0
+        keep[r, (~is_him).nonzero().flatten()[:, None], torch.as_tensor(her_n, dtype=torch.long)[None]] = 0
+    return keep.view(len(chunk) * len(is_him), n)
 
 
 def _mlm_head(lm: LoadedModel):

@@ -30,7 +30,7 @@ def tuning(title: str, tu: dict):
     n_ns = len(t) - len(tu["him"]) - len(tu["her"])
     ax1.pie([len(tu["him"]), len(tu["her"]), n_ns], autopct="%1.1f%%",
             labels=['"him" significant', '"her" significant', "Non-significant"],
-            colors=[[.7, .9, .7], [.9, .7, .7], [.85, .85, .85]], wedgeprops={"edgecolor": "k"})
+            colors=[(.7, .9, .7), (.9, .7, .7), (.85, .85, .85)], wedgeprops={"edgecolor": "k"})
     fig.suptitle(title, fontweight="bold")
     fig.tight_layout()
     return fig
@@ -64,7 +64,7 @@ def predictions(title: str, triple: np.ndarray, margins: np.ndarray):
     base = "her | him    her | him\nher position | him position"
     ax.set(xticks=np.arange(.25, 3.5, 1.5), ylabel="Logits",
            xticklabels=[base + "\n\nClean sentence", base + "\n\nHER mask sentence", base + "\n\nHIM mask sentence"])
-    ax2.hist(margins[2:], bins=15, color=[.7, .8, .9], edgecolor="k")
+    ax2.hist(margins[2:], bins=15, color=(.7, .8, .9), edgecolor="k")
     ax2.axvline(0, color="r", ls="--")
     ax2.set(xlabel="logit(correct) - logit(other)", ylabel="Held-out sentences",
             title=f"{(margins[2:] > 0).mean():.0%} correct")

@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import torch
 
-from ...errors import StimulusError
+from ...errors import ModelLoadError, StimulusError
 from ...hooks import capture, check_finite, grads_of, intervene, with_grads
 from ...loading import LoadedModel, logit_diff
 from ...tokens import first_difference, prompt_ids, single_token, special_wrap
@@ -57,7 +57,7 @@ def _seed_diff(lm: LoadedModel, case: Case) -> torch.Tensor:
                       "last-position logit difference", lm.dtype)
 
 
-def restoration(patched: torch.Tensor | np.ndarray, clean: float, corrupted: float):
+def restoration(patched: torch.Tensor | np.ndarray, clean: float | np.ndarray, corrupted: float | np.ndarray):
     return (patched - corrupted) / (clean - corrupted)
 
 
@@ -72,6 +72,9 @@ def logit_lens(lm: LoadedModel, case: Case) -> np.ndarray:
     rs = [rec[("resid_pre", 0)]] + [rec[("resid", layer)] for layer in range(L)]
     ad = lm.adapter
     norm = ad.final_norm()
+    if norm is None:
+        raise ModelLoadError(f"{lm.spec.id}: the logit lens reads the residual stream through the final norm, which "
+                             "this architecture does not expose (its adapter row has no final_norm)")
     return np.array([float(ad.logit_diff(norm(r[:, -1]), case.target, case.foil)[0]) for r in rs])
 
 
@@ -198,7 +201,8 @@ def mlp_layer_patching(lm: LoadedModel, case: Case) -> np.ndarray:
         lm.acts(case.clean)
     out = np.empty(L)
     for layer in range(L):
-        with intervene(lm.adapter, {("mlp_out", layer): lambda x, s=rec[("mlp_out", layer)]: s.expand_as(x).clone()}):
+        src = rec[("mlp_out", layer)]
+        with intervene(lm.adapter, {("mlp_out", layer): lambda x: src.expand_as(x).clone()}):  # noqa: B023 - used at once
             out[layer] = float(lm.last_diff(case.corrupted, case.target, case.foil)[0])
     return restoration(out, clean, corr)
 
@@ -310,7 +314,10 @@ def congruence(lm: LoadedModel, layer: int, neuron: int, k: int = 10,
 @torch.no_grad()
 def token_writers(lm: LoadedModel, token: int) -> np.ndarray:
     """Every neuron of every layer against one token's unembedding: (L, N) dot products (which neurons write it)."""
-    u = lm.adapter.unembed_matrix()[token].float()
+    unembed = lm.adapter.unembed_matrix()
+    if unembed is None:
+        raise ModelLoadError(f"{lm.spec.id}: its adapter exposes no unembedding, so no neuron can be said to write a token")
+    u = unembed[token].float()
     return torch.stack([lm.adapter.mlp_out_weight(layer).float() @ u for layer in range(lm.adapter.n_layers)]).cpu().numpy()
 
 

@@ -131,7 +131,7 @@ def workflow(title: str, inv, drop: float, null: np.ndarray, p: float):
     c.legend(fontsize=8)
     c.set(xlabel="Neuron (identified layers)", ylabel="Restoration", title="3) Neuron patching; outliers named")
     d = fig.add_subplot(gs[1, 2])
-    d.hist(null, bins=30, color=[.85, .85, .85], edgecolor="k", label="random sets")
+    d.hist(null, bins=30, color=(.85, .85, .85), edgecolor="k", label="random sets")
     d.axvline(drop, color="r", lw=2, label=f"found neurons (p={p:.3f})")
     d.legend(fontsize=8)
     d.set(xlabel="Mean drop in logit diff (templated cases)", ylabel="Count", title="4) Zeroing the found neurons")

@@ -65,9 +65,9 @@ def investigate(lm: LoadedModel, case: Case, *, spike_frac: float = 0.2, z_min: 
         cands += [(float(r[n]), layer, int(n), float(z[n])) for n in np.flatnonzero(z >= z_min)]
     cands.sort(key=lambda t: -t[0])
     neurons = []
-    for v, layer, n, z in cands[:max_neurons]:
+    for v, layer, n, rz in cands[:max_neurons]:
         cg = congruence(lm, layer, n, n_tokens, spaces=("unembed",))["unembed"]
-        neurons.append({"layer": layer, "neuron": n, "id": f"L{layer}.N{n}", "restoration": v, "robust_z": z,
+        neurons.append({"layer": layer, "neuron": n, "id": f"L{layer}.N{n}", "restoration": v, "robust_z": rz,
                         "top_tokens": cg["top"], "bottom_tokens": cg["bottom"]})
     say(f"{case.name}: outlier neurons {[d['id'] for d in neurons]}")
     return Investigation(case.name, clean, corr, behaves, lens, sp, lp, mlp, layers, attr, rest, neurons)

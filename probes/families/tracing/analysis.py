@@ -71,8 +71,8 @@ def tokenize(lm, facts: list[dict]) -> Facts:
         attrs.append(attr[0])
     T = max(lengths)
     pad = tok.pad_token_id if tok.pad_token_id is not None else 0
-    ids = torch.tensor([r + [pad] * (T - len(r)) for r in rows], dtype=torch.long, device=lm.device)
-    return Facts(ids, lengths, spans, attrs, [f["subject"] for f in facts])
+    batch = torch.tensor([r + [pad] * (T - len(r)) for r in rows], dtype=torch.long, device=lm.device)
+    return Facts(batch, lengths, spans, attrs, [f["subject"] for f in facts])
 
 
 def _probs(lm, h: torch.Tensor, last: torch.Tensor, attrs: torch.Tensor, chunk: int = 64) -> torch.Tensor:
