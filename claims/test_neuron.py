@@ -286,7 +286,7 @@ def write_contexts(path: Path, title: str, top: list[dict], tags: list[str]) -> 
 @pytest.mark.claim(id="neuron.top_contexts", family=FAMILY, kinds=("causal",), source="seed 002 (Neuroscope)",
                    null="the corpus share of size texts (hypergeometric)",
                    criterion="the stand-out neuron's top-20 contexts are size texts more often than chance, p < 0.01")
-def test_stand_out_neuron_fires_on_size_contexts(lm, claim_snapshot, artifact_path, pytestconfig):
+def test_stand_out_neuron_fires_on_size_contexts(lm, claim_snapshot, artifact_path, corpus_file):
     """Over the held-out corpus (every phenomenon the organisms learned), the stand-out neuron's 20 most
     activating contexts come from size texts more often than their share of the corpus (hypergeometric
     p < 0.01). The contexts are written, firing token marked, to artifacts/<model>/neuron.top_contexts.md (and, for
@@ -301,7 +301,7 @@ def test_stand_out_neuron_fires_on_size_contexts(lm, claim_snapshot, artifact_pa
     p = float(hypergeom.sf(n_size - 1, M, K, len(top)))
     write_contexts(artifact_path("neuron.top_contexts.md"), f"L{layer}.N{star} - {lm.spec.id}: top {len(top)} "
                    f"contexts of {M} held-out texts", top, fam)
-    extra = pytestconfig.getoption("--corpus")
+    extra = corpus_file  # --corpus (checked to exist at start)
     if extra:
         texts = [t for t in Path(extra).read_text(encoding="utf-8").splitlines() if t.strip()]
         mine = neuron.top_contexts(lm, texts, layer, star, k=20)

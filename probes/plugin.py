@@ -189,7 +189,7 @@ def claim_snapshot(lm, request):
     snapshot that has no floors measured for that dtype (default ``HALF_TOL``; the run's own tolerance applies
     where it is wider); with measured half-precision floors (scripts/calibrate.py --dtype) those judge it, as the
     float32 floors judge a float32 run. ``rel`` / ``abs_``
-    default to the claim module's ``TOLERANCE = (rel, abs)`` where it declares one, else (1e-4, 1e-6).
+    default to the claim module's ``TOLERANCE = (rel, abs)`` where it declares one, else (1e-3, 1e-4).
 
     ``intervals``: 95% bootstrap intervals over the claim's stimuli (``probes.stats.mean_ci`` and friends), in the
     shape of the numbers (``{"mean_logit_diff": [lo, hi], "top_heads": [{"delta": [lo, hi]}, ...]}``);

@@ -4,7 +4,7 @@ from __future__ import annotations
 import json
 
 from probes import compare, drift, drift_text, roles
-from probes import verdicts as V
+from probes import verdicts
 from probes.render import cells, text
 from probes.results import ClaimResult
 
@@ -108,11 +108,11 @@ def test_cells_are_short_and_the_table_sorts_by_severity():
     big = dict(OLD, top_heads=heads(("1.1", -3.0), ("2.2", 1.0), ("3.3", -1.0), ("4.4", 0.5), ("5.5", 0.1)))
     small = dict(OLD, top_heads=heads(("20.0", -5.3), ("24.4", 3.60), ("23.3", -3.22), ("17.4", -1.3941),
                                        ("24.5", 1.282)))
-    layers = [res("grammar.laminar", V.MOVED, OLD, dict(OLD, top_heads=heads(("20.0", -5.25 * f), ("24.4", 3.60),
+    layers = [res("grammar.laminar", verdicts.MOVED, OLD, dict(OLD, top_heads=heads(("20.0", -5.25 * f), ("24.4", 3.60),
                   ("23.3", -3.22), ("17.4", -1.3941), ("24.5", 1.282))), layer=i) for i, f in enumerate([1.004, 1.013, 1.002])]
-    layers.append(res("grammar.laminar", V.HOLDS, layer=3))
-    results = layers + [res("ioi.behaviour", V.MOVED, OLD, small), res("ioi.head_patching", V.MOVED, OLD, big),
-                        res("ioi.head_norms", V.HOLDS), res("ioi.head_silencing", V.BROKEN)]
+    layers.append(res("grammar.laminar", verdicts.HOLDS, layer=3))
+    results = layers + [res("ioi.behaviour", verdicts.MOVED, OLD, small), res("ioi.head_patching", verdicts.MOVED, OLD, big),
+                        res("ioi.head_norms", verdicts.HOLDS), res("ioi.head_silencing", verdicts.BROKEN)]
     _, rows = cells.table(results)
     assert [r[0] for r in rows] == ["ioi.head_silencing", "ioi.head_patching", "grammar.laminar", "ioi.behaviour",
                                     "ioi.head_norms"]
@@ -123,7 +123,7 @@ def test_cells_are_short_and_the_table_sorts_by_severity():
     assert cell["grammar.laminar"].endswith("holds 1/4")
     lines = text.terminal_lines(results, 6, "artifacts/report.md")
     assert "  large  ioi.head_patching x m@v2: top_k_share 0.8 (was 0.8); top_heads: 0 kept, +5, -5" in lines
-    assert lines[-2:] == ["every moved number: artifacts/report.md", f"exit status 6: {V.EXIT_MEANING[6]}"]
+    assert lines[-2:] == ["every moved number: artifacts/report.md", f"exit status 6: {verdicts.EXIT_MEANING[6]}"]
 
 
 def test_records_keyed_by_a_recurring_token_match_by_occurrence():
@@ -198,10 +198,10 @@ def test_a_cell_names_each_number_and_percentage_and_prints_counts_as_integers()
     ids = drift.Drift(moves=[drift.Move("top", roles.IDENTITY, "set", ["L3.N7", "a", "b", "c", "d"], ["L3.N7", "a", "b", "x",
                                                                                          "y"], sig=False)],
                   identities=[drift.IdentitySet("top", 5, 5, 3, ["x", "y"], ["c", "d"])], has_effect=True)
-    one = ClaimResult("grammar.neurons", "m@ft", V.NOISE, baseline="m", drift=ids,
+    one = ClaimResult("grammar.neurons", "m@ft", verdicts.NOISE, baseline="m", drift=ids,
                       headline=num("n_sig", 1402, [1381.0, 1421.975], 1417, [1394.975, 1437.025]),
                       largest=num("top[L3.N7].t", -30.5, [-33.1, -28.6], -28.0, [-30.0, -26.1]))
-    layers = [ClaimResult("grammar.laminar", "m@ft", V.MOVED, baseline="m", layer=layer,
+    layers = [ClaimResult("grammar.laminar", "m@ft", verdicts.MOVED, baseline="m", layer=layer,
                           headline=num("r_split", 0.9, [0.88, 0.92], 0.9 * f, [0.87, 0.93]), drift=drift.Drift())
               for layer, f in ((0, 1.01), (1, 1.2), (2, 0.99))]
     _, rows = cells.table([one] + layers)
@@ -212,7 +212,7 @@ def test_a_cell_names_each_number_and_percentage_and_prints_counts_as_integers()
     assert cell["grammar.laminar"] == ("holds but changed 3/3 layers, most: L1 r_split 0.9 [0.88, 0.92] (was 1.08 "
                                         "[0.87, 0.93], -16.7%)")
     # a registry model whose numbers did not move: the headline alone
-    same = ClaimResult("grammar.neurons", "m", V.HOLDS, headline=one.headline)
+    same = ClaimResult("grammar.neurons", "m", verdicts.HOLDS, headline=one.headline)
     assert cells.cell([same]) == "holds: n_sig 1402 [1381, 1422]"
     # the result crosses xdist and report.json as JSON and comes back equal
     assert ClaimResult.from_json(json.loads(json.dumps(one.to_json()))) == one

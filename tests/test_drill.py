@@ -13,7 +13,7 @@ from pathlib import Path
 import pytest
 
 from probes import devices
-from probes import verdicts as V
+from probes import verdicts
 from probes.results import ClaimResult
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,12 +37,12 @@ def test_candidates_beside_the_baseline_get_verdicts_and_exit_status(versions, t
                f"gpt2-organism,gpt2-organism={versions['drifted']},gpt2-organism={versions['damaged']}")
     assert r.returncode == 1, r.stdout[-3000:]  # the damaged version broke a claim
     res = {x["model"]: x for x in report(tmp_path)["results"]}
-    assert res["gpt2-organism"]["verdict"] == V.HOLDS
+    assert res["gpt2-organism"]["verdict"] == verdicts.HOLDS
     # 2% weight noise moves the behaviour by about 1%, inside the recorded 95% interval: noise, not a change
-    assert res["gpt2-organism@drifted"]["verdict"] == V.NOISE
+    assert res["gpt2-organism@drifted"]["verdict"] == verdicts.NOISE
     h = res["gpt2-organism@drifted"]["headline"]
     assert h["old_ci"][0] <= h["value"] <= h["old_ci"][1] and h["value"] != h["old"]
-    assert res["gpt2-organism@damaged"]["verdict"] == V.BROKEN and "IO>S on" in res["gpt2-organism@damaged"]["message"]
+    assert res["gpt2-organism@damaged"]["verdict"] == verdicts.BROKEN and "IO>S on" in res["gpt2-organism@damaged"]["message"]
     # a broken claim shows its numbers: its headline effect with its interval beside the recorded one, every
     # moved number compared with the snapshot (never recorded), and its figure
     dmg = res["gpt2-organism@damaged"]
@@ -67,21 +67,21 @@ def test_candidates_beside_the_baseline_get_verdicts_and_exit_status(versions, t
     assert line in r.stdout and not any(m in r.stdout for m in moved)
     md = (tmp_path / "art" / "report.md").read_text()
     assert all(m in md for m in moved) and f"every moved number: {tmp_path / 'art' / 'report.md'}" in r.stdout
-    assert V.NOISE in r.stdout and "exit status 1" in r.stdout
+    assert verdicts.NOISE in r.stdout and "exit status 1" in r.stdout
     # pytest's own tally agrees with the verdicts: the drifted claim holds, it is not a failure
     import re
     assert re.search(r"1 failed, 2 passed, \d+ deselected in", r.stdout.splitlines()[-1]), r.stdout[-300:]
     # only the drifted candidate: within noise -> exit 0; with significance "floor" (any move beyond the float
     # floor counts, as this project's own CI runs) the same moves are a change -> exit 6
     r = claims(tmp_path, "-k", "behaviour", "--models", f"gpt2-organism={versions['drifted']}")
-    assert r.returncode == 0 and report(tmp_path)["results"][0]["verdict"] == V.NOISE, r.stdout[-3000:]
+    assert r.returncode == 0 and report(tmp_path)["results"][0]["verdict"] == verdicts.NOISE, r.stdout[-3000:]
     r = claims(tmp_path, "-k", "behaviour", "--models", f"gpt2-organism={versions['drifted']}", "--significance=floor")
-    assert r.returncode == V.EXIT_DRIFT and report(tmp_path)["results"][0]["verdict"] == V.MOVED, r.stdout[-3000:]
+    assert r.returncode == verdicts.EXIT_DRIFT and report(tmp_path)["results"][0]["verdict"] == verdicts.MOVED, r.stdout[-3000:]
     assert re.search(r"1 changed in", r.stdout.splitlines()[-1]), r.stdout[-300:]
     # the recorded model itself as a candidate reproduces its snapshot -> exit 0
     r = claims(tmp_path, "-k", "behaviour", "--models", "gpt2-organism=fixtures/organisms/gpt2-organism")
     assert r.returncode == 0, r.stdout[-3000:]
-    assert report(tmp_path)["results"][0]["verdict"] == V.HOLDS
+    assert report(tmp_path)["results"][0]["verdict"] == verdicts.HOLDS
 
 
 def test_figures_are_written_before_the_snapshot_comparison(tmp_path):
@@ -90,9 +90,9 @@ def test_figures_are_written_before_the_snapshot_comparison(tmp_path):
     snaps = tmp_path / "empty-snapshots"
     snaps.mkdir()
     r = claims(tmp_path, "-k", "behaviour", "--models", "gpt2-organism", snaps=snaps)
-    assert r.returncode == V.EXIT_DRIFT, r.stdout[-3000:]
+    assert r.returncode == verdicts.EXIT_DRIFT, r.stdout[-3000:]
     (res,) = report(tmp_path)["results"]
-    assert res["verdict"] == V.UNRECORDED
+    assert res["verdict"] == verdicts.UNRECORDED
     fig = tmp_path / "art" / "gpt2-organism" / "ioi.behaviour.png"
     assert fig.is_file() and str(fig) in res["figures"] and "figures written: 1" in r.stdout
     assert not any(snaps.iterdir())
@@ -129,7 +129,7 @@ def test_half_precision_run_is_compared_with_the_float32_snapshot(tmp_path):
     (res,) = report(tmp_path)["results"]
     assert res["model"] == "gpt2-organism-bfloat16"
     assert res["snapshot"] == f"snapshots/test_ioi/{BEHAVIOUR}[gpt2-organism].json"
-    assert res["verdict"] == V.HOLDS and r.returncode == 0, r.stdout[-3000:]  # within the measured bfloat16 floors
+    assert res["verdict"] == verdicts.HOLDS and r.returncode == 0, r.stdout[-3000:]  # within the measured bfloat16 floors
     assert res["against"] == "float32 snapshot, bfloat16 floors"
     assert "judged by the bfloat16 noise floors measured against them" in r.stdout
     assert f"(was {res['headline']['old']:.3g} [" in r.stdout  # the recorded float32 value beside the measured one
@@ -152,12 +152,12 @@ def test_a_bfloat16_recording_is_its_own_snapshot(tmp_path):
     (res,) = report(tmp_path)["results"]
     assert res["snapshot"].endswith(f"{BEHAVIOUR}[gpt2-organism-bfloat16].json"), res["snapshot"]
     # recorded without floors: judged by the declared half-precision tolerance until calibrate.py measures them
-    assert res["verdict"] == V.HOLDS and r.returncode == 0, r.stdout[-3000:]
+    assert res["verdict"] == verdicts.HOLDS and r.returncode == 0, r.stdout[-3000:]
     assert res["against"].startswith("bfloat16 snapshot, no bfloat16 floors measured")
     assert "1 with their own bfloat16 snapshots; 1 of them without measured bfloat16 floors" in r.stdout
     r = claims(tmp_path, "-k", "behaviour", "--models", "gpt2-organism", snaps=snaps)
     (res,) = report(tmp_path)["results"]
-    assert res["snapshot"].endswith(f"{BEHAVIOUR}[gpt2-organism].json") and res["verdict"] == V.HOLDS
+    assert res["snapshot"].endswith(f"{BEHAVIOUR}[gpt2-organism].json") and res["verdict"] == verdicts.HOLDS
 
 
 def chromium() -> str | None:
@@ -177,7 +177,7 @@ def test_html_report_renders_in_a_headless_browser(versions, tmp_path):
              "--disable-background-networking", "--disable-extensions", f"--user-data-dir={tmp_path / 'profile'}"]
     dom = subprocess.run(flags + ["--virtual-time-budget=5000", "--dump-dom", page.as_uri()],
                          capture_output=True, text=True, timeout=120).stdout
-    assert "id=\"verdicts\"" in dom and "gpt2-organism@drifted" in dom and V.MOVED in dom
+    assert "id=\"verdicts\"" in dom and "gpt2-organism@drifted" in dom and verdicts.MOVED in dom
     import re
     m = re.search(r'data-figures="(\d+)" data-figures-loaded="(\d+)"', dom)
     # every embedded figure decoded: 2 claims x 2 models, and per claim its effect across the two models and its
@@ -199,25 +199,25 @@ def test_verdicts_classify_and_exit_status():
     class Exc:
         def __init__(self, e):
             self.value = e
-    assert V.classify("setup", "failed", None, None, False) == V.ERROR
-    assert V.classify("call", "skipped", None, "registry: ...", False) == V.KNOWN
-    assert V.classify("call", "failed", None, None, True) == V.NEWLY
-    assert V.classify("call", "failed", Exc(AssertionError("x")), None, False) == V.BROKEN
+    assert verdicts.classify("setup", "failed", None, None, False) == verdicts.ERROR
+    assert verdicts.classify("call", "skipped", None, "registry: ...", False) == verdicts.KNOWN
+    assert verdicts.classify("call", "failed", None, None, True) == verdicts.NEWLY
+    assert verdicts.classify("call", "failed", Exc(AssertionError("x")), None, False) == verdicts.BROKEN
     from probes.errors import PreconditionFailed
-    assert V.classify("call", "failed", Exc(PreconditionFailed("no IOI")), None, False) == V.PRECONDITION
-    assert V.classify("call", "passed", None, None, False, V.MOVED) == V.MOVED  # a drift is not a failure
-    assert V.classify("call", "passed", None, None, False, V.UNRECORDED) == V.UNRECORDED
-    assert V.classify("call", "passed", None, None, False) == V.HOLDS
-    assert V.classify("call", "failed", Exc(RuntimeError("x")), None, False) == V.ERROR
+    assert verdicts.classify("call", "failed", Exc(PreconditionFailed("no IOI")), None, False) == verdicts.PRECONDITION
+    assert verdicts.classify("call", "passed", None, None, False, verdicts.MOVED) == verdicts.MOVED  # a drift is not a failure
+    assert verdicts.classify("call", "passed", None, None, False, verdicts.UNRECORDED) == verdicts.UNRECORDED
+    assert verdicts.classify("call", "passed", None, None, False) == verdicts.HOLDS
+    assert verdicts.classify("call", "failed", Exc(RuntimeError("x")), None, False) == verdicts.ERROR
     def r(v):
         return ClaimResult("c", "m", v)
-    drift = [r(V.MOVED), r(V.HOLDS)]
-    assert V.exit_status(0, drift, 0) == 6
-    assert V.exit_status(0, drift, 1) == 0 and V.exit_status(1, drift, 1) == 1  # a failure outside the claims
-    assert V.exit_status(1, drift + [r(V.BROKEN)], 0) == 1
-    assert V.exit_status(0, [r(V.KNOWN)], 0) == 0
-    assert V.exit_status(0, [r(V.NOISE), r(V.HOLDS)], 0) == 0  # within noise: exit 0
-    assert not any("," in v for v in V.ORDER)  # verdict names never contain a comma
+    drift = [r(verdicts.MOVED), r(verdicts.HOLDS)]
+    assert verdicts.exit_status(0, drift, 0) == 6
+    assert verdicts.exit_status(0, drift, 1) == 0 and verdicts.exit_status(1, drift, 1) == 1  # a failure outside the claims
+    assert verdicts.exit_status(1, drift + [r(verdicts.BROKEN)], 0) == 1
+    assert verdicts.exit_status(0, [r(verdicts.KNOWN)], 0) == 0
+    assert verdicts.exit_status(0, [r(verdicts.NOISE), r(verdicts.HOLDS)], 0) == 0  # within noise: exit 0
+    assert not any("," in v for v in verdicts.ORDER)  # verdict names never contain a comma
 
 
 def test_xdist_workers_spread_over_gpus(monkeypatch):
@@ -238,6 +238,6 @@ def test_a_lost_precondition_is_named_apart_from_a_failed_finding(versions, tmp_
     r = claims(tmp_path, "-k", "few_heads", "--models", f"gpt2-organism={versions['damaged']}")
     assert r.returncode == 1, r.stdout[-3000:]
     (res,) = report(tmp_path)["results"]
-    assert res["verdict"] == V.PRECONDITION and "the model shows no IOI to patch" in res["message"]
+    assert res["verdict"] == verdicts.PRECONDITION and "the model shows no IOI to patch" in res["message"]
     assert res["figures"] and res["headline"]["path"] == "top_k_share"
-    assert f"1 {V.PRECONDITION}" in r.stdout and "PreconditionFailed" in r.stdout
+    assert f"1 {verdicts.PRECONDITION}" in r.stdout and "PreconditionFailed" in r.stdout

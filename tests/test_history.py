@@ -14,10 +14,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from probes import history as H
+from probes import history
 from probes.render import plots
 from probes.results import ClaimResult, RunInfo
-from probes import verdicts as V
+from probes import verdicts
 
 ROOT = Path(__file__).resolve().parents[1]
 WORKFLOW = ROOT / ".github" / "workflows" / "nightly.yml"
@@ -66,12 +66,12 @@ def test_history_over_three_versions_is_appended_and_plotted(versions, tmp_path)
     assert len(set(hashes)) == 3 and all(re.fullmatch("[0-9a-f]{64}", h) for h in hashes)
     assert all(r["packages"]["torch"] and r["device"] and r["dtype"] == "float32" and r["command"] for r in runs)
     beh = [next(x for x in r["results"] if x["claim"] == "ioi.behaviour") for r in runs]
-    assert [b["verdict"] for b in beh] == [V.HOLDS, V.NOISE, V.BROKEN]
+    assert [b["verdict"] for b in beh] == [verdicts.HOLDS, verdicts.NOISE, verdicts.BROKEN]
     assert beh[0]["roles"]["accuracy"] == "effect" and beh[0]["numbers"]["n_prompts"] > 20
     assert beh[1]["drift"]["summary"].startswith("effect ")
     # the trend: one point per run in each claim's lineage, the damaged run's break marked
-    pts = H.points([H.as_run(r) for r in runs])["ioi.behaviour"]["gpt2-organism"]
-    assert [p["verdict"] for p in pts] == [V.HOLDS, V.NOISE, V.BROKEN] and "mean_logit_diff" in pts[0]["values"]
+    pts = history.points([history.as_run(r) for r in runs])["ioi.behaviour"]["gpt2-organism"]
+    assert [p["verdict"] for p in pts] == [verdicts.HOLDS, verdicts.NOISE, verdicts.BROKEN] and "mean_logit_diff" in pts[0]["values"]
     # a broken claim hands its numbers before its criterion decides: a point inside its band, far below the others
     assert pts[2]["values"]["mean_logit_diff"] < 0.1 * pts[0]["values"]["mean_logit_diff"]
     page = tmp_path / "art" / "report.html"
@@ -85,7 +85,7 @@ def test_history_over_three_versions_is_appended_and_plotted(versions, tmp_path)
 
 def _append_many(folder: str, tag: str, n: int) -> None:
     for i in range(n):
-        H.append(Path(folder), {"tag": tag, "i": i, "results": [], "pad": "x" * 20000})  # lines far over a pipe buffer
+        history.append(Path(folder), {"tag": tag, "i": i, "results": [], "pad": "x" * 20000})  # lines far over a pipe buffer
 
 
 def test_concurrent_runs_append_whole_lines(tmp_path):
@@ -95,20 +95,20 @@ def test_concurrent_runs_append_whole_lines(tmp_path):
         p.start()
     for p in ps:
         p.join(60)
-    runs, bad = H.load(tmp_path)
+    runs, bad = history.load(tmp_path)
     assert not bad and len(runs) == 80
     for t in "ab":  # each writer's lines whole and in its order
         assert [r.record["i"] for r in runs if r.record["tag"] == t] == list(range(40))
 
 
 def test_a_damaged_history_line_is_named_and_left_alone(tmp_path):
-    H.append(tmp_path, {"when": "1", "results": []})
+    history.append(tmp_path, {"when": "1", "results": []})
     with open(tmp_path / "history.jsonl", "ab") as f:
         f.write(b'{"when": "2", "resu\n')  # e.g. a disk filled up mid-line, written by another tool
         f.write(b'{"when": "2b", "results": "of another format"}\n')  # or a line of another format
-    H.append(tmp_path, {"when": "3", "results": []})
+    history.append(tmp_path, {"when": "3", "results": []})
     before = (tmp_path / "history.jsonl").read_bytes()
-    runs, bad = H.load(tmp_path)
+    runs, bad = history.load(tmp_path)
     assert [r.when for r in runs] == ["1", "3"] and bad == [
         f"{tmp_path / 'history.jsonl'}:2 is not a JSON line (left as it is, not plotted)",
         f"{tmp_path / 'history.jsonl'}:3 is not a run of this history format (an object with 'results', each with "
@@ -161,12 +161,12 @@ def test_training_trajectory_shows_when_findings_emerge(tmp_path):
                                                                         .read_text())["results"]}
     ioi = [res[("ioi.behaviour", f"step-{s}")]["verdict"] for s in steps]
     size = [res[("neuron.behaviour", f"step-{s}")]["verdict"] for s in steps]
-    assert ioi == [V.BROKEN, V.BROKEN, V.MOVED, V.MOVED], ioi
-    assert size == [V.MOVED] * 4, size
+    assert ioi == [verdicts.BROKEN, verdicts.BROKEN, verdicts.MOVED, verdicts.MOVED], ioi
+    assert size == [verdicts.MOVED] * 4, size
     assert "IO>S on" in res[("ioi.behaviour", "step-900")]["message"]
     rep = json.loads((tmp_path / "art" / "report.json").read_text())
     results = [ClaimResult.from_json(x) for x in rep["results"]]
-    pts = H.points([H.as_run(H.run_record(results, RunInfo.from_json(rep["meta"]), rep["exit_status"]))])
+    pts = history.points([history.as_run(history.run_record(results, RunInfo.from_json(rep["meta"]), rep["exit_status"]))])
     assert [p["x"] for p in pts["neuron.behaviour"]["gpt2-organism"]] == [f"step-{s}" for s in steps]
     acc = [p["values"].get("templated_accuracy") for p in pts["neuron.behaviour"]["gpt2-organism"]]
     assert all(a is not None and a >= 0.9 for a in acc)
@@ -177,21 +177,21 @@ def test_training_trajectory_shows_when_findings_emerge(tmp_path):
 def test_trend_points_line_up_by_run_across_models_and_candidates():
     """Several models over several runs share one x axis (one slot per run); candidates of one lineage within a run
     take one slot each, in the order given."""
-    def res(model, v, verdict=V.HOLDS, baseline=None):
+    def res(model, v, verdict=verdicts.HOLDS, baseline=None):
         return {"claim": "c", "model": model, "baseline": baseline, "verdict": verdict, "layer": None,
                 "numbers": {"e": v, "top": [{"id": "a", "d": -v}, {"id": "b", "d": v}]},
                 "roles": {"e": "effect", "top[].d": "effect", "top[].id": "identity"}}
     runs = [{"when": "2026-12-01 03:17", "models": ["m1", "m2"], "results": [res("m1", 1.0), res("m2", 2.0)]},
             {"when": "2026-12-02 03:17", "models": ["m2", "m1"],
-             "results": [res("m1", 1.1), res("m2", 0.0, V.BROKEN)]}]
-    runs = [H.as_run(r) for r in runs]
-    pts = H.points(runs)["c"]
+             "results": [res("m1", 1.1), res("m2", 0.0, verdicts.BROKEN)]}]
+    runs = [history.as_run(r) for r in runs]
+    pts = history.points(runs)["c"]
     assert [p["slot"] for p in pts["m1"]] == [(0, 0), (1, 0)] and [p["slot"] for p in pts["m2"]] == [(0, 0), (1, 0)]
-    assert pts["m1"][1]["values"] == {"e": 1.1, "mean |top.d|": 1.1} and pts["m2"][1]["verdict"] == V.BROKEN
+    assert pts["m1"][1]["values"] == {"e": 1.1, "mean |top.d|": 1.1} and pts["m2"][1]["verdict"] == verdicts.BROKEN
     one = [{"when": "2026-12-02", "models": ["m1", "m1@ckpt-a", "m1@ckpt-b"],
             "results": [res("m1@ckpt-b", 3.0, baseline="m1"), res("m1", 1.0), res("m1@ckpt-a", 2.0, baseline="m1")]}]
-    one = [H.as_run(r) for r in one]
-    pts = H.points(one)["c"]["m1"]
+    one = [history.as_run(r) for r in one]
+    pts = history.points(one)["c"]["m1"]
     assert [(p["x"], p["values"]["e"]) for p in pts] == [("m1", 1.0), ("ckpt-a", 2.0), ("ckpt-b", 3.0)]
     assert set(plots.trends(runs)) == {"c"} and set(plots.trends(one)) == {"c"}
 
@@ -220,8 +220,8 @@ def test_version_2_reports_and_history_lines_still_merge_and_plot(tmp_path):
     assert "mean_logit_diff: 4.754802 -> 4.690499 (moved -0.0643: -1.4% of its recorded value, 13.2x tolerance)" \
         in md  # the move's line, rewritten from its data (version 2 kept the recorded interval only in its text)
     # as a history line (a version-2 history has no version field): it plots
-    H.append(tmp_path / "hist", {k: v for k, v in {**v2, "version": None}.items() if k != "version"} | {
+    history.append(tmp_path / "hist", {k: v for k, v in {**v2, "version": None}.items() if k != "version"} | {
         "when": v2["meta"]["when"], "models": v2["meta"]["models"]})
-    runs, bad = H.load(tmp_path / "hist")
+    runs, bad = history.load(tmp_path / "hist")
     assert not bad and len(runs) == 1
-    assert H.points(runs)["ioi.behaviour"]["smollm2-135m"][0]["values"]["mean_logit_diff"] > 4
+    assert history.points(runs)["ioi.behaviour"]["smollm2-135m"][0]["values"]["mean_logit_diff"] > 4
