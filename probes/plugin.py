@@ -309,8 +309,8 @@ def pytest_runtest_makereport(item, call):
     exc = call.excinfo
     if exc is not None and isinstance(exc.value, ProbeError) and not _session(item.config).opt.fulltrace:
         rep.longrepr = f"{exc.typename}: {exc.value}"  # a checked input: its message names the fix, no traceback
-    cs = getattr(getattr(item, "callspec", None), "params", {})
-    if item.get_closest_marker("claim") is None or cs.get("model_id") is None:
+    params = getattr(getattr(item, "callspec", None), "params", {})
+    if item.get_closest_marker("claim") is None or params.get("model_id") is None:
         return rep
     in_call = rep.when == "call"
     if rep.when == "setup":
