@@ -2,17 +2,9 @@
 judgement (significance, severity). probes/compare.py finds the moves (walking a snapshot by the roles of
 probes/roles.py); probes/drift_text.py words them.
 
-A claim's numbers have **roles** (declared with ``claim_snapshot(data, effect=[...], identity=[...])``):
+A claim's numbers have **roles** (effect, identity, diagnostic: probes/roles.py, which also parses their paths).
 
-- *effect*: the numbers the finding is about (an IOI logit difference, the top heads' deltas, a top-k share, a
-  restoration);
-- *identity*: which components (heads, neurons, layers, tokens). A list of plain ids (``"significant_layers"``)
-  compares as a set with ranks; a field of a list of records (``"top_heads[].head"``) keys that list, so its records
-  are matched by id, never by position;
-- *diagnostic*: everything else (null quantiles, counts, p-values, sizes).
-
-Paths name keys with dots and list elements with ``[]``: ``"gap"``, ``"mean_norm_by_layer"`` (and everything under
-it), ``"top_heads[].delta"``. :func:`diff` returns a :class:`Drift`: every move beyond tolerance (a value with its
+:func:`probes.compare.diff` returns a :class:`Drift`: every move beyond tolerance (a value with its
 change in percent of its own recorded value and in units of the tolerance, a set with the ids that entered or
 left), the identity overlap of every id list, and one line for the claim (``effect -7% (top_heads: 7 kept, +1,
 -1)``). A pure reorder of components is a rank change inside an unchanged set, never a change of sign or of
@@ -63,7 +55,7 @@ LARGE_LOSS = 0.25                        # fraction of an id set that left
 class Move:
     """One change beyond tolerance (the larger of the declared one and FLOOR_K x the number's noise floor).
     ``pct``: the change in percent of the number's own recorded value; ``tol``: the change in units of that
-    tolerance; ``sig``: whether it is significant (see :func:`diff`); ``width``: the change in half-widths of
+    tolerance; ``sig``: whether it is significant (see :func:`probes.compare.diff`); ``width``: the change in half-widths of
     the recorded interval; ``interval``: the recorded interval. Data only: :func:`probes.drift_text.move_text` writes
     the line."""
     path: str
